@@ -1,0 +1,11 @@
+//! Instruction-set paths: detection once per process, forcing by option or `CONVKIT_ISA`, and
+//! the FMA throughput probe that defines "% of peak" in the bench.
+//!
+//! Kernels are compiled for several paths in one binary (no `-C target-cpu=native`): the
+//! portable path on `wide`, and AVX2+FMA / AVX-512 through `std::arch` inside
+//! `#[target_feature]` functions that the planner picks once with [`select`].
+
+mod detect;
+pub mod peak;
+
+pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};

@@ -1,0 +1,200 @@
+//! The oracle: one algorithm, one ISA path, one problem, against the f64 reference.
+
+use crate::{ConvProblem, Values};
+use convkit_core::{Accuracy, Activation, ConvAlgorithm, ConvError, ConvShape, Element, Isa, PlanRequest};
+use convkit_reference::exact_output;
+use std::fmt;
+
+/// What a passing check measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CheckReport {
+    /// Outputs compared.
+    pub outputs: usize,
+    /// Largest `|y − exact|` over all outputs.
+    pub max_abs_error: f64,
+    /// Largest `|y − exact| / (Σ|x·w| + |bias|)`: the figure the bench reports.
+    pub max_relative_error: f64,
+    /// Largest error as a fraction of the allowed bound (≤ 1 when passing).
+    pub max_bound_use: f64,
+}
+
+/// Result of a check that did not fail.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckOutcome {
+    /// Every output within bound (and bit-exact where required).
+    Passed(CheckReport),
+    /// The algorithm declines this problem, with its reason.
+    Unsupported(String),
+    /// The algorithm has no code for this ISA path (another path covers it).
+    NoPathFor(Isa),
+}
+
+/// A failed check: what went wrong, on which problem.
+#[derive(Clone, Debug)]
+pub struct CheckFailure {
+    /// The human-readable reason.
+    pub message: String,
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CheckFailure {}
+
+fn fail(message: String) -> CheckFailure {
+    CheckFailure { message }
+}
+
+/// Runs `algorithm` on `isa` for `problem` with element type `T` and checks every output.
+///
+/// The output starts NaN-filled and the scratch NaN-filled, so an unwritten output or a
+/// scratch assumed zeroed shows up; the plan is run twice and must give identical bits.
+pub fn check_impl<T: Element>(
+    algorithm: &dyn ConvAlgorithm<T>,
+    isa: Isa,
+    problem: &ConvProblem,
+) -> Result<CheckOutcome, CheckFailure> {
+    let context = |what: String| {
+        fail(format!(
+            "{} on {isa} with {}: {what}\nproblem: {problem:?}",
+            algorithm.algorithm().name(),
+            T::NAME
+        ))
+    };
+    if convkit_simd::resolve(algorithm.isas(), isa) != isa {
+        return Ok(CheckOutcome::NoPathFor(isa));
+    }
+    let shape = problem.shape();
+    let unsupported = |error: ConvError| match error {
+        ConvError::Unsupported { reason, .. } => Ok(CheckOutcome::Unsupported(reason)),
+        other => Err(context(format!("unexpected error {other}"))),
+    };
+    if let Err(error) = algorithm.cost(&shape, isa) {
+        return unsupported(error);
+    }
+
+    let input = problem.input::<T>();
+    let weights = problem.weights::<T>();
+    let bias = problem.bias::<T>();
+    let request = PlanRequest::new(&problem.spec, &weights, bias.as_deref(), problem.activation, isa)
+        .map_err(|e| context(format!("plan request rejected: {e}")))?;
+    let plan = match algorithm.prepare(&request) {
+        Ok(plan) => plan,
+        Err(error) => return unsupported(error),
+    };
+    if plan.isa() != isa || plan.algorithm() != algorithm.algorithm() {
+        return Err(context(format!(
+            "plan reports {:?} on {}",
+            plan.algorithm(),
+            plan.isa()
+        )));
+    }
+
+    let mut output = vec![T::nan(); shape.output_len()];
+    let mut scratch = vec![f32::NAN; plan.scratch_len()];
+    plan.run(&input, &mut output, &mut scratch)
+        .map_err(|e| context(format!("run failed: {e}")))?;
+    let report = compare_with_reference(
+        &shape,
+        &input,
+        &weights,
+        bias.as_deref(),
+        problem.activation,
+        algorithm.accuracy(&shape),
+        problem.values == Values::Integer,
+        &output,
+    )
+    .map_err(|e| context(e.message))?;
+
+    let mut again = vec![T::nan(); shape.output_len()];
+    scratch.fill(f32::NAN);
+    plan.run(&input, &mut again, &mut scratch)
+        .map_err(|e| context(format!("second run failed: {e}")))?;
+    if let Some(index) = (0..output.len()).find(|&i| !same_bits(output[i], again[i])) {
+        return Err(context(format!(
+            "second run differs at output {index} {:?}: {:?} then {:?}",
+            shape.output_coords(index),
+            output[index],
+            again[index]
+        )));
+    }
+    Ok(CheckOutcome::Passed(report))
+}
+
+fn same_bits<T: Element>(a: T, b: T) -> bool {
+    a.to_f64_exact().to_bits() == b.to_f64_exact().to_bits()
+}
+
+/// Compares computed `output` with the f64 reference, output by output.
+///
+/// Allowed error: `accuracy.relative_bound · L · (Σ|x·w| + |bias|)` where `L` is the
+/// activation's Lipschitz constant, plus one rounding to `T` (`u_T·|exact|` and half a
+/// subnormal). With `integer_data` and an exact algorithm, each output must equal the exact
+/// value rounded once to `T`. NaN must match NaN, infinities must match exactly.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_with_reference<T: Element>(
+    shape: &ConvShape,
+    input: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    activation: Activation,
+    accuracy: Accuracy,
+    integer_data: bool,
+    output: &[T],
+) -> Result<CheckReport, CheckFailure> {
+    let lipschitz = match activation {
+        Activation::LeakyRelu(slope) => f64::from(slope.abs()).max(1.0),
+        _ => 1.0,
+    };
+    let mut report = CheckReport {
+        outputs: output.len(),
+        max_abs_error: 0.0,
+        max_relative_error: 0.0,
+        max_bound_use: 0.0,
+    };
+    for (index, &computed) in output.iter().enumerate() {
+        let coords = shape.output_coords(index);
+        let exact = exact_output(shape, input, weights, bias, coords);
+        let expected = activation.apply_f64(exact.sum);
+        let got = computed.to_f64_exact();
+        let where_ = || format!("output {index} (n, k, y, x) = {coords:?}");
+        if !expected.is_finite() || !got.is_finite() {
+            let agree = (expected.is_nan() && got.is_nan()) || expected == got;
+            if !agree {
+                return Err(fail(format!("{}: got {got}, expected {expected}", where_())));
+            }
+            continue;
+        }
+        let error = (got - expected).abs();
+        let bound = accuracy.relative_bound * lipschitz * exact.magnitude
+            + T::UNIT_ROUNDOFF * expected.abs()
+            + T::MIN_POSITIVE_SUBNORMAL;
+        if !(error <= bound) {
+            return Err(fail(format!(
+                "{}: got {got:e}, expected {expected:e}, error {error:e} exceeds bound {bound:e} \
+                 (Σ|x·w| = {:e}, relative bound {:e})",
+                where_(),
+                exact.magnitude,
+                accuracy.relative_bound
+            )));
+        }
+        if integer_data && accuracy.exact_on_integers {
+            let rounded = T::from_f64_rounded(expected).to_f64_exact();
+            if got != rounded {
+                return Err(fail(format!(
+                    "{}: integer data must be exact: got {got}, expected {rounded}",
+                    where_()
+                )));
+            }
+        }
+        report.max_abs_error = report.max_abs_error.max(error);
+        if exact.magnitude > 0.0 {
+            report.max_relative_error = report.max_relative_error.max(error / exact.magnitude);
+        }
+        report.max_bound_use = report.max_bound_use.max(error / bound);
+    }
+    Ok(report)
+}

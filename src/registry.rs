@@ -1,0 +1,28 @@
+//! Which algorithms exist for which element type.
+
+use convkit_core::{ConvAlgorithm, Element};
+use convkit_reference::Reference;
+
+/// Element types convkit can plan for, each with its registry of algorithms.
+pub trait Registered: Element {
+    /// Every algorithm implemented for this element type.
+    fn registered() -> Vec<&'static dyn ConvAlgorithm<Self>>;
+}
+
+macro_rules! register {
+    ($($element:ty),*) => {$(
+        impl Registered for $element {
+            fn registered() -> Vec<&'static dyn ConvAlgorithm<$element>> {
+                vec![&Reference]
+            }
+        }
+    )*};
+}
+
+register!(f32, f64, half::f16, half::bf16);
+
+/// Every algorithm registered for `T`: what `Algorithm::Auto` chooses from, and what the
+/// conformance suite and the `differential` fuzz target check.
+pub fn algorithms<T: Registered>() -> Vec<&'static dyn ConvAlgorithm<T>> {
+    T::registered()
+}
