@@ -3,7 +3,7 @@
 
 use crate::{CheckOutcome, check_impl, conv_problem};
 use convkit_core::{ConvAlgorithm, Element, Isa};
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use std::cell::Cell;
 
 /// What one conformance run covered.
@@ -33,14 +33,14 @@ fn skip_reason<T: Element>(algorithm: &dyn ConvAlgorithm<T>, isa: Isa) -> Option
 
 /// Runs the property test for `algorithm` on `isa` over generated problems (count from
 /// `PROPTEST_CASES`, default 256), printing which path ran or why it was skipped.
-/// `source_file` places failure seeds under `proptest-regressions/`.
+/// Failing seeds are saved to `regressions_file` and replayed first on every later run.
 ///
 /// Panics (fails the test) with the minimized failing problem, or when every generated problem
 /// was unsupported (a suite that checks nothing proves nothing).
 pub fn run_conformance<T: Element>(
     algorithm: &dyn ConvAlgorithm<T>,
     isa: Isa,
-    source_file: &'static str,
+    regressions_file: &'static str,
 ) -> Option<SuiteSummary> {
     let name = algorithm.algorithm().name();
     if let Some(reason) = skip_reason(algorithm, isa) {
@@ -50,7 +50,7 @@ pub fn run_conformance<T: Element>(
     let passed = Cell::new(0usize);
     let unsupported = Cell::new(0usize);
     let mut runner = TestRunner::new(Config {
-        source_file: Some(source_file),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions_file))),
         ..Config::default()
     });
     let result = runner.run(&conv_problem(), |problem| {
@@ -82,11 +82,12 @@ pub fn run_conformance<T: Element>(
 }
 
 /// Instantiates the conformance property test for one algorithm and element type on every
-/// ISA path: one `#[test]` per path, each skipped (with a printed reason) where this CPU or
+/// ISA path (seeds of failures kept in `proptest-regressions/<module>.txt`): one `#[test]` per path, each skipped (with a printed reason) where this CPU or
 /// the algorithm lacks the path, or where `CONVKIT_ISA` forces another.
 ///
-/// ```ignore
+/// ```
 /// convkit_testkit::conformance_suite!(reference_f32, f32, convkit_reference::Reference);
+/// convkit_testkit::conformance_suite!(reference_f16, half::f16, convkit_reference::Reference);
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
@@ -97,7 +98,13 @@ macro_rules! conformance_suite {
 
             fn conformance(isa: $crate::__private::Isa) {
                 let algorithm: &dyn $crate::__private::ConvAlgorithm<$element> = &$algorithm;
-                $crate::run_conformance(algorithm, isa, file!());
+                let regressions = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/proptest-regressions/",
+                    stringify!($module),
+                    ".txt"
+                );
+                $crate::run_conformance(algorithm, isa, regressions);
             }
 
             #[test]

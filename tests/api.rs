@@ -1,0 +1,228 @@
+//! The public API: planning, running, bad input, threading.
+
+use convkit::{
+    Activation, Algorithm, ConvError, ConvSpec, Isa, Layout, Padding, Plan, PlanOptions,
+};
+use convkit_testkit::{ConvProblem, compare_with_reference, conv_problem};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+fn small_spec() -> ConvSpec {
+    ConvSpec::new(1, 2, 3, [4, 4], [3, 3]).padding(Padding::symmetric([1, 1]))
+}
+
+fn plan_small() -> Plan<f32> {
+    let spec = small_spec();
+    convkit::plan(&spec, &vec![0.5; spec.weight_len().unwrap()], None, &PlanOptions::new())
+        .expect("valid plan")
+}
+
+#[test]
+fn plans_are_send_and_sync_and_errors_are_std_errors() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Plan<f32>>();
+    assert_send_sync::<Plan<half::bf16>>();
+    assert_send_sync::<ConvError>();
+    let error: Box<dyn std::error::Error + Send + Sync + 'static> =
+        Box::new(ConvError::ZeroDimension { field: "batch" });
+    assert_eq!(error.to_string(), "batch must be at least 1, got 0");
+}
+
+#[test]
+fn spec_errors_name_the_field() {
+    let cases: [(ConvSpec, &str); 6] = [
+        (ConvSpec::new(0, 1, 1, [3, 3], [1, 1]), "batch must be at least 1, got 0"),
+        (ConvSpec::new(1, 1, 1, [3, 0], [1, 1]), "input width must be at least 1, got 0"),
+        (
+            ConvSpec::new(1, 1, 1, [3, 3], [1, 1]).dilation([1, 0]),
+            "horizontal dilation must be at least 1, got 0",
+        ),
+        (
+            ConvSpec::new(1, 6, 4, [3, 3], [1, 1]).groups(4),
+            "groups 4 does not divide in_channels 6",
+        ),
+        (
+            ConvSpec::new(1, 1, 1, [4, 8], [5, 5]).dilation([2, 2]),
+            "kernel 5x5 dilated to 9x9 is larger than the padded input 4x8",
+        ),
+        (
+            ConvSpec::new(usize::MAX, 2, 1, [1, 1], [1, 1]),
+            "shape arithmetic overflows: input length",
+        ),
+    ];
+    for (spec, message) in cases {
+        let error = spec.output_hw().and_then(|_| spec.input_len()).unwrap_err();
+        assert_eq!(error.to_string(), message);
+        let weights = [0.0f32; 1];
+        assert!(convkit::plan(&spec, &weights, None, &PlanOptions::new()).is_err());
+    }
+}
+
+#[test]
+fn wrong_lengths_are_errors_and_leave_the_output_untouched() {
+    let spec = small_spec();
+    let weights = vec![0.5f32; spec.weight_len().unwrap()];
+    let options = PlanOptions::new();
+    assert_eq!(
+        convkit::plan(&spec, &weights[1..], None, &options).unwrap_err(),
+        ConvError::BufferLength {
+            buffer: "weights",
+            expected: 54,
+            actual: 53
+        }
+    );
+    assert_eq!(
+        convkit::plan(&spec, &weights, Some(&[0.0; 2]), &options).unwrap_err(),
+        ConvError::BufferLength {
+            buffer: "bias",
+            expected: 3,
+            actual: 2
+        }
+    );
+    let plan = plan_small();
+    let input = vec![1.0f32; 32];
+    let mut output = vec![-7.0f32; 48];
+    assert!(matches!(
+        plan.run(&input[..31], &mut output),
+        Err(ConvError::BufferLength { buffer: "input", .. })
+    ));
+    assert!(matches!(
+        plan.run(&input, &mut output[..47]),
+        Err(ConvError::BufferLength { buffer: "output", .. })
+    ));
+    assert!(output.iter().all(|&v| v == -7.0));
+    plan.run(&input, &mut output).unwrap();
+    assert!(output.iter().all(|&v| v != -7.0));
+}
+
+#[test]
+fn invalid_activation_and_unknown_isa_are_errors() {
+    let spec = small_spec();
+    let weights = vec![0.5f32; spec.weight_len().unwrap()];
+    let options = PlanOptions::new().activation(Activation::Clamp { min: 1.0, max: -1.0 });
+    assert!(matches!(
+        convkit::plan(&spec, &weights, None, &options),
+        Err(ConvError::InvalidActivation { .. })
+    ));
+    for &isa in Isa::ALL.iter().filter(|&&isa| !convkit_simd::available(isa)) {
+        assert_eq!(
+            convkit::plan(&spec, &weights, None, &PlanOptions::new().isa(isa)).unwrap_err(),
+            ConvError::IsaUnavailable { isa }
+        );
+    }
+}
+
+#[test]
+fn unimplemented_algorithms_are_unsupported_not_a_fallback() {
+    let spec = small_spec();
+    let weights = vec![0.5f32; spec.weight_len().unwrap()];
+    let registered: Vec<Algorithm> = convkit::algorithms::<f32>()
+        .iter()
+        .map(|a| a.algorithm())
+        .collect();
+    for algorithm in Algorithm::CONCRETE {
+        let result = convkit::plan(&spec, &weights, None, &PlanOptions::new().algorithm(algorithm));
+        if registered.contains(&algorithm) {
+            assert_eq!(result.unwrap().algorithm(), algorithm);
+        } else {
+            assert!(
+                matches!(result, Err(ConvError::Unsupported { algorithm: a, .. }) if a == algorithm)
+            );
+        }
+    }
+    assert!(registered.contains(&plan_small().algorithm()), "Auto picks a registered one");
+}
+
+#[test]
+fn nan_and_infinity_propagate() {
+    let spec = ConvSpec::new(1, 1, 1, [1, 3], [1, 1]);
+    for activation in Activation::ALL {
+        let plan = convkit::plan(&spec, &[1.0f32], None, &PlanOptions::new().activation(activation))
+            .unwrap();
+        let mut output = [0.0f32; 3];
+        plan.run(&[f32::NAN, f32::INFINITY, 1.0], &mut output).unwrap();
+        assert!(output[0].is_nan(), "{activation:?}");
+        assert_eq!(output[1], activation.apply_f32(f32::INFINITY), "{activation:?}");
+    }
+}
+
+#[test]
+fn runs_inside_the_callers_pool_and_concurrently() {
+    let plan = plan_small();
+    let input: Vec<f32> = (0..32).map(|v| v as f32).collect();
+    let mut expected = vec![0.0f32; 48];
+    plan.run(&input, &mut expected).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut single = vec![0.0f32; 48];
+    pool.install(|| plan.run(&input, &mut single)).unwrap();
+    assert_eq!(single, expected);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let mut output = vec![0.0f32; 48];
+                let mut scratch = vec![0.0f32; plan.scratch_len()];
+                plan.run_with_scratch(&input, &mut output, &mut scratch).unwrap();
+                assert_eq!(output, expected);
+            });
+        }
+    });
+}
+
+#[test]
+fn every_element_type_plans_and_runs() {
+    fn run<T: convkit::Registered>() -> Vec<f64> {
+        let spec = ConvSpec::new(1, 1, 1, [2, 2], [1, 1]).layout(Layout::Nhwc);
+        let one = T::one();
+        let plan = convkit::plan(&spec, &[one + one], Some(&[one]), &PlanOptions::new()).unwrap();
+        let mut output = vec![T::zero(); 4];
+        plan.run(&[one; 4], &mut output).unwrap();
+        output.iter().map(|v| v.to_f64_exact()).collect()
+    }
+    assert_eq!(run::<f32>(), [3.0; 4]);
+    assert_eq!(run::<f64>(), [3.0; 4]);
+    assert_eq!(run::<half::f16>(), [3.0; 4]);
+    assert_eq!(run::<half::bf16>(), [3.0; 4]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/api.txt"
+        ))),
+        ..ProptestConfig::default()
+    })]
+
+    /// What users call: `plan` with `Auto` on the default path, against the reference.
+    #[test]
+    fn auto_plans_match_the_reference(problem in conv_problem()) {
+        check_auto(&problem)?;
+    }
+}
+
+fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
+    let input = problem.input::<f32>();
+    let weights = problem.weights::<f32>();
+    let bias = problem.bias::<f32>();
+    let options = PlanOptions::new().activation(problem.activation);
+    let plan = convkit::plan(&problem.spec, &weights, bias.as_deref(), &options)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut output = vec![f32::NAN; problem.shape().output_len()];
+    plan.run(&input, &mut output).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let algorithm = convkit::algorithms::<f32>()
+        .into_iter()
+        .find(|a| a.algorithm() == plan.algorithm())
+        .expect("the plan's algorithm is registered");
+    compare_with_reference(
+        plan.shape(),
+        &input,
+        &weights,
+        bias.as_deref(),
+        problem.activation,
+        algorithm.accuracy(plan.shape()),
+        problem.values == convkit_testkit::Values::Integer,
+        &output,
+    )
+    .map_err(|e| TestCaseError::fail(e.message))?;
+    Ok(())
+}
