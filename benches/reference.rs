@@ -20,7 +20,9 @@ fn reference(c: &mut Criterion) {
         let mut output = vec![0.0f32; spec.output_len().expect("valid bench shape")];
         let options = PlanOptions::new().algorithm(Algorithm::Reference);
         let plan = convkit::plan(&spec, &weights, None, &options).expect("plannable bench shape");
-        group.throughput(Throughput::Elements(spec.flops().expect("valid bench shape")));
+        group.throughput(Throughput::Elements(
+            spec.flops().expect("valid bench shape"),
+        ));
         group.bench_function(name, |b| {
             b.iter(|| plan.run(&input, &mut output).expect("run"));
         });

@@ -138,13 +138,16 @@ pub fn plan<T: Registered>(
             .find(|a| a.algorithm() == requested)
             .ok_or_else(|| ConvError::Unsupported {
                 algorithm: requested,
-                reason: format!("{} is not implemented for {} yet", requested.name(), T::NAME),
+                reason: format!(
+                    "{} is not implemented for {} yet",
+                    requested.name(),
+                    T::NAME
+                ),
             })?
     };
     let isa = convkit_simd::resolve(algorithm.isas(), ceiling);
     algorithm.cost(&shape, isa)?;
-    let request =
-        convkit_core::PlanRequest::new(spec, weights, bias, options.activation, isa)?;
+    let request = convkit_core::PlanRequest::new(spec, weights, bias, options.activation, isa)?;
     let inner = algorithm.prepare(&request)?;
     let scratch = Mutex::new(vec![0.0; inner.scratch_len()]);
     Ok(Plan { inner, scratch })
@@ -183,6 +186,11 @@ impl<T: Element> Plan<T> {
         self.inner.scratch_len()
     }
 
+    /// Bytes the plan holds (packed weights, bias, tables), not counting scratch.
+    pub fn plan_bytes(&self) -> usize {
+        self.inner.plan_bytes()
+    }
+
     /// The algorithm that runs.
     pub fn algorithm(&self) -> Algorithm {
         self.inner.algorithm()
@@ -198,3 +206,8 @@ impl<T: Element> Plan<T> {
         self.inner.shape()
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -13,8 +13,13 @@ fn small_spec() -> ConvSpec {
 
 fn plan_small() -> Plan<f32> {
     let spec = small_spec();
-    convkit::plan(&spec, &vec![0.5; spec.weight_len().unwrap()], None, &PlanOptions::new())
-        .expect("valid plan")
+    convkit::plan(
+        &spec,
+        &vec![0.5; spec.weight_len().unwrap()],
+        None,
+        &PlanOptions::new(),
+    )
+    .expect("valid plan")
 }
 
 #[test]
@@ -31,8 +36,14 @@ fn plans_are_send_and_sync_and_errors_are_std_errors() {
 #[test]
 fn spec_errors_name_the_field() {
     let cases: [(ConvSpec, &str); 6] = [
-        (ConvSpec::new(0, 1, 1, [3, 3], [1, 1]), "batch must be at least 1, got 0"),
-        (ConvSpec::new(1, 1, 1, [3, 0], [1, 1]), "input width must be at least 1, got 0"),
+        (
+            ConvSpec::new(0, 1, 1, [3, 3], [1, 1]),
+            "batch must be at least 1, got 0",
+        ),
+        (
+            ConvSpec::new(1, 1, 1, [3, 0], [1, 1]),
+            "input width must be at least 1, got 0",
+        ),
         (
             ConvSpec::new(1, 1, 1, [3, 3], [1, 1]).dilation([1, 0]),
             "horizontal dilation must be at least 1, got 0",
@@ -84,11 +95,17 @@ fn wrong_lengths_are_errors_and_leave_the_output_untouched() {
     let mut output = vec![-7.0f32; 48];
     assert!(matches!(
         plan.run(&input[..31], &mut output),
-        Err(ConvError::BufferLength { buffer: "input", .. })
+        Err(ConvError::BufferLength {
+            buffer: "input",
+            ..
+        })
     ));
     assert!(matches!(
         plan.run(&input, &mut output[..47]),
-        Err(ConvError::BufferLength { buffer: "output", .. })
+        Err(ConvError::BufferLength {
+            buffer: "output",
+            ..
+        })
     ));
     assert!(output.iter().all(|&v| v == -7.0));
     plan.run(&input, &mut output).unwrap();
@@ -99,12 +116,18 @@ fn wrong_lengths_are_errors_and_leave_the_output_untouched() {
 fn invalid_activation_and_unknown_isa_are_errors() {
     let spec = small_spec();
     let weights = vec![0.5f32; spec.weight_len().unwrap()];
-    let options = PlanOptions::new().activation(Activation::Clamp { min: 1.0, max: -1.0 });
+    let options = PlanOptions::new().activation(Activation::Clamp {
+        min: 1.0,
+        max: -1.0,
+    });
     assert!(matches!(
         convkit::plan(&spec, &weights, None, &options),
         Err(ConvError::InvalidActivation { .. })
     ));
-    for &isa in Isa::ALL.iter().filter(|&&isa| !convkit_simd::available(isa)) {
+    for &isa in Isa::ALL
+        .iter()
+        .filter(|&&isa| !convkit_simd::available(isa))
+    {
         assert_eq!(
             convkit::plan(&spec, &weights, None, &PlanOptions::new().isa(isa)).unwrap_err(),
             ConvError::IsaUnavailable { isa }
@@ -121,7 +144,12 @@ fn unimplemented_algorithms_are_unsupported_not_a_fallback() {
         .map(|a| a.algorithm())
         .collect();
     for algorithm in Algorithm::CONCRETE {
-        let result = convkit::plan(&spec, &weights, None, &PlanOptions::new().algorithm(algorithm));
+        let result = convkit::plan(
+            &spec,
+            &weights,
+            None,
+            &PlanOptions::new().algorithm(algorithm),
+        );
         if registered.contains(&algorithm) {
             assert_eq!(result.unwrap().algorithm(), algorithm);
         } else {
@@ -130,19 +158,32 @@ fn unimplemented_algorithms_are_unsupported_not_a_fallback() {
             );
         }
     }
-    assert!(registered.contains(&plan_small().algorithm()), "Auto picks a registered one");
+    assert!(
+        registered.contains(&plan_small().algorithm()),
+        "Auto picks a registered one"
+    );
 }
 
 #[test]
 fn nan_and_infinity_propagate() {
     let spec = ConvSpec::new(1, 1, 1, [1, 3], [1, 1]);
     for activation in Activation::ALL {
-        let plan = convkit::plan(&spec, &[1.0f32], None, &PlanOptions::new().activation(activation))
-            .unwrap();
+        let plan = convkit::plan(
+            &spec,
+            &[1.0f32],
+            None,
+            &PlanOptions::new().activation(activation),
+        )
+        .unwrap();
         let mut output = [0.0f32; 3];
-        plan.run(&[f32::NAN, f32::INFINITY, 1.0], &mut output).unwrap();
+        plan.run(&[f32::NAN, f32::INFINITY, 1.0], &mut output)
+            .unwrap();
         assert!(output[0].is_nan(), "{activation:?}");
-        assert_eq!(output[1], activation.apply_f32(f32::INFINITY), "{activation:?}");
+        assert_eq!(
+            output[1],
+            activation.apply_f32(f32::INFINITY),
+            "{activation:?}"
+        );
     }
 }
 
@@ -152,7 +193,10 @@ fn runs_inside_the_callers_pool_and_concurrently() {
     let input: Vec<f32> = (0..32).map(|v| v as f32).collect();
     let mut expected = vec![0.0f32; 48];
     plan.run(&input, &mut expected).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut single = vec![0.0f32; 48];
     pool.install(|| plan.run(&input, &mut single)).unwrap();
     assert_eq!(single, expected);
@@ -161,7 +205,8 @@ fn runs_inside_the_callers_pool_and_concurrently() {
             scope.spawn(|| {
                 let mut output = vec![0.0f32; 48];
                 let mut scratch = vec![0.0f32; plan.scratch_len()];
-                plan.run_with_scratch(&input, &mut output, &mut scratch).unwrap();
+                plan.run_with_scratch(&input, &mut output, &mut scratch)
+                    .unwrap();
                 assert_eq!(output, expected);
             });
         }
@@ -208,7 +253,8 @@ fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
     let plan = convkit::plan(&problem.spec, &weights, bias.as_deref(), &options)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut output = vec![f32::NAN; problem.shape().output_len()];
-    plan.run(&input, &mut output).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    plan.run(&input, &mut output)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let algorithm = convkit::algorithms::<f32>()
         .into_iter()
         .find(|a| a.algorithm() == plan.algorithm())

@@ -37,7 +37,10 @@ fn check_everywhere(
     for layout in [Layout::Nchw, Layout::Nhwc] {
         let (input, expected) = match layout {
             Layout::Nchw => (input.to_vec(), expected.to_vec()),
-            Layout::Nhwc => (to_nhwc(input, [n, c, ih, iw]), to_nhwc(expected, [n, k, oh, ow])),
+            Layout::Nhwc => (
+                to_nhwc(input, [n, c, ih, iw]),
+                to_nhwc(expected, [n, k, oh, ow]),
+            ),
         };
         let spec = spec.layout(layout);
         for algorithm in convkit::algorithms::<f32>() {
@@ -92,7 +95,9 @@ fn strided() {
         &[1.0, 1.0],
         None,
         Activation::None,
-        &[3.0, 5.0, 7.0, 9.0, 23.0, 25.0, 27.0, 29.0, 43.0, 45.0, 47.0, 49.0],
+        &[
+            3.0, 5.0, 7.0, 9.0, 23.0, 25.0, 27.0, 29.0, 43.0, 45.0, 47.0, 49.0,
+        ],
     );
     // 1x1 kernel of 2 with stride 2: every other pixel of every other row, doubled.
     check_everywhere(
@@ -199,10 +204,23 @@ fn batch_images_are_independent_and_activations_apply_after_bias() {
         (Activation::Relu, [0.0, 7.0]),
         (Activation::Relu6, [0.0, 6.0]),
         (Activation::LeakyRelu(0.5), [-0.5, 7.0]),
-        (Activation::Clamp { min: -0.25, max: 3.0 }, [-0.25, 3.0]),
+        (
+            Activation::Clamp {
+                min: -0.25,
+                max: 3.0,
+            },
+            [-0.25, 3.0],
+        ),
     ];
     for (activation, expected) in cases {
-        check_everywhere(spec, &[1.0, 9.0], &[1.0], Some(&[-2.0]), activation, &expected);
+        check_everywhere(
+            spec,
+            &[1.0, 9.0],
+            &[1.0],
+            Some(&[-2.0]),
+            activation,
+            &expected,
+        );
     }
 }
 
@@ -232,10 +250,20 @@ fn nchw_and_nhwc_give_the_same_numbers() {
         convkit::plan(&spec, &weights, bias.as_deref(), &options)
             .and_then(|plan| plan.run(&input, &mut nchw))
             .expect("nchw run");
-        convkit::plan(&spec.layout(Layout::Nhwc), &weights, bias.as_deref(), &options)
-            .and_then(|plan| plan.run(&to_nhwc(&input, [2, 6, 7, 9]), &mut nhwc))
-            .expect("nhwc run");
-        assert_eq!(to_nhwc(&nchw, [2, 4, oh, ow]), nhwc, "{:?}", algorithm.algorithm());
+        convkit::plan(
+            &spec.layout(Layout::Nhwc),
+            &weights,
+            bias.as_deref(),
+            &options,
+        )
+        .and_then(|plan| plan.run(&to_nhwc(&input, [2, 6, 7, 9]), &mut nhwc))
+        .expect("nhwc run");
+        assert_eq!(
+            to_nhwc(&nchw, [2, 4, oh, ow]),
+            nhwc,
+            "{:?}",
+            algorithm.algorithm()
+        );
     }
 }
 

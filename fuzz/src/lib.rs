@@ -52,7 +52,11 @@ struct ApiInput {
 }
 
 fn skew(len: usize, error: i8) -> usize {
-    let delta = if error.unsigned_abs() < 100 { 0 } else { isize::from(error.signum()) * isize::from(error.unsigned_abs() % 3) };
+    let delta = if error.unsigned_abs() < 100 {
+        0
+    } else {
+        isize::from(error.signum()) * isize::from(error.unsigned_abs() % 3)
+    };
     len.saturating_add_signed(delta)
 }
 
@@ -78,7 +82,11 @@ pub fn api_robustness(data: &[u8]) {
         right: padding[3],
     })
     .groups(input.groups.value())
-    .layout(if input.nhwc { Layout::Nhwc } else { Layout::Nchw });
+    .layout(if input.nhwc {
+        Layout::Nhwc
+    } else {
+        Layout::Nchw
+    });
 
     // Every query answers without panicking, and they agree with each other.
     let shape = spec.shape();
@@ -106,7 +114,9 @@ pub fn api_robustness(data: &[u8]) {
         .chain(Algorithm::CONCRETE)
         .nth(usize::from(input.algorithm) % 7)
         .unwrap_or(Algorithm::Auto);
-    let mut options = PlanOptions::new().algorithm(algorithm).activation(activation);
+    let mut options = PlanOptions::new()
+        .algorithm(algorithm)
+        .activation(activation);
     if let Some(isa) = input.isa {
         options = options.isa(Isa::ALL[usize::from(isa) % Isa::ALL.len()]);
     }
@@ -148,7 +158,10 @@ pub fn api_robustness(data: &[u8]) {
     match plan.run(&data, &mut output) {
         Err(error) => {
             assert!(matches!(error, ConvError::BufferLength { .. }), "{error}");
-            assert!(output.iter().all(|v| v.to_bits() == SENTINEL.to_bits()), "output written on error");
+            assert!(
+                output.iter().all(|v| v.to_bits() == SENTINEL.to_bits()),
+                "output written on error"
+            );
         }
         Ok(()) => {
             let accuracy = convkit::algorithms::<f32>()
@@ -177,7 +190,11 @@ fn differential_for<T: convkit::Registered>(problem: &ConvProblem) {
     for algorithm in convkit::algorithms::<T>() {
         for &isa in convkit_simd::available_isas() {
             match check_impl(algorithm, isa, problem) {
-                Ok(CheckOutcome::Passed(_) | CheckOutcome::Unsupported(_) | CheckOutcome::NoPathFor(_)) => {}
+                Ok(
+                    CheckOutcome::Passed(_)
+                    | CheckOutcome::Unsupported(_)
+                    | CheckOutcome::NoPathFor(_),
+                ) => {}
                 Err(failure) => panic!("{failure}"),
             }
         }

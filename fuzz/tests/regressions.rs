@@ -4,7 +4,9 @@
 use std::path::Path;
 
 fn replay(target: &str, body: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("regressions")
+        .join(target);
     let mut replayed = 0;
     for entry in std::fs::read_dir(&dir).expect("regressions folder exists") {
         let path = entry.expect("readable entry").path();
@@ -14,7 +16,10 @@ fn replay(target: &str, body: fn(&[u8])) {
         body(&std::fs::read(&path).expect("readable input"));
         replayed += 1;
     }
-    println!("{target}: replayed {replayed} inputs from {}", dir.display());
+    println!(
+        "{target}: replayed {replayed} inputs from {}",
+        dir.display()
+    );
 }
 
 #[test]

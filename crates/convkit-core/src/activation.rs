@@ -34,7 +34,9 @@ impl Activation {
             reason,
         };
         match self {
-            Activation::LeakyRelu(slope) if !slope.is_finite() => Err(invalid("slope must be finite")),
+            Activation::LeakyRelu(slope) if !slope.is_finite() => {
+                Err(invalid("slope must be finite"))
+            }
             Activation::Clamp { min, max } if min.is_nan() || max.is_nan() => {
                 Err(invalid("bounds must not be NaN"))
             }
@@ -66,7 +68,9 @@ impl Activation {
                 }
             }
             _ => {
-                let [min, max] = self.clamp_bounds().unwrap_or([f32::NEG_INFINITY, f32::INFINITY]);
+                let [min, max] = self
+                    .clamp_bounds()
+                    .unwrap_or([f32::NEG_INFINITY, f32::INFINITY]);
                 let (min, max) = (f64::from(min), f64::from(max));
                 if x < min {
                     min
@@ -90,7 +94,9 @@ impl Activation {
                 }
             }
             _ => {
-                let [min, max] = self.clamp_bounds().unwrap_or([f32::NEG_INFINITY, f32::INFINITY]);
+                let [min, max] = self
+                    .clamp_bounds()
+                    .unwrap_or([f32::NEG_INFINITY, f32::INFINITY]);
                 if x < min {
                     min
                 } else if x > max {
@@ -124,7 +130,14 @@ mod tests {
         assert_eq!(Activation::Relu.apply_f64(-2.0), 0.0);
         assert_eq!(Activation::Relu6.apply_f64(7.5), 6.0);
         assert_eq!(Activation::LeakyRelu(0.5).apply_f64(-2.0), -1.0);
-        assert_eq!(Activation::Clamp { min: -1.0, max: 1.0 }.apply_f32(-3.0), -1.0);
+        assert_eq!(
+            Activation::Clamp {
+                min: -1.0,
+                max: 1.0
+            }
+            .apply_f32(-3.0),
+            -1.0
+        );
         for activation in Activation::ALL {
             assert!(activation.apply_f64(f64::NAN).is_nan(), "{activation:?}");
             assert!(activation.apply_f32(f32::NAN).is_nan(), "{activation:?}");

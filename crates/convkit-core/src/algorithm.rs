@@ -74,7 +74,11 @@ impl Accuracy {
     pub fn summation(terms: usize, unit_roundoff: f64) -> Accuracy {
         let nu = terms as f64 * unit_roundoff;
         Accuracy {
-            relative_bound: if nu < 1.0 { nu / (1.0 - nu) } else { f64::INFINITY },
+            relative_bound: if nu < 1.0 {
+                nu / (1.0 - nu)
+            } else {
+                f64::INFINITY
+            },
             exact_on_integers: true,
         }
     }
@@ -145,7 +149,11 @@ impl<'a, T: Element> PlanRequest<'a, T> {
 }
 
 /// `Err(BufferLength)` unless `actual == expected`.
-pub(crate) fn check_len(buffer: &'static str, expected: usize, actual: usize) -> Result<(), ConvError> {
+pub(crate) fn check_len(
+    buffer: &'static str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), ConvError> {
     if expected == actual {
         Ok(())
     } else {
@@ -186,6 +194,8 @@ pub trait ConvPlan<T: Element>: Send + Sync {
     fn isa(&self) -> Isa;
     /// f32 elements of scratch `execute` needs (0 when none).
     fn scratch_len(&self) -> usize;
+    /// Bytes the plan itself holds (packed or transformed weights, bias, tables).
+    fn plan_bytes(&self) -> usize;
 
     /// Computes the convolution. The caller guarantees `input.len() == shape().input_len()`,
     /// `output.len() == shape().output_len()` and `scratch.len() >= scratch_len()`; every

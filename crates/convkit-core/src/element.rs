@@ -37,7 +37,7 @@ pub trait Element:
 impl Element for f32 {
     const NAME: &'static str = "f32";
     const UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
-    const MIN_POSITIVE_SUBNORMAL: f64 = 1.401_298_464_324_817e-45;
+    const MIN_POSITIVE_SUBNORMAL: f64 = f32::from_bits(1) as f64;
     fn to_f64_exact(self) -> f64 {
         f64::from(self)
     }
@@ -55,7 +55,7 @@ impl Element for f32 {
 impl Element for f64 {
     const NAME: &'static str = "f64";
     const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
-    const MIN_POSITIVE_SUBNORMAL: f64 = 4.940_656_458_412_465e-324;
+    const MIN_POSITIVE_SUBNORMAL: f64 = f64::from_bits(1);
     fn to_f64_exact(self) -> f64 {
         self
     }
@@ -114,9 +114,19 @@ mod tests {
         let one_plus = T::from_f64_rounded(1.0 + T::UNIT_ROUNDOFF * 2.0);
         assert!(one_plus.to_f64_exact() > 1.0, "{}", T::NAME);
         let half_ulp = T::from_f64_rounded(1.0 + T::UNIT_ROUNDOFF);
-        assert_eq!(half_ulp.to_f64_exact(), 1.0, "{} rounds ties to even", T::NAME);
+        assert_eq!(
+            half_ulp.to_f64_exact(),
+            1.0,
+            "{} rounds ties to even",
+            T::NAME
+        );
         let tiny = T::from_f64_rounded(T::MIN_POSITIVE_SUBNORMAL);
-        assert_eq!(tiny.to_f64_exact(), T::MIN_POSITIVE_SUBNORMAL, "{}", T::NAME);
+        assert_eq!(
+            tiny.to_f64_exact(),
+            T::MIN_POSITIVE_SUBNORMAL,
+            "{}",
+            T::NAME
+        );
         assert_eq!(
             T::from_f64_rounded(T::MIN_POSITIVE_SUBNORMAL / 4.0).to_f64_exact(),
             0.0

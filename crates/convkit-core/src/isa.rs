@@ -60,6 +60,9 @@ mod tests {
             assert_eq!(Isa::from_name(isa.name()), Ok(isa));
         }
         assert_eq!(Isa::from_name(" AVX2 "), Ok(Isa::Avx2));
-        assert!(matches!(Isa::from_name("sse9"), Err(ConvError::UnknownIsa { .. })));
+        assert!(matches!(
+            Isa::from_name("sse9"),
+            Err(ConvError::UnknownIsa { .. })
+        ));
     }
 }

@@ -298,9 +298,17 @@ impl ConvShape {
             (padded_w - dilated_kernel_hw[1]) / stride[1] + 1,
         ];
 
-        let input_len = product(&[batch, in_channels, input_hw[0], input_hw[1]], "input length")?;
+        let input_len = product(
+            &[batch, in_channels, input_hw[0], input_hw[1]],
+            "input length",
+        )?;
         let weight_len = product(
-            &[out_channels, in_channels / groups, kernel_hw[0], kernel_hw[1]],
+            &[
+                out_channels,
+                in_channels / groups,
+                kernel_hw[0],
+                kernel_hw[1],
+            ],
             "weight length",
         )?;
         let output_len = product(

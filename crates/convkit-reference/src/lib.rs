@@ -14,8 +14,8 @@
 #![deny(unsafe_code)]
 
 use convkit_core::{
-    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
-    Cost, Element, Isa, PlanRequest,
+    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec, Cost,
+    Element, Isa, PlanRequest,
 };
 use rayon::prelude::*;
 
@@ -197,6 +197,11 @@ impl<T: Element> ConvPlan<T> for ReferencePlan<T> {
         0
     }
 
+    fn plan_bytes(&self) -> usize {
+        let elements = self.weights.len() + self.bias.as_ref().map_or(0, Vec::len);
+        elements * std::mem::size_of::<T>()
+    }
+
     fn execute(&self, input: &[T], output: &mut [T], _scratch: &mut [f32]) {
         output
             .par_chunks_mut(OUTPUTS_PER_TASK)
@@ -225,7 +230,14 @@ mod tests {
     fn errors_leave_the_output_untouched() {
         let spec = ConvSpec::new(1, 1, 1, [3, 3], [2, 2]);
         let mut output = [7.0f64; 4];
-        let err = conv2d(&spec, &[0.0; 8], &[0.0; 4], None, Activation::None, &mut output);
+        let err = conv2d(
+            &spec,
+            &[0.0; 8],
+            &[0.0; 4],
+            None,
+            Activation::None,
+            &mut output,
+        );
         assert_eq!(
             err,
             Err(ConvError::BufferLength {

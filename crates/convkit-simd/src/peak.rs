@@ -115,7 +115,10 @@ mod tests {
         for &isa in crate::available_isas() {
             let per_lane = run(isa, 100) / lanes(isa) as f32;
             let scalar_per_lane = expected / lanes(Isa::Scalar) as f32;
-            assert!((per_lane - scalar_per_lane).abs() <= 1e-3 * scalar_per_lane, "{isa}");
+            assert!(
+                (per_lane - scalar_per_lane).abs() <= 1e-3 * scalar_per_lane,
+                "{isa}"
+            );
         }
     }
 }

@@ -1,8 +1,12 @@
 //! The oracle: one algorithm, one ISA path, one problem, against the f64 reference.
 
 use crate::{ConvProblem, Values};
-use convkit_core::{Accuracy, Activation, ConvAlgorithm, ConvError, ConvShape, Element, Isa, PlanRequest};
+use convkit_core::{
+    Accuracy, Activation, ConvAlgorithm, ConvError, ConvShape, Element, Isa, PlanRequest,
+};
 use convkit_reference::exact_output;
+use rayon::prelude::*;
+use std::cmp::Ordering;
 use std::fmt;
 
 /// What a passing check measured.
@@ -16,6 +20,28 @@ pub struct CheckReport {
     pub max_relative_error: f64,
     /// Largest error as a fraction of the allowed bound (≤ 1 when passing).
     pub max_bound_use: f64,
+}
+
+impl CheckReport {
+    /// A report of `outputs` outputs with no error seen yet.
+    pub const fn empty(outputs: usize) -> CheckReport {
+        CheckReport {
+            outputs,
+            max_abs_error: 0.0,
+            max_relative_error: 0.0,
+            max_bound_use: 0.0,
+        }
+    }
+
+    /// The report over both parts: outputs added, worst cases kept.
+    pub fn merge(self, other: CheckReport) -> CheckReport {
+        CheckReport {
+            outputs: self.outputs + other.outputs,
+            max_abs_error: self.max_abs_error.max(other.max_abs_error),
+            max_relative_error: self.max_relative_error.max(other.max_relative_error),
+            max_bound_use: self.max_bound_use.max(other.max_bound_use),
+        }
+    }
 }
 
 /// Result of a check that did not fail.
@@ -79,8 +105,14 @@ pub fn check_impl<T: Element>(
     let input = problem.input::<T>();
     let weights = problem.weights::<T>();
     let bias = problem.bias::<T>();
-    let request = PlanRequest::new(&problem.spec, &weights, bias.as_deref(), problem.activation, isa)
-        .map_err(|e| context(format!("plan request rejected: {e}")))?;
+    let request = PlanRequest::new(
+        &problem.spec,
+        &weights,
+        bias.as_deref(),
+        problem.activation,
+        isa,
+    )
+    .map_err(|e| context(format!("plan request rejected: {e}")))?;
     let plan = match algorithm.prepare(&request) {
         Ok(plan) => plan,
         Err(error) => return unsupported(error),
@@ -149,52 +181,64 @@ pub fn compare_with_reference<T: Element>(
         Activation::LeakyRelu(slope) => f64::from(slope.abs()).max(1.0),
         _ => 1.0,
     };
-    let mut report = CheckReport {
-        outputs: output.len(),
-        max_abs_error: 0.0,
-        max_relative_error: 0.0,
-        max_bound_use: 0.0,
-    };
-    for (index, &computed) in output.iter().enumerate() {
-        let coords = shape.output_coords(index);
-        let exact = exact_output(shape, input, weights, bias, coords);
-        let expected = activation.apply_f64(exact.sum);
-        let got = computed.to_f64_exact();
-        let where_ = || format!("output {index} (n, k, y, x) = {coords:?}");
-        if !expected.is_finite() || !got.is_finite() {
-            let agree = (expected.is_nan() && got.is_nan()) || expected == got;
-            if !agree {
-                return Err(fail(format!("{}: got {got}, expected {expected}", where_())));
+    // Outputs are independent: compare chunks in parallel, then merge the worst cases.
+    const CHUNK: usize = 256;
+    let reports = output
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(chunk, values)| {
+            let mut report = CheckReport::empty(values.len());
+            for (offset, &computed) in values.iter().enumerate() {
+                let index = chunk * CHUNK + offset;
+                let coords = shape.output_coords(index);
+                let exact = exact_output(shape, input, weights, bias, coords);
+                let expected = activation.apply_f64(exact.sum);
+                let got = computed.to_f64_exact();
+                let where_ = || format!("output {index} (n, k, y, x) = {coords:?}");
+                if !expected.is_finite() || !got.is_finite() {
+                    let agree = (expected.is_nan() && got.is_nan()) || expected == got;
+                    if !agree {
+                        return Err(fail(format!(
+                            "{}: got {got}, expected {expected}",
+                            where_()
+                        )));
+                    }
+                    continue;
+                }
+                let error = (got - expected).abs();
+                let bound = accuracy.relative_bound * lipschitz * exact.magnitude
+                    + T::UNIT_ROUNDOFF * expected.abs()
+                    + T::MIN_POSITIVE_SUBNORMAL;
+                // A NaN bound must fail too, hence no plain `error > bound`.
+                if error.partial_cmp(&bound).is_none_or(Ordering::is_gt) {
+                    return Err(fail(format!(
+                        "{}: got {got:e}, expected {expected:e}, error {error:e} exceeds bound \
+                         {bound:e} (Σ|x·w| = {:e}, relative bound {:e})",
+                        where_(),
+                        exact.magnitude,
+                        accuracy.relative_bound
+                    )));
+                }
+                if integer_data && accuracy.exact_on_integers {
+                    let rounded = T::from_f64_rounded(expected).to_f64_exact();
+                    if got != rounded {
+                        return Err(fail(format!(
+                            "{}: integer data must be exact: got {got}, expected {rounded}",
+                            where_()
+                        )));
+                    }
+                }
+                report.max_abs_error = report.max_abs_error.max(error);
+                if exact.magnitude > 0.0 {
+                    report.max_relative_error =
+                        report.max_relative_error.max(error / exact.magnitude);
+                }
+                report.max_bound_use = report.max_bound_use.max(error / bound);
             }
-            continue;
-        }
-        let error = (got - expected).abs();
-        let bound = accuracy.relative_bound * lipschitz * exact.magnitude
-            + T::UNIT_ROUNDOFF * expected.abs()
-            + T::MIN_POSITIVE_SUBNORMAL;
-        if !(error <= bound) {
-            return Err(fail(format!(
-                "{}: got {got:e}, expected {expected:e}, error {error:e} exceeds bound {bound:e} \
-                 (Σ|x·w| = {:e}, relative bound {:e})",
-                where_(),
-                exact.magnitude,
-                accuracy.relative_bound
-            )));
-        }
-        if integer_data && accuracy.exact_on_integers {
-            let rounded = T::from_f64_rounded(expected).to_f64_exact();
-            if got != rounded {
-                return Err(fail(format!(
-                    "{}: integer data must be exact: got {got}, expected {rounded}",
-                    where_()
-                )));
-            }
-        }
-        report.max_abs_error = report.max_abs_error.max(error);
-        if exact.magnitude > 0.0 {
-            report.max_relative_error = report.max_relative_error.max(error / exact.magnitude);
-        }
-        report.max_bound_use = report.max_bound_use.max(error / bound);
-    }
-    Ok(report)
+            Ok(report)
+        })
+        .collect::<Result<Vec<CheckReport>, CheckFailure>>()?;
+    Ok(reports
+        .into_iter()
+        .fold(CheckReport::empty(0), CheckReport::merge))
 }

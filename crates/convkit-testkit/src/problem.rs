@@ -79,7 +79,11 @@ impl ProblemParams {
         let wrap = |value: usize, low: usize, high: usize| low + value % (high - low + 1);
         let mut batch = wrap(self.batch, 1, 4);
         let (mut groups, mut in_per_group, mut out_per_group) = match self.group_mode % 3 {
-            0 => (1, wrap(self.in_per_group, 1, 40), wrap(self.out_per_group, 1, 40)),
+            0 => (
+                1,
+                wrap(self.in_per_group, 1, 40),
+                wrap(self.out_per_group, 1, 40),
+            ),
             1 => {
                 let groups = wrap(self.groups, 2, 4);
                 let max = 40 / groups;
@@ -89,7 +93,11 @@ impl ProblemParams {
                     wrap(self.out_per_group, 1, max),
                 )
             }
-            _ => (wrap(self.in_per_group, 1, 40), 1, wrap(self.out_per_group, 1, 2)),
+            _ => (
+                wrap(self.in_per_group, 1, 40),
+                1,
+                wrap(self.out_per_group, 1, 2),
+            ),
         };
         let kernel = self.kernel.map(|k| wrap(k, 1, 7));
         let stride = self.stride.map(|s| wrap(s, 1, 4));
@@ -104,27 +112,32 @@ impl ProblemParams {
         };
         let mut output = [wrap(self.output[0], 1, 8), wrap(self.output[1], 1, 24)];
 
-        let layout = if self.nhwc { Layout::Nhwc } else { Layout::Nchw };
+        let layout = if self.nhwc {
+            Layout::Nhwc
+        } else {
+            Layout::Nchw
+        };
         // Smallest input giving `output` pixels, plus a remainder the stride skips. (When the
         // padding alone exceeds that, the input is one pixel and the output comes out larger.)
-        let make_spec = |batch: usize, groups: usize, inp: usize, out: usize, output: [usize; 2]| {
-            let input = [0, 1].map(|a| {
-                let pads = if a == 0 {
-                    padding.top + padding.bottom
-                } else {
-                    padding.left + padding.right
-                };
-                let needed =
-                    (output[a] - 1) * stride[a] + extent[a] + self.remainder[a] % stride[a];
-                needed.saturating_sub(pads).max(1)
-            });
-            ConvSpec::new(batch, groups * inp, groups * out, input, kernel)
-                .stride(stride)
-                .dilation(dilation)
-                .padding(padding)
-                .groups(groups)
-                .layout(layout)
-        };
+        let make_spec =
+            |batch: usize, groups: usize, inp: usize, out: usize, output: [usize; 2]| {
+                let input = [0, 1].map(|a| {
+                    let pads = if a == 0 {
+                        padding.top + padding.bottom
+                    } else {
+                        padding.left + padding.right
+                    };
+                    let needed =
+                        (output[a] - 1) * stride[a] + extent[a] + self.remainder[a] % stride[a];
+                    needed.saturating_sub(pads).max(1)
+                });
+                ConvSpec::new(batch, groups * inp, groups * out, input, kernel)
+                    .stride(stride)
+                    .dilation(dilation)
+                    .padding(padding)
+                    .groups(groups)
+                    .layout(layout)
+            };
         let macs = |spec: &ConvSpec| spec.flops().map_or(u64::MAX, |flops| flops / 2);
         let mut spec = make_spec(batch, groups, in_per_group, out_per_group, output);
         while macs(&spec) > MAC_BUDGET {
@@ -168,7 +181,13 @@ pub fn conv_problem() -> impl Strategy<Value = ConvProblem> {
         [1usize..=8, 1usize..=24],
         [0usize..4, 0usize..4],
     );
-    let epilogue = (any::<bool>(), any::<bool>(), 0..Activation::ALL.len(), any::<bool>(), any::<u64>());
+    let epilogue = (
+        any::<bool>(),
+        any::<bool>(),
+        0..Activation::ALL.len(),
+        any::<bool>(),
+        any::<u64>(),
+    );
     (channels, window, epilogue).prop_map(
         |(
             (batch, group_mode, groups, in_per_group, out_per_group),
@@ -200,7 +219,8 @@ pub fn conv_problem() -> impl Strategy<Value = ConvProblem> {
 
 impl<'a> Arbitrary<'a> for ConvProblem {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<ConvProblem> {
-        let mut small = |high: u8| -> arbitrary::Result<usize> { Ok(usize::from(u.int_in_range(0..=high)?)) };
+        let mut small =
+            |high: u8| -> arbitrary::Result<usize> { Ok(usize::from(u.int_in_range(0..=high)?)) };
         let params = ProblemParams {
             batch: small(3)?,
             group_mode: small(2)? as u8,
@@ -229,7 +249,13 @@ impl<'a> Arbitrary<'a> for ConvProblem {
 
 impl ConvProblem {
     /// A problem with a given spec (for named regression cases and benches).
-    pub fn new(spec: ConvSpec, has_bias: bool, activation: Activation, values: Values, seed: u64) -> ConvProblem {
+    pub fn new(
+        spec: ConvSpec,
+        has_bias: bool,
+        activation: Activation,
+        values: Values,
+        seed: u64,
+    ) -> ConvProblem {
         ConvProblem {
             spec,
             has_bias,
@@ -278,7 +304,8 @@ impl ConvProblem {
 
     /// The bias, if the problem has one.
     pub fn bias<T: Element>(&self) -> Option<Vec<T>> {
-        self.has_bias.then(|| self.generate(3, self.shape().bias_len(), 8))
+        self.has_bias
+            .then(|| self.generate(3, self.shape().bias_len(), 8))
     }
 }
 
@@ -318,6 +345,12 @@ mod tests {
         let input = problem.input::<f32>();
         assert!(input.iter().all(|v| v.fract() == 0.0 && v.abs() <= 4.0));
         assert_eq!(input, problem.input::<f32>());
-        assert!(problem.bias::<f64>().unwrap().iter().all(|v| v.abs() <= 8.0));
+        assert!(
+            problem
+                .bias::<f64>()
+                .unwrap()
+                .iter()
+                .all(|v| v.abs() <= 8.0)
+        );
     }
 }

@@ -44,7 +44,10 @@ pub fn run_conformance<T: Element>(
 ) -> Option<SuiteSummary> {
     let name = algorithm.algorithm().name();
     if let Some(reason) = skip_reason(algorithm, isa) {
-        println!("conformance {name} {} on {isa}: skipped ({reason})", T::NAME);
+        println!(
+            "conformance {name} {} on {isa}: skipped ({reason})",
+            T::NAME
+        );
         return None;
     }
     let passed = Cell::new(0usize);
@@ -77,7 +80,10 @@ pub fn run_conformance<T: Element>(
         summary.passed,
         summary.unsupported
     );
-    assert!(summary.passed > 0, "{name} on {isa}: no generated problem was supported");
+    assert!(
+        summary.passed > 0,
+        "{name} on {isa}: no generated problem was supported"
+    );
     Some(summary)
 }
 

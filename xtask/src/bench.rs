@@ -1,0 +1,241 @@
+//! `cargo xtask bench`: every algorithm on every suite layer, at 1 thread and all threads.
+
+use crate::peak::{self, Peak, PeakSet};
+use crate::report::{self, Report, Row};
+use crate::suite::{self, Layer};
+use crate::workspace_root;
+use convkit::{Activation, Algorithm, ConvError, PlanOptions};
+use convkit_testkit::{ConvProblem, Values, compare_with_reference};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Short smoke run: one timed run per row, short peak probe.
+    #[arg(long)]
+    quick: bool,
+    /// Only these layers (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    shapes: Vec<String>,
+    /// Only these algorithms (comma-separated: reference, direct, im2col-gemm, ...).
+    #[arg(long, value_delimiter = ',')]
+    algos: Vec<String>,
+    /// Thread counts (default: 1 and every core).
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Report folder, relative to the workspace root.
+    #[arg(long, default_value = "target/convkit-report")]
+    out: PathBuf,
+}
+
+/// How long and how often each row is timed.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    min_seconds: f64,
+    min_runs: usize,
+    max_runs: usize,
+}
+
+fn select_layers(names: &[String]) -> Result<Vec<Layer>, String> {
+    let all = suite::layers();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|name| {
+            all.iter().find(|l| l.name == name).copied().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|l| l.name).collect();
+                format!("unknown shape {name}; known: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn select_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
+    let registered: Vec<Algorithm> = convkit::algorithms::<f32>()
+        .iter()
+        .map(|a| a.algorithm())
+        .collect();
+    if names.is_empty() {
+        return Ok(registered);
+    }
+    names
+        .iter()
+        .map(|name| match Algorithm::from_name(name) {
+            Some(algorithm) if algorithm != Algorithm::Auto => Ok(algorithm),
+            _ => Err(format!(
+                "unknown algorithm {name}; known: {}",
+                Algorithm::CONCRETE.map(Algorithm::name).join(", ")
+            )),
+        })
+        .collect()
+}
+
+/// Median seconds of one run, and the number of timed runs.
+fn time_runs(mut run: impl FnMut(), timing: Timing) -> (f64, usize) {
+    run(); // warm caches and lazily touched pages
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while samples.len() < timing.min_runs
+        || (started.elapsed().as_secs_f64() < timing.min_seconds && samples.len() < timing.max_runs)
+    {
+        let start = Instant::now();
+        run();
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    (samples[samples.len() / 2], samples.len())
+}
+
+/// Times one layer with one algorithm at one thread count; returns the row and the output.
+fn bench_row(
+    layer: &Layer,
+    problem: &ConvProblem,
+    data: &LayerData,
+    algorithm: Algorithm,
+    threads: usize,
+    peak: &Peak,
+    timing: Timing,
+) -> (Row, Option<Vec<f32>>) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool of the requested size");
+    let options = PlanOptions::new()
+        .algorithm(algorithm)
+        .activation(problem.activation);
+    let mut row = Row::new(layer, algorithm, threads);
+    let plan = match pool
+        .install(|| convkit::plan(&layer.spec, &data.weights, data.bias.as_deref(), &options))
+    {
+        Ok(plan) => plan,
+        Err(ConvError::Unsupported { reason, .. }) => {
+            row.status = format!("unsupported: {reason}");
+            return (row, None);
+        }
+        Err(error) => {
+            row.status = format!("error: {error}");
+            return (row, None);
+        }
+    };
+    let mut output = vec![0.0f32; plan.shape().output_len()];
+    let mut scratch = vec![0.0f32; plan.scratch_len()];
+    let (seconds, runs) = pool.install(|| {
+        time_runs(
+            || {
+                plan.run_with_scratch(&data.input, &mut output, &mut scratch)
+                    .expect("benchmark buffers have the plan's lengths");
+            },
+            timing,
+        )
+    });
+    row.record(&plan, seconds, runs, peak);
+    (row, Some(output))
+}
+
+struct LayerData {
+    input: Vec<f32>,
+    weights: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let layers = select_layers(&args.shapes)?;
+    let algorithms = select_algorithms(&args.algos)?;
+    let all_threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut thread_counts = if args.threads.is_empty() {
+        vec![1, all_threads]
+    } else {
+        args.threads.clone()
+    };
+    thread_counts.sort_unstable();
+    thread_counts.dedup();
+    if thread_counts.contains(&0) {
+        return Err("thread counts start at 1".to_owned());
+    }
+    let timing = if args.quick {
+        Timing {
+            min_seconds: 0.0,
+            min_runs: 1,
+            max_runs: 1,
+        }
+    } else {
+        Timing {
+            min_seconds: 1.0,
+            min_runs: 5,
+            max_runs: 200,
+        }
+    };
+
+    eprintln!("measuring the FMA peak on {thread_counts:?} threads");
+    let peaks: Vec<PeakSet> = thread_counts
+        .iter()
+        .map(|&threads| {
+            let (seconds, repetitions) = if args.quick { (0.05, 3) } else { (0.25, 7) };
+            peak::measure(threads, seconds, repetitions)
+        })
+        .collect();
+
+    let mut rows = Vec::new();
+    for layer in &layers {
+        let problem = ConvProblem::new(layer.spec, true, Activation::None, Values::Real, 1);
+        let data = LayerData {
+            input: problem.input(),
+            weights: problem.weights(),
+            bias: problem.bias(),
+        };
+        for &algorithm in &algorithms {
+            let mut error: Option<f64> = None;
+            for (&threads, peak) in thread_counts.iter().zip(&peaks) {
+                eprintln!(
+                    "{:<18} {:<12} {threads} thread(s)",
+                    layer.name,
+                    algorithm.name()
+                );
+                let (mut row, output) = bench_row(
+                    layer, &problem, &data, algorithm, threads, &peak.best, timing,
+                );
+                if let (None, Some(output)) = (error, output) {
+                    error = Some(measure_error(layer, &problem, &data, algorithm, &output)?);
+                }
+                row.max_relative_error = error;
+                rows.push(row);
+            }
+        }
+    }
+
+    let report = Report::new(peaks, rows, args.quick);
+    report::print_table(&report);
+    let out = workspace_root().join(&args.out);
+    report::write(&report, &out)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Worst `|y − exact| / Σ|x·w|` over the layer's outputs, checked against the algorithm's bound.
+fn measure_error(
+    layer: &Layer,
+    problem: &ConvProblem,
+    data: &LayerData,
+    algorithm: Algorithm,
+    output: &[f32],
+) -> Result<f64, String> {
+    let implementation = convkit::algorithms::<f32>()
+        .into_iter()
+        .find(|a| a.algorithm() == algorithm)
+        .ok_or_else(|| format!("{} is not registered", algorithm.name()))?;
+    let shape = problem.shape();
+    compare_with_reference(
+        &shape,
+        &data.input,
+        &data.weights,
+        data.bias.as_deref(),
+        problem.activation,
+        implementation.accuracy(&shape),
+        false,
+        output,
+    )
+    .map(|report| report.max_relative_error)
+    .map_err(|failure| format!("{} on {} is wrong: {failure}", algorithm.name(), layer.name))
+}

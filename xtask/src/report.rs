@@ -1,0 +1,276 @@
+//! The bench report: a table on stdout, `report.md` and `report.json` on disk.
+
+use crate::peak::{Peak, PeakSet};
+use crate::suite::Layer;
+use convkit::{Algorithm, Plan};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One (layer, algorithm, thread count) measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub shape: &'static str,
+    pub spec: String,
+    pub algorithm: &'static str,
+    pub isa: Option<&'static str>,
+    pub threads: usize,
+    /// "ok", or why the row has no timing.
+    pub status: String,
+    pub flops: u64,
+    pub median_ms: Option<f64>,
+    pub runs: usize,
+    pub gflops: Option<f64>,
+    pub percent_of_peak: Option<f64>,
+    /// Worst error relative to `Σ|x·w| + |bias|` against the f64 reference.
+    pub max_relative_error: Option<f64>,
+    pub scratch_bytes: Option<usize>,
+    pub plan_bytes: Option<usize>,
+}
+
+impl Row {
+    pub fn new(layer: &Layer, algorithm: Algorithm, threads: usize) -> Row {
+        Row {
+            shape: layer.name,
+            spec: describe(layer),
+            algorithm: algorithm.name(),
+            isa: None,
+            threads,
+            status: "ok".to_owned(),
+            flops: layer.spec.flops().unwrap_or(0),
+            median_ms: None,
+            runs: 0,
+            gflops: None,
+            percent_of_peak: None,
+            max_relative_error: None,
+            scratch_bytes: None,
+            plan_bytes: None,
+        }
+    }
+
+    pub fn record(&mut self, plan: &Plan<f32>, seconds: f64, runs: usize, peak: &Peak) {
+        let gflops = self.flops as f64 / seconds / 1e9;
+        self.isa = Some(plan.isa().name());
+        self.median_ms = Some(seconds * 1e3);
+        self.runs = runs;
+        self.gflops = Some(gflops);
+        self.percent_of_peak = Some(100.0 * gflops / peak.gflops);
+        self.scratch_bytes = Some(plan.scratch_len() * std::mem::size_of::<f32>());
+        self.plan_bytes = Some(plan.plan_bytes());
+    }
+}
+
+fn describe(layer: &Layer) -> String {
+    let shape = layer.spec.shape().expect("suite layers are valid");
+    let [h, w] = shape.input_hw();
+    let [kh, kw] = shape.kernel_hw();
+    let [sh, sw] = shape.stride();
+    let [dh, dw] = shape.dilation();
+    let mut text = format!(
+        "N{} {}->{} {h}x{w} k{kh}x{kw}",
+        shape.batch(),
+        shape.in_channels(),
+        shape.out_channels()
+    );
+    if [sh, sw] != [1, 1] {
+        let _ = write!(text, " s{sh}");
+    }
+    if shape.padding().top > 0 {
+        let _ = write!(text, " p{}", shape.padding().top);
+    }
+    if [dh, dw] != [1, 1] {
+        let _ = write!(text, " d{dh}");
+    }
+    if shape.groups() > 1 {
+        let _ = write!(text, " g{}", shape.groups());
+    }
+    text
+}
+
+/// Everything one bench run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub cores: usize,
+    pub isas: Vec<&'static str>,
+    pub quick: bool,
+    pub peaks: Vec<PeakSet>,
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    pub fn new(peaks: Vec<PeakSet>, rows: Vec<Row>, quick: bool) -> Report {
+        Report {
+            machine: cpu_model(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            isas: convkit_simd::available_isas()
+                .iter()
+                .map(|i| i.name())
+                .collect(),
+            quick,
+            peaks,
+            rows,
+        }
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+fn cell(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
+    value.map_or_else(|| "-".to_owned(), format)
+}
+
+fn kib(bytes: Option<usize>) -> String {
+    bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b as f64 / 1024.0))
+}
+
+const HEADER: [&str; 11] = [
+    "shape",
+    "algorithm",
+    "isa",
+    "thr",
+    "median ms",
+    "GFLOP/s",
+    "% peak",
+    "max rel err",
+    "scratch KiB",
+    "plan KiB",
+    "status",
+];
+
+fn cells(row: &Row) -> [String; 11] {
+    [
+        row.shape.to_owned(),
+        row.algorithm.to_owned(),
+        row.isa.unwrap_or("-").to_owned(),
+        row.threads.to_string(),
+        cell(row.median_ms, |v| format!("{v:.3}")),
+        cell(row.gflops, |v| format!("{v:.2}")),
+        cell(row.percent_of_peak, |v| format!("{v:.1}")),
+        cell(row.max_relative_error, |v| format!("{v:.1e}")),
+        kib(row.scratch_bytes),
+        kib(row.plan_bytes),
+        row.status.clone(),
+    ]
+}
+
+fn peaks_line(report: &Report) -> String {
+    report
+        .peaks
+        .iter()
+        .map(|set| {
+            let paths: Vec<String> = set
+                .by_isa
+                .iter()
+                .map(|p| format!("{} {:.1}", p.isa, p.gflops))
+                .collect();
+            format!(
+                "{} thread(s) {:.1} GFLOP/s on {} ({})",
+                set.threads,
+                set.best.gflops,
+                set.best.isa,
+                paths.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn print_table(report: &Report) {
+    let table: Vec<[String; 11]> = report.rows.iter().map(cells).collect();
+    let widths: Vec<usize> = (0..HEADER.len())
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].len())
+                .chain([HEADER[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    println!(
+        "\nconvkit bench on {} ({} cores, {})",
+        report.machine,
+        report.cores,
+        report.isas.join("+")
+    );
+    println!("measured f32 FMA peak: {}", peaks_line(report));
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (text, &w))| {
+                if c < 3 || c == 10 {
+                    format!("{text:<w$}")
+                } else {
+                    format!("{text:>w$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    println!("{}", line(HEADER.to_vec()));
+    for row in &table {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+fn markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# convkit bench report\n");
+    let _ = writeln!(
+        md,
+        "Machine: {} ({} cores; paths: {}){}.\n",
+        report.machine,
+        report.cores,
+        report.isas.join(", "),
+        if report.quick {
+            "; **quick smoke run, one timed run per row**"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(md, "Measured f32 FMA peak: {}.\n", peaks_line(report));
+    let _ = writeln!(
+        md,
+        "GFLOP/s counts the direct method's FLOPs (2·N·K·C/g·OH·OW·KH·KW) over the median \
+         time; % peak is against the peak measured above for the same thread count; max rel \
+         err is the worst |y − exact| / (Σ|x·w| + |bias|) against the f64 reference.\n"
+    );
+    let _ = writeln!(md, "| {} |", HEADER.join(" | "));
+    let _ = writeln!(md, "|{}|", HEADER.map(|_| "---").join("|"));
+    for row in &report.rows {
+        let _ = writeln!(md, "| {} |", cells(row).join(" | "));
+    }
+    let _ = writeln!(md, "\nLayers:\n");
+    let mut seen = Vec::new();
+    for row in &report.rows {
+        if !seen.contains(&row.shape) {
+            seen.push(row.shape);
+            let _ = writeln!(md, "- `{}`: {}", row.shape, row.spec);
+        }
+    }
+    md
+}
+
+pub fn write(report: &Report, folder: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(folder)
+        .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    for (name, text) in [("report.json", json), ("report.md", markdown(report))] {
+        let path = folder.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
