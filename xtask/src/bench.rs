@@ -36,6 +36,49 @@ struct Timing {
     max_runs: usize,
 }
 
+/// The standalone SGEMM row's name.
+const SGEMM_ROW: &str = "sgemm_1024";
+
+/// Times `C = A·B` for 1024×1024×1024 row-major matrices on the widest path.
+fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
+    const SIZE: usize = 1024;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool of the requested size");
+    let isa = convkit_simd::resolve(convkit_gemm::KernelShape::ISAS, convkit_simd::best());
+    let sgemm = convkit_gemm::Sgemm::new(isa);
+    let a: Vec<f32> = (0..SIZE * SIZE)
+        .map(|i| (i % 17) as f32 / 17.0 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..SIZE * SIZE)
+        .map(|i| (i % 13) as f32 / 13.0 - 0.5)
+        .collect();
+    let mut c = vec![0.0f32; SIZE * SIZE];
+    let epilogue = convkit_gemm::Epilogue::default();
+    let (seconds, runs) = pool.install(|| {
+        time_runs(
+            || {
+                sgemm
+                    .gemm([SIZE; 3], &a, SIZE, &b, SIZE, &mut c, SIZE, &epilogue)
+                    .expect("valid sgemm");
+            },
+            timing,
+        )
+    });
+    let scratch = sgemm.scratch_len(threads) * std::mem::size_of::<f32>();
+    Row::sgemm(
+        SGEMM_ROW,
+        isa,
+        threads,
+        2 * (SIZE as u64).pow(3),
+        seconds,
+        runs,
+        peak,
+        scratch,
+    )
+}
+
 fn select_layers(names: &[String]) -> Result<Vec<Layer>, String> {
     let all = suite::layers();
     if names.is_empty() {
@@ -43,10 +86,14 @@ fn select_layers(names: &[String]) -> Result<Vec<Layer>, String> {
     }
     names
         .iter()
+        .filter(|name| *name != SGEMM_ROW)
         .map(|name| {
             all.iter().find(|l| l.name == name).copied().ok_or_else(|| {
                 let known: Vec<&str> = all.iter().map(|l| l.name).collect();
-                format!("unknown shape {name}; known: {}", known.join(", "))
+                format!(
+                    "unknown shape {name}; known: {SGEMM_ROW}, {}",
+                    known.join(", ")
+                )
             })
         })
         .collect()
@@ -178,6 +225,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         .collect();
 
     let mut rows = Vec::new();
+    if args.shapes.is_empty() || args.shapes.iter().any(|s| s == SGEMM_ROW) {
+        for (&threads, peak) in thread_counts.iter().zip(&peaks) {
+            eprintln!("{SGEMM_ROW:<18} {threads} thread(s)");
+            rows.push(bench_sgemm(threads, &peak.best, timing));
+        }
+    }
     for layer in &layers {
         let problem = ConvProblem::new(layer.spec, true, Activation::None, Values::Real, 1);
         let data = LayerData {

@@ -48,6 +48,37 @@ impl Row {
         }
     }
 
+    /// A row for the standalone SGEMM.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm(
+        name: &'static str,
+        isa: convkit::Isa,
+        threads: usize,
+        flops: u64,
+        seconds: f64,
+        runs: usize,
+        peak: &Peak,
+        scratch_bytes: usize,
+    ) -> Row {
+        let gflops = flops as f64 / seconds / 1e9;
+        Row {
+            shape: name,
+            spec: "C = A·B, 1024x1024x1024 row-major".to_owned(),
+            algorithm: "sgemm",
+            isa: Some(isa.name()),
+            threads,
+            status: "ok".to_owned(),
+            flops,
+            median_ms: Some(seconds * 1e3),
+            runs,
+            gflops: Some(gflops),
+            percent_of_peak: Some(100.0 * gflops / peak.gflops),
+            max_relative_error: None,
+            scratch_bytes: Some(scratch_bytes),
+            plan_bytes: None,
+        }
+    }
+
     pub fn record(&mut self, plan: &Plan<f32>, seconds: f64, runs: usize, peak: &Peak) {
         let gflops = self.flops as f64 / seconds / 1e9;
         self.isa = Some(plan.isa().name());

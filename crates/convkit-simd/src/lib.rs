@@ -7,5 +7,9 @@
 
 mod detect;
 pub mod peak;
+mod vector;
 
 pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};
+#[cfg(target_arch = "x86_64")]
+pub use vector::{Avx2, Avx512};
+pub use vector::{Portable, Simd, VectorActivation};

@@ -1,0 +1,386 @@
+//! The blocked, parallel GEMM driver.
+//!
+//! Loop nest per task (one task = one job's rows `m0..m1` × columns `n0..n1`, full depth):
+//!
+//! ```text
+//! for jc in columns, step NC          B block KC×NC packed once per (jc, pc): L2
+//!   for pc in depth, step KC
+//!     pack B(pc, jc)
+//!     for ic in rows, step MC         A block MC×KC: prepacked weights or packed here: L2
+//!       A(ic, pc)
+//!       for jr in jc, step NR         B micro-panel KC×NR stays in L1 across the ir loop
+//!         for ir in ic, step MR       microkernel on an MR×NR register tile
+//! ```
+//!
+//! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
+//! slice of the scratch (one A block and one B block), so scratch is bounded by the worker
+//! count, never by the problem. Columns (then rows) are split evenly in NR (MR) units so that
+//! the task count is a multiple of the worker count and no core idles at the end.
+
+use crate::kernel::{KernelShape, TileEpilogue};
+use crate::panel::{PanelSource, StridedMatrix, packed_len};
+use convkit_core::{Activation, ConvError, Isa};
+use convkit_simd::VectorActivation;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Cache blocking: depth (KC), rows (MC) and columns (NC) of the packed blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// Depth of a block.
+    pub kc: usize,
+    /// Rows of an A block (a multiple of MR).
+    pub mc: usize,
+    /// Columns of a B block (a multiple of NR).
+    pub nc: usize,
+}
+
+/// Bias and activation applied to each output after the full sum.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// One bias per row of C (`m` values).
+    pub row_bias: Option<&'a [f32]>,
+    /// One bias per column of C (`n` values).
+    pub col_bias: Option<&'a [f32]>,
+    /// Activation after the bias.
+    pub activation: Activation,
+}
+
+/// Where a job's C lives: `m × n` values at row stride `ldc` from `ptr`.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputTile {
+    /// First element of C.
+    pub ptr: *mut f32,
+    /// Distance between rows of C.
+    pub ldc: usize,
+}
+
+/// One product `C = A·B` of an [`Sgemm::run`] call.
+#[derive(Clone, Copy)]
+pub struct GemmJob<'a> {
+    /// Rows of C (outer dimension of A).
+    pub m: usize,
+    /// Columns of C (outer dimension of B).
+    pub n: usize,
+    /// Depth.
+    pub k: usize,
+    /// The A operand (`m` outer × `k` depth).
+    pub a: &'a dyn PanelSource,
+    /// The B operand (`n` outer × `k` depth).
+    pub b: &'a dyn PanelSource,
+    /// Destination.
+    pub c: OutputTile,
+    /// Bias and activation.
+    pub epilogue: Epilogue<'a>,
+}
+
+impl std::fmt::Debug for GemmJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GemmJob")
+            .field("m", &self.m)
+            .field("n", &self.n)
+            .field("k", &self.k)
+            .field("c", &self.c)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A GEMM's sub-block handed to one worker.
+#[derive(Clone, Copy, Debug)]
+struct Task {
+    job: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+/// Below this many FLOPs a run stays on the calling thread: fork-join would cost more.
+const PARALLEL_MIN_FLOPS: usize = 4 << 20;
+
+/// A packed SGEMM for one ISA path.
+#[derive(Clone, Copy, Debug)]
+pub struct Sgemm {
+    shape: KernelShape,
+    blocking: Blocking,
+}
+
+/// Sends raw output pointers to the workers; tasks write disjoint tiles.
+#[derive(Clone, Copy)]
+struct SharedJobs<'a, 'b>(&'a [GemmJob<'b>]);
+// SAFETY: the only non-Sync parts are the C pointers; `Sgemm::run`'s contract makes tasks
+// write disjoint parts of C, and sources are `Sync`.
+unsafe impl Sync for SharedJobs<'_, '_> {}
+// SAFETY: as above.
+unsafe impl Send for SharedJobs<'_, '_> {}
+
+impl Sgemm {
+    /// The SGEMM of `isa` with its microkernel and cache blocking. `isa` must be available.
+    pub fn new(isa: Isa) -> Sgemm {
+        let shape = KernelShape::for_isa(isa);
+        let blocking = match shape.isa {
+            Isa::Avx512 => Blocking {
+                kc: 256,
+                mc: 192,
+                nc: 480,
+            },
+            Isa::Avx2 => Blocking {
+                kc: 256,
+                mc: 144,
+                nc: 512,
+            },
+            _ => Blocking {
+                kc: 256,
+                mc: 64,
+                nc: 256,
+            },
+        };
+        Sgemm { shape, blocking }
+    }
+
+    /// The microkernel's path and tile.
+    pub fn kernel(&self) -> KernelShape {
+        self.shape
+    }
+
+    /// The cache blocking.
+    pub fn blocking(&self) -> Blocking {
+        self.blocking
+    }
+
+    /// Scratch (f32 elements) one worker needs: one A block and one B block.
+    pub fn scratch_per_worker(&self) -> usize {
+        let Blocking { kc, mc, nc } = self.blocking;
+        packed_len(mc, kc, self.shape.mr) + packed_len(nc, kc, self.shape.nr)
+    }
+
+    /// Scratch for `workers` workers.
+    pub fn scratch_len(&self, workers: usize) -> usize {
+        self.scratch_per_worker() * workers.max(1)
+    }
+
+    /// `C = A·B` then the epilogue, for row-major slices: A is `m×k` (row stride `lda`), B is
+    /// `k×n` (row stride `ldb`), C is `m×n` (row stride `ldc`). Runs in the current rayon pool.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        &self,
+        [m, n, k]: [usize; 3],
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue<'_>,
+    ) -> Result<(), ConvError> {
+        let zero = |field| ConvError::ZeroDimension { field };
+        if m == 0 || n == 0 || k == 0 {
+            return Err(zero(if m == 0 {
+                "m"
+            } else if n == 0 {
+                "n"
+            } else {
+                "k"
+            }));
+        }
+        let a_view = StridedMatrix::new(a, lda, 1);
+        let b_view = StridedMatrix::new(b, 1, ldb);
+        let c_needed = (m - 1)
+            .checked_mul(ldc)
+            .and_then(|x| x.checked_add(n))
+            .ok_or(ConvError::Overflow {
+                quantity: "C extent",
+            })?;
+        let length = |buffer, expected: usize, actual| ConvError::BufferLength {
+            buffer,
+            expected,
+            actual,
+        };
+        if lda < k || !a_view.covers(m, k) {
+            return Err(length("a", (m - 1) * lda + k, a.len()));
+        }
+        if ldb < n || !b_view.covers(n, k) {
+            return Err(length("b", (k - 1) * ldb + n, b.len()));
+        }
+        if ldc < n || c.len() < c_needed {
+            return Err(length("c", c_needed, c.len()));
+        }
+        if let Some(bias) = epilogue.row_bias.filter(|b| b.len() != m) {
+            return Err(length("row bias", m, bias.len()));
+        }
+        if let Some(bias) = epilogue.col_bias.filter(|b| b.len() != n) {
+            return Err(length("column bias", n, bias.len()));
+        }
+        let job = GemmJob {
+            m,
+            n,
+            k,
+            a: &a_view,
+            b: &b_view,
+            c: OutputTile {
+                ptr: c.as_mut_ptr(),
+                ldc,
+            },
+            epilogue: *epilogue,
+        };
+        let mut scratch = vec![0.0; self.scratch_len(rayon::current_num_threads())];
+        // SAFETY: the checks above prove that the sources cover m×k and n×k, that C holds
+        // m rows of n values at stride ldc (exclusively borrowed), and the biases' lengths.
+        unsafe { self.run(&[job], &mut scratch) };
+        Ok(())
+    }
+
+    /// Splits every job into tasks whose count is a multiple of `workers` where possible.
+    fn tasks(&self, jobs: &[GemmJob<'_>], workers: usize) -> Vec<Task> {
+        let (mr, nr) = (self.shape.mr, self.shape.nr);
+        let mut tasks = Vec::new();
+        for (index, job) in jobs.iter().enumerate() {
+            let (row_units, col_units) = (job.m.div_ceil(mr), job.n.div_ceil(nr));
+            let mut col_split = col_units.div_ceil(self.blocking.nc / nr).max(1);
+            let mut row_split = 1;
+            if workers > 1 && jobs.len() < 4 * workers {
+                // Few jobs: split each so that the workers get equal shares.
+                while (jobs.len() * col_split * row_split) % workers != 0 {
+                    if col_split < col_units {
+                        col_split += 1;
+                    } else if row_split < row_units {
+                        row_split += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            let even = |units: usize, parts: usize, part: usize, unit: usize, limit: usize| {
+                ((units * part / parts) * unit).min(limit)
+            };
+            for r in 0..row_split {
+                for c in 0..col_split {
+                    let rows = (
+                        even(row_units, row_split, r, mr, job.m),
+                        even(row_units, row_split, r + 1, mr, job.m),
+                    );
+                    let cols = (
+                        even(col_units, col_split, c, nr, job.n),
+                        even(col_units, col_split, c + 1, nr, job.n),
+                    );
+                    if rows.0 < rows.1 && cols.0 < cols.1 {
+                        tasks.push(Task {
+                            job: index,
+                            rows,
+                            cols,
+                        });
+                    }
+                }
+            }
+        }
+        tasks
+    }
+
+    /// Runs every job, in parallel over the caller's rayon pool.
+    ///
+    /// # Safety
+    /// For every job: `a` covers `m` outer × `k` depth and `b` covers `n` × `k`; `c.ptr` is
+    /// valid for writes of `m` rows of `n` values at stride `c.ldc`, and no two jobs' C
+    /// regions overlap (nor are they read elsewhere during the call); biases hold `m` (row)
+    /// and `n` (column) values. `scratch` holds at least [`Sgemm::scratch_per_worker`]
+    /// elements. The CPU has this SGEMM's path.
+    pub unsafe fn run(&self, jobs: &[GemmJob<'_>], scratch: &mut [f32]) {
+        let per_worker = self.scratch_per_worker();
+        let flops: usize = jobs.iter().map(|j| 2 * j.m * j.n * j.k).sum();
+        let workers = if flops < PARALLEL_MIN_FLOPS {
+            1
+        } else {
+            rayon::current_num_threads()
+                .min(scratch.len() / per_worker)
+                .max(1)
+        };
+        let tasks = self.tasks(jobs, workers);
+        let shared = SharedJobs(jobs);
+        let next = AtomicUsize::new(0);
+        let work = |scratch: &mut [f32]| {
+            let shared = shared;
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(task) = tasks.get(index) else { break };
+                // SAFETY: forwarded contract; tasks of one job cover disjoint tiles.
+                unsafe { self.run_task(&shared.0[task.job], *task, scratch) };
+            }
+        };
+        if workers == 1 {
+            work(&mut scratch[..per_worker]);
+        } else {
+            scratch[..per_worker * workers]
+                .par_chunks_mut(per_worker)
+                .for_each(work);
+        }
+    }
+
+    /// One task, sequentially: the loop nest in the module documentation.
+    ///
+    /// # Safety
+    /// As [`Sgemm::run`] for `job`, restricted to the task's tile.
+    unsafe fn run_task(&self, job: &GemmJob<'_>, task: Task, scratch: &mut [f32]) {
+        let KernelShape { mr, nr, kernel, .. } = self.shape;
+        let Blocking { kc, mc, nc } = self.blocking;
+        let (a_scratch, b_scratch) = scratch.split_at_mut(packed_len(mc, kc, mr));
+        let activation = VectorActivation::new(job.epilogue.activation);
+        let (m_end, n_end) = (task.rows.1, task.cols.1);
+        for jc in (task.cols.0..n_end).step_by(nc) {
+            let cols = jc..(jc + nc).min(n_end);
+            for pc in (0..job.k).step_by(kc) {
+                let depth = pc..(pc + kc).min(job.k);
+                let b_panel: &[f32] = match job.b.prepacked(cols.clone(), depth.clone(), nr) {
+                    Some(panel) => panel,
+                    None => {
+                        job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
+                        b_scratch
+                    }
+                };
+                for ic in (task.rows.0..m_end).step_by(mc) {
+                    let rows = ic..(ic + mc).min(m_end);
+                    let a_panel: &[f32] = match job.a.prepacked(rows.clone(), depth.clone(), mr) {
+                        Some(panel) => panel,
+                        None => {
+                            job.a.pack(rows.clone(), depth.clone(), mr, a_scratch);
+                            a_scratch
+                        }
+                    };
+                    let tile_epilogue = |i: usize, j: usize| TileEpilogue {
+                        accumulate: pc > 0,
+                        finish: depth.end == job.k,
+                        row_bias: job
+                            .epilogue
+                            .row_bias
+                            .map_or(std::ptr::null(), |b| b[i..].as_ptr()),
+                        col_bias: job
+                            .epilogue
+                            .col_bias
+                            .map_or(std::ptr::null(), |b| b[j..].as_ptr()),
+                        activation,
+                    };
+                    for jr in cols.clone().step_by(nr) {
+                        let b_micro = &b_panel[(jr - cols.start) * depth.len()..];
+                        for ir in rows.clone().step_by(mr) {
+                            let a_micro = &a_panel[(ir - rows.start) * depth.len()..];
+                            let epilogue = tile_epilogue(ir, jr);
+                            // SAFETY: the panels hold depth×MR and depth×NR values from these
+                            // offsets (packed_len rounds up to whole groups); C's tile at
+                            // (ir, jr) of min(MR, ..) × min(NR, ..) lies inside the job's C by
+                            // `run`'s contract; biases are offset within their lengths.
+                            unsafe {
+                                kernel(
+                                    depth.len(),
+                                    a_micro.as_ptr(),
+                                    b_micro.as_ptr(),
+                                    job.c.ptr.add(ir * job.c.ldc + jr),
+                                    job.c.ldc,
+                                    mr.min(rows.end - ir),
+                                    nr.min(cols.end - jr),
+                                    &epilogue,
+                                )
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

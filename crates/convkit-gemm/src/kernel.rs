@@ -1,0 +1,246 @@
+//! Microkernels: one register tile `C[MR×NR] (+)= A-panel · B-panel` per call.
+//!
+//! The body is written once over [`Simd`]: per depth step it loads `NV` vectors of the B
+//! panel (NR = NV·LANES columns), broadcasts each of the MR values of the A panel and issues
+//! MR·NV fused multiply-adds into accumulators that stay in registers for the whole depth.
+//! Register budget per path (accumulators + B vectors + one broadcast):
+//!
+//! | path    | tile    | registers            |
+//! |---------|---------|----------------------|
+//! | AVX-512 | 8 × 48  | 24 + 3 + 1 of 32 zmm |
+//! | AVX2    | 6 × 16  | 12 + 2 + 1 of 16 ymm |
+//! | portable| 4 × 8   | 4 f32x8 (8 xmm on SSE) + 1 + 1 of 16 xmm |
+//!
+//! After the last depth block the tile gets the bias (per row or per column) and the
+//! activation before it is stored; edge tiles store only their valid rows and columns (masked
+//! on AVX2/AVX-512).
+
+use convkit_core::Isa;
+use convkit_simd::{Portable, Simd, VectorActivation};
+
+/// What happens to a tile after its products are summed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileEpilogue {
+    /// Add the values already in C (depth blocks after the first).
+    pub accumulate: bool,
+    /// Apply bias and activation (the last depth block).
+    pub finish: bool,
+    /// One bias per tile row, or null.
+    pub row_bias: *const f32,
+    /// One bias per tile column, or null.
+    pub col_bias: *const f32,
+    /// The activation.
+    pub activation: VectorActivation,
+}
+
+/// A microkernel entry point.
+///
+/// # Safety
+/// The CPU has the kernel's path. `a` holds `depth·MR` and `b` `depth·NR` packed values; `c`
+/// is writable for `rows ≤ MR` rows of `cols ≤ NR` values at row stride `ldc`; bias pointers
+/// (when not null) are readable for `rows` and `cols` values.
+pub(crate) type MicroKernel = unsafe fn(
+    depth: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    epilogue: &TileEpilogue,
+);
+
+/// A microkernel with its tile shape.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelShape {
+    /// The path it is compiled for.
+    pub isa: Isa,
+    /// Tile rows (the A panel width).
+    pub mr: usize,
+    /// Tile columns (the B panel width).
+    pub nr: usize,
+    pub(crate) kernel: MicroKernel,
+}
+
+impl KernelShape {
+    /// The microkernel of `isa` (which must be available on this CPU).
+    pub fn for_isa(isa: Isa) -> KernelShape {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => KernelShape {
+                isa,
+                mr: 8,
+                nr: 48,
+                kernel: x86::avx512_8x48,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => KernelShape {
+                isa,
+                mr: 6,
+                nr: 16,
+                kernel: x86::avx2_6x16,
+            },
+            _ => KernelShape {
+                isa: Isa::Scalar,
+                mr: 4,
+                nr: 8,
+                kernel: portable_4x8,
+            },
+        }
+    }
+
+    /// The paths that have a microkernel in this build.
+    pub const ISAS: &'static [Isa] = &[
+        Isa::Scalar,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512,
+    ];
+}
+
+/// The register tile, generic over the path.
+///
+/// # Safety
+/// As [`MicroKernel`], with `MR` rows and `NV·S::LANES` columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+    depth: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    epilogue: &TileEpilogue,
+) {
+    let lanes = S::LANES;
+    // SAFETY: the caller guarantees the path and every pointer range used below: the panels
+    // hold `depth` steps of MR and NR values, C holds `rows × cols` at stride `ldc`.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..depth {
+            let mut bv = [S::zero(); NV];
+            for (j, v) in bv.iter_mut().enumerate() {
+                *v = S::load(b.add(j * lanes));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = S::splat(*a.add(i));
+                for (sum, &bj) in row.iter_mut().zip(&bv) {
+                    *sum = S::mul_add(av, bj, *sum);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(NV * lanes);
+        }
+
+        for (i, row) in acc.iter().enumerate() {
+            if i >= rows {
+                break;
+            }
+            let c_row = c.add(i * ldc);
+            let row_bias = if epilogue.finish && !epilogue.row_bias.is_null() {
+                Some(S::splat(*epilogue.row_bias.add(i)))
+            } else {
+                None
+            };
+            for (j, &sum) in row.iter().enumerate() {
+                let col = j * lanes;
+                if col >= cols {
+                    break;
+                }
+                let len = cols - col;
+                let full = len >= lanes;
+                let mut value = sum;
+                if epilogue.accumulate {
+                    let old = if full {
+                        S::load(c_row.add(col))
+                    } else {
+                        S::load_partial(c_row.add(col), len)
+                    };
+                    value = S::add(value, old);
+                }
+                if epilogue.finish {
+                    if let Some(bias) = row_bias {
+                        value = S::add(value, bias);
+                    }
+                    if !epilogue.col_bias.is_null() {
+                        let bias = if full {
+                            S::load(epilogue.col_bias.add(col))
+                        } else {
+                            S::load_partial(epilogue.col_bias.add(col), len)
+                        };
+                        value = S::add(value, bias);
+                    }
+                    value = epilogue.activation.apply::<S>(value);
+                }
+                if full {
+                    S::store(c_row.add(col), value);
+                } else {
+                    S::store_partial(c_row.add(col), value, len);
+                }
+            }
+        }
+    }
+}
+
+/// # Safety
+/// As [`MicroKernel`] (the portable path runs everywhere).
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_4x8(
+    depth: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    epilogue: &TileEpilogue,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { tile::<Portable, 4, 1>(depth, a, b, c, ldc, rows, cols, epilogue) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{TileEpilogue, tile};
+    use convkit_simd::{Avx2, Avx512};
+
+    /// # Safety
+    /// As [`super::MicroKernel`]; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx2_6x16(
+        depth: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; AVX2 + FMA enabled for this function.
+        unsafe { tile::<Avx2, 6, 2>(depth, a, b, c, ldc, rows, cols, epilogue) }
+    }
+
+    /// # Safety
+    /// As [`super::MicroKernel`]; the CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx512_8x48(
+        depth: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; AVX-512 enabled for this function.
+        unsafe { tile::<Avx512, 8, 3>(depth, a, b, c, ldc, rows, cols, epilogue) }
+    }
+}

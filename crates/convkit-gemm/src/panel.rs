@@ -1,0 +1,223 @@
+//! Panel sources: the operands of the GEMM, in the order the microkernel reads them.
+//!
+//! Both operands use one layout. For an *outer* range (rows of A, or columns of B), a *depth*
+//! range (the summed dimension) and a *width* (the microkernel's MR for A, NR for B), the
+//! panel is `ceil(outer / width)` groups; group `g` holds, for each depth index `p` in order,
+//! the `width` values of outer indices `g·width ..` at `p`, zero past the end of the range.
+
+use std::ops::Range;
+
+/// f32 elements of a panel of `outer` indices rounded up to `width`, `depth` deep.
+pub const fn packed_len(outer: usize, depth: usize, width: usize) -> usize {
+    outer.div_ceil(width) * width * depth
+}
+
+/// An operand of the GEMM that can write any block of itself in panel order.
+pub trait PanelSource: Sync {
+    /// Writes the panel of `outer` × `depth` with `width` into the start of `dst`, which holds
+    /// at least [`packed_len`] elements.
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]);
+
+    /// The same panel without copying, when the source is already packed that way.
+    fn prepacked(&self, outer: Range<usize>, depth: Range<usize>, width: usize) -> Option<&[f32]> {
+        let _ = (outer, depth, width);
+        None
+    }
+}
+
+/// A plain matrix given by its strides: element `(outer, depth)` at
+/// `data[outer·outer_stride + depth·depth_stride]`.
+///
+/// Row-major `A` (m×k, leading dimension `lda`) is `StridedMatrix::new(a, lda, 1)`; row-major
+/// `B` (k×n, leading dimension `ldb`) is `StridedMatrix::new(b, 1, ldb)`.
+#[derive(Clone, Copy, Debug)]
+pub struct StridedMatrix<'a> {
+    data: &'a [f32],
+    outer_stride: usize,
+    depth_stride: usize,
+}
+
+impl<'a> StridedMatrix<'a> {
+    /// A matrix view; indexing is checked when packing.
+    pub const fn new(data: &'a [f32], outer_stride: usize, depth_stride: usize) -> Self {
+        StridedMatrix {
+            data,
+            outer_stride,
+            depth_stride,
+        }
+    }
+
+    /// Whether `outer` × `depth` indices stay inside the data.
+    pub fn covers(&self, outer: usize, depth: usize) -> bool {
+        if outer == 0 || depth == 0 {
+            return true;
+        }
+        (outer - 1)
+            .checked_mul(self.outer_stride)
+            .and_then(|o| (depth - 1).checked_mul(self.depth_stride)?.checked_add(o))
+            .is_some_and(|last| last < self.data.len())
+    }
+}
+
+impl PanelSource for StridedMatrix<'_> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        let depth_len = depth.len();
+        for (group, panel) in dst[..packed_len(outer.len(), depth_len, width)]
+            .chunks_exact_mut(width * depth_len)
+            .enumerate()
+        {
+            let first = outer.start + group * width;
+            let valid = width.min(outer.end - first);
+            for (p, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
+                if self.outer_stride == 1 {
+                    let start = first + p * self.depth_stride;
+                    lanes[..valid].copy_from_slice(&self.data[start..start + valid]);
+                } else {
+                    for (lane, value) in lanes[..valid].iter_mut().enumerate() {
+                        *value =
+                            self.data[(first + lane) * self.outer_stride + p * self.depth_stride];
+                    }
+                }
+                lanes[valid..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// An operand packed once (at plan time) for one width and depth block size, handed out
+/// without copying.
+#[derive(Clone, Debug, Default)]
+pub struct PackedPanels {
+    data: Vec<f32>,
+    outer: usize,
+    depth: usize,
+    width: usize,
+    depth_block: usize,
+}
+
+impl PackedPanels {
+    /// Packs all of `source` (`outer` × `depth`) for `width`, in depth blocks of
+    /// `depth_block`: block `b` holds depths `b·depth_block ..` for every outer group.
+    pub fn new(
+        source: &dyn PanelSource,
+        outer: usize,
+        depth: usize,
+        width: usize,
+        depth_block: usize,
+    ) -> Self {
+        let mut data = vec![0.0; packed_len(outer, depth, width)];
+        let mut offset = 0;
+        for start in (0..depth).step_by(depth_block.max(1)) {
+            let block = start..(start + depth_block).min(depth);
+            let len = packed_len(outer, block.len(), width);
+            source.pack(0..outer, block, width, &mut data[offset..offset + len]);
+            offset += len;
+        }
+        PackedPanels {
+            data,
+            outer,
+            depth,
+            width,
+            depth_block,
+        }
+    }
+
+    /// Element `(outer, depth)` of the packed operand.
+    fn element(&self, outer: usize, depth: usize) -> f32 {
+        let block = depth / self.depth_block;
+        let block_len = (self.depth - block * self.depth_block).min(self.depth_block);
+        let block_start = packed_len(self.outer, self.depth_block, self.width) * block;
+        let group_start = outer / self.width * self.width * block_len;
+        let within = (depth % self.depth_block) * self.width + outer % self.width;
+        self.data[block_start + group_start + within]
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+}
+
+impl PanelSource for PackedPanels {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        if let Some(panel) = self.prepacked(outer.clone(), depth.clone(), width) {
+            dst[..panel.len()].copy_from_slice(panel);
+            return;
+        }
+        // Any other block: read element by element from the packed layout.
+        let depth_len = depth.len();
+        for (group, panel) in dst[..packed_len(outer.len(), depth_len, width)]
+            .chunks_exact_mut(width * depth_len)
+            .enumerate()
+        {
+            for (p, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
+                for (lane, value) in lanes.iter_mut().enumerate() {
+                    let o = outer.start + group * width + lane;
+                    *value = if o < outer.end {
+                        self.element(o, p)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    fn prepacked(&self, outer: Range<usize>, depth: Range<usize>, width: usize) -> Option<&[f32]> {
+        let block = depth.start / self.depth_block.max(1);
+        let aligned = width == self.width
+            && outer.start % width == 0
+            && outer.end <= self.outer
+            && depth.start % self.depth_block == 0
+            && depth.end == (depth.start + self.depth_block).min(self.depth);
+        if !aligned {
+            return None;
+        }
+        let block_start = packed_len(self.outer, self.depth_block, width) * block;
+        let group_len = width * depth.len();
+        let first = block_start + outer.start / width * group_len;
+        let len = outer.len().div_ceil(width) * group_len;
+        self.data.get(first..first + len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_panels_interleave_and_zero_pad() {
+        // A 3x2 row-major matrix [[1, 2], [3, 4], [5, 6]] as outer = rows, width 2.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut dst = [f32::NAN; 8];
+        StridedMatrix::new(&a, 2, 1).pack(0..3, 0..2, 2, &mut dst);
+        assert_eq!(dst, [1.0, 3.0, 2.0, 4.0, 5.0, 0.0, 6.0, 0.0]);
+        // The same matrix as B (outer = columns), width 4: one group.
+        let mut dst = [f32::NAN; 12];
+        StridedMatrix::new(&a, 1, 2).pack(0..2, 0..3, 4, &mut dst);
+        assert_eq!(
+            dst,
+            [1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 5.0, 6.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn packed_panels_hand_out_the_same_blocks() {
+        let a: Vec<f32> = (0..7 * 5).map(|v| v as f32).collect();
+        let source = StridedMatrix::new(&a, 5, 1);
+        let packed = PackedPanels::new(&source, 7, 5, 3, 2);
+        for (depth, outer) in [(0..2, 0..7), (2..4, 3..6), (4..5, 0..6)] {
+            let mut expected = vec![0.0; packed_len(outer.len(), depth.len(), 3)];
+            source.pack(outer.clone(), depth.clone(), 3, &mut expected);
+            assert_eq!(packed.prepacked(outer, depth, 3), Some(&expected[..]));
+        }
+        assert_eq!(packed.prepacked(1..4, 0..2, 3), None);
+        for (outer, depth, width) in [(1..4, 0..5, 3), (0..7, 1..4, 4), (6..7, 3..5, 1)] {
+            let len = packed_len(outer.len(), depth.len(), width);
+            let (mut expected, mut got) = (vec![0.0; len], vec![f32::NAN; len]);
+            source.pack(outer.clone(), depth.clone(), width, &mut expected);
+            packed.pack(outer, depth, width, &mut got);
+            assert_eq!(got, expected);
+        }
+    }
+}

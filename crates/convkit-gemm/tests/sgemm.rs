@@ -1,0 +1,193 @@
+//! SGEMM against a naive triple loop on every ISA path this CPU has: every m, n and k in
+//! 1..=67 (each swept with the others at edge values), large odd sizes, strides, bias and
+//! activations. Integer data makes every sum exact, so results must match bit for bit.
+
+use convkit_core::{Activation, Isa};
+use convkit_gemm::{Epilogue, Sgemm};
+
+fn integers(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0)
+        .collect()
+}
+
+/// `C = A·B + biases`, then the activation, in f64 (exact for the integer data used here).
+fn naive(
+    [m, n, k]: [usize; 3],
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    epilogue: &Epilogue<'_>,
+) -> Vec<f32> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum: f64 = (0..k)
+                .map(|p| f64::from(a[i * lda + p]) * f64::from(b[p * ldb + j]))
+                .sum();
+            sum += epilogue.row_bias.map_or(0.0, |bias| f64::from(bias[i]));
+            sum += epilogue.col_bias.map_or(0.0, |bias| f64::from(bias[j]));
+            c[i * n + j] = epilogue.activation.apply_f64(sum) as f32;
+        }
+    }
+    c
+}
+
+fn isas() -> Vec<Isa> {
+    convkit_gemm::KernelShape::ISAS
+        .iter()
+        .copied()
+        .filter(|&isa| convkit_simd::available(isa))
+        .collect()
+}
+
+fn check(isa: Isa, [m, n, k]: [usize; 3], pad: usize, epilogue: &Epilogue<'_>) {
+    let (lda, ldb, ldc) = (k + pad, n + 2 * pad, n + pad);
+    let a = integers(m * lda, m + k);
+    let b = integers(k * ldb, n + 1);
+    let mut c = vec![f32::NAN; (m - 1) * ldc + n];
+    Sgemm::new(isa)
+        .gemm([m, n, k], &a, lda, &b, ldb, &mut c, ldc, epilogue)
+        .expect("valid gemm");
+    let expected = naive([m, n, k], &a, lda, &b, ldb, epilogue);
+    for i in 0..m {
+        assert_eq!(
+            &c[i * ldc..i * ldc + n],
+            &expected[i * n..(i + 1) * n],
+            "{isa} m={m} n={n} k={k} pad={pad}: row {i}"
+        );
+    }
+}
+
+const EDGES: [usize; 5] = [1, 7, 17, 48, 67];
+
+#[test]
+fn every_m_n_and_k_up_to_67() {
+    for isa in isas() {
+        for sweep in 1..=67 {
+            for &x in &EDGES {
+                for &y in &[1, 33, 67] {
+                    check(isa, [sweep, x, y], 0, &Epilogue::default());
+                    check(isa, [x, sweep, y], 1, &Epilogue::default());
+                    check(isa, [y, x, sweep], 0, &Epilogue::default());
+                }
+            }
+        }
+        println!("sgemm sweep passed on {isa}");
+    }
+}
+
+#[test]
+fn large_odd_sizes_span_several_blocks() {
+    for isa in isas() {
+        for dims in [[257, 263, 301], [97, 1031, 523], [401, 55, 777]] {
+            check(isa, dims, 3, &Epilogue::default());
+        }
+    }
+}
+
+#[test]
+fn bias_and_activation_are_fused() {
+    for isa in isas() {
+        for activation in Activation::ALL {
+            let (m, n, k) = (19, 53, 300);
+            let row_bias = integers(m, 3);
+            let col_bias = integers(n, 5);
+            check(
+                isa,
+                [m, n, k],
+                0,
+                &Epilogue {
+                    row_bias: Some(&row_bias),
+                    col_bias: None,
+                    activation,
+                },
+            );
+            check(
+                isa,
+                [m, n, k],
+                2,
+                &Epilogue {
+                    row_bias: None,
+                    col_bias: Some(&col_bias),
+                    activation,
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn single_thread_and_pool_give_identical_bits() {
+    for isa in isas() {
+        let (m, n, k) = (130, 700, 260);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
+            .collect();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = vec![0.0f32; m * n];
+            pool.install(|| {
+                Sgemm::new(isa).gemm([m, n, k], &a, k, &b, n, &mut c, n, &Epilogue::default())
+            })
+            .unwrap();
+            c
+        };
+        assert_eq!(run(1), run(2), "{isa}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let sgemm = Sgemm::new(Isa::Scalar);
+    let mut c = [0.0f32; 4];
+    assert!(
+        sgemm
+            .gemm(
+                [2, 2, 2],
+                &[0.0; 3],
+                2,
+                &[0.0; 4],
+                2,
+                &mut c,
+                2,
+                &Epilogue::default()
+            )
+            .is_err()
+    );
+    assert!(
+        sgemm
+            .gemm(
+                [2, 2, 0],
+                &[0.0; 4],
+                2,
+                &[0.0; 4],
+                2,
+                &mut c,
+                2,
+                &Epilogue::default()
+            )
+            .is_err()
+    );
+    assert!(
+        sgemm
+            .gemm(
+                [2, 2, 2],
+                &[0.0; 4],
+                2,
+                &[0.0; 4],
+                2,
+                &mut c[..3],
+                2,
+                &Epilogue::default()
+            )
+            .is_err()
+    );
+}

@@ -1,0 +1,452 @@
+//! The internal `Simd` trait: the vector operations convkit's kernels are written in, once,
+//! generically, then compiled per path.
+//!
+//! A kernel body is an `#[inline(always)] fn body<S: Simd>(..)`; each path gets a tiny
+//! `#[target_feature]` wrapper that calls `body::<Avx512>` (or `Avx2`, `Portable`), so that the
+//! intrinsics below inline into code compiled for that path. The planner picks the wrapper once.
+//!
+//! - [`Portable`]: `wide::f32x8`, compiled for the build's baseline (SSE2 on x86-64, NEON on
+//!   AArch64). Multiply and add stay separate: without FMA in the target, a fused multiply-add
+//!   would be a libm call.
+//! - [`Avx2`]: `__m256` with FMA, masked loads and stores for tails.
+//! - [`Avx512`]: `__m512` with FMA and `__mmask16` tails.
+
+use convkit_core::{Activation, Isa};
+
+/// Vector operations on f32 lanes for one instruction-set path.
+///
+/// # Safety
+/// Implementations may use instructions of [`Simd::ISA`]: every method may only be called on a
+/// CPU that has that path (the planner checks it once with [`crate::available`]). Pointer
+/// arguments must be valid for the lanes they touch.
+pub unsafe trait Simd: Copy + Send + Sync + 'static {
+    /// The path this implementation compiles to.
+    const ISA: Isa;
+    /// f32 lanes per vector.
+    const LANES: usize;
+    /// One vector of `LANES` f32.
+    type F32: Copy;
+
+    /// All lanes zero.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn zero() -> Self::F32;
+    /// All lanes `value`.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn splat(value: f32) -> Self::F32;
+    /// `LANES` values from `ptr` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is readable for `LANES` f32.
+    unsafe fn load(ptr: *const f32) -> Self::F32;
+    /// The first `len < LANES` lanes from `ptr`, the others zero.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is readable for `len` f32.
+    unsafe fn load_partial(ptr: *const f32, len: usize) -> Self::F32;
+    /// Stores all lanes to `ptr` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is writable for `LANES` f32.
+    unsafe fn store(ptr: *mut f32, value: Self::F32);
+    /// Stores the first `len < LANES` lanes to `ptr`.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is writable for `len` f32.
+    unsafe fn store_partial(ptr: *mut f32, value: Self::F32, len: usize);
+    /// `a · b + c`, fused on the FMA paths.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn mul_add(a: Self::F32, b: Self::F32, c: Self::F32) -> Self::F32;
+    /// `a + b`.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn add(a: Self::F32, b: Self::F32) -> Self::F32;
+    /// `a · b`.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn mul(a: Self::F32, b: Self::F32) -> Self::F32;
+    /// `lo` where `x < lo`, `hi` where `x > hi`, else `x` (NaN stays NaN).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn clamp(x: Self::F32, lo: Self::F32, hi: Self::F32) -> Self::F32;
+    /// `x · slope` where `x < 0`, else `x` (NaN stays NaN).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn leaky(x: Self::F32, slope: Self::F32) -> Self::F32;
+}
+
+/// An activation in the form the vector epilogues apply it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum VectorActivation {
+    /// Identity.
+    Identity,
+    /// Clamp to `[lo, hi]` (ReLU, ReLU6, Clamp).
+    Clamp {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// Leaky ReLU.
+    Leaky {
+        /// Slope below zero.
+        slope: f32,
+    },
+}
+
+impl VectorActivation {
+    /// The vector form of `activation`.
+    pub fn new(activation: Activation) -> VectorActivation {
+        match (activation, activation.clamp_bounds()) {
+            (Activation::None, _) => VectorActivation::Identity,
+            (Activation::LeakyRelu(slope), _) => VectorActivation::Leaky { slope },
+            (_, Some([lo, hi])) => VectorActivation::Clamp { lo, hi },
+            (_, None) => VectorActivation::Identity,
+        }
+    }
+
+    /// Applies the activation to every lane of `x`.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`.
+    #[inline(always)]
+    pub unsafe fn apply<S: Simd>(self, x: S::F32) -> S::F32 {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            match self {
+                VectorActivation::Identity => x,
+                VectorActivation::Clamp { lo, hi } => S::clamp(x, S::splat(lo), S::splat(hi)),
+                VectorActivation::Leaky { slope } => S::leaky(x, S::splat(slope)),
+            }
+        }
+    }
+}
+
+/// The portable path: `wide::f32x8`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Portable;
+
+// SAFETY: `wide` compiles for the build's baseline target, which every CPU running the binary
+// has; pointer accesses stay within the lanes the callers vouch for.
+unsafe impl Simd for Portable {
+    const ISA: Isa = Isa::Scalar;
+    const LANES: usize = 8;
+    type F32 = wide::f32x8;
+
+    #[inline(always)]
+    unsafe fn zero() -> wide::f32x8 {
+        wide::f32x8::ZERO
+    }
+    #[inline(always)]
+    unsafe fn splat(value: f32) -> wide::f32x8 {
+        wide::f32x8::splat(value)
+    }
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> wide::f32x8 {
+        // SAFETY: the caller guarantees 8 readable f32 at `ptr`.
+        wide::f32x8::from(unsafe { ptr.cast::<[f32; 8]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn load_partial(ptr: *const f32, len: usize) -> wide::f32x8 {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: the caller guarantees `len` (< 8) readable f32 at `ptr`.
+        unsafe { std::ptr::copy_nonoverlapping(ptr, lanes.as_mut_ptr(), len) };
+        wide::f32x8::from(lanes)
+    }
+    #[inline(always)]
+    unsafe fn store(ptr: *mut f32, value: wide::f32x8) {
+        // SAFETY: the caller guarantees 8 writable f32 at `ptr`.
+        unsafe { ptr.cast::<[f32; 8]>().write_unaligned(value.to_array()) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(ptr: *mut f32, value: wide::f32x8, len: usize) {
+        let lanes = value.to_array();
+        // SAFETY: the caller guarantees `len` (< 8) writable f32 at `ptr`.
+        unsafe { std::ptr::copy_nonoverlapping(lanes.as_ptr(), ptr, len) };
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: wide::f32x8, b: wide::f32x8, c: wide::f32x8) -> wide::f32x8 {
+        a * b + c
+    }
+    #[inline(always)]
+    unsafe fn add(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn mul(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
+        a * b
+    }
+    #[inline(always)]
+    unsafe fn clamp(x: wide::f32x8, lo: wide::f32x8, hi: wide::f32x8) -> wide::f32x8 {
+        let raised = x.simd_lt(lo).select(lo, x);
+        raised.simd_gt(hi).select(hi, raised)
+    }
+    #[inline(always)]
+    unsafe fn leaky(x: wide::f32x8, slope: wide::f32x8) -> wide::f32x8 {
+        x.simd_lt(wide::f32x8::ZERO).select(x * slope, x)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Simd;
+    use convkit_core::Isa;
+    use std::arch::x86_64::*;
+
+    /// The AVX2 + FMA path.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Avx2;
+
+    /// `_mm256_maskload_ps` mask with the first `len` lanes set.
+    #[inline(always)]
+    unsafe fn mask256(len: usize) -> __m256i {
+        const TABLE: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+        // SAFETY: `len <= 8`, so the 8 lanes read start within the 16-entry table; AVX is
+        // available (this path is only used on AVX2 CPUs).
+        unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(8 - len).cast()) }
+    }
+
+    // SAFETY: every method uses AVX/AVX2/FMA instructions only, and callers run on CPUs with
+    // AVX2 and FMA (checked at plan time); memory accesses stay within the vouched lanes.
+    unsafe impl Simd for Avx2 {
+        const ISA: Isa = Isa::Avx2;
+        const LANES: usize = 8;
+        type F32 = __m256;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            // SAFETY: AVX is available.
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> __m256 {
+            // SAFETY: AVX is available.
+            unsafe { _mm256_set1_ps(value) }
+        }
+        #[inline(always)]
+        unsafe fn load(ptr: *const f32) -> __m256 {
+            // SAFETY: AVX is available; 8 readable f32 at `ptr`.
+            unsafe { _mm256_loadu_ps(ptr) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(ptr: *const f32, len: usize) -> __m256 {
+            // SAFETY: AVX is available; masked-off lanes are not accessed.
+            unsafe { _mm256_maskload_ps(ptr, mask256(len)) }
+        }
+        #[inline(always)]
+        unsafe fn store(ptr: *mut f32, value: __m256) {
+            // SAFETY: AVX is available; 8 writable f32 at `ptr`.
+            unsafe { _mm256_storeu_ps(ptr, value) }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(ptr: *mut f32, value: __m256, len: usize) {
+            // SAFETY: AVX is available; masked-off lanes are not accessed.
+            unsafe { _mm256_maskstore_ps(ptr, mask256(len), value) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
+            // SAFETY: FMA is available.
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available.
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available.
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn clamp(x: __m256, lo: __m256, hi: __m256) -> __m256 {
+            // max/min return the second operand when either is NaN: x goes second.
+            // SAFETY: AVX is available.
+            unsafe { _mm256_min_ps(hi, _mm256_max_ps(lo, x)) }
+        }
+        #[inline(always)]
+        unsafe fn leaky(x: __m256, slope: __m256) -> __m256 {
+            // SAFETY: AVX is available.
+            unsafe {
+                let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+                _mm256_blendv_ps(x, _mm256_mul_ps(x, slope), negative)
+            }
+        }
+    }
+
+    /// The AVX-512 path (F + BW + VL + DQ).
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Avx512;
+
+    #[inline(always)]
+    fn mask512(len: usize) -> __mmask16 {
+        ((1u32 << len) - 1) as __mmask16
+    }
+
+    // SAFETY: every method uses AVX-512F instructions only, and callers run on CPUs with the
+    // AVX-512 path (checked at plan time); masked accesses touch only the vouched lanes.
+    unsafe impl Simd for Avx512 {
+        const ISA: Isa = Isa::Avx512;
+        const LANES: usize = 16;
+        type F32 = __m512;
+
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn splat(value: f32) -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_set1_ps(value) }
+        }
+        #[inline(always)]
+        unsafe fn load(ptr: *const f32) -> __m512 {
+            // SAFETY: AVX-512F is available; 16 readable f32 at `ptr`.
+            unsafe { _mm512_loadu_ps(ptr) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(ptr: *const f32, len: usize) -> __m512 {
+            // SAFETY: AVX-512F is available; masked-off lanes are not accessed.
+            unsafe { _mm512_maskz_loadu_ps(mask512(len), ptr) }
+        }
+        #[inline(always)]
+        unsafe fn store(ptr: *mut f32, value: __m512) {
+            // SAFETY: AVX-512F is available; 16 writable f32 at `ptr`.
+            unsafe { _mm512_storeu_ps(ptr, value) }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(ptr: *mut f32, value: __m512, len: usize) {
+            // SAFETY: AVX-512F is available; masked-off lanes are not accessed.
+            unsafe { _mm512_mask_storeu_ps(ptr, mask512(len), value) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn clamp(x: __m512, lo: __m512, hi: __m512) -> __m512 {
+            // max/min return the second operand when either is NaN: x goes second.
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_min_ps(hi, _mm512_max_ps(lo, x)) }
+        }
+        #[inline(always)]
+        unsafe fn leaky(x: __m512, slope: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe {
+                let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+                _mm512_mask_mul_ps(x, negative, x, slope)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exercises every operation of `S` against scalar arithmetic.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`.
+    #[inline(always)]
+    unsafe fn exercise<S: Simd>() {
+        let lanes = S::LANES;
+        let a: Vec<f32> = (0..lanes).map(|i| i as f32 - 3.5).collect();
+        let b: Vec<f32> = (0..lanes).map(|i| 0.25 * i as f32).collect();
+        let mut out = vec![f32::NAN; lanes];
+        // SAFETY: the caller guarantees the ISA; all buffers hold `lanes` f32.
+        unsafe {
+            let (va, vb) = (S::load(a.as_ptr()), S::load(b.as_ptr()));
+            S::store(out.as_mut_ptr(), S::mul_add(va, vb, S::splat(1.0)));
+            for i in 0..lanes {
+                assert_eq!(out[i], a[i] * b[i] + 1.0);
+            }
+            S::store(
+                out.as_mut_ptr(),
+                S::clamp(va, S::splat(-1.0), S::splat(2.0)),
+            );
+            for i in 0..lanes {
+                assert_eq!(out[i], a[i].clamp(-1.0, 2.0));
+            }
+            S::store(out.as_mut_ptr(), S::leaky(va, S::splat(0.5)));
+            for i in 0..lanes {
+                assert_eq!(out[i], if a[i] < 0.0 { 0.5 * a[i] } else { a[i] });
+            }
+            let nan = S::splat(f32::NAN);
+            S::store(out.as_mut_ptr(), S::clamp(nan, S::zero(), S::splat(6.0)));
+            assert!(out.iter().all(|v| v.is_nan()));
+            S::store(out.as_mut_ptr(), S::leaky(nan, S::splat(0.5)));
+            assert!(out.iter().all(|v| v.is_nan()));
+            for len in 0..lanes {
+                out.fill(-9.0);
+                let partial = S::load_partial(a.as_ptr(), len);
+                S::store_partial(
+                    out.as_mut_ptr(),
+                    S::add(partial, S::mul(vb, S::zero())),
+                    len,
+                );
+                for i in 0..lanes {
+                    assert_eq!(out[i], if i < len { a[i] } else { -9.0 });
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn portable_operations() {
+        // SAFETY: the portable path runs everywhere.
+        unsafe { exercise::<Portable>() }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_operations() {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn run() {
+            // SAFETY: only called after detection below.
+            unsafe { exercise::<Avx2>() }
+        }
+        if crate::available(Isa::Avx2) {
+            // SAFETY: AVX2 and FMA were detected.
+            unsafe { run() }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_operations() {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        unsafe fn run() {
+            // SAFETY: only called after detection below.
+            unsafe { exercise::<Avx512>() }
+        }
+        if crate::available(Isa::Avx512) {
+            // SAFETY: the AVX-512 path was detected.
+            unsafe { run() }
+        }
+    }
+}
