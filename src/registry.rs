@@ -1,6 +1,7 @@
 //! Which algorithms exist for which element type.
 
 use convkit_core::{ConvAlgorithm, Element};
+use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
 
 /// Element types convkit can plan for, each with its registry of algorithms.
@@ -9,7 +10,13 @@ pub trait Registered: Element {
     fn registered() -> Vec<&'static dyn ConvAlgorithm<Self>>;
 }
 
-macro_rules! register {
+impl Registered for f32 {
+    fn registered() -> Vec<&'static dyn ConvAlgorithm<f32>> {
+        vec![&Reference, &Im2colGemm]
+    }
+}
+
+macro_rules! reference_only {
     ($($element:ty),*) => {$(
         impl Registered for $element {
             fn registered() -> Vec<&'static dyn ConvAlgorithm<$element>> {
@@ -19,7 +26,7 @@ macro_rules! register {
     )*};
 }
 
-register!(f32, f64, half::f16, half::bf16);
+reference_only!(f64, half::f16, half::bf16);
 
 /// Every algorithm registered for `T`: what `Algorithm::Auto` chooses from, and what the
 /// conformance suite and the `differential` fuzz target check.

@@ -6,6 +6,7 @@
 //! prints which paths ran.
 
 use convkit::{Algorithm, Isa};
+use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
 use convkit_testkit::conformance_suite;
 
@@ -13,9 +14,10 @@ conformance_suite!(reference_f32, f32, Reference);
 conformance_suite!(reference_f64, f64, Reference);
 conformance_suite!(reference_f16, half::f16, Reference);
 conformance_suite!(reference_bf16, half::bf16, Reference);
+conformance_suite!(im2col_gemm_f32, f32, Im2colGemm);
 
 /// Algorithms instantiated above. A registered algorithm missing here fails the test below.
-const INSTANTIATED: &[Algorithm] = &[Algorithm::Reference];
+const INSTANTIATED: &[Algorithm] = &[Algorithm::Reference, Algorithm::Im2colGemm];
 
 #[test]
 fn every_registered_algorithm_is_instantiated_and_paths_are_listed() {

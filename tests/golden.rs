@@ -236,7 +236,8 @@ fn nchw_and_nhwc_give_the_same_numbers() {
             right: 1,
         })
         .groups(2);
-    let problem = ConvProblem::new(spec, true, Activation::LeakyRelu(0.125), Values::Real, 3);
+    // Integer data: every algorithm is exact there, whatever order each layout sums in.
+    let problem = ConvProblem::new(spec, true, Activation::LeakyRelu(0.125), Values::Integer, 3);
     let shape = problem.shape();
     let [oh, ow] = shape.output_hw();
     let input = problem.input::<f32>();

@@ -112,6 +112,13 @@ unsafe impl Sync for SharedJobs<'_, '_> {}
 // SAFETY: as above.
 unsafe impl Send for SharedJobs<'_, '_> {}
 
+impl<'b> SharedJobs<'_, 'b> {
+    /// The jobs (a method, so that closures capture the whole `Sync` wrapper).
+    fn jobs(&self) -> &[GemmJob<'b>] {
+        self.0
+    }
+}
+
 impl Sgemm {
     /// The SGEMM of `isa` with its microkernel and cache blocking. `isa` must be available.
     pub fn new(isa: Isa) -> Sgemm {
@@ -238,7 +245,7 @@ impl Sgemm {
             let mut row_split = 1;
             if workers > 1 && jobs.len() < 4 * workers {
                 // Few jobs: split each so that the workers get equal shares.
-                while (jobs.len() * col_split * row_split) % workers != 0 {
+                while !(jobs.len() * col_split * row_split).is_multiple_of(workers) {
                     if col_split < col_units {
                         col_split += 1;
                     } else if row_split < row_units {
@@ -296,12 +303,11 @@ impl Sgemm {
         let shared = SharedJobs(jobs);
         let next = AtomicUsize::new(0);
         let work = |scratch: &mut [f32]| {
-            let shared = shared;
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(task) = tasks.get(index) else { break };
                 // SAFETY: forwarded contract; tasks of one job cover disjoint tiles.
-                unsafe { self.run_task(&shared.0[task.job], *task, scratch) };
+                unsafe { self.run_task(&shared.jobs()[task.job], *task, scratch) };
             }
         };
         if workers == 1 {

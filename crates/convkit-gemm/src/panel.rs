@@ -166,9 +166,9 @@ impl PanelSource for PackedPanels {
     fn prepacked(&self, outer: Range<usize>, depth: Range<usize>, width: usize) -> Option<&[f32]> {
         let block = depth.start / self.depth_block.max(1);
         let aligned = width == self.width
-            && outer.start % width == 0
+            && outer.start.is_multiple_of(width)
             && outer.end <= self.outer
-            && depth.start % self.depth_block == 0
+            && depth.start.is_multiple_of(self.depth_block)
             && depth.end == (depth.start + self.depth_block).min(self.depth);
         if !aligned {
             return None;
