@@ -8,8 +8,8 @@
 //!     pack B(pc, jc)
 //!     for ic in rows, step MC         A block MC×KC: prepacked weights or packed here: L2
 //!       A(ic, pc)
-//!       for jr in jc, step NR         B micro-panel KC×NR stays in L1 across the ir loop
-//!         for ir in ic, step MR       microkernel on an MR×NR register tile
+//!       for ir in ic, step MR         A micro-panel MR×KC (8 KiB) stays in L1 across jr
+//!         for jr in jc, step NR       microkernel on an MR×NR register tile, B from L2
 //! ```
 //!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
@@ -362,10 +362,10 @@ impl Sgemm {
                             .map_or(std::ptr::null(), |b| b[j..].as_ptr()),
                         activation,
                     };
-                    for jr in cols.clone().step_by(nr) {
-                        let b_micro = &b_panel[(jr - cols.start) * depth.len()..];
-                        for ir in rows.clone().step_by(mr) {
-                            let a_micro = &a_panel[(ir - rows.start) * depth.len()..];
+                    for ir in rows.clone().step_by(mr) {
+                        let a_micro = &a_panel[(ir - rows.start) * depth.len()..];
+                        for jr in cols.clone().step_by(nr) {
+                            let b_micro = &b_panel[(jr - cols.start) * depth.len()..];
                             let epilogue = tile_epilogue(ir, jr);
                             // SAFETY: the panels hold depth×MR and depth×NR values from these
                             // offsets (packed_len rounds up to whole groups); C's tile at

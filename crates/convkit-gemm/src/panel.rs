@@ -68,17 +68,39 @@ impl PanelSource for StridedMatrix<'_> {
         {
             let first = outer.start + group * width;
             let valid = width.min(outer.end - first);
-            for (p, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
-                if self.outer_stride == 1 {
+            if self.outer_stride == 1 {
+                // Each depth step is a contiguous run of `valid` values.
+                for (p, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
                     let start = first + p * self.depth_stride;
                     lanes[..valid].copy_from_slice(&self.data[start..start + valid]);
-                } else {
-                    for (lane, value) in lanes[..valid].iter_mut().enumerate() {
-                        *value =
-                            self.data[(first + lane) * self.outer_stride + p * self.depth_stride];
+                    lanes[valid..].fill(0.0);
+                }
+            } else if self.depth_stride == 1 {
+                // Each outer index is a contiguous run of depths: read rows, write strided.
+                for lane in 0..width {
+                    if lane < valid {
+                        let start = (first + lane) * self.outer_stride + depth.start;
+                        let row = &self.data[start..start + depth_len];
+                        for (slot, &value) in panel[lane..].iter_mut().step_by(width).zip(row) {
+                            *slot = value;
+                        }
+                    } else {
+                        panel[lane..]
+                            .iter_mut()
+                            .step_by(width)
+                            .for_each(|slot| *slot = 0.0);
                     }
                 }
-                lanes[valid..].fill(0.0);
+            } else {
+                for (p, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
+                    for (lane, value) in lanes.iter_mut().enumerate() {
+                        *value = if lane < valid {
+                            self.data[(first + lane) * self.outer_stride + p * self.depth_stride]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
             }
         }
     }
