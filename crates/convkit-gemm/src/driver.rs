@@ -120,9 +120,18 @@ impl<'b> SharedJobs<'_, 'b> {
 }
 
 impl Sgemm {
-    /// The SGEMM of `isa` with its microkernel and cache blocking. `isa` must be available.
+    /// The SGEMM of `isa` with its widest microkernel. `isa` must be available.
     pub fn new(isa: Isa) -> Sgemm {
-        let shape = KernelShape::for_isa(isa);
+        Sgemm::with_kernel(KernelShape::for_isa(isa))
+    }
+
+    /// The SGEMM of `isa` with the tile that suits an `m × n` product best.
+    pub fn for_product(isa: Isa, m: usize, n: usize) -> Sgemm {
+        Sgemm::with_kernel(KernelShape::for_product(isa, m, n))
+    }
+
+    /// The SGEMM with a given microkernel and the cache blocking of its path.
+    pub fn with_kernel(shape: KernelShape) -> Sgemm {
         let blocking = match shape.isa {
             Isa::Avx512 => Blocking {
                 kc: 256,

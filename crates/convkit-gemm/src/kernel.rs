@@ -7,7 +7,9 @@
 //!
 //! | path    | tile    | registers            |
 //! |---------|---------|----------------------|
-//! | AVX-512 | 8 × 48  | 24 + 3 + 1 of 32 zmm |
+//! | AVX-512 | 8 × 48  | 24 + 3 + 1 of 32 zmm (wide C: NCHW pixels) |
+//! | AVX-512 | 12 × 32 | 24 + 2 + 1 of 32 zmm (C 32..47 columns wide, NHWC channels) |
+//! | AVX-512 | 16 × 16 | 16 + 1 + 1 of 32 zmm (narrow C: small images) |
 //! | AVX2    | 6 × 16  | 12 + 2 + 1 of 16 ymm |
 //! | portable| 4 × 8   | 4 f32x8 (8 xmm on SSE) + 1 + 1 of 16 xmm |
 //!
@@ -63,7 +65,47 @@ pub struct KernelShape {
 }
 
 impl KernelShape {
-    /// The microkernel of `isa` (which must be available on this CPU).
+    /// The tile shapes of `isa`, widest first.
+    pub fn candidates(isa: Isa) -> Vec<KernelShape> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => vec![
+                KernelShape::for_isa(isa),
+                KernelShape {
+                    isa,
+                    mr: 12,
+                    nr: 32,
+                    kernel: x86::avx512_12x32,
+                },
+                KernelShape {
+                    isa,
+                    mr: 16,
+                    nr: 16,
+                    kernel: x86::avx512_16x16,
+                },
+            ],
+            _ => vec![KernelShape::for_isa(isa)],
+        }
+    }
+
+    /// The candidate of `isa` that wastes the fewest multiply-adds on an `m × n` product
+    /// (edge tiles compute their full MR × NR); ties go to the widest tile.
+    pub fn for_product(isa: Isa, m: usize, n: usize) -> KernelShape {
+        let padded =
+            |shape: &KernelShape| m.div_ceil(shape.mr) * shape.mr * n.div_ceil(shape.nr) * shape.nr;
+        KernelShape::candidates(isa)
+            .into_iter()
+            .reduce(|best, next| {
+                if padded(&next) < padded(&best) {
+                    next
+                } else {
+                    best
+                }
+            })
+            .unwrap_or_else(|| KernelShape::for_isa(isa))
+    }
+
+    /// The widest microkernel of `isa` (which must be available on this CPU).
     pub fn for_isa(isa: Isa) -> KernelShape {
         match isa {
             #[cfg(target_arch = "x86_64")]
@@ -242,5 +284,41 @@ mod x86 {
     ) {
         // SAFETY: forwarded contract; AVX-512 enabled for this function.
         unsafe { tile::<Avx512, 8, 3>(depth, a, b, c, ldc, rows, cols, epilogue) }
+    }
+
+    /// # Safety
+    /// As [`super::MicroKernel`]; the CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx512_12x32(
+        depth: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; AVX-512 enabled for this function.
+        unsafe { tile::<Avx512, 12, 2>(depth, a, b, c, ldc, rows, cols, epilogue) }
+    }
+
+    /// # Safety
+    /// As [`super::MicroKernel`]; the CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn avx512_16x16(
+        depth: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; AVX-512 enabled for this function.
+        unsafe { tile::<Avx512, 16, 1>(depth, a, b, c, ldc, rows, cols, epilogue) }
     }
 }

@@ -42,12 +42,20 @@ fn isas() -> Vec<Isa> {
         .collect()
 }
 
-fn check(isa: Isa, [m, n, k]: [usize; 3], pad: usize, epilogue: &Epilogue<'_>) {
+fn check(isa: Isa, dims: [usize; 3], pad: usize, epilogue: &Epilogue<'_>) {
+    for kernel in convkit_gemm::KernelShape::candidates(isa) {
+        check_with(Sgemm::with_kernel(kernel), dims, pad, epilogue);
+    }
+}
+
+fn check_with(sgemm: Sgemm, [m, n, k]: [usize; 3], pad: usize, epilogue: &Epilogue<'_>) {
+    let isa = sgemm.kernel().isa;
+    let (mr, nr) = (sgemm.kernel().mr, sgemm.kernel().nr);
     let (lda, ldb, ldc) = (k + pad, n + 2 * pad, n + pad);
     let a = integers(m * lda, m + k);
     let b = integers(k * ldb, n + 1);
     let mut c = vec![f32::NAN; (m - 1) * ldc + n];
-    Sgemm::new(isa)
+    sgemm
         .gemm([m, n, k], &a, lda, &b, ldb, &mut c, ldc, epilogue)
         .expect("valid gemm");
     let expected = naive([m, n, k], &a, lda, &b, ldb, epilogue);
@@ -55,7 +63,7 @@ fn check(isa: Isa, [m, n, k]: [usize; 3], pad: usize, epilogue: &Epilogue<'_>) {
         assert_eq!(
             &c[i * ldc..i * ldc + n],
             &expected[i * n..(i + 1) * n],
-            "{isa} m={m} n={n} k={k} pad={pad}: row {i}"
+            "{isa} {mr}x{nr} m={m} n={n} k={k} pad={pad}: row {i}"
         );
     }
 }

@@ -98,7 +98,17 @@ impl PanelSource for Lowered<'_> {
 impl Im2colPlan {
     fn new(request: &PlanRequest<'_, f32>) -> Im2colPlan {
         let shape = *request.shape();
-        let sgemm = Sgemm::new(request.isa());
+        let (gemm_m, gemm_n) = match shape.layout() {
+            Layout::Nchw => (
+                shape.out_channels_per_group(),
+                shape.output_hw()[0] * shape.output_hw()[1],
+            ),
+            Layout::Nhwc => (
+                shape.batch() * shape.output_hw()[0] * shape.output_hw()[1],
+                shape.out_channels_per_group(),
+            ),
+        };
+        let sgemm = Sgemm::for_product(request.isa(), gemm_m, gemm_n);
         let kernel = sgemm.kernel();
         let kc = sgemm.blocking().kc;
         let (groups, kg, cg) = (
@@ -169,6 +179,7 @@ impl Im2colPlan {
                     Lowered::Nchw(NchwLowering {
                         input: planes,
                         window: self.window,
+                        isa: self.sgemm.kernel().isa,
                     })
                 }
             }

@@ -9,8 +9,9 @@
 //!   `(ky, kx, c)` (the weights are re-laid to match at plan time), so each tap of each
 //!   pixel is a contiguous run of channels.
 
-use convkit_core::ConvShape;
+use convkit_core::{ConvShape, Isa};
 use convkit_gemm::{PanelSource, packed_len};
+use convkit_simd::{Portable, Simd};
 use std::ops::Range;
 
 /// Geometry shared by both lowerings.
@@ -47,29 +48,73 @@ impl Window {
 
     /// Writes the values of input row `row` (a slice of one channel, `W` long) read by output
     /// columns `ox0..ox0 + dst.len()` at kernel column `kx`; zero in the padding.
-    fn copy_row_segment(&self, row: &[f32], ox0: usize, kx: usize, dst: &mut [f32]) {
-        let width = self.input_hw[1];
-        let [_, stride] = self.stride;
-        // Padded coordinate of the first value; the image starts at `pad_left`.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`.
+    #[inline(always)]
+    unsafe fn copy_row_segment<S: Simd>(
+        &self,
+        row: &[f32],
+        ox0: usize,
+        kx: usize,
+        dst: &mut [f32],
+    ) {
+        let stride = self.stride[1];
+        let (left, right) = (self.pad_left, self.pad_left + self.input_hw[1]);
+        // Padded coordinate of the first value; outputs i read start + i·stride.
         let start = ox0 * stride + kx * self.dilation[1];
-        if stride == 1 {
-            // Output columns whose input column lies in [pad_left, pad_left + width).
-            let first = self.pad_left.saturating_sub(start).min(dst.len());
-            let last = (self.pad_left + width).saturating_sub(start).min(dst.len());
-            dst[..first].fill(0.0);
-            if first < last {
-                let x0 = start + first - self.pad_left;
-                dst[first..last].copy_from_slice(&row[x0..x0 + last - first]);
+        let len = dst.len();
+        let first = left.saturating_sub(start).div_ceil(stride).min(len);
+        let last = right.saturating_sub(start).div_ceil(stride).min(len);
+        dst[..first].fill(0.0);
+        if first < last {
+            let x0 = start + first * stride - left;
+            // SAFETY: forwarded ISA guarantee; x0 + (last - first - 1)·stride < W.
+            unsafe { copy_strided::<S>(row, x0, stride, &mut dst[first..last]) };
+        }
+        dst[last.max(first)..].fill(0.0);
+    }
+}
+
+/// `dst[i] = row[x0 + i·stride]` for every `i`, vectorized for strides 1 and 2.
+///
+/// # Safety
+/// The CPU has `S::ISA`. (Indices are checked: a read past `row` panics.)
+#[inline(always)]
+unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut [f32]) {
+    let (len, lanes) = (dst.len(), S::LANES);
+    let mut i = 0;
+    match stride {
+        1 => {
+            let src = &row[x0..x0 + len];
+            while i + lanes <= len {
+                // SAFETY: `src` and `dst` hold `len` values and i + LANES <= len.
+                unsafe { S::store(dst.as_mut_ptr().add(i), S::load(src.as_ptr().add(i))) };
+                i += lanes;
             }
-            dst[last.max(first)..].fill(0.0);
-        } else {
-            for (i, value) in dst.iter_mut().enumerate() {
-                *value = (start + i * stride)
-                    .checked_sub(self.pad_left)
-                    .filter(|&x| x < width)
-                    .map_or(0.0, |x| row[x]);
+            if i < len {
+                // SAFETY: the `len - i` values from i are inside both slices.
+                unsafe {
+                    let tail = S::load_partial(src.as_ptr().add(i), len - i);
+                    S::store_partial(dst.as_mut_ptr().add(i), tail, len - i);
+                }
             }
         }
+        2 => {
+            while i + lanes <= len && x0 + 2 * (i + lanes) <= row.len() {
+                // SAFETY: the 2·LANES values read from x0 + 2i end inside `row` (checked in
+                // the loop condition); LANES values are written inside `dst`.
+                unsafe {
+                    let evens = S::load_even(row.as_ptr().add(x0 + 2 * i));
+                    S::store(dst.as_mut_ptr().add(i), evens);
+                }
+                i += lanes;
+            }
+        }
+        _ => {}
+    }
+    for (j, value) in dst.iter_mut().enumerate().skip(i) {
+        *value = row[x0 + j * stride];
     }
 }
 
@@ -78,42 +123,123 @@ pub(crate) struct NchwLowering<'a> {
     /// The group's first input channel of the image: `C/g` planes of `H·W`.
     pub input: &'a [f32],
     pub window: Window,
+    /// The plan's path (available on this CPU).
+    pub isa: Isa,
 }
 
 impl PanelSource for NchwLowering<'_> {
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        let w = &self.window;
-        let [kh, kw] = w.kernel_hw;
-        let [in_h, in_w] = w.input_hw;
-        let out_w = w.output_hw[1];
-        let depth_len = depth.len();
-        let groups =
-            dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
-        for (group, panel) in groups.enumerate() {
-            let first = outer.start + group * width;
-            let valid = width.min(outer.end - first);
-            for (r, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
-                let (c, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw);
-                let plane = &self.input[c * in_h * in_w..(c + 1) * in_h * in_w];
-                // Walk the output rows the `valid` pixels span.
-                let mut pixel = first;
-                let mut filled = 0;
-                while filled < valid {
-                    let (oy, ox) = (pixel / out_w, pixel % out_w);
-                    let run = (out_w - ox).min(valid - filled);
-                    let dst_run = &mut lanes[filled..filled + run];
-                    match w.input_row(oy, ky) {
-                        Some(y) => {
-                            w.copy_row_segment(&plane[y * in_w..(y + 1) * in_w], ox, kx, dst_run)
-                        }
-                        None => dst_run.fill(0.0),
-                    }
-                    filled += run;
-                    pixel += run;
+        match self.isa {
+            // SAFETY: the plan's ISA was detected on this CPU at plan time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::pack_nchw_avx512(self, outer, depth, width, dst) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::pack_nchw_avx2(self, outer, depth, width, dst) },
+            // SAFETY: the portable path runs everywhere.
+            _ => unsafe { pack_nchw::<Portable>(self, outer, depth, width, dst) },
+        }
+    }
+}
+
+/// The NCHW panel packing, once for every path.
+///
+/// # Safety
+/// The CPU has `S::ISA`.
+#[inline(always)]
+unsafe fn pack_nchw<S: Simd>(
+    lowering: &NchwLowering<'_>,
+    outer: Range<usize>,
+    depth: Range<usize>,
+    width: usize,
+    dst: &mut [f32],
+) {
+    let w = &lowering.window;
+    let [kh, kw] = w.kernel_hw;
+    let [in_h, in_w] = w.input_hw;
+    let out_w = w.output_hw[1];
+    let plane_len = in_h * in_w;
+    let depth_len = depth.len();
+    // The output-row runs `(oy, ox, lane, len)` one group of pixels spans.
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(width.min(64));
+    let groups =
+        dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
+    for (group, panel) in groups.enumerate() {
+        let first = outer.start + group * width;
+        let valid = width.min(outer.end - first);
+        runs.clear();
+        let mut lane = 0;
+        while lane < valid {
+            let pixel = first + lane;
+            let (oy, ox) = (pixel / out_w, pixel % out_w);
+            let len = (out_w - ox).min(valid - lane);
+            runs.push((oy, ox, lane, len));
+            lane += len;
+        }
+        // Depth index r = (c, ky, kx), advanced without divisions.
+        let (mut c, mut ky, mut kx) = (
+            depth.start / (kh * kw),
+            depth.start / kw % kh,
+            depth.start % kw,
+        );
+        for lanes in panel.chunks_exact_mut(width) {
+            let plane = &lowering.input[c * plane_len..(c + 1) * plane_len];
+            for &(oy, ox, lane, len) in &runs {
+                let dst_run = &mut lanes[lane..lane + len];
+                match w.input_row(oy, ky) {
+                    // SAFETY: forwarded ISA guarantee.
+                    Some(y) => unsafe {
+                        w.copy_row_segment::<S>(&plane[y * in_w..(y + 1) * in_w], ox, kx, dst_run)
+                    },
+                    None => dst_run.fill(0.0),
                 }
-                lanes[valid..].fill(0.0);
+            }
+            lanes[valid..].fill(0.0);
+            kx += 1;
+            if kx == kw {
+                kx = 0;
+                ky += 1;
+                if ky == kh {
+                    ky = 0;
+                    c += 1;
+                }
             }
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{NchwLowering, pack_nchw};
+    use convkit_simd::{Avx2, Avx512};
+    use std::ops::Range;
+
+    /// # Safety
+    /// The CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn pack_nchw_avx512(
+        lowering: &NchwLowering<'_>,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: AVX-512 is enabled for this function and present (caller's contract).
+        unsafe { pack_nchw::<Avx512>(lowering, outer, depth, width, dst) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn pack_nchw_avx2(
+        lowering: &NchwLowering<'_>,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: AVX2 is enabled for this function and present (caller's contract).
+        unsafe { pack_nchw::<Avx2>(lowering, outer, depth, width, dst) }
     }
 }
 

@@ -47,6 +47,11 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// The CPU has [`Simd::ISA`]; `ptr` is readable for `len` f32.
     unsafe fn load_partial(ptr: *const f32, len: usize) -> Self::F32;
+    /// The even-indexed values of the `2·LANES` at `ptr` (a stride-2 gather).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is readable for `2·LANES` f32.
+    unsafe fn load_even(ptr: *const f32) -> Self::F32;
     /// Stores all lanes to `ptr` (unaligned).
     ///
     /// # Safety
@@ -163,6 +168,12 @@ unsafe impl Simd for Portable {
         wide::f32x8::from(lanes)
     }
     #[inline(always)]
+    unsafe fn load_even(ptr: *const f32) -> wide::f32x8 {
+        // SAFETY: the caller guarantees 16 readable f32 at `ptr`.
+        let pairs = unsafe { ptr.cast::<[[f32; 2]; 8]>().read_unaligned() };
+        wide::f32x8::from(pairs.map(|[even, _]| even))
+    }
+    #[inline(always)]
     unsafe fn store(ptr: *mut f32, value: wide::f32x8) {
         // SAFETY: the caller guarantees 8 writable f32 at `ptr`.
         unsafe { ptr.cast::<[f32; 8]>().write_unaligned(value.to_array()) }
@@ -246,6 +257,18 @@ mod x86 {
             unsafe { _mm256_maskload_ps(ptr, mask256(len)) }
         }
         #[inline(always)]
+        unsafe fn load_even(ptr: *const f32) -> __m256 {
+            // SAFETY: AVX2 is available; 16 readable f32 at `ptr`.
+            unsafe {
+                let (low, high) = (_mm256_loadu_ps(ptr), _mm256_loadu_ps(ptr.add(8)));
+                // [l0 l2 h0 h2 | l4 l6 h4 h6], then put the 64-bit pairs in order.
+                let evens = _mm256_shuffle_ps::<0b10_00_10_00>(low, high);
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                    evens,
+                )))
+            }
+        }
+        #[inline(always)]
         unsafe fn store(ptr: *mut f32, value: __m256) {
             // SAFETY: AVX is available; 8 writable f32 at `ptr`.
             unsafe { _mm256_storeu_ps(ptr, value) }
@@ -321,6 +344,15 @@ mod x86 {
         unsafe fn load_partial(ptr: *const f32, len: usize) -> __m512 {
             // SAFETY: AVX-512F is available; masked-off lanes are not accessed.
             unsafe { _mm512_maskz_loadu_ps(mask512(len), ptr) }
+        }
+        #[inline(always)]
+        unsafe fn load_even(ptr: *const f32) -> __m512 {
+            // SAFETY: AVX-512F is available; 32 readable f32 at `ptr`.
+            unsafe {
+                let index =
+                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                _mm512_permutex2var_ps(_mm512_loadu_ps(ptr), index, _mm512_loadu_ps(ptr.add(16)))
+            }
         }
         #[inline(always)]
         unsafe fn store(ptr: *mut f32, value: __m512) {
@@ -401,6 +433,11 @@ mod tests {
             assert!(out.iter().all(|v| v.is_nan()));
             S::store(out.as_mut_ptr(), S::leaky(nan, S::splat(0.5)));
             assert!(out.iter().all(|v| v.is_nan()));
+            let wide: Vec<f32> = (0..2 * lanes).map(|i| i as f32).collect();
+            S::store(out.as_mut_ptr(), S::load_even(wide.as_ptr()));
+            for (i, &value) in out.iter().enumerate() {
+                assert_eq!(value, (2 * i) as f32);
+            }
             for len in 0..lanes {
                 out.fill(-9.0);
                 let partial = S::load_partial(a.as_ptr(), len);
