@@ -88,15 +88,27 @@ impl KernelShape {
         }
     }
 
-    /// The candidate of `isa` that wastes the fewest multiply-adds on an `m × n` product
-    /// (edge tiles compute their full MR × NR); ties go to the widest tile.
+    /// Loads per fused multiply-add of the tile's inner loop: `(NV + MR) / (MR·NV)`. Narrow
+    /// tiles spend more of their issue slots on loads.
+    fn loads_per_fma(&self) -> f64 {
+        let lanes = if self.isa == Isa::Avx512 { 16 } else { 8 };
+        let vectors = (self.nr / lanes) as f64;
+        (vectors + self.mr as f64) / (self.mr as f64 * vectors)
+    }
+
+    /// The candidate of `isa` with the least estimated time on an `m × n` product: the
+    /// multiply-adds it computes (edge tiles compute their full MR × NR) weighted by
+    /// `1 + loads per FMA / 2`, a crude charge for load pressure that keeps the 8x48 tile
+    /// unless a narrower one saves real work.
     pub fn for_product(isa: Isa, m: usize, n: usize) -> KernelShape {
-        let padded =
-            |shape: &KernelShape| m.div_ceil(shape.mr) * shape.mr * n.div_ceil(shape.nr) * shape.nr;
+        let cost = |shape: &KernelShape| {
+            let padded = m.div_ceil(shape.mr) * shape.mr * n.div_ceil(shape.nr) * shape.nr;
+            padded as f64 * (1.0 + shape.loads_per_fma() / 2.0)
+        };
         KernelShape::candidates(isa)
             .into_iter()
             .reduce(|best, next| {
-                if padded(&next) < padded(&best) {
+                if cost(&next) < cost(&best) {
                     next
                 } else {
                     best

@@ -70,11 +70,22 @@ impl PanelSource for StridedMatrix<'_> {
             let valid = width.min(outer.end - first);
             if self.outer_stride == 1 {
                 // Each depth step is a contiguous run of `valid` values.
-                for (p, lanes) in depth.clone().zip(panel.chunks_exact_mut(width)) {
-                    let start = first + p * self.depth_stride;
-                    lanes[..valid].copy_from_slice(&self.data[start..start + valid]);
-                    lanes[valid..].fill(0.0);
-                }
+                let runs = depth
+                    .clone()
+                    .zip(panel.chunks_exact_mut(width))
+                    .map(|(p, lanes)| {
+                        let start = first + p * self.depth_stride;
+                        (&self.data[start..start + valid], lanes)
+                    });
+                transpose8::copy_runs(runs);
+            } else if self.depth_stride == 1 && width == 8 && valid == 8 && transpose8::available()
+            {
+                // Eight full rows of contiguous depths: 8x8 register transposes.
+                let rows: [&[f32]; 8] = std::array::from_fn(|lane| {
+                    let start = (first + lane) * self.outer_stride + depth.start;
+                    &self.data[start..start + depth_len]
+                });
+                transpose8::pack(rows, panel);
             } else if self.depth_stride == 1 {
                 // Each outer index is a contiguous run of depths: read rows, write strided.
                 for lane in 0..width {
@@ -99,6 +110,140 @@ impl PanelSource for StridedMatrix<'_> {
                         } else {
                             0.0
                         };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packing with AVX registers: row runs copied in 256-bit moves, eight rows into a width-8
+/// panel with 8x8 transposes.
+mod transpose8 {
+    /// Whether this CPU has the AVX2 path the transposes need.
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            convkit_simd::available(convkit_core::Isa::Avx2)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Copies each source run to the start of its destination and zeroes the rest.
+    pub(super) fn copy_runs<'a>(runs: impl Iterator<Item = (&'a [f32], &'a mut [f32])>) {
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            for (src, dst) in runs {
+                let (head, tail) = dst.split_at_mut(src.len());
+                // SAFETY: AVX2 was detected; `head` has exactly `src.len()` elements.
+                unsafe { x86::copy(src, head) };
+                tail.fill(0.0);
+            }
+            return;
+        }
+        for (src, dst) in runs {
+            let (head, tail) = dst.split_at_mut(src.len());
+            head.copy_from_slice(src);
+            tail.fill(0.0);
+        }
+    }
+
+    /// `panel[p·8 + lane] = rows[lane][p]` for every depth `p` (rows of equal length).
+    pub(super) fn pack(rows: [&[f32]; 8], panel: &mut [f32]) {
+        let depth = rows[0].len();
+        assert!(rows.iter().all(|r| r.len() == depth) && panel.len() >= 8 * depth);
+        let blocks = depth / 8;
+        #[cfg(target_arch = "x86_64")]
+        if available() {
+            // SAFETY: AVX2 was detected; every row holds `depth >= 8·blocks` values and the
+            // panel `8·depth`, checked by the assertion above.
+            unsafe { x86::transpose_blocks(&rows, panel, blocks) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let blocks = 0;
+        for p in blocks * 8..depth {
+            for (lane, row) in rows.iter().enumerate() {
+                panel[p * 8 + lane] = row[p];
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use std::arch::x86_64::*;
+
+        /// `dst.copy_from_slice(src)` in 256-bit moves, inlined (runs are 8 to 48 values).
+        ///
+        /// # Safety
+        /// The CPU has AVX2; `src` and `dst` have the same length.
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) unsafe fn copy(src: &[f32], dst: &mut [f32]) {
+            let len = src.len().min(dst.len());
+            let mut i = 0;
+            while i + 8 <= len {
+                // SAFETY: i + 8 <= len for both slices.
+                unsafe {
+                    _mm256_storeu_ps(
+                        dst.as_mut_ptr().add(i),
+                        _mm256_loadu_ps(src.as_ptr().add(i)),
+                    )
+                };
+                i += 8;
+            }
+            dst[i..len].copy_from_slice(&src[i..len]);
+        }
+
+        /// Transposes `blocks` 8x8 blocks: depths `8b..8b+8` of the eight rows become panel
+        /// rows `8b..8b+8`.
+        ///
+        /// # Safety
+        /// The CPU has AVX2; each row holds at least `8·blocks` values and `panel` at least
+        /// `64·blocks`.
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) unsafe fn transpose_blocks(
+            rows: &[&[f32]; 8],
+            panel: &mut [f32],
+            blocks: usize,
+        ) {
+            for block in 0..blocks {
+                let offset = block * 8;
+                // SAFETY: loads read rows[i][offset..offset + 8] and stores write
+                // panel[8·offset..8·offset + 64], inside the lengths the caller guarantees.
+                unsafe {
+                    let r: [__m256; 8] =
+                        std::array::from_fn(|i| _mm256_loadu_ps(rows[i].as_ptr().add(offset)));
+                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    let columns = [
+                        _mm256_permute2f128_ps::<0x20>(u0, u4),
+                        _mm256_permute2f128_ps::<0x20>(u1, u5),
+                        _mm256_permute2f128_ps::<0x20>(u2, u6),
+                        _mm256_permute2f128_ps::<0x20>(u3, u7),
+                        _mm256_permute2f128_ps::<0x31>(u0, u4),
+                        _mm256_permute2f128_ps::<0x31>(u1, u5),
+                        _mm256_permute2f128_ps::<0x31>(u2, u6),
+                        _mm256_permute2f128_ps::<0x31>(u3, u7),
+                    ];
+                    let out = panel.as_mut_ptr().add(offset * 8);
+                    for (j, column) in columns.into_iter().enumerate() {
+                        _mm256_storeu_ps(out.add(j * 8), column);
                     }
                 }
             }
@@ -221,6 +366,25 @@ mod tests {
             dst,
             [1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 5.0, 6.0, 0.0, 0.0]
         );
+    }
+
+    #[test]
+    fn transposed_packing_matches_element_order() {
+        // 19 rows of 37 depths: full groups of 8 use the transposes, the last group does not.
+        let a: Vec<f32> = (0..19 * 40).map(|v| v as f32).collect();
+        let source = StridedMatrix::new(&a, 40, 1);
+        let mut dst = vec![f32::NAN; packed_len(19, 35, 8)];
+        source.pack(0..19, 2..37, 8, &mut dst);
+        for row in 0..24 {
+            for p in 0..35 {
+                let expected = if row < 19 { a[row * 40 + 2 + p] } else { 0.0 };
+                assert_eq!(
+                    dst[(row / 8) * 8 * 35 + p * 8 + row % 8],
+                    expected,
+                    "row {row} depth {p}"
+                );
+            }
+        }
     }
 
     #[test]

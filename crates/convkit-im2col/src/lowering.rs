@@ -64,8 +64,17 @@ impl Window {
         // Padded coordinate of the first value; outputs i read start + i·stride.
         let start = ox0 * stride + kx * self.dilation[1];
         let len = dst.len();
-        let first = left.saturating_sub(start).div_ceil(stride).min(len);
-        let last = right.saturating_sub(start).div_ceil(stride).min(len);
+        let (first, last) = if stride == 1 {
+            (
+                left.saturating_sub(start).min(len),
+                right.saturating_sub(start).min(len),
+            )
+        } else {
+            (
+                left.saturating_sub(start).div_ceil(stride).min(len),
+                right.saturating_sub(start).div_ceil(stride).min(len),
+            )
+        };
         dst[..first].fill(0.0);
         if first < last {
             let x0 = start + first * stride - left;
