@@ -108,6 +108,7 @@ unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut
                     S::store_partial(dst.as_mut_ptr().add(i), tail, len - i);
                 }
             }
+            return;
         }
         2 => {
             while i + lanes <= len && x0 + 2 * (i + lanes) <= row.len() {
@@ -122,8 +123,8 @@ unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut
         }
         _ => {}
     }
-    for (j, value) in dst.iter_mut().enumerate().skip(i) {
-        *value = row[x0 + j * stride];
+    for (j, value) in dst[i..].iter_mut().enumerate() {
+        *value = row[x0 + (i + j) * stride];
     }
 }
 
