@@ -253,7 +253,12 @@ impl Sgemm {
             let mut col_split = col_units.div_ceil(self.blocking.nc / nr).max(1);
             let mut row_split = 1;
             if workers > 1 && jobs.len() < 4 * workers {
-                // Few jobs: split each so that the workers get equal shares.
+                // Few jobs: split each so that the workers get equal shares. Splitting rows
+                // makes every part pack the same B columns again, splitting columns makes
+                // every part stream all of A: split the operand that is larger.
+                if job.n < job.m && col_split < workers {
+                    row_split = workers.min(row_units);
+                }
                 while !(jobs.len() * col_split * row_split).is_multiple_of(workers) {
                     if col_split < col_units {
                         col_split += 1;
