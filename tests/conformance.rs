@@ -51,3 +51,48 @@ fn every_registered_algorithm_is_instantiated_and_paths_are_listed() {
         println!("{:>12}: {}", algorithm.algorithm().name(), paths.join(", "));
     }
 }
+
+/// Problems big enough to be split across workers (the generated ones stay on one thread),
+/// run in pools of 2 and 3 threads on every algorithm and path.
+#[test]
+fn multi_worker_problems_match_the_reference() {
+    use convkit::{Activation, ConvSpec, Layout, Padding};
+    use convkit_testkit::{CheckOutcome, ConvProblem, Values, check_impl};
+    let specs = [
+        ConvSpec::new(1, 40, 72, [23, 29], [3, 3]).padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(2, 24, 36, [17, 15], [3, 2])
+            .stride([2, 1])
+            .groups(3),
+        ConvSpec::new(1, 96, 200, [7, 7], [3, 3]).padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(3, 64, 48, [12, 13], [1, 1]),
+    ];
+    for threads in [2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for spec in specs {
+            for layout in [Layout::Nchw, Layout::Nhwc] {
+                let problem = ConvProblem::new(
+                    spec.layout(layout),
+                    true,
+                    Activation::Relu,
+                    Values::Integer,
+                    9,
+                );
+                for algorithm in convkit::algorithms::<f32>() {
+                    for &isa in convkit_simd::available_isas() {
+                        match pool.install(|| check_impl(algorithm, isa, &problem)) {
+                            Ok(
+                                CheckOutcome::Passed(_)
+                                | CheckOutcome::Unsupported(_)
+                                | CheckOutcome::NoPathFor(_),
+                            ) => {}
+                            Err(failure) => panic!("{threads} threads: {failure}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
