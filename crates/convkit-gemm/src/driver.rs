@@ -46,13 +46,34 @@ pub struct Epilogue<'a> {
     pub activation: Activation,
 }
 
-/// Where a job's C lives: `m × n` values at row stride `ldc` from `ptr`.
+/// How the columns of C map to memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Columns {
+    /// Column `j` of row `i` is at `ptr + i·ldc + j`.
+    Contiguous,
+    /// C is computed on a grid of lines `pitch` columns long of which the first `valid` are
+    /// kept: column `j` is stored at `ptr + i·ldc + (j / pitch)·valid + j % pitch` when
+    /// `j % pitch < valid`, and dropped otherwise. Lets a convolution read its lowered input
+    /// as a plain stride over a padded image (the dropped columns are the ones whose window
+    /// wraps around a row). Only a row bias applies to such a C.
+    Pitched {
+        /// Columns computed per line.
+        pitch: usize,
+        /// Columns kept per line (`1..=pitch`).
+        valid: usize,
+    },
+}
+
+/// Where a job's C lives: `m` rows at row stride `ldc` from `ptr`, columns laid out as
+/// `columns` says.
 #[derive(Clone, Copy, Debug)]
 pub struct OutputTile {
     /// First element of C.
     pub ptr: *mut f32,
     /// Distance between rows of C.
     pub ldc: usize,
+    /// Column layout.
+    pub columns: Columns,
 }
 
 /// One product `C = A·B` of an [`Sgemm::run`] call.
@@ -162,10 +183,11 @@ impl Sgemm {
         self.blocking
     }
 
-    /// Scratch (f32 elements) one worker needs: one A block and one B block.
+    /// Scratch (f32 elements) one worker needs: one A block, one B block and one tile.
     pub fn scratch_per_worker(&self) -> usize {
         let Blocking { kc, mc, nc } = self.blocking;
-        packed_len(mc, kc, self.shape.mr) + packed_len(nc, kc, self.shape.nr)
+        let tile = self.shape.mr * self.shape.nr;
+        packed_len(mc, kc, self.shape.mr) + packed_len(nc, kc, self.shape.nr) + tile
     }
 
     /// Scratch for `workers` workers.
@@ -234,6 +256,7 @@ impl Sgemm {
             c: OutputTile {
                 ptr: c.as_mut_ptr(),
                 ldc,
+                columns: Columns::Contiguous,
             },
             epilogue: *epilogue,
         };
@@ -299,7 +322,8 @@ impl Sgemm {
     ///
     /// # Safety
     /// For every job: `a` covers `m` outer × `k` depth and `b` covers `n` × `k`; `c.ptr` is
-    /// valid for writes of `m` rows of `n` values at stride `c.ldc`, and no two jobs' C
+    /// valid for writes of `m` rows at stride `c.ldc` of the columns `c.columns` maps `n`
+    /// columns to (and a pitched C has no column bias), and no two jobs' C
     /// regions overlap (nor are they read elsewhere during the call); biases hold `m` (row)
     /// and `n` (column) values. `scratch` holds at least [`Sgemm::scratch_per_worker`]
     /// elements. The CPU has this SGEMM's path.
@@ -338,9 +362,16 @@ impl Sgemm {
     /// # Safety
     /// As [`Sgemm::run`] for `job`, restricted to the task's tile.
     unsafe fn run_task(&self, job: &GemmJob<'_>, task: Task, scratch: &mut [f32]) {
-        let KernelShape { mr, nr, kernel, .. } = self.shape;
+        let KernelShape {
+            mr,
+            nr,
+            kernel,
+            store_pitched,
+            ..
+        } = self.shape;
         let Blocking { kc, mc, nc } = self.blocking;
-        let (a_scratch, b_scratch) = scratch.split_at_mut(packed_len(mc, kc, mr));
+        let (a_scratch, rest) = scratch.split_at_mut(packed_len(mc, kc, mr));
+        let (tile_scratch, b_scratch) = rest.split_at_mut(mr * nr);
         let activation = VectorActivation::new(job.epilogue.activation);
         let (m_end, n_end) = (task.rows.1, task.cols.1);
         for jc in (task.cols.0..n_end).step_by(nc) {
@@ -381,22 +412,57 @@ impl Sgemm {
                         for jr in cols.clone().step_by(nr) {
                             let b_micro = &b_panel[(jr - cols.start) * depth.len()..];
                             let epilogue = tile_epilogue(ir, jr);
-                            // SAFETY: the panels hold depth×MR and depth×NR values from these
-                            // offsets (packed_len rounds up to whole groups); C's tile at
-                            // (ir, jr) of min(MR, ..) × min(NR, ..) lies inside the job's C by
-                            // `run`'s contract; biases are offset within their lengths.
-                            unsafe {
-                                kernel(
-                                    depth.len(),
-                                    a_micro.as_ptr(),
-                                    b_micro.as_ptr(),
-                                    job.c.ptr.add(ir * job.c.ldc + jr),
-                                    job.c.ldc,
-                                    mr.min(rows.end - ir),
-                                    nr.min(cols.end - jr),
-                                    &epilogue,
-                                )
-                            };
+                            let (tile_rows, tile_cols) =
+                                (mr.min(rows.end - ir), nr.min(cols.end - jr));
+                            match job.c.columns {
+                                // SAFETY: the panels hold depth×MR and depth×NR values from
+                                // these offsets (packed_len rounds up to whole groups); C's
+                                // tile at (ir, jr) of tile_rows × tile_cols lies inside the
+                                // job's C by `run`'s contract; biases are offset within their
+                                // lengths.
+                                Columns::Contiguous => unsafe {
+                                    kernel(
+                                        depth.len(),
+                                        a_micro.as_ptr(),
+                                        b_micro.as_ptr(),
+                                        job.c.ptr.add(ir * job.c.ldc + jr),
+                                        job.c.ldc,
+                                        tile_rows,
+                                        tile_cols,
+                                        &epilogue,
+                                    )
+                                },
+                                // SAFETY: as above for the panels; the tile is parked in the
+                                // worker's MR×NR buffer, then every kept column is stored at
+                                // its mapped place, inside the job's C by `run`'s contract.
+                                Columns::Pitched { pitch, valid } => unsafe {
+                                    let parked = TileEpilogue {
+                                        accumulate: false,
+                                        finish: false,
+                                        ..epilogue
+                                    };
+                                    kernel(
+                                        depth.len(),
+                                        a_micro.as_ptr(),
+                                        b_micro.as_ptr(),
+                                        tile_scratch.as_mut_ptr(),
+                                        nr,
+                                        tile_rows,
+                                        tile_cols,
+                                        &parked,
+                                    );
+                                    store_pitched(
+                                        tile_scratch.as_ptr(),
+                                        nr,
+                                        job.c.ptr.add(ir * job.c.ldc),
+                                        job.c.ldc,
+                                        tile_rows,
+                                        (jr, tile_cols),
+                                        (pitch, valid),
+                                        &epilogue,
+                                    )
+                                },
+                            }
                         }
                     }
                 }

@@ -52,6 +52,24 @@ pub(crate) type MicroKernel = unsafe fn(
     epilogue: &TileEpilogue,
 );
 
+/// Stores a finished register tile (parked in a small buffer) into a C whose columns are
+/// pitched (see `Columns::Pitched`), with accumulation, bias and activation.
+///
+/// # Safety
+/// The CPU has the kernel's path. `tile` holds `rows` rows of `cols` values at stride
+/// `tile_ld`; every C element the mapping reaches is writable; the row bias (when not null)
+/// holds `rows` values.
+pub(crate) type PitchedStore = unsafe fn(
+    tile: *const f32,
+    tile_ld: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    columns: (usize, usize),
+    pitch: (usize, usize),
+    epilogue: &TileEpilogue,
+);
+
 /// A microkernel with its tile shape.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelShape {
@@ -62,6 +80,7 @@ pub struct KernelShape {
     /// Tile columns (the B panel width).
     pub nr: usize,
     pub(crate) kernel: MicroKernel,
+    pub(crate) store_pitched: PitchedStore,
 }
 
 impl KernelShape {
@@ -76,12 +95,14 @@ impl KernelShape {
                     mr: 12,
                     nr: 32,
                     kernel: x86::avx512_12x32,
+                    store_pitched: x86::store_pitched_avx512,
                 },
                 KernelShape {
                     isa,
                     mr: 16,
                     nr: 16,
                     kernel: x86::avx512_16x16,
+                    store_pitched: x86::store_pitched_avx512,
                 },
             ],
             _ => vec![KernelShape::for_isa(isa)],
@@ -126,6 +147,7 @@ impl KernelShape {
                 mr: 8,
                 nr: 48,
                 kernel: x86::avx512_8x48,
+                store_pitched: x86::store_pitched_avx512,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => KernelShape {
@@ -133,12 +155,14 @@ impl KernelShape {
                 mr: 6,
                 nr: 16,
                 kernel: x86::avx2_6x16,
+                store_pitched: x86::store_pitched_avx2,
             },
             _ => KernelShape {
                 isa: Isa::Scalar,
                 mr: 4,
                 nr: 8,
                 kernel: portable_4x8,
+                store_pitched: store_pitched_portable,
             },
         }
     }
@@ -240,6 +264,106 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
+/// Most column segments one tile can split into (a tile is at most 64 columns wide).
+const MAX_SEGMENTS: usize = 64;
+
+/// The pitched store, generic over the path: C column `q` lands at output column
+/// `(q / pitch)·valid + q % pitch` when `q % pitch < valid` and is dropped otherwise.
+///
+/// # Safety
+/// As [`PitchedStore`], with `columns = (first, count)` and `pitch = (pitch, valid)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_pitched<S: Simd>(
+    tile: *const f32,
+    tile_ld: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    (first, count): (usize, usize),
+    (pitch, valid): (usize, usize),
+    epilogue: &TileEpilogue,
+) {
+    // The tile's runs of kept columns: (tile column, output column, length).
+    let mut segments = [(0usize, 0usize, 0usize); MAX_SEGMENTS];
+    let mut segment_count = 0;
+    let mut j = 0;
+    while j < count && segment_count < MAX_SEGMENTS {
+        let q = first + j;
+        let (line, column) = (q / pitch, q % pitch);
+        if column >= valid {
+            j += pitch - column;
+            continue;
+        }
+        let len = (valid - column).min(count - j);
+        segments[segment_count] = (j, line * valid + column, len);
+        segment_count += 1;
+        j += len;
+    }
+    let lanes = S::LANES;
+    // SAFETY: the caller guarantees the path, the tile buffer and every mapped C element.
+    unsafe {
+        for i in 0..rows {
+            let (src_row, c_row) = (tile.add(i * tile_ld), c.add(i * ldc));
+            let row_bias = if epilogue.finish && !epilogue.row_bias.is_null() {
+                Some(S::splat(*epilogue.row_bias.add(i)))
+            } else {
+                None
+            };
+            for &(from, to, len) in &segments[..segment_count] {
+                let mut t = 0;
+                while t < len {
+                    let n = lanes.min(len - t);
+                    let (src, dst) = (src_row.add(from + t), c_row.add(to + t));
+                    let full = n == lanes;
+                    let mut value = if full {
+                        S::load(src)
+                    } else {
+                        S::load_partial(src, n)
+                    };
+                    if epilogue.accumulate {
+                        let old = if full {
+                            S::load(dst)
+                        } else {
+                            S::load_partial(dst, n)
+                        };
+                        value = S::add(value, old);
+                    }
+                    if epilogue.finish {
+                        if let Some(bias) = row_bias {
+                            value = S::add(value, bias);
+                        }
+                        value = epilogue.activation.apply::<S>(value);
+                    }
+                    if full {
+                        S::store(dst, value);
+                    } else {
+                        S::store_partial(dst, value, n);
+                    }
+                    t += n;
+                }
+            }
+        }
+    }
+}
+
+/// # Safety
+/// As [`PitchedStore`] (the portable path runs everywhere).
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_pitched_portable(
+    tile: *const f32,
+    tile_ld: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    columns: (usize, usize),
+    pitch: (usize, usize),
+    epilogue: &TileEpilogue,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { store_pitched::<Portable>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
+}
+
 /// # Safety
 /// As [`MicroKernel`] (the portable path runs everywhere).
 #[allow(clippy::too_many_arguments)]
@@ -259,7 +383,43 @@ unsafe fn portable_4x8(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{TileEpilogue, tile};
+    use super::{TileEpilogue, store_pitched, tile};
+
+    /// # Safety
+    /// As [`super::PitchedStore`]; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn store_pitched_avx2(
+        tile: *const f32,
+        tile_ld: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        columns: (usize, usize),
+        pitch: (usize, usize),
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; AVX2 enabled for this function.
+        unsafe { store_pitched::<Avx2>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
+    }
+
+    /// # Safety
+    /// As [`super::PitchedStore`]; the CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn store_pitched_avx512(
+        tile: *const f32,
+        tile_ld: usize,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        columns: (usize, usize),
+        pitch: (usize, usize),
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; AVX-512 enabled for this function.
+        unsafe { store_pitched::<Avx512>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
+    }
     use convkit_simd::{Avx2, Avx512};
 
     /// # Safety

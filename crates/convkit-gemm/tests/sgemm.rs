@@ -3,7 +3,7 @@
 //! activations. Integer data makes every sum exact, so results must match bit for bit.
 
 use convkit_core::{Activation, Isa};
-use convkit_gemm::{Epilogue, Sgemm};
+use convkit_gemm::{Columns, Epilogue, GemmJob, OutputTile, Sgemm, StridedMatrix};
 
 fn integers(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
@@ -198,4 +198,67 @@ fn bad_arguments_are_errors() {
             )
             .is_err()
     );
+}
+
+#[test]
+fn pitched_columns_drop_the_wrapped_ones() {
+    for isa in isas() {
+        for kernel in convkit_gemm::KernelShape::candidates(isa) {
+            let sgemm = Sgemm::with_kernel(kernel);
+            for (m, k, pitch, valid, lines) in
+                [(13, 40, 11, 8, 7), (8, 300, 58, 56, 5), (30, 9, 3, 1, 40)]
+            {
+                let n = (lines - 1) * pitch + valid;
+                let a = integers(m * k, 1);
+                let b = integers(k * n, 2);
+                let row_bias = integers(m, 3);
+                let epilogue = Epilogue {
+                    row_bias: Some(&row_bias),
+                    col_bias: None,
+                    activation: Activation::Relu,
+                };
+                let expected = naive([m, n, k], &a, k, &b, n, &epilogue);
+                let ldc = lines * valid + 5;
+                let mut c = vec![f32::NAN; m * ldc];
+                let (a_view, b_view) = (StridedMatrix::new(&a, k, 1), StridedMatrix::new(&b, 1, n));
+                let job = GemmJob {
+                    m,
+                    n,
+                    k,
+                    a: &a_view,
+                    b: &b_view,
+                    c: OutputTile {
+                        ptr: c.as_mut_ptr(),
+                        ldc,
+                        columns: Columns::Pitched { pitch, valid },
+                    },
+                    epilogue,
+                };
+                let mut scratch = vec![f32::NAN; sgemm.scratch_len(2)];
+                // SAFETY: the views cover m×k and n×k; C holds m rows of `lines·valid` mapped
+                // columns at stride ldc; the row bias holds m values; no column bias.
+                unsafe { sgemm.run(&[job], &mut scratch) };
+                for i in 0..m {
+                    for q in 0..n {
+                        let (line, column) = (q / pitch, q % pitch);
+                        if column < valid {
+                            assert_eq!(
+                                c[i * ldc + line * valid + column],
+                                expected[i * n + q],
+                                "{isa} {}x{} row {i} column {q}",
+                                kernel.mr,
+                                kernel.nr
+                            );
+                        }
+                    }
+                    assert!(
+                        c[i * ldc + lines * valid..(i + 1) * ldc]
+                            .iter()
+                            .all(|v| v.is_nan()),
+                        "wrote past the mapped columns"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -21,9 +21,10 @@ use convkit_core::{
     Layout, PlanRequest,
 };
 use convkit_gemm::{
-    Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm, StridedMatrix,
+    Columns, Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm,
+    StridedMatrix,
 };
-use lowering::{NchwLowering, NhwcLowering, Window};
+use lowering::{NchwLowering, NhwcLowering, PitchedLowering, Window};
 use std::ops::Range;
 
 /// The im2col+GEMM algorithm (f32).
@@ -64,6 +65,22 @@ impl ConvAlgorithm<f32> for Im2colGemm {
     }
 }
 
+/// Scratch (f32 elements) the zero-padded copies of the images may take for the pitched
+/// lowering (1 MiB); larger NCHW stride-1 problems use the per-row lowering.
+const PADDED_BUDGET: usize = 1 << 18;
+
+/// Output channels per group up to which the pitched lowering is used however wide its grid.
+const PITCHED_MAX_CHANNELS: usize = 128;
+
+/// Geometry of the zero-padded image copies the pitched lowering reads.
+#[derive(Clone, Copy, Debug)]
+struct PaddedImages {
+    /// `Hp = H + top + bottom`, `Wp = W + left + right`.
+    padded_hw: [usize; 2],
+    /// `C/g · Hp · Wp` per (image, group).
+    len: usize,
+}
+
 /// A prepared im2col+GEMM convolution.
 struct Im2colPlan {
     shape: ConvShape,
@@ -75,6 +92,8 @@ struct Im2colPlan {
     window: Window,
     /// 1x1, stride 1, no padding: the input is the GEMM operand as it is.
     pointwise: bool,
+    /// NCHW stride 1 within [`PADDED_BUDGET`]: lowered from padded copies on a pitched grid.
+    pitched: Option<PaddedImages>,
     workers: usize,
 }
 
@@ -82,6 +101,7 @@ struct Im2colPlan {
 enum Lowered<'a> {
     Direct(StridedMatrix<'a>),
     Nchw(NchwLowering<'a>),
+    Pitched(PitchedLowering<'a>),
     Nhwc(NhwcLowering<'a>),
 }
 
@@ -90,6 +110,7 @@ impl PanelSource for Lowered<'_> {
         match self {
             Lowered::Direct(matrix) => matrix.pack(outer, depth, width, dst),
             Lowered::Nchw(lowering) => lowering.pack(outer, depth, width, dst),
+            Lowered::Pitched(lowering) => lowering.pack(outer, depth, width, dst),
             Lowered::Nhwc(lowering) => lowering.pack(outer, depth, width, dst),
         }
     }
@@ -99,6 +120,7 @@ impl Im2colPlan {
     fn new(request: &PlanRequest<'_, f32>) -> Im2colPlan {
         let shape = *request.shape();
         let (gemm_m, gemm_n) = match shape.layout() {
+            // (The pitched grid is a few columns wider; close enough for the tile choice.)
             Layout::Nchw => (
                 shape.out_channels_per_group(),
                 shape.output_hw()[0] * shape.output_hw()[1],
@@ -150,6 +172,29 @@ impl Im2colPlan {
             })
             .collect();
         let padding = shape.padding();
+        let pointwise = shape.kernel_hw() == [1, 1]
+            && shape.stride() == [1, 1]
+            && padding.top + padding.bottom + padding.left + padding.right == 0;
+        let [h, w] = shape.input_hw();
+        let padded_hw = [
+            h + padding.top + padding.bottom,
+            w + padding.left + padding.right,
+        ];
+        let padded_len = cg * padded_hw[0] * padded_hw[1];
+        // The pitched grid computes Wp − OW dropped columns per output row and parks every
+        // tile once per depth block: worth it where packing dominates (few output channels
+        // per pixel) or where the grid is barely wider.
+        let [oh, ow] = shape.output_hw();
+        let pitched_columns = (oh - 1) * padded_hw[1] + ow;
+        let pitched = (shape.layout() == Layout::Nchw
+            && shape.stride() == [1, 1]
+            && !pointwise
+            && shape.batch() * groups * padded_len <= PADDED_BUDGET
+            && (kg <= PITCHED_MAX_CHANNELS || pitched_columns * 20 <= oh * ow * 21))
+            .then_some(PaddedImages {
+                padded_hw,
+                len: padded_len,
+            });
         Im2colPlan {
             shape,
             sgemm,
@@ -157,15 +202,39 @@ impl Im2colPlan {
             bias: request.bias().map(<[f32]>::to_vec),
             activation: request.activation(),
             window: Window::new(&shape),
-            pointwise: shape.kernel_hw() == [1, 1]
-                && shape.stride() == [1, 1]
-                && padding.top + padding.bottom + padding.left + padding.right == 0,
+            pointwise,
+            pitched,
             workers: rayon::current_num_threads(),
         }
     }
 
     /// The lowered operand of image `n` (NCHW) or the batch (NHWC), group `g`.
-    fn lowered<'a>(&self, input: &'a [f32], n: usize, g: usize) -> Lowered<'a> {
+    /// Writes the zero-padded copy of every (image, group) into `padded`, one after another.
+    fn pad_images(&self, input: &[f32], geometry: PaddedImages, padded: &mut [f32]) {
+        let shape = &self.shape;
+        let [h, w] = shape.input_hw();
+        let [_, wp] = geometry.padded_hw;
+        let padding = shape.padding();
+        let planes = input.chunks_exact(h * w);
+        let padded_planes = padded
+            [..shape.batch() * shape.in_channels() * geometry.len / shape.in_channels_per_group()]
+            .chunks_exact_mut(geometry.padded_hw[0] * wp);
+        for (plane, padded_plane) in planes.zip(padded_planes) {
+            let (top, rest) = padded_plane.split_at_mut(padding.top * wp);
+            top.fill(0.0);
+            let (body, bottom) = rest.split_at_mut(h * wp);
+            bottom.fill(0.0);
+            for (row, padded_row) in plane.chunks_exact(w).zip(body.chunks_exact_mut(wp)) {
+                padded_row[..padding.left].fill(0.0);
+                padded_row[padding.left..padding.left + w].copy_from_slice(row);
+                padded_row[padding.left + w..].fill(0.0);
+            }
+        }
+    }
+
+    /// The lowered operand of image `n` (NCHW) or the batch (NHWC), group `g`; `padded`
+    /// holds the padded copies when the plan is pitched.
+    fn lowered<'a>(&self, input: &'a [f32], padded: &'a [f32], n: usize, g: usize) -> Lowered<'a> {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
         let cg = shape.in_channels_per_group();
@@ -173,7 +242,17 @@ impl Im2colPlan {
             Layout::Nchw => {
                 let start = (n * shape.in_channels() + g * cg) * h * w;
                 let planes = &input[start..start + cg * h * w];
-                if self.pointwise {
+                if let Some(geometry) = self.pitched {
+                    let job = n * shape.groups() + g;
+                    Lowered::Pitched(PitchedLowering {
+                        padded: &padded[job * geometry.len..(job + 1) * geometry.len],
+                        plane_len: geometry.padded_hw[0] * geometry.padded_hw[1],
+                        pitch: geometry.padded_hw[1],
+                        kernel_hw: shape.kernel_hw(),
+                        dilation: shape.dilation(),
+                        isa: self.sgemm.kernel().isa,
+                    })
+                } else if self.pointwise {
                     Lowered::Direct(StridedMatrix::new(planes, 1, h * w))
                 } else {
                     Lowered::Nchw(NchwLowering {
@@ -214,7 +293,10 @@ impl ConvPlan<f32> for Im2colPlan {
     }
 
     fn scratch_len(&self) -> usize {
-        self.sgemm.scratch_len(self.workers)
+        let padded = self.pitched.map_or(0, |geometry| {
+            self.shape.batch() * self.shape.groups() * geometry.len
+        });
+        self.sgemm.scratch_len(self.workers) + padded
     }
 
     fn plan_bytes(&self) -> usize {
@@ -235,9 +317,14 @@ impl ConvPlan<f32> for Im2colPlan {
             Layout::Nchw => shape.batch(),
             Layout::Nhwc => 1,
         };
+        let (gemm_scratch, padded) = scratch.split_at_mut(self.sgemm.scratch_len(self.workers));
+        if let Some(geometry) = self.pitched {
+            self.pad_images(input, geometry, padded);
+        }
+        let padded: &[f32] = padded;
         let lowered: Vec<Lowered<'_>> = (0..images)
             .flat_map(|n| (0..groups).map(move |g| (n, g)))
-            .map(|(n, g)| self.lowered(input, n, g))
+            .map(|(n, g)| self.lowered(input, padded, n, g))
             .collect();
         let out = output.as_mut_ptr();
         let jobs: Vec<GemmJob<'_>> = lowered
@@ -254,7 +341,10 @@ impl ConvPlan<f32> for Im2colPlan {
                 match shape.layout() {
                     Layout::Nchw => GemmJob {
                         m: kg,
-                        n: pixels,
+                        n: match self.pitched {
+                            Some(geometry) => (oh - 1) * geometry.padded_hw[1] + ow,
+                            None => pixels,
+                        },
                         k: depth,
                         a: &self.weights[g],
                         b: lowered,
@@ -263,6 +353,13 @@ impl ConvPlan<f32> for Im2colPlan {
                         c: OutputTile {
                             ptr: out.wrapping_add((n * shape.out_channels() + g * kg) * pixels),
                             ldc: pixels,
+                            columns: match self.pitched {
+                                Some(geometry) => Columns::Pitched {
+                                    pitch: geometry.padded_hw[1],
+                                    valid: ow,
+                                },
+                                None => Columns::Contiguous,
+                            },
                         },
                         epilogue: epilogue(bias, None),
                     },
@@ -275,6 +372,7 @@ impl ConvPlan<f32> for Im2colPlan {
                         c: OutputTile {
                             ptr: out.wrapping_add(g * kg),
                             ldc: shape.out_channels(),
+                            columns: Columns::Contiguous,
                         },
                         epilogue: epilogue(None, bias),
                     },
@@ -283,10 +381,12 @@ impl ConvPlan<f32> for Im2colPlan {
             .collect();
         // SAFETY: `run` checked the input and output lengths against the shape. Each job's
         // operands cover its m×k and n×k (weights packed for kg × depth; lowerings index the
-        // input inside its checked length). Job C regions: NCHW jobs own the planes of image
-        // n, channels g·kg.. (kg rows of `pixels`); NHWC jobs own columns g·kg.. of every
+        // input inside its checked length; pitched lowerings read only their padded copy,
+        // see `PitchedLowering`). Job C regions: NCHW jobs own the planes of image n,
+        // channels g·kg.. (kg rows of `pixels`; a pitched job's (OH−1)·Wp + OW columns map to
+        // exactly OH·OW of them); NHWC jobs own columns g·kg.. of every
         // pixel row (stride K): disjoint across jobs, inside `output`. Biases hold kg values.
         // The scratch holds at least one worker's blocks, and the plan's ISA was detected.
-        unsafe { self.sgemm.run(&jobs, scratch) };
+        unsafe { self.sgemm.run(&jobs, gemm_scratch) };
     }
 }

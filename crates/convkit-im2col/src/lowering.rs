@@ -220,7 +220,7 @@ unsafe fn pack_nchw<S: Simd>(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{NchwLowering, pack_nchw};
+    use super::{NchwLowering, PitchedLowering, pack_nchw, pack_pitched};
     use convkit_simd::{Avx2, Avx512};
     use std::ops::Range;
 
@@ -250,6 +250,110 @@ mod x86 {
     ) {
         // SAFETY: AVX2 is enabled for this function and present (caller's contract).
         unsafe { pack_nchw::<Avx2>(lowering, outer, depth, width, dst) }
+    }
+
+    /// # Safety
+    /// The CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn pack_pitched_avx512(
+        lowering: &PitchedLowering<'_>,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: AVX-512 is enabled for this function and present (caller's contract).
+        unsafe { pack_pitched::<Avx512>(lowering, outer, depth, width, dst) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn pack_pitched_avx2(
+        lowering: &PitchedLowering<'_>,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: AVX2 is enabled for this function and present (caller's contract).
+        unsafe { pack_pitched::<Avx2>(lowering, outer, depth, width, dst) }
+    }
+}
+
+/// NCHW stride-1 lowering over a zero-padded copy of the image, on the pitched column grid
+/// of `convkit_gemm::Columns::Pitched`: output `(oy, ox)` is column `q = oy·Wp + ox` where
+/// `Wp` is the padded width, and `B(r, q) = padded[c][q + ky·dh·Wp + kx·dw]` for
+/// `r = (c, ky, kx)`. Every panel row is one unbroken copy; the `Wp − OW` columns per line
+/// whose window wraps around are computed and dropped.
+pub(crate) struct PitchedLowering<'a> {
+    /// `C/g` padded planes of `plane_len` (`Hp·Wp`). Kept columns never read past them: the
+    /// last one reads `(Hp−1)·Wp + Wp − 1`.
+    pub padded: &'a [f32],
+    pub plane_len: usize,
+    pub pitch: usize,
+    pub kernel_hw: [usize; 2],
+    pub dilation: [usize; 2],
+    /// The plan's path (available on this CPU).
+    pub isa: Isa,
+}
+
+impl PanelSource for PitchedLowering<'_> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        match self.isa {
+            // SAFETY: the plan's ISA was detected on this CPU at plan time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::pack_pitched_avx512(self, outer, depth, width, dst) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::pack_pitched_avx2(self, outer, depth, width, dst) },
+            // SAFETY: the portable path runs everywhere.
+            _ => unsafe { pack_pitched::<Portable>(self, outer, depth, width, dst) },
+        }
+    }
+}
+
+/// The pitched panel packing, once for every path.
+///
+/// # Safety
+/// The CPU has `S::ISA`.
+#[inline(always)]
+unsafe fn pack_pitched<S: Simd>(
+    lowering: &PitchedLowering<'_>,
+    outer: Range<usize>,
+    depth: Range<usize>,
+    width: usize,
+    dst: &mut [f32],
+) {
+    let [kh, kw] = lowering.kernel_hw;
+    let [dh, dw] = lowering.dilation;
+    let depth_len = depth.len();
+    let groups =
+        dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
+    for (group, panel) in groups.enumerate() {
+        let first = outer.start + group * width;
+        let valid = width.min(outer.end - first);
+        let (mut c, mut ky, mut kx) = (
+            depth.start / (kh * kw),
+            depth.start / kw % kh,
+            depth.start % kw,
+        );
+        for lanes in panel.chunks_exact_mut(width) {
+            let start = c * lowering.plane_len + ky * dh * lowering.pitch + kx * dw + first;
+            let row = &lowering.padded[start..start + valid];
+            // SAFETY: forwarded ISA guarantee.
+            unsafe { copy_strided::<S>(row, 0, 1, &mut lanes[..valid]) };
+            lanes[valid..].fill(0.0);
+            kx += 1;
+            if kx == kw {
+                kx = 0;
+                ky += 1;
+                if ky == kh {
+                    ky = 0;
+                    c += 1;
+                }
+            }
+        }
     }
 }
 
