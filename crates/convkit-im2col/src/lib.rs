@@ -25,6 +25,7 @@ use convkit_gemm::{
     StridedMatrix,
 };
 use lowering::{NchwLowering, NhwcLowering, PitchedLowering, Window};
+use rayon::prelude::*;
 use std::ops::Range;
 
 /// The im2col+GEMM algorithm (f32).
@@ -68,6 +69,9 @@ impl ConvAlgorithm<f32> for Im2colGemm {
 /// Scratch (f32 elements) the zero-padded copies of the images may take for the pitched
 /// lowering (1 MiB); larger NCHW stride-1 problems use the per-row lowering.
 const PADDED_BUDGET: usize = 1 << 18;
+
+/// Padded elements below which the copies are made on the calling thread.
+const PARALLEL_PADDING_MIN: usize = 1 << 15;
 
 /// Output channels per group up to which the pitched lowering is used however wide its grid.
 const PITCHED_MAX_CHANNELS: usize = 128;
@@ -208,27 +212,36 @@ impl Im2colPlan {
         }
     }
 
-    /// The lowered operand of image `n` (NCHW) or the batch (NHWC), group `g`.
-    /// Writes the zero-padded copy of every (image, group) into `padded`, one after another.
+    /// Writes the zero-padded copy of every (image, group) into `padded`, one after another,
+    /// in parallel over planes when there is enough of them to share.
     fn pad_images(&self, input: &[f32], geometry: PaddedImages, padded: &mut [f32]) {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
-        let [_, wp] = geometry.padded_hw;
-        let padding = shape.padding();
-        let planes = input.chunks_exact(h * w);
-        let padded_planes = padded
-            [..shape.batch() * shape.in_channels() * geometry.len / shape.in_channels_per_group()]
-            .chunks_exact_mut(geometry.padded_hw[0] * wp);
-        for (plane, padded_plane) in planes.zip(padded_planes) {
-            let (top, rest) = padded_plane.split_at_mut(padding.top * wp);
-            top.fill(0.0);
-            let (body, bottom) = rest.split_at_mut(h * wp);
-            bottom.fill(0.0);
+        let [hp, wp] = geometry.padded_hw;
+        let (top, left) = (shape.padding().top, shape.padding().left);
+        let planes = shape.batch() * shape.in_channels();
+        let pad_plane = |(plane, padded_plane): (&[f32], &mut [f32])| {
+            let (above, rest) = padded_plane.split_at_mut(top * wp);
+            above.fill(0.0);
+            let (body, below) = rest.split_at_mut(h * wp);
+            below.fill(0.0);
             for (row, padded_row) in plane.chunks_exact(w).zip(body.chunks_exact_mut(wp)) {
-                padded_row[..padding.left].fill(0.0);
-                padded_row[padding.left..padding.left + w].copy_from_slice(row);
-                padded_row[padding.left + w..].fill(0.0);
+                padded_row[..left].fill(0.0);
+                padded_row[left..left + w].copy_from_slice(row);
+                padded_row[left + w..].fill(0.0);
             }
+        };
+        let padded = &mut padded[..planes * hp * wp];
+        if padded.len() < PARALLEL_PADDING_MIN {
+            input
+                .chunks_exact(h * w)
+                .zip(padded.chunks_exact_mut(hp * wp))
+                .for_each(pad_plane);
+        } else {
+            input
+                .par_chunks_exact(h * w)
+                .zip(padded.par_chunks_exact_mut(hp * wp))
+                .for_each(pad_plane);
         }
     }
 
