@@ -146,9 +146,26 @@ impl Sgemm {
         Sgemm::with_kernel(KernelShape::for_isa(isa))
     }
 
-    /// The SGEMM of `isa` with the tile that suits an `m × n` product best.
-    pub fn for_product(isa: Isa, m: usize, n: usize) -> Sgemm {
-        Sgemm::with_kernel(KernelShape::for_product(isa, m, n))
+    /// The SGEMM of `isa` with the tile that suits an `m × n × k` product best, and depth
+    /// blocks fitted to `k` (see [`Sgemm::fit_depth`]).
+    pub fn for_product(isa: Isa, [m, n, k]: [usize; 3]) -> Sgemm {
+        Sgemm::with_kernel(KernelShape::for_product(isa, m, n)).fit_depth(k)
+    }
+
+    /// On AVX-512, splits depth `k` into equal blocks of at most 640 (fewer passes over C,
+    /// and a convolution's whole 3x3 reduction of up to 71 channels in one block) and
+    /// narrows the B block so that it stays within ~600 KiB of L2. Other paths keep their
+    /// blocking.
+    pub fn fit_depth(mut self, k: usize) -> Sgemm {
+        const MAX_DEPTH_BLOCK: usize = 640;
+        const B_BLOCK_ELEMENTS: usize = 150 * 1024;
+        if self.shape.isa == Isa::Avx512 && k > 0 {
+            let nr = self.shape.nr;
+            let kc = k.div_ceil(k.div_ceil(MAX_DEPTH_BLOCK));
+            self.blocking.kc = kc;
+            self.blocking.nc = (B_BLOCK_ELEMENTS / kc / nr).clamp(1, 10) * nr;
+        }
+        self
     }
 
     /// The SGEMM with a given microkernel and the cache blocking of its path.

@@ -134,7 +134,7 @@ impl Im2colPlan {
                 shape.out_channels_per_group(),
             ),
         };
-        let sgemm = Sgemm::for_product(request.isa(), gemm_m, gemm_n);
+        let sgemm = Sgemm::for_product(request.isa(), [gemm_m, gemm_n, shape.reduction_len()]);
         let kernel = sgemm.kernel();
         let kc = sgemm.blocking().kc;
         let (groups, kg, cg) = (
