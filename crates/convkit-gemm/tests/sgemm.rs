@@ -45,7 +45,12 @@ fn isas() -> Vec<Isa> {
 fn check(isa: Isa, dims: [usize; 3], pad: usize, epilogue: &Epilogue<'_>) {
     for kernel in convkit_gemm::KernelShape::candidates(isa) {
         check_with(Sgemm::with_kernel(kernel), dims, pad, epilogue);
-        check_with(Sgemm::with_kernel(kernel).fit_depth(dims[2]), dims, pad, epilogue);
+        check_with(
+            Sgemm::with_kernel(kernel).fit_depth(dims[2]),
+            dims,
+            pad,
+            epilogue,
+        );
     }
 }
 
@@ -90,7 +95,12 @@ fn every_m_n_and_k_up_to_67() {
 #[test]
 fn large_odd_sizes_span_several_blocks() {
     for isa in isas() {
-        for dims in [[257, 263, 301], [97, 1031, 523], [401, 55, 777], [65, 300, 1500]] {
+        for dims in [
+            [257, 263, 301],
+            [97, 1031, 523],
+            [401, 55, 777],
+            [65, 300, 1500],
+        ] {
             check(isa, dims, 3, &Epilogue::default());
         }
     }

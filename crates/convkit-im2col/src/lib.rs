@@ -67,7 +67,8 @@ impl ConvAlgorithm<f32> for Im2colGemm {
 }
 
 /// Scratch (f32 elements) the zero-padded copies of the images may take for the pitched
-/// lowering (1 MiB); larger NCHW stride-1 problems use the per-row lowering.
+/// lowering (1 MiB): a batch is convolved in waves of as many images as fit; a larger image
+/// uses the per-row lowering.
 const PADDED_BUDGET: usize = 1 << 18;
 
 /// Padded elements below which the copies are made on the calling thread.
@@ -83,6 +84,8 @@ struct PaddedImages {
     padded_hw: [usize; 2],
     /// `C/g · Hp · Wp` per (image, group).
     len: usize,
+    /// Images padded (and convolved) at a time, so that the copies fit the budget.
+    wave: usize,
 }
 
 /// A prepared im2col+GEMM convolution.
@@ -193,11 +196,12 @@ impl Im2colPlan {
         let pitched = (shape.layout() == Layout::Nchw
             && shape.stride() == [1, 1]
             && !pointwise
-            && shape.batch() * groups * padded_len <= PADDED_BUDGET
+            && groups * padded_len <= PADDED_BUDGET
             && (kg <= PITCHED_MAX_CHANNELS || pitched_columns * 20 <= oh * ow * 21))
             .then_some(PaddedImages {
                 padded_hw,
                 len: padded_len,
+                wave: (PADDED_BUDGET / (groups * padded_len)).clamp(1, shape.batch()),
             });
         Im2colPlan {
             shape,
@@ -212,14 +216,22 @@ impl Im2colPlan {
         }
     }
 
-    /// Writes the zero-padded copy of every (image, group) into `padded`, one after another,
-    /// in parallel over planes when there is enough of them to share.
-    fn pad_images(&self, input: &[f32], geometry: PaddedImages, padded: &mut [f32]) {
+    /// Writes the zero-padded copy of every (image, group) of `images` into `padded`, one
+    /// after another, in parallel over planes when there is enough of them to share.
+    fn pad_images(
+        &self,
+        input: &[f32],
+        geometry: PaddedImages,
+        images: Range<usize>,
+        padded: &mut [f32],
+    ) {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
         let [hp, wp] = geometry.padded_hw;
         let (top, left) = (shape.padding().top, shape.padding().left);
-        let planes = shape.batch() * shape.in_channels();
+        let image_len = shape.in_channels() * h * w;
+        let input = &input[images.start * image_len..images.end * image_len];
+        let planes = images.len() * shape.in_channels();
         let pad_plane = |(plane, padded_plane): (&[f32], &mut [f32])| {
             let (above, rest) = padded_plane.split_at_mut(top * wp);
             above.fill(0.0);
@@ -246,8 +258,16 @@ impl Im2colPlan {
     }
 
     /// The lowered operand of image `n` (NCHW) or the batch (NHWC), group `g`; `padded`
-    /// holds the padded copies when the plan is pitched.
-    fn lowered<'a>(&self, input: &'a [f32], padded: &'a [f32], n: usize, g: usize) -> Lowered<'a> {
+    /// holds the padded copies of the wave starting at image `wave_first` when the plan is
+    /// pitched.
+    fn lowered<'a>(
+        &self,
+        input: &'a [f32],
+        padded: &'a [f32],
+        wave_first: usize,
+        n: usize,
+        g: usize,
+    ) -> Lowered<'a> {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
         let cg = shape.in_channels_per_group();
@@ -256,7 +276,7 @@ impl Im2colPlan {
                 let start = (n * shape.in_channels() + g * cg) * h * w;
                 let planes = &input[start..start + cg * h * w];
                 if let Some(geometry) = self.pitched {
-                    let job = n * shape.groups() + g;
+                    let job = (n - wave_first) * shape.groups() + g;
                     Lowered::Pitched(PitchedLowering {
                         padded: &padded[job * geometry.len..(job + 1) * geometry.len],
                         plane_len: geometry.padded_hw[0] * geometry.padded_hw[1],
@@ -290,61 +310,32 @@ impl Im2colPlan {
             }
         }
     }
-}
 
-impl ConvPlan<f32> for Im2colPlan {
-    fn shape(&self) -> &ConvShape {
-        &self.shape
-    }
-
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::Im2colGemm
-    }
-
-    fn isa(&self) -> Isa {
-        self.sgemm.kernel().isa
-    }
-
-    fn scratch_len(&self) -> usize {
-        let padded = self.pitched.map_or(0, |geometry| {
-            self.shape.batch() * self.shape.groups() * geometry.len
-        });
-        self.sgemm.scratch_len(self.workers) + padded
-    }
-
-    fn plan_bytes(&self) -> usize {
-        self.weights.iter().map(PackedPanels::bytes).sum::<usize>()
-            + self
-                .bias
-                .as_ref()
-                .map_or(0, |b| b.len() * std::mem::size_of::<f32>())
-    }
-
-    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+    /// Convolves `images` (all of them for NHWC) with one parallel GEMM run.
+    fn run_wave(
+        &self,
+        input: &[f32],
+        padded: &[f32],
+        images: Range<usize>,
+        output: &mut [f32],
+        gemm_scratch: &mut [f32],
+    ) {
         let shape = &self.shape;
         let (groups, kg) = (shape.groups(), shape.out_channels_per_group());
         let [oh, ow] = shape.output_hw();
         let pixels = oh * ow;
         let depth = shape.reduction_len();
-        let images = match shape.layout() {
-            Layout::Nchw => shape.batch(),
-            Layout::Nhwc => 1,
-        };
-        let (gemm_scratch, padded) = scratch.split_at_mut(self.sgemm.scratch_len(self.workers));
-        if let Some(geometry) = self.pitched {
-            self.pad_images(input, geometry, padded);
-        }
-        let padded: &[f32] = padded;
-        let lowered: Vec<Lowered<'_>> = (0..images)
+        let first = images.start;
+        let lowered: Vec<Lowered<'_>> = images
             .flat_map(|n| (0..groups).map(move |g| (n, g)))
-            .map(|(n, g)| self.lowered(input, padded, n, g))
+            .map(|(n, g)| self.lowered(input, padded, first, n, g))
             .collect();
         let out = output.as_mut_ptr();
         let jobs: Vec<GemmJob<'_>> = lowered
             .iter()
             .enumerate()
             .map(|(index, lowered)| {
-                let (n, g) = (index / groups, index % groups);
+                let (n, g) = (first + index / groups, index % groups);
                 let bias = self.bias.as_deref().map(|b| &b[g * kg..(g + 1) * kg]);
                 let epilogue = |row_bias, col_bias| Epilogue {
                     row_bias,
@@ -401,5 +392,51 @@ impl ConvPlan<f32> for Im2colPlan {
         // pixel row (stride K): disjoint across jobs, inside `output`. Biases hold kg values.
         // The scratch holds at least one worker's blocks, and the plan's ISA was detected.
         unsafe { self.sgemm.run(&jobs, gemm_scratch) };
+    }
+}
+
+impl ConvPlan<f32> for Im2colPlan {
+    fn shape(&self) -> &ConvShape {
+        &self.shape
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Im2colGemm
+    }
+
+    fn isa(&self) -> Isa {
+        self.sgemm.kernel().isa
+    }
+
+    fn scratch_len(&self) -> usize {
+        let padded = self.pitched.map_or(0, |geometry| {
+            geometry.wave * self.shape.groups() * geometry.len
+        });
+        self.sgemm.scratch_len(self.workers) + padded
+    }
+
+    fn plan_bytes(&self) -> usize {
+        self.weights.iter().map(PackedPanels::bytes).sum::<usize>()
+            + self
+                .bias
+                .as_ref()
+                .map_or(0, |b| b.len() * std::mem::size_of::<f32>())
+    }
+
+    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+        let shape = &self.shape;
+        let images = match shape.layout() {
+            Layout::Nchw => shape.batch(),
+            Layout::Nhwc => 1,
+        };
+        let (gemm_scratch, padded) = scratch.split_at_mut(self.sgemm.scratch_len(self.workers));
+        let wave = self.pitched.map_or(images, |geometry| geometry.wave);
+        for first in (0..images).step_by(wave) {
+            let wave_images = first..(first + wave).min(images);
+            if let Some(geometry) = self.pitched {
+                self.pad_images(input, geometry, wave_images.clone(), padded);
+            }
+            self.run_wave(input, &*padded, wave_images, output, gemm_scratch);
+        }
     }
 }
