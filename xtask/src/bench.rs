@@ -4,7 +4,7 @@ use crate::peak::{self, Peak, PeakSet};
 use crate::report::{self, Report, Row};
 use crate::suite::{self, Layer};
 use crate::workspace_root;
-use convkit::{Activation, Algorithm, ConvError, PlanOptions};
+use convkit::{Activation, Algorithm, ConvError, Layout, PlanOptions};
 use convkit_testkit::{ConvProblem, Values, compare_with_reference};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Thread counts (default: 1 and every core).
     #[arg(long, value_delimiter = ',')]
     threads: Vec<usize>,
+    /// Activation layout of every layer: nchw (the suite's) or nhwc.
+    #[arg(long, default_value = "nchw", value_parser = ["nchw", "nhwc"])]
+    layout: String,
     /// Report folder, relative to the workspace root.
     #[arg(long, default_value = "target/convkit-report")]
     out: PathBuf,
@@ -188,7 +191,18 @@ struct LayerData {
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
-    let layers = select_layers(&args.shapes)?;
+    let layout = if args.layout == "nhwc" {
+        Layout::Nhwc
+    } else {
+        Layout::Nchw
+    };
+    let layers: Vec<Layer> = select_layers(&args.shapes)?
+        .into_iter()
+        .map(|layer| Layer {
+            spec: layer.spec.layout(layout),
+            ..layer
+        })
+        .collect();
     let algorithms = select_algorithms(&args.algos)?;
     let all_threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut thread_counts = if args.threads.is_empty() {

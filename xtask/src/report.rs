@@ -115,6 +115,9 @@ fn describe(layer: &Layer) -> String {
     if shape.groups() > 1 {
         let _ = write!(text, " g{}", shape.groups());
     }
+    if shape.layout() == convkit::Layout::Nhwc {
+        text.push_str(" NHWC");
+    }
     text
 }
 
