@@ -78,17 +78,22 @@ impl PanelSource for StridedMatrix<'_> {
                         (&self.data[start..start + valid], lanes)
                     });
                 transpose8::copy_runs(runs);
-            } else if self.depth_stride == 1 && width == 8 && valid == 8 && transpose8::available()
-            {
-                // Eight full rows of contiguous depths: 8x8 register transposes.
-                let rows: [&[f32]; 8] = std::array::from_fn(|lane| {
-                    let start = (first + lane) * self.outer_stride + depth.start;
-                    &self.data[start..start + depth_len]
-                });
-                transpose8::pack(rows, panel);
             } else if self.depth_stride == 1 {
-                // Each outer index is a contiguous run of depths: read rows, write strided.
-                for lane in 0..width {
+                // Each outer index is a contiguous run of depths: eight rows at a time through
+                // 8x8 register transposes, the rest read row by row and written strided.
+                let transposed = if transpose8::available() {
+                    valid / 8 * 8
+                } else {
+                    0
+                };
+                for lane0 in (0..transposed).step_by(8) {
+                    let rows: [&[f32]; 8] = std::array::from_fn(|i| {
+                        let start = (first + lane0 + i) * self.outer_stride + depth.start;
+                        &self.data[start..start + depth_len]
+                    });
+                    transpose8::pack(rows, panel, width, lane0);
+                }
+                for lane in transposed..width {
                     if lane < valid {
                         let start = (first + lane) * self.outer_stride + depth.start;
                         let row = &self.data[start..start + depth_len];
@@ -151,22 +156,27 @@ mod transpose8 {
         }
     }
 
-    /// `panel[p·8 + lane] = rows[lane][p]` for every depth `p` (rows of equal length).
-    pub(super) fn pack(rows: [&[f32]; 8], panel: &mut [f32]) {
+    /// `panel[p·stride + offset + lane] = rows[lane][p]` for every depth `p` (rows of equal
+    /// length, `offset + 8 <= stride`).
+    pub(super) fn pack(rows: [&[f32]; 8], panel: &mut [f32], stride: usize, offset: usize) {
         let depth = rows[0].len();
-        assert!(rows.iter().all(|r| r.len() == depth) && panel.len() >= 8 * depth);
+        assert!(
+            rows.iter().all(|r| r.len() == depth)
+                && offset + 8 <= stride
+                && (depth == 0 || panel.len() >= (depth - 1) * stride + offset + 8)
+        );
         let blocks = depth / 8;
         #[cfg(target_arch = "x86_64")]
         if available() {
             // SAFETY: AVX2 was detected; every row holds `depth >= 8·blocks` values and the
-            // panel `8·depth`, checked by the assertion above.
-            unsafe { x86::transpose_blocks(&rows, panel, blocks) };
+            // panel reaches `(depth−1)·stride + offset + 8`, checked by the assertion above.
+            unsafe { x86::transpose_blocks(&rows, panel, blocks, (stride, offset)) };
         }
         #[cfg(not(target_arch = "x86_64"))]
         let blocks = 0;
         for p in blocks * 8..depth {
             for (lane, row) in rows.iter().enumerate() {
-                panel[p * 8 + lane] = row[p];
+                panel[p * stride + offset + lane] = row[p];
             }
         }
     }
@@ -197,24 +207,26 @@ mod transpose8 {
         }
 
         /// Transposes `blocks` 8x8 blocks: depths `8b..8b+8` of the eight rows become panel
-        /// rows `8b..8b+8`.
+        /// rows `8b..8b+8`, 8 values each at `row·stride + offset`.
         ///
         /// # Safety
-        /// The CPU has AVX2; each row holds at least `8·blocks` values and `panel` at least
-        /// `64·blocks`.
+        /// The CPU has AVX2; each row holds at least `8·blocks` values and `panel` reaches
+        /// `(8·blocks − 1)·stride + offset + 8`.
         #[target_feature(enable = "avx2,fma")]
         pub(super) unsafe fn transpose_blocks(
             rows: &[&[f32]; 8],
             panel: &mut [f32],
             blocks: usize,
+            (stride, offset): (usize, usize),
         ) {
             for block in 0..blocks {
-                let offset = block * 8;
-                // SAFETY: loads read rows[i][offset..offset + 8] and stores write
-                // panel[8·offset..8·offset + 64], inside the lengths the caller guarantees.
+                let first_depth = block * 8;
+                // SAFETY: loads read rows[i][first_depth..first_depth + 8] and stores write
+                // 8 values at (first_depth + j)·stride + offset for j < 8, inside the lengths
+                // the caller guarantees.
                 unsafe {
                     let r: [__m256; 8] =
-                        std::array::from_fn(|i| _mm256_loadu_ps(rows[i].as_ptr().add(offset)));
+                        std::array::from_fn(|i| _mm256_loadu_ps(rows[i].as_ptr().add(first_depth)));
                     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
                     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
                     let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -241,9 +253,9 @@ mod transpose8 {
                         _mm256_permute2f128_ps::<0x31>(u2, u6),
                         _mm256_permute2f128_ps::<0x31>(u3, u7),
                     ];
-                    let out = panel.as_mut_ptr().add(offset * 8);
+                    let out = panel.as_mut_ptr().add(first_depth * stride + offset);
                     for (j, column) in columns.into_iter().enumerate() {
-                        _mm256_storeu_ps(out.add(j * 8), column);
+                        _mm256_storeu_ps(out.add(j * stride), column);
                     }
                 }
             }

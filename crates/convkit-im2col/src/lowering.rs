@@ -379,51 +379,53 @@ impl PanelSource for NhwcLowering<'_> {
         let [out_h, out_w] = w.output_hw;
         let cg = self.group_channels;
         let depth_len = depth.len();
+        // (image, oy, ox) of each lane of the current group.
+        let mut pixels: Vec<(usize, usize, usize)> = Vec::with_capacity(width);
         let groups =
             dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
         for (group, panel) in groups.enumerate() {
             let first = outer.start + group * width;
-            for lane in 0..width {
-                let pixel = first + lane;
-                if pixel >= outer.end {
-                    for p in 0..depth_len {
-                        panel[p * width + lane] = 0.0;
-                    }
-                    continue;
-                }
-                let (n, oy, ox) = (
+            pixels.clear();
+            pixels.extend((first..outer.end.min(first + width)).map(|pixel| {
+                (
                     pixel / (out_h * out_w),
                     pixel / out_w % out_h,
                     pixel % out_w,
-                );
-                // Depth runs one tap (ky, kx) at a time: a contiguous run of channels.
-                let mut r = depth.start;
-                while r < depth.end {
-                    let (tap, c0) = (r / cg, r % cg);
-                    let run = (cg - c0).min(depth.end - r);
-                    let (ky, kx) = (tap / kw, tap % kw);
+                )
+            }));
+            // Depth runs one tap (ky, kx) at a time: a contiguous run of channels per lane.
+            let mut r = depth.start;
+            while r < depth.end {
+                let (tap, c0) = (r / cg, r % cg);
+                let run = (cg - c0).min(depth.end - r);
+                let (ky, kx) = (tap / kw, tap % kw);
+                let offset = (r - depth.start) * width;
+                let rows = &mut panel[offset..offset + run * width];
+                for (lane, &(n, oy, ox)) in pixels.iter().enumerate() {
                     let y = w.input_row(oy, ky);
                     let x = (ox * w.stride[1] + kx * w.dilation[1])
                         .checked_sub(w.pad_left)
                         .filter(|&x| x < in_w);
-                    let out = &mut panel[(r - depth.start) * width + lane..];
+                    let column = rows[lane..].iter_mut().step_by(width);
                     match (y, x) {
                         (Some(y), Some(x)) => {
                             let base = ((n * in_h + y) * in_w + x) * self.channels
                                 + self.channel_offset
                                 + c0;
-                            for (i, &value) in self.input[base..base + run].iter().enumerate() {
-                                out[i * width] = value;
+                            for (slot, &value) in column.zip(&self.input[base..base + run]) {
+                                *slot = value;
                             }
                         }
-                        _ => {
-                            for i in 0..run {
-                                out[i * width] = 0.0;
-                            }
-                        }
+                        _ => column.for_each(|slot| *slot = 0.0),
                     }
-                    r += run;
                 }
+                for lane in pixels.len()..width {
+                    rows[lane..]
+                        .iter_mut()
+                        .step_by(width)
+                        .for_each(|slot| *slot = 0.0);
+                }
+                r += run;
             }
         }
     }
