@@ -67,7 +67,7 @@ fn multi_worker_problems_match_the_reference() {
         ConvSpec::new(3, 64, 48, [12, 13], [1, 1]),
         // Im2colGemm pads two of these images at a time: a batch in waves.
         ConvSpec::new(3, 4, 8, [160, 170], [3, 3]).padding(Padding::symmetric([1, 1])),
-        // Too large for Im2colGemm's padded copies: its per-row stride-1 lowering.
+        // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {
             top: 1,
             bottom: 2,

@@ -66,9 +66,9 @@ impl ConvAlgorithm<f32> for Im2colGemm {
     }
 }
 
-/// Scratch (f32 elements) the zero-padded copies of the images may take for the pitched
-/// lowering (1 MiB): a batch is convolved in waves of as many images as fit; a larger image
-/// uses the per-row lowering.
+/// Scratch (f32 elements) the zero-padded copies may take for the pitched lowering (1 MiB):
+/// a batch is convolved in waves of as many images as fit, a larger image in bands of output
+/// rows; only an image too wide for a band of [`MIN_BAND_ROWS`] uses the per-row lowering.
 const PADDED_BUDGET: usize = 1 << 18;
 
 /// Padded elements below which the copies are made on the calling thread.
@@ -77,15 +77,53 @@ const PARALLEL_PADDING_MIN: usize = 1 << 15;
 /// Output channels per group up to which the pitched lowering is used however wide its grid.
 const PITCHED_MAX_CHANNELS: usize = 128;
 
-/// Geometry of the zero-padded image copies the pitched lowering reads.
+/// Smallest band of output rows worth padding for (below it the halo rows dominate).
+const MIN_BAND_ROWS: usize = 4;
+
+/// How the pitched lowering walks the batch: waves of whole images when they fit the padded
+/// budget, else bands of output rows of one image.
 #[derive(Clone, Copy, Debug)]
-struct PaddedImages {
-    /// `Hp = H + top + bottom`, `Wp = W + left + right`.
-    padded_hw: [usize; 2],
-    /// `C/g · Hp · Wp` per (image, group).
-    len: usize,
-    /// Images padded (and convolved) at a time, so that the copies fit the budget.
+struct Pitched {
+    /// `Wp = W + left + right`: the grid's pitch.
+    pitch: usize,
+    /// Padded rows beyond a band's output rows: `(KH − 1)·dh`.
+    halo: usize,
+    /// Output rows convolved at a time (`OH`: whole images).
+    band_rows: usize,
+    /// Images convolved at a time (1 when banded).
     wave: usize,
+}
+
+impl Pitched {
+    /// The walk for `shape` within [`PADDED_BUDGET`], if a band of [`MIN_BAND_ROWS`] fits.
+    fn plan(shape: &ConvShape) -> Option<Pitched> {
+        let padding = shape.padding();
+        let pitch = shape.input_hw()[1] + padding.left + padding.right;
+        let halo = (shape.kernel_hw()[0] - 1) * shape.dilation()[0];
+        let row_len = shape.in_channels() * pitch;
+        let oh = shape.output_hw()[0];
+        let image_len = row_len * (oh + halo);
+        if image_len <= PADDED_BUDGET {
+            return Some(Pitched {
+                pitch,
+                halo,
+                band_rows: oh,
+                wave: (PADDED_BUDGET / image_len).clamp(1, shape.batch()),
+            });
+        }
+        let band_rows = (PADDED_BUDGET / row_len).saturating_sub(halo);
+        (band_rows >= MIN_BAND_ROWS).then_some(Pitched {
+            pitch,
+            halo,
+            band_rows,
+            wave: 1,
+        })
+    }
+
+    /// Elements of the padded copy of `rows` output rows of one (image, group).
+    fn group_len(&self, group_channels: usize, rows: usize) -> usize {
+        group_channels * (rows + self.halo) * self.pitch
+    }
 }
 
 /// A prepared im2col+GEMM convolution.
@@ -99,8 +137,9 @@ struct Im2colPlan {
     window: Window,
     /// 1x1, stride 1, no padding: the input is the GEMM operand as it is.
     pointwise: bool,
-    /// NCHW stride 1 within [`PADDED_BUDGET`]: lowered from padded copies on a pitched grid.
-    pitched: Option<PaddedImages>,
+    /// NCHW stride 1: lowered from padded copies (of images or bands of rows, within
+    /// [`PADDED_BUDGET`]) on a pitched grid.
+    pitched: Option<Pitched>,
     workers: usize,
 }
 
@@ -182,27 +221,15 @@ impl Im2colPlan {
         let pointwise = shape.kernel_hw() == [1, 1]
             && shape.stride() == [1, 1]
             && padding.top + padding.bottom + padding.left + padding.right == 0;
-        let [h, w] = shape.input_hw();
-        let padded_hw = [
-            h + padding.top + padding.bottom,
-            w + padding.left + padding.right,
-        ];
-        let padded_len = cg * padded_hw[0] * padded_hw[1];
         // The pitched grid computes Wp − OW dropped columns per output row and parks every
-        // tile once per depth block: worth it where packing dominates (few output channels
-        // per pixel) or where the grid is barely wider.
-        let [oh, ow] = shape.output_hw();
-        let pitched_columns = (oh - 1) * padded_hw[1] + ow;
+        // tile once per depth block: it pays where packing dominates, i.e. where each lowered
+        // value feeds few output channels (measured: 64 and 128 win, 256 loses).
         let pitched = (shape.layout() == Layout::Nchw
             && shape.stride() == [1, 1]
             && !pointwise
-            && groups * padded_len <= PADDED_BUDGET
-            && (kg <= PITCHED_MAX_CHANNELS || pitched_columns * 20 <= oh * ow * 21))
-            .then_some(PaddedImages {
-                padded_hw,
-                len: padded_len,
-                wave: (PADDED_BUDGET / (groups * padded_len)).clamp(1, shape.batch()),
-            });
+            && kg <= PITCHED_MAX_CHANNELS)
+            .then(|| Pitched::plan(&shape))
+            .flatten();
         Im2colPlan {
             shape,
             sgemm,
@@ -216,55 +243,58 @@ impl Im2colPlan {
         }
     }
 
-    /// Writes the zero-padded copy of every (image, group) of `images` into `padded`, one
-    /// after another, in parallel over planes when there is enough of them to share.
-    fn pad_images(
+    /// Writes the zero-padded copy of output rows `rows` (with their halo) of every (image,
+    /// group) of `images` into `padded`, one after another, in parallel over planes when
+    /// there is enough of them to share.
+    fn pad(
         &self,
         input: &[f32],
-        geometry: PaddedImages,
+        pitched: Pitched,
         images: Range<usize>,
+        rows: Range<usize>,
         padded: &mut [f32],
     ) {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
-        let [hp, wp] = geometry.padded_hw;
-        let (top, left) = (shape.padding().top, shape.padding().left);
+        let (top, left, pitch) = (shape.padding().top, shape.padding().left, pitched.pitch);
         let image_len = shape.in_channels() * h * w;
         let input = &input[images.start * image_len..images.end * image_len];
+        let padded_plane_len = (rows.len() + pitched.halo) * pitch;
         let planes = images.len() * shape.in_channels();
         let pad_plane = |(plane, padded_plane): (&[f32], &mut [f32])| {
-            let (above, rest) = padded_plane.split_at_mut(top * wp);
-            above.fill(0.0);
-            let (body, below) = rest.split_at_mut(h * wp);
-            below.fill(0.0);
-            for (row, padded_row) in plane.chunks_exact(w).zip(body.chunks_exact_mut(wp)) {
-                padded_row[..left].fill(0.0);
-                padded_row[left..left + w].copy_from_slice(row);
-                padded_row[left + w..].fill(0.0);
+            for (row, padded_row) in padded_plane.chunks_exact_mut(pitch).enumerate() {
+                match (rows.start + row).checked_sub(top).filter(|&y| y < h) {
+                    Some(y) => {
+                        padded_row[..left].fill(0.0);
+                        padded_row[left..left + w].copy_from_slice(&plane[y * w..(y + 1) * w]);
+                        padded_row[left + w..].fill(0.0);
+                    }
+                    None => padded_row.fill(0.0),
+                }
             }
         };
-        let padded = &mut padded[..planes * hp * wp];
+        let padded = &mut padded[..planes * padded_plane_len];
         if padded.len() < PARALLEL_PADDING_MIN {
             input
                 .chunks_exact(h * w)
-                .zip(padded.chunks_exact_mut(hp * wp))
+                .zip(padded.chunks_exact_mut(padded_plane_len))
                 .for_each(pad_plane);
         } else {
             input
                 .par_chunks_exact(h * w)
-                .zip(padded.par_chunks_exact_mut(hp * wp))
+                .zip(padded.par_chunks_exact_mut(padded_plane_len))
                 .for_each(pad_plane);
         }
     }
 
     /// The lowered operand of image `n` (NCHW) or the batch (NHWC), group `g`; `padded`
-    /// holds the padded copies of the wave starting at image `wave_first` when the plan is
-    /// pitched.
+    /// holds the padded copies of the wave starting at image `wave_first`, bands of
+    /// `band_rows` output rows, when the plan is pitched.
     fn lowered<'a>(
         &self,
         input: &'a [f32],
         padded: &'a [f32],
-        wave_first: usize,
+        (wave_first, band_rows): (usize, usize),
         n: usize,
         g: usize,
     ) -> Lowered<'a> {
@@ -275,12 +305,13 @@ impl Im2colPlan {
             Layout::Nchw => {
                 let start = (n * shape.in_channels() + g * cg) * h * w;
                 let planes = &input[start..start + cg * h * w];
-                if let Some(geometry) = self.pitched {
+                if let Some(pitched) = self.pitched {
                     let job = (n - wave_first) * shape.groups() + g;
+                    let len = pitched.group_len(cg, band_rows);
                     Lowered::Pitched(PitchedLowering {
-                        padded: &padded[job * geometry.len..(job + 1) * geometry.len],
-                        plane_len: geometry.padded_hw[0] * geometry.padded_hw[1],
-                        pitch: geometry.padded_hw[1],
+                        padded: &padded[job * len..(job + 1) * len],
+                        plane_len: (band_rows + pitched.halo) * pitched.pitch,
+                        pitch: pitched.pitch,
                         kernel_hw: shape.kernel_hw(),
                         dilation: shape.dilation(),
                         isa: self.sgemm.kernel().isa,
@@ -311,12 +342,13 @@ impl Im2colPlan {
         }
     }
 
-    /// Convolves `images` (all of them for NHWC) with one parallel GEMM run.
+    /// Convolves output rows `rows` of `images` (all of them for NHWC) with one parallel GEMM
+    /// run.
     fn run_wave(
         &self,
         input: &[f32],
         padded: &[f32],
-        images: Range<usize>,
+        (images, rows): (Range<usize>, Range<usize>),
         output: &mut [f32],
         gemm_scratch: &mut [f32],
     ) {
@@ -328,7 +360,7 @@ impl Im2colPlan {
         let first = images.start;
         let lowered: Vec<Lowered<'_>> = images
             .flat_map(|n| (0..groups).map(move |g| (n, g)))
-            .map(|(n, g)| self.lowered(input, padded, first, n, g))
+            .map(|(n, g)| self.lowered(input, padded, (first, rows.len()), n, g))
             .collect();
         let out = output.as_mut_ptr();
         let jobs: Vec<GemmJob<'_>> = lowered
@@ -346,7 +378,7 @@ impl Im2colPlan {
                     Layout::Nchw => GemmJob {
                         m: kg,
                         n: match self.pitched {
-                            Some(geometry) => (oh - 1) * geometry.padded_hw[1] + ow,
+                            Some(pitched) => (rows.len() - 1) * pitched.pitch + ow,
                             None => pixels,
                         },
                         k: depth,
@@ -355,11 +387,13 @@ impl Im2colPlan {
                         // SAFETY (pointer arithmetic): the offset is inside `output`, whose
                         // length the caller checked against the shape.
                         c: OutputTile {
-                            ptr: out.wrapping_add((n * shape.out_channels() + g * kg) * pixels),
+                            ptr: out.wrapping_add(
+                                (n * shape.out_channels() + g * kg) * pixels + rows.start * ow,
+                            ),
                             ldc: pixels,
                             columns: match self.pitched {
-                                Some(geometry) => Columns::Pitched {
-                                    pitch: geometry.padded_hw[1],
+                                Some(pitched) => Columns::Pitched {
+                                    pitch: pitched.pitch,
                                     valid: ow,
                                 },
                                 None => Columns::Contiguous,
@@ -387,8 +421,8 @@ impl Im2colPlan {
         // operands cover its m×k and n×k (weights packed for kg × depth; lowerings index the
         // input inside its checked length; pitched lowerings read only their padded copy,
         // see `PitchedLowering`). Job C regions: NCHW jobs own the planes of image n,
-        // channels g·kg.. (kg rows of `pixels`; a pitched job's (OH−1)·Wp + OW columns map to
-        // exactly OH·OW of them); NHWC jobs own columns g·kg.. of every
+        // channels g·kg.. (kg rows of `pixels`; a pitched job of output rows `rows` starts at
+        // row rows.start and its (R−1)·Wp + OW columns map to exactly those R·OW pixels); NHWC jobs own columns g·kg.. of every
         // pixel row (stride K): disjoint across jobs, inside `output`. Biases hold kg values.
         // The scratch holds at least one worker's blocks, and the plan's ISA was detected.
         unsafe { self.sgemm.run(&jobs, gemm_scratch) };
@@ -409,8 +443,10 @@ impl ConvPlan<f32> for Im2colPlan {
     }
 
     fn scratch_len(&self) -> usize {
-        let padded = self.pitched.map_or(0, |geometry| {
-            geometry.wave * self.shape.groups() * geometry.len
+        let padded = self.pitched.map_or(0, |pitched| {
+            pitched.wave
+                * self.shape.groups()
+                * pitched.group_len(self.shape.in_channels_per_group(), pitched.band_rows)
         });
         self.sgemm.scratch_len(self.workers) + padded
     }
@@ -430,13 +466,24 @@ impl ConvPlan<f32> for Im2colPlan {
             Layout::Nhwc => 1,
         };
         let (gemm_scratch, padded) = scratch.split_at_mut(self.sgemm.scratch_len(self.workers));
-        let wave = self.pitched.map_or(images, |geometry| geometry.wave);
-        for first in (0..images).step_by(wave) {
-            let wave_images = first..(first + wave).min(images);
-            if let Some(geometry) = self.pitched {
-                self.pad_images(input, geometry, wave_images.clone(), padded);
+        let oh = shape.output_hw()[0];
+        let Some(pitched) = self.pitched else {
+            self.run_wave(input, &[], (0..images, 0..oh), output, gemm_scratch);
+            return;
+        };
+        for first in (0..images).step_by(pitched.wave) {
+            let wave_images = first..(first + pitched.wave).min(images);
+            for band in (0..oh).step_by(pitched.band_rows) {
+                let rows = band..(band + pitched.band_rows).min(oh);
+                self.pad(input, pitched, wave_images.clone(), rows.clone(), padded);
+                self.run_wave(
+                    input,
+                    &*padded,
+                    (wave_images.clone(), rows),
+                    output,
+                    gemm_scratch,
+                );
             }
-            self.run_wave(input, &*padded, wave_images, output, gemm_scratch);
         }
     }
 }
