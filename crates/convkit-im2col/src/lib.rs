@@ -2,9 +2,10 @@
 //!
 //! The workhorse: it takes every valid problem (any stride, dilation, padding, groups, batch,
 //! NCHW or NHWC). Weights are packed once at plan time into the GEMM's panel order; at run
-//! time the lowered input is packed block by block straight from the image
-//! ([`lowering`](crate::lowering)), so the extra memory is the GEMM's per-worker blocks
-//! (well under 2 MiB per thread), never the lowered matrix.
+//! time the lowered input is packed block by block straight from the image, or from a
+//! zero-padded copy of it split into stride phases (see `lowering`), so the extra memory is
+//! the GEMM's per-worker blocks plus at most 1 MiB of padded copies (made in bands of output
+//! rows when an image is larger), never the lowered matrix.
 //!
 //! | layout | A (broadcast side)        | B (vector side)            | C                 |
 //! |--------|---------------------------|----------------------------|-------------------|
@@ -80,14 +81,20 @@ const PITCHED_MAX_CHANNELS: usize = 128;
 /// Smallest band of output rows worth padding for (below it the halo rows dominate).
 const MIN_BAND_ROWS: usize = 4;
 
-/// How the pitched lowering walks the batch: waves of whole images when they fit the padded
-/// budget, else bands of output rows of one image.
+/// How the pitched lowering lays out its padded copies and walks the batch.
+///
+/// A stride `s` is folded into *phase planes*: phase `(pr, pc)` of a channel holds padded
+/// pixels `(s_h·i + pr, s_w·j + pc)` at `(i, j)`, so tap `(ky, kx)` of output `(oy, ox)` is
+/// phase `(ky·dh mod s_h, kx·dw mod s_w)` at `(oy + ky·dh / s_h, ox + kx·dw / s_w)`: a fixed
+/// offset on a grid of pitch `⌈Wp / s_w⌉`, as for stride 1 (one phase).
 #[derive(Clone, Copy, Debug)]
 struct Pitched {
-    /// `Wp = W + left + right`: the grid's pitch.
+    /// Columns per line of the grid: `⌈(W + left + right) / s_w⌉`.
     pitch: usize,
-    /// Padded rows beyond a band's output rows: `(KH − 1)·dh`.
+    /// Phase rows beyond a band's output rows: `⌊(KH − 1)·dh / s_h⌋`.
     halo: usize,
+    /// `[s_h, s_w]`: phases per channel are `s_h·s_w`.
+    stride: [usize; 2],
     /// Output rows convolved at a time (`OH`: whole images).
     band_rows: usize,
     /// Images convolved at a time (1 when banded).
@@ -95,34 +102,40 @@ struct Pitched {
 }
 
 impl Pitched {
-    /// The walk for `shape` within [`PADDED_BUDGET`], if a band of [`MIN_BAND_ROWS`] fits.
+    /// The layout for `shape` within [`PADDED_BUDGET`], if a band of [`MIN_BAND_ROWS`] fits.
     fn plan(shape: &ConvShape) -> Option<Pitched> {
         let padding = shape.padding();
-        let pitch = shape.input_hw()[1] + padding.left + padding.right;
-        let halo = (shape.kernel_hw()[0] - 1) * shape.dilation()[0];
-        let row_len = shape.in_channels() * pitch;
+        let stride = shape.stride();
+        let pitch = (shape.input_hw()[1] + padding.left + padding.right).div_ceil(stride[1]);
+        let halo = (shape.kernel_hw()[0] - 1) * shape.dilation()[0] / stride[0];
+        let row_len = shape.in_channels() * stride[0] * stride[1] * pitch;
         let oh = shape.output_hw()[0];
-        let image_len = row_len * (oh + halo);
-        if image_len <= PADDED_BUDGET {
-            return Some(Pitched {
-                pitch,
-                halo,
-                band_rows: oh,
-                wave: (PADDED_BUDGET / image_len).clamp(1, shape.batch()),
-            });
-        }
-        let band_rows = (PADDED_BUDGET / row_len).saturating_sub(halo);
-        (band_rows >= MIN_BAND_ROWS).then_some(Pitched {
+        let layout = |band_rows, wave| Pitched {
             pitch,
             halo,
+            stride,
             band_rows,
-            wave: 1,
-        })
+            wave,
+        };
+        let image_len = row_len * (oh + halo);
+        if image_len <= PADDED_BUDGET {
+            return Some(layout(
+                oh,
+                (PADDED_BUDGET / image_len).clamp(1, shape.batch()),
+            ));
+        }
+        let band_rows = (PADDED_BUDGET / row_len).saturating_sub(halo);
+        (band_rows >= MIN_BAND_ROWS).then_some(layout(band_rows, 1))
+    }
+
+    /// Elements of one phase plane for a band of `rows` output rows.
+    fn plane_len(&self, rows: usize) -> usize {
+        (rows + self.halo) * self.pitch
     }
 
     /// Elements of the padded copy of `rows` output rows of one (image, group).
     fn group_len(&self, group_channels: usize, rows: usize) -> usize {
-        group_channels * (rows + self.halo) * self.pitch
+        group_channels * self.stride[0] * self.stride[1] * self.plane_len(rows)
     }
 }
 
@@ -137,8 +150,8 @@ struct Im2colPlan {
     window: Window,
     /// 1x1, stride 1, no padding: the input is the GEMM operand as it is.
     pointwise: bool,
-    /// NCHW stride 1: lowered from padded copies (of images or bands of rows, within
-    /// [`PADDED_BUDGET`]) on a pitched grid.
+    /// NCHW up to [`PITCHED_MAX_CHANNELS`] output channels per group: lowered from padded
+    /// phase planes (of images or bands of rows, within [`PADDED_BUDGET`]) on a pitched grid.
     pitched: Option<Pitched>,
     workers: usize,
 }
@@ -224,10 +237,7 @@ impl Im2colPlan {
         // The pitched grid computes Wp − OW dropped columns per output row and parks every
         // tile once per depth block: it pays where packing dominates, i.e. where each lowered
         // value feeds few output channels (measured: 64 and 128 win, 256 loses).
-        let pitched = (shape.layout() == Layout::Nchw
-            && shape.stride() == [1, 1]
-            && !pointwise
-            && kg <= PITCHED_MAX_CHANNELS)
+        let pitched = (shape.layout() == Layout::Nchw && !pointwise && kg <= PITCHED_MAX_CHANNELS)
             .then(|| Pitched::plan(&shape))
             .flatten();
         Im2colPlan {
@@ -257,33 +267,51 @@ impl Im2colPlan {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
         let (top, left, pitch) = (shape.padding().top, shape.padding().left, pitched.pitch);
+        let [sh, sw] = pitched.stride;
         let image_len = shape.in_channels() * h * w;
         let input = &input[images.start * image_len..images.end * image_len];
-        let padded_plane_len = (rows.len() + pitched.halo) * pitch;
-        let planes = images.len() * shape.in_channels();
-        let pad_plane = |(plane, padded_plane): (&[f32], &mut [f32])| {
-            for (row, padded_row) in padded_plane.chunks_exact_mut(pitch).enumerate() {
-                match (rows.start + row).checked_sub(top).filter(|&y| y < h) {
-                    Some(y) => {
-                        padded_row[..left].fill(0.0);
-                        padded_row[left..left + w].copy_from_slice(&plane[y * w..(y + 1) * w]);
-                        padded_row[left + w..].fill(0.0);
+        let plane_len = pitched.plane_len(rows.len());
+        let channel_len = sh * sw * plane_len;
+        let channels = images.len() * shape.in_channels();
+        let pad_channel = |(plane, phases): (&[f32], &mut [f32])| {
+            for (phase, phase_plane) in phases.chunks_exact_mut(plane_len).enumerate() {
+                let (pr, pc) = (phase / sw, phase % sw);
+                for (i, line) in phase_plane.chunks_exact_mut(pitch).enumerate() {
+                    let y = (sh * (rows.start + i) + pr)
+                        .checked_sub(top)
+                        .filter(|&y| y < h);
+                    let Some(y) = y else {
+                        line.fill(0.0);
+                        continue;
+                    };
+                    let row = &plane[y * w..(y + 1) * w];
+                    if sw == 1 {
+                        line[..left].fill(0.0);
+                        line[left..left + w].copy_from_slice(row);
+                        line[left + w..].fill(0.0);
+                    } else {
+                        for (j, value) in line.iter_mut().enumerate() {
+                            *value = (sw * j + pc)
+                                .checked_sub(left)
+                                .and_then(|x| row.get(x))
+                                .copied()
+                                .unwrap_or(0.0);
+                        }
                     }
-                    None => padded_row.fill(0.0),
                 }
             }
         };
-        let padded = &mut padded[..planes * padded_plane_len];
+        let padded = &mut padded[..channels * channel_len];
         if padded.len() < PARALLEL_PADDING_MIN {
             input
                 .chunks_exact(h * w)
-                .zip(padded.chunks_exact_mut(padded_plane_len))
-                .for_each(pad_plane);
+                .zip(padded.chunks_exact_mut(channel_len))
+                .for_each(pad_channel);
         } else {
             input
                 .par_chunks_exact(h * w)
-                .zip(padded.par_chunks_exact_mut(padded_plane_len))
-                .for_each(pad_plane);
+                .zip(padded.par_chunks_exact_mut(channel_len))
+                .for_each(pad_channel);
         }
     }
 
@@ -310,8 +338,9 @@ impl Im2colPlan {
                     let len = pitched.group_len(cg, band_rows);
                     Lowered::Pitched(PitchedLowering {
                         padded: &padded[job * len..(job + 1) * len],
-                        plane_len: (band_rows + pitched.halo) * pitched.pitch,
+                        plane_len: pitched.plane_len(band_rows),
                         pitch: pitched.pitch,
+                        stride: pitched.stride,
                         kernel_hw: shape.kernel_hw(),
                         dilation: shape.dilation(),
                         isa: self.sgemm.kernel().isa,

@@ -1,10 +1,14 @@
 //! The lowered (im2col) input as a GEMM panel source, packed straight from the image one
 //! block at a time: the whole lowered matrix never exists.
 //!
-//! - NCHW: the lowered matrix is B, `(C/g·KH·KW) × (OH·OW)` per image and group; its outer
-//!   index is the output pixel and its depth `(c, ky, kx)`, the OIHW weight order. A panel
-//!   row (one depth, NR consecutive pixels) is a run of an input row: copied with `memcpy`
-//!   at stride 1, gathered otherwise, zero where it falls in the padding.
+//! - NCHW, pitched ([`PitchedLowering`], up to 128 output channels per group): the image is
+//!   first copied, zero-padded and split into stride phases, so that every panel row (one
+//!   depth `(c, ky, kx)`, NR consecutive output columns of a pitched grid) is one unbroken
+//!   SIMD copy; the few grid columns whose window wraps around a row are dropped on store.
+//! - NCHW, per row ([`NchwLowering`]): the lowered matrix is B, `(C/g·KH·KW) × (OH·OW)` per
+//!   image and group; its outer index is the output pixel and its depth `(c, ky, kx)`, the
+//!   OIHW weight order. A panel row is cut into runs of input rows: SIMD copies at stride 1,
+//!   even-lane gathers at stride 2, scalar otherwise, zero where it falls in the padding.
 //! - NHWC: the lowered matrix is A, `(N·OH·OW) × (KH·KW·C/g)`; its depth order is
 //!   `(ky, kx, c)` (the weights are re-laid to match at plan time), so each tap of each
 //!   pixel is a contiguous run of channels.
@@ -281,17 +285,20 @@ mod x86 {
     }
 }
 
-/// NCHW stride-1 lowering over a zero-padded copy of the image, on the pitched column grid
-/// of `convkit_gemm::Columns::Pitched`: output `(oy, ox)` is column `q = oy·Wp + ox` where
-/// `Wp` is the padded width, and `B(r, q) = padded[c][q + ky·dh·Wp + kx·dw]` for
-/// `r = (c, ky, kx)`. Every panel row is one unbroken copy; the `Wp − OW` columns per line
-/// whose window wraps around are computed and dropped.
+/// NCHW lowering over zero-padded phase planes (see the plan's `Pitched`), on the pitched
+/// column grid of `convkit_gemm::Columns::Pitched`: output `(oy, ox)` is column
+/// `q = oy·P + ox` where `P` is the pitch, and for `r = (c, ky, kx)`,
+/// `B(r, q) = phase(c, ky·dh mod s_h, kx·dw mod s_w)[q + (ky·dh / s_h)·P + kx·dw / s_w]`.
+/// Every panel row is one unbroken copy; the `P − OW` columns per line whose window wraps
+/// around are computed and dropped.
 pub(crate) struct PitchedLowering<'a> {
-    /// `C/g` padded planes of `plane_len` (`Hp·Wp`). Kept columns never read past them: the
-    /// last one reads `(Hp−1)·Wp + Wp − 1`.
+    /// Per channel, `s_h·s_w` phase planes of `plane_len`. Kept columns never read past
+    /// their plane: the last reads line `OH − 1 + ⌊(KH−1)·dh / s_h⌋`, column
+    /// `OW − 1 + ⌊(KW−1)·dw / s_w⌋ < P`.
     pub padded: &'a [f32],
     pub plane_len: usize,
     pub pitch: usize,
+    pub stride: [usize; 2],
     pub kernel_hw: [usize; 2],
     pub dilation: [usize; 2],
     /// The plan's path (available on this CPU).
@@ -327,6 +334,16 @@ unsafe fn pack_pitched<S: Simd>(
 ) {
     let [kh, kw] = lowering.kernel_hw;
     let [dh, dw] = lowering.dilation;
+    let [sh, sw] = lowering.stride;
+    let channel_len = sh * sw * lowering.plane_len;
+    // Offset of each tap (ky, kx) within a channel's phase planes.
+    let tap_offsets: Vec<usize> = (0..kh * kw)
+        .map(|tap| {
+            let (row_tap, column_tap) = (tap / kw * dh, tap % kw * dw);
+            let phase = (row_tap % sh) * sw + column_tap % sw;
+            phase * lowering.plane_len + row_tap / sh * lowering.pitch + column_tap / sw
+        })
+        .collect();
     let depth_len = depth.len();
     let groups =
         dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
@@ -339,7 +356,7 @@ unsafe fn pack_pitched<S: Simd>(
             depth.start % kw,
         );
         for lanes in panel.chunks_exact_mut(width) {
-            let start = c * lowering.plane_len + ky * dh * lowering.pitch + kx * dw + first;
+            let start = c * channel_len + tap_offsets[ky * kw + kx] + first;
             let row = &lowering.padded[start..start + valid];
             // SAFETY: forwarded ISA guarantee.
             unsafe { copy_strided::<S>(row, 0, 1, &mut lanes[..valid]) };
