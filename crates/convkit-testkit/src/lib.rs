@@ -17,7 +17,7 @@ mod problem;
 mod suite;
 
 pub use check::{CheckFailure, CheckOutcome, CheckReport, check_impl, compare_with_reference};
-pub use problem::{ConvProblem, ProblemParams, Values, conv_problem};
+pub use problem::{ConvProblem, MAC_BUDGET, ProblemParams, Values, conv_problem};
 pub use suite::{SuiteSummary, run_conformance};
 
 #[doc(hidden)]
