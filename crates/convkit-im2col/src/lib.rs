@@ -78,6 +78,10 @@ const PARALLEL_PADDING_MIN: usize = 1 << 15;
 /// Output channels per group up to which the pitched lowering is used however wide its grid.
 const PITCHED_MAX_CHANNELS: usize = 128;
 
+/// Largest stride folded into phase planes: beyond it most phases would be copied and never
+/// read (a stride-s layer reads only the phases its taps land on).
+const MAX_PHASE_STRIDE: usize = 2;
+
 /// Smallest band of output rows worth padding for (below it the halo rows dominate).
 const MIN_BAND_ROWS: usize = 4;
 
@@ -106,9 +110,16 @@ impl Pitched {
     fn plan(shape: &ConvShape) -> Option<Pitched> {
         let padding = shape.padding();
         let stride = shape.stride();
+        if stride.iter().any(|&s| s > MAX_PHASE_STRIDE) {
+            return None;
+        }
         let pitch = (shape.input_hw()[1] + padding.left + padding.right).div_ceil(stride[1]);
         let halo = (shape.kernel_hw()[0] - 1) * shape.dilation()[0] / stride[0];
-        let row_len = shape.in_channels() * stride[0] * stride[1] * pitch;
+        // Checked: a valid spec can still have a huge padded width.
+        let row_len = shape
+            .in_channels()
+            .checked_mul(stride[0] * stride[1])?
+            .checked_mul(pitch)?;
         let oh = shape.output_hw()[0];
         let layout = |band_rows, wave| Pitched {
             pitch,
@@ -117,7 +128,7 @@ impl Pitched {
             band_rows,
             wave,
         };
-        let image_len = row_len * (oh + halo);
+        let image_len = row_len.checked_mul(oh + halo)?;
         if image_len <= PADDED_BUDGET {
             return Some(layout(
                 oh,
