@@ -152,16 +152,20 @@ impl Sgemm {
         Sgemm::with_kernel(KernelShape::for_product(isa, m, n)).fit_depth(k)
     }
 
-    /// On AVX-512, splits depth `k` into equal blocks of at most 640 (fewer passes over C,
-    /// and a convolution's whole 3x3 reduction of up to 71 channels in one block) and
-    /// narrows the B block so that it stays within ~600 KiB of L2. Other paths keep their
-    /// blocking.
-    pub fn fit_depth(mut self, k: usize) -> Sgemm {
-        const MAX_DEPTH_BLOCK: usize = 640;
+    /// [`Sgemm::fit_depth_within`] with blocks of at most 640: a convolution's whole 3x3
+    /// reduction of up to 71 channels in one block.
+    pub fn fit_depth(self, k: usize) -> Sgemm {
+        self.fit_depth_within(k, 640)
+    }
+
+    /// On AVX-512, splits depth `k` into equal blocks of at most `max_block` (fewer passes
+    /// over C) and narrows the B block so that it stays within ~600 KiB of L2. Other paths
+    /// keep their blocking.
+    pub fn fit_depth_within(mut self, k: usize, max_block: usize) -> Sgemm {
         const B_BLOCK_ELEMENTS: usize = 150 * 1024;
-        if self.shape.isa == Isa::Avx512 && k > 0 {
+        if self.shape.isa == Isa::Avx512 && k > 0 && max_block > 0 {
             let nr = self.shape.nr;
-            let kc = k.div_ceil(k.div_ceil(MAX_DEPTH_BLOCK));
+            let kc = k.div_ceil(k.div_ceil(max_block));
             self.blocking.kc = kc;
             self.blocking.nc = (B_BLOCK_ELEMENTS / kc / nr).clamp(1, 10) * nr;
         }

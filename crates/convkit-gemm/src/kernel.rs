@@ -123,8 +123,10 @@ impl KernelShape {
     /// unless a narrower one saves real work.
     pub fn for_product(isa: Isa, m: usize, n: usize) -> KernelShape {
         let cost = |shape: &KernelShape| {
-            let padded = m.div_ceil(shape.mr) * shape.mr * n.div_ceil(shape.nr) * shape.nr;
-            padded as f64 * (1.0 + shape.loads_per_fma() / 2.0)
+            // In f64: the padded product of two huge dimensions may not fit a usize.
+            let rows = (m.div_ceil(shape.mr) * shape.mr) as f64;
+            let columns = (n.div_ceil(shape.nr) * shape.nr) as f64;
+            rows * columns * (1.0 + shape.loads_per_fma() / 2.0)
         };
         KernelShape::candidates(isa)
             .into_iter()

@@ -1,10 +1,11 @@
 //! The lowered (im2col) input as a GEMM panel source, packed straight from the image one
 //! block at a time: the whole lowered matrix never exists.
 //!
-//! - NCHW, pitched ([`PitchedLowering`], up to 128 output channels per group): the image is
-//!   first copied, zero-padded and split into stride phases, so that every panel row (one
-//!   depth `(c, ky, kx)`, NR consecutive output columns of a pitched grid) is one unbroken
-//!   SIMD copy; the few grid columns whose window wraps around a row are dropped on store.
+//! - NCHW, pitched ([`PitchedLowering`], strides up to 2, within a padded-copy budget): the
+//!   image is first copied, zero-padded and split into stride phases, so that every panel
+//!   row (one depth `(c, ky, kx)`, NR consecutive output columns of a pitched grid) is one
+//!   unbroken SIMD copy; the few grid columns whose window wraps around a row are dropped on
+//!   store.
 //! - NCHW, per row ([`NchwLowering`]): the lowered matrix is B, `(C/g·KH·KW) × (OH·OW)` per
 //!   image and group; its outer index is the output pixel and its depth `(c, ky, kx)`, the
 //!   OIHW weight order. A panel row is cut into runs of input rows: SIMD copies at stride 1,
