@@ -67,6 +67,11 @@ fn multi_worker_problems_match_the_reference() {
         ConvSpec::new(3, 64, 48, [12, 13], [1, 1]),
         // Im2colGemm pads two of these images at a time: a batch in waves.
         ConvSpec::new(3, 4, 8, [160, 170], [3, 3]).padding(Padding::symmetric([1, 1])),
+        // Too wide for a band of padded rows: Im2colGemm's per-row lowering, strides 1 and 2.
+        ConvSpec::new(1, 16, 4, [6, 2800], [3, 3]).padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(1, 16, 4, [9, 2900], [3, 2])
+            .stride([2, 2])
+            .padding(Padding::symmetric([1, 1])),
         // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {
             top: 1,
