@@ -349,150 +349,77 @@ unsafe fn store_pitched<S: Simd>(
     }
 }
 
-/// # Safety
-/// As [`PitchedStore`] (the portable path runs everywhere).
-#[allow(clippy::too_many_arguments)]
-unsafe fn store_pitched_portable(
-    tile: *const f32,
-    tile_ld: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    columns: (usize, usize),
-    pitch: (usize, usize),
-    epilogue: &TileEpilogue,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { store_pitched::<Portable>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
+/// Defines a [`MicroKernel`] entry point: `tile::<$simd, $mr, $nv>` compiled with
+/// `$features` (empty for the portable path).
+macro_rules! microkernel {
+    ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty, $mr:literal, $nv:literal) => {
+        /// # Safety
+        /// As [`MicroKernel`]; the CPU has this kernel's path.
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(
+            depth: usize,
+            a: *const f32,
+            b: *const f32,
+            c: *mut f32,
+            ldc: usize,
+            rows: usize,
+            cols: usize,
+            epilogue: &TileEpilogue,
+        ) {
+            // SAFETY: forwarded contract; the path's features are enabled for this function.
+            unsafe { tile::<$simd, $mr, $nv>(depth, a, b, c, ldc, rows, cols, epilogue) }
+        }
+    };
 }
 
-/// # Safety
-/// As [`MicroKernel`] (the portable path runs everywhere).
-#[allow(clippy::too_many_arguments)]
-unsafe fn portable_4x8(
-    depth: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    epilogue: &TileEpilogue,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { tile::<Portable, 4, 1>(depth, a, b, c, ldc, rows, cols, epilogue) }
+/// Defines a [`PitchedStore`] entry point for `$simd`, compiled with `$features`.
+macro_rules! pitched_store {
+    ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty) => {
+        /// # Safety
+        /// As [`PitchedStore`]; the CPU has this path.
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(
+            tile: *const f32,
+            tile_ld: usize,
+            c: *mut f32,
+            ldc: usize,
+            rows: usize,
+            columns: (usize, usize),
+            pitch: (usize, usize),
+            epilogue: &TileEpilogue,
+        ) {
+            // SAFETY: forwarded contract; the path's features are enabled for this function.
+            unsafe { store_pitched::<$simd>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
+        }
+    };
 }
+
+microkernel!(portable_4x8, Portable, 4, 1);
+pitched_store!(store_pitched_portable, Portable);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{TileEpilogue, store_pitched, tile};
-
-    /// # Safety
-    /// As [`super::PitchedStore`]; the CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn store_pitched_avx2(
-        tile: *const f32,
-        tile_ld: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        columns: (usize, usize),
-        pitch: (usize, usize),
-        epilogue: &TileEpilogue,
-    ) {
-        // SAFETY: forwarded contract; AVX2 enabled for this function.
-        unsafe { store_pitched::<Avx2>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
-    }
-
-    /// # Safety
-    /// As [`super::PitchedStore`]; the CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn store_pitched_avx512(
-        tile: *const f32,
-        tile_ld: usize,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        columns: (usize, usize),
-        pitch: (usize, usize),
-        epilogue: &TileEpilogue,
-    ) {
-        // SAFETY: forwarded contract; AVX-512 enabled for this function.
-        unsafe { store_pitched::<Avx512>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
-    }
     use convkit_simd::{Avx2, Avx512};
 
-    /// # Safety
-    /// As [`super::MicroKernel`]; the CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn avx2_6x16(
-        depth: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        epilogue: &TileEpilogue,
-    ) {
-        // SAFETY: forwarded contract; AVX2 + FMA enabled for this function.
-        unsafe { tile::<Avx2, 6, 2>(depth, a, b, c, ldc, rows, cols, epilogue) }
-    }
-
-    /// # Safety
-    /// As [`super::MicroKernel`]; the CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn avx512_8x48(
-        depth: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        epilogue: &TileEpilogue,
-    ) {
-        // SAFETY: forwarded contract; AVX-512 enabled for this function.
-        unsafe { tile::<Avx512, 8, 3>(depth, a, b, c, ldc, rows, cols, epilogue) }
-    }
-
-    /// # Safety
-    /// As [`super::MicroKernel`]; the CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn avx512_12x32(
-        depth: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        epilogue: &TileEpilogue,
-    ) {
-        // SAFETY: forwarded contract; AVX-512 enabled for this function.
-        unsafe { tile::<Avx512, 12, 2>(depth, a, b, c, ldc, rows, cols, epilogue) }
-    }
-
-    /// # Safety
-    /// As [`super::MicroKernel`]; the CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn avx512_16x16(
-        depth: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        epilogue: &TileEpilogue,
-    ) {
-        // SAFETY: forwarded contract; AVX-512 enabled for this function.
-        unsafe { tile::<Avx512, 16, 1>(depth, a, b, c, ldc, rows, cols, epilogue) }
-    }
+    microkernel!(#[target_feature(enable = "avx2,fma")] pub(super) avx2_6x16, Avx2, 6, 2);
+    microkernel!(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        pub(super) avx512_8x48, Avx512, 8, 3
+    );
+    microkernel!(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        pub(super) avx512_12x32, Avx512, 12, 2
+    );
+    microkernel!(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        pub(super) avx512_16x16, Avx512, 16, 1
+    );
+    pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
+    pitched_store!(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        pub(super) store_pitched_avx512, Avx512
+    );
 }

@@ -223,67 +223,54 @@ unsafe fn pack_nchw<S: Simd>(
     }
 }
 
+/// Defines `$name`: the packing body `$body::<$simd>` for lowering `$lowering`, compiled
+/// with `$features`.
+macro_rules! packer {
+    ($features:literal, $name:ident, $body:ident, $simd:ty, $lowering:ident) => {
+        /// # Safety
+        /// The CPU has this path.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            lowering: &$lowering<'_>,
+            outer: Range<usize>,
+            depth: Range<usize>,
+            width: usize,
+            dst: &mut [f32],
+        ) {
+            // SAFETY: the path is enabled for this function and present (caller's contract).
+            unsafe { $body::<$simd>(lowering, outer, depth, width, dst) }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{NchwLowering, PitchedLowering, pack_nchw, pack_pitched};
     use convkit_simd::{Avx2, Avx512};
     use std::ops::Range;
 
-    /// # Safety
-    /// The CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    pub(super) unsafe fn pack_nchw_avx512(
-        lowering: &NchwLowering<'_>,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    ) {
-        // SAFETY: AVX-512 is enabled for this function and present (caller's contract).
-        unsafe { pack_nchw::<Avx512>(lowering, outer, depth, width, dst) }
-    }
-
-    /// # Safety
-    /// The CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn pack_nchw_avx2(
-        lowering: &NchwLowering<'_>,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    ) {
-        // SAFETY: AVX2 is enabled for this function and present (caller's contract).
-        unsafe { pack_nchw::<Avx2>(lowering, outer, depth, width, dst) }
-    }
-
-    /// # Safety
-    /// The CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    pub(super) unsafe fn pack_pitched_avx512(
-        lowering: &PitchedLowering<'_>,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    ) {
-        // SAFETY: AVX-512 is enabled for this function and present (caller's contract).
-        unsafe { pack_pitched::<Avx512>(lowering, outer, depth, width, dst) }
-    }
-
-    /// # Safety
-    /// The CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn pack_pitched_avx2(
-        lowering: &PitchedLowering<'_>,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    ) {
-        // SAFETY: AVX2 is enabled for this function and present (caller's contract).
-        unsafe { pack_pitched::<Avx2>(lowering, outer, depth, width, dst) }
-    }
+    packer!(
+        "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
+        pack_nchw_avx512,
+        pack_nchw,
+        Avx512,
+        NchwLowering
+    );
+    packer!("avx2,fma", pack_nchw_avx2, pack_nchw, Avx2, NchwLowering);
+    packer!(
+        "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
+        pack_pitched_avx512,
+        pack_pitched,
+        Avx512,
+        PitchedLowering
+    );
+    packer!(
+        "avx2,fma",
+        pack_pitched_avx2,
+        pack_pitched,
+        Avx2,
+        PitchedLowering
+    );
 }
 
 /// NCHW lowering over zero-padded phase planes (see the plan's `Pitched`), on the pitched
