@@ -133,6 +133,68 @@ unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut
     }
 }
 
+/// Implements [`PanelSource`] for `$lowering` by dispatching on its `isa` field to
+/// `$body::<S>` compiled for AVX-512, for AVX2 (in module `$paths`) or portably.
+macro_rules! simd_panel_source {
+    ($lowering:ident, $body:ident, $paths:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $paths {
+            use super::{$body, $lowering};
+            use convkit_simd::{Avx2, Avx512};
+            use std::ops::Range;
+
+            /// # Safety
+            /// The CPU has the AVX-512 path.
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+            pub(super) unsafe fn avx512(
+                lowering: &$lowering<'_>,
+                outer: Range<usize>,
+                depth: Range<usize>,
+                width: usize,
+                dst: &mut [f32],
+            ) {
+                // SAFETY: AVX-512 is enabled here and present (caller's contract).
+                unsafe { $body::<Avx512>(lowering, outer, depth, width, dst) }
+            }
+
+            /// # Safety
+            /// The CPU has AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            pub(super) unsafe fn avx2(
+                lowering: &$lowering<'_>,
+                outer: Range<usize>,
+                depth: Range<usize>,
+                width: usize,
+                dst: &mut [f32],
+            ) {
+                // SAFETY: AVX2 is enabled here and present (caller's contract).
+                unsafe { $body::<Avx2>(lowering, outer, depth, width, dst) }
+            }
+        }
+
+        impl PanelSource for $lowering<'_> {
+            fn pack(
+                &self,
+                outer: Range<usize>,
+                depth: Range<usize>,
+                width: usize,
+                dst: &mut [f32],
+            ) {
+                match self.isa {
+                    // SAFETY: the plan's ISA was detected on this CPU at plan time.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { $paths::avx512(self, outer, depth, width, dst) },
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { $paths::avx2(self, outer, depth, width, dst) },
+                    // SAFETY: the portable path runs everywhere.
+                    _ => unsafe { $body::<Portable>(self, outer, depth, width, dst) },
+                }
+            }
+        }
+    };
+}
+
 /// NCHW lowering of one image and group: outer = output pixel, depth = `(c, ky, kx)`.
 pub(crate) struct NchwLowering<'a> {
     /// The group's first input channel of the image: `C/g` planes of `H·W`.
@@ -142,20 +204,7 @@ pub(crate) struct NchwLowering<'a> {
     pub isa: Isa,
 }
 
-impl PanelSource for NchwLowering<'_> {
-    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        match self.isa {
-            // SAFETY: the plan's ISA was detected on this CPU at plan time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { x86::pack_nchw_avx512(self, outer, depth, width, dst) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { x86::pack_nchw_avx2(self, outer, depth, width, dst) },
-            // SAFETY: the portable path runs everywhere.
-            _ => unsafe { pack_nchw::<Portable>(self, outer, depth, width, dst) },
-        }
-    }
-}
+simd_panel_source!(NchwLowering, pack_nchw, pack_nchw_paths);
 
 /// The NCHW panel packing, once for every path.
 ///
@@ -223,56 +272,6 @@ unsafe fn pack_nchw<S: Simd>(
     }
 }
 
-/// Defines `$name`: the packing body `$body::<$simd>` for lowering `$lowering`, compiled
-/// with `$features`.
-macro_rules! packer {
-    ($features:literal, $name:ident, $body:ident, $simd:ty, $lowering:ident) => {
-        /// # Safety
-        /// The CPU has this path.
-        #[target_feature(enable = $features)]
-        pub(super) unsafe fn $name(
-            lowering: &$lowering<'_>,
-            outer: Range<usize>,
-            depth: Range<usize>,
-            width: usize,
-            dst: &mut [f32],
-        ) {
-            // SAFETY: the path is enabled for this function and present (caller's contract).
-            unsafe { $body::<$simd>(lowering, outer, depth, width, dst) }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{NchwLowering, PitchedLowering, pack_nchw, pack_pitched};
-    use convkit_simd::{Avx2, Avx512};
-    use std::ops::Range;
-
-    packer!(
-        "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
-        pack_nchw_avx512,
-        pack_nchw,
-        Avx512,
-        NchwLowering
-    );
-    packer!("avx2,fma", pack_nchw_avx2, pack_nchw, Avx2, NchwLowering);
-    packer!(
-        "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma",
-        pack_pitched_avx512,
-        pack_pitched,
-        Avx512,
-        PitchedLowering
-    );
-    packer!(
-        "avx2,fma",
-        pack_pitched_avx2,
-        pack_pitched,
-        Avx2,
-        PitchedLowering
-    );
-}
-
 /// NCHW lowering over zero-padded phase planes (see the plan's `Pitched`), on the pitched
 /// column grid of `convkit_gemm::Columns::Pitched`: output `(oy, ox)` is column
 /// `q = oy·P + ox` where `P` is the pitch, and for `r = (c, ky, kx)`,
@@ -293,20 +292,7 @@ pub(crate) struct PitchedLowering<'a> {
     pub isa: Isa,
 }
 
-impl PanelSource for PitchedLowering<'_> {
-    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        match self.isa {
-            // SAFETY: the plan's ISA was detected on this CPU at plan time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { x86::pack_pitched_avx512(self, outer, depth, width, dst) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { x86::pack_pitched_avx2(self, outer, depth, width, dst) },
-            // SAFETY: the portable path runs everywhere.
-            _ => unsafe { pack_pitched::<Portable>(self, outer, depth, width, dst) },
-        }
-    }
-}
+simd_panel_source!(PitchedLowering, pack_pitched, pack_pitched_paths);
 
 /// The pitched panel packing, once for every path.
 ///
