@@ -8,14 +8,19 @@
 //!     pack B(pc, jc)
 //!     for ic in rows, step MC         A block MC×KC: prepacked weights or packed here: L2
 //!       A(ic, pc)
-//!       for ir in ic, step MR         A micro-panel MR×KC (8 KiB) stays in L1 across jr
+//!       for ir in ic, step MR         A micro-panel MR×KC stays in L1 across jr
 //!         for jr in jc, step NR       microkernel on an MR×NR register tile, B from L2
 //! ```
 //!
+//! KC, MC and NC come from the path ([`Sgemm::with_kernel`]) and may be fitted to the depth
+//! ([`Sgemm::fit_depth_within`]). A C with pitched columns parks each tile in a small buffer
+//! and stores only its kept columns.
+//!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
-//! slice of the scratch (one A block and one B block), so scratch is bounded by the worker
-//! count, never by the problem. Columns (then rows) are split evenly in NR (MR) units so that
-//! the task count is a multiple of the worker count and no core idles at the end.
+//! slice of the scratch (one A block, one B block, one tile), so scratch is bounded by the
+//! worker count, never by the problem. Columns (or rows, when A is the larger operand) are
+//! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
+//! no core idles at the end.
 
 use crate::kernel::{KernelShape, TileEpilogue};
 use crate::panel::{PanelSource, StridedMatrix, packed_len};
