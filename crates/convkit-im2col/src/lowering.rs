@@ -133,6 +133,19 @@ unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut
     }
 }
 
+/// The depth indices `r = (c, ky, kx)` of the NCHW lowerings from `first` on, advanced
+/// without divisions.
+fn taps(first: usize, [kh, kw]: [usize; 2]) -> impl Iterator<Item = (usize, usize, usize)> {
+    let start = (first / (kh * kw), first / kw % kh, first % kw);
+    std::iter::successors(Some(start), move |&(c, ky, kx)| {
+        Some(match (ky + 1 == kh, kx + 1 == kw) {
+            (_, false) => (c, ky, kx + 1),
+            (false, true) => (c, ky + 1, 0),
+            (true, true) => (c + 1, 0, 0),
+        })
+    })
+}
+
 /// Implements [`PanelSource`] for `$lowering` by dispatching on its `isa` field to
 /// `$body::<S>` compiled for AVX-512, for AVX2 (in module `$paths`) or portably.
 macro_rules! simd_panel_source {
@@ -240,13 +253,10 @@ unsafe fn pack_nchw<S: Simd>(
             runs.push((oy, ox, lane, len));
             lane += len;
         }
-        // Depth index r = (c, ky, kx), advanced without divisions.
-        let (mut c, mut ky, mut kx) = (
-            depth.start / (kh * kw),
-            depth.start / kw % kh,
-            depth.start % kw,
-        );
-        for lanes in panel.chunks_exact_mut(width) {
+        for (lanes, (c, ky, kx)) in panel
+            .chunks_exact_mut(width)
+            .zip(taps(depth.start, [kh, kw]))
+        {
             let plane = &lowering.input[c * plane_len..(c + 1) * plane_len];
             for &(oy, ox, lane, len) in &runs {
                 let dst_run = &mut lanes[lane..lane + len];
@@ -259,15 +269,6 @@ unsafe fn pack_nchw<S: Simd>(
                 }
             }
             lanes[valid..].fill(0.0);
-            kx += 1;
-            if kx == kw {
-                kx = 0;
-                ky += 1;
-                if ky == kh {
-                    ky = 0;
-                    c += 1;
-                }
-            }
         }
     }
 }
@@ -324,26 +325,15 @@ unsafe fn pack_pitched<S: Simd>(
     for (group, panel) in groups.enumerate() {
         let first = outer.start + group * width;
         let valid = width.min(outer.end - first);
-        let (mut c, mut ky, mut kx) = (
-            depth.start / (kh * kw),
-            depth.start / kw % kh,
-            depth.start % kw,
-        );
-        for lanes in panel.chunks_exact_mut(width) {
+        for (lanes, (c, ky, kx)) in panel
+            .chunks_exact_mut(width)
+            .zip(taps(depth.start, [kh, kw]))
+        {
             let start = c * channel_len + tap_offsets[ky * kw + kx] + first;
             let row = &lowering.padded[start..start + valid];
             // SAFETY: forwarded ISA guarantee.
             unsafe { copy_strided::<S>(row, 0, 1, &mut lanes[..valid]) };
             lanes[valid..].fill(0.0);
-            kx += 1;
-            if kx == kw {
-                kx = 0;
-                ky += 1;
-                if ky == kh {
-                    ky = 0;
-                    c += 1;
-                }
-            }
         }
     }
 }
