@@ -167,48 +167,20 @@ fn single_thread_and_pool_give_identical_bits() {
 fn bad_arguments_are_errors() {
     let sgemm = Sgemm::new(Isa::Scalar);
     let mut c = [0.0f32; 4];
-    assert!(
-        sgemm
-            .gemm(
-                [2, 2, 2],
-                &[0.0; 3],
-                2,
-                &[0.0; 4],
-                2,
-                &mut c,
-                2,
-                &Epilogue::default()
-            )
-            .is_err()
-    );
-    assert!(
-        sgemm
-            .gemm(
-                [2, 2, 0],
-                &[0.0; 4],
-                2,
-                &[0.0; 4],
-                2,
-                &mut c,
-                2,
-                &Epilogue::default()
-            )
-            .is_err()
-    );
-    assert!(
-        sgemm
-            .gemm(
-                [2, 2, 2],
-                &[0.0; 4],
-                2,
-                &[0.0; 4],
-                2,
-                &mut c[..3],
-                2,
-                &Epilogue::default()
-            )
-            .is_err()
-    );
+    // (dims, A length, C length): A too short, zero depth, C too short.
+    for (dims, a_len, c_len) in [([2, 2, 2], 3, 4), ([2, 2, 0], 4, 4), ([2, 2, 2], 4, 3)] {
+        let result = sgemm.gemm(
+            dims,
+            &[0.0; 4][..a_len],
+            2,
+            &[0.0; 4],
+            2,
+            &mut c[..c_len],
+            2,
+            &Epilogue::default(),
+        );
+        assert!(result.is_err(), "{dims:?} A {a_len} C {c_len}");
+    }
 }
 
 #[test]
