@@ -149,8 +149,10 @@ pub fn plan<T: Registered>(
     algorithm.cost(&shape, isa)?;
     let request = convkit_core::PlanRequest::new(spec, weights, bias, options.activation, isa)?;
     let inner = algorithm.prepare(&request)?;
-    let scratch = Mutex::new(vec![0.0; inner.scratch_len()]);
-    Ok(Plan { inner, scratch })
+    Ok(Plan {
+        inner,
+        scratch: Mutex::new(Vec::new()),
+    })
 }
 
 impl<T: Element> Plan<T> {
@@ -162,7 +164,14 @@ impl<T: Element> Plan<T> {
             return self.inner.run(input, output, &mut []);
         }
         match self.scratch.try_lock() {
-            Ok(mut scratch) => self.inner.run(input, output, &mut scratch),
+            Ok(mut scratch) => {
+                // Allocated on the first run, not at planning: a plan made for one run (or run
+                // only through `run_with_scratch`) never pays for it.
+                if scratch.len() < self.inner.scratch_len() {
+                    scratch.resize(self.inner.scratch_len(), 0.0);
+                }
+                self.inner.run(input, output, &mut scratch)
+            }
             // Another thread is running this plan: use a scratch of our own.
             Err(_) => self
                 .inner

@@ -213,4 +213,17 @@ pub fn differential(data: &[u8]) {
         2 => differential_for::<half::bf16>(&problem),
         _ => differential_for::<f64>(&problem),
     }
+    // The convolutions convkit-cnn's backward pass runs for this problem (other strides,
+    // dilations, paddings and kernels as large as the output), on every f32 algorithm.
+    let gradient_specs = [
+        convkit_cnn::grad::input_grad_spec(&problem.spec),
+        convkit_cnn::grad::weight_grad_spec(&problem.spec),
+    ];
+    for spec in gradient_specs.into_iter().flatten() {
+        let gradient =
+            ConvProblem::new(spec, false, Activation::None, problem.values, problem.seed);
+        if gradient.shape().flops() <= 4 * convkit_testkit::MAC_BUDGET {
+            differential_for::<f32>(&gradient);
+        }
+    }
 }

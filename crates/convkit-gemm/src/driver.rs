@@ -222,7 +222,9 @@ impl Sgemm {
     }
 
     /// `C = A·B` then the epilogue, for row-major slices: A is `m×k` (row stride `lda`), B is
-    /// `k×n` (row stride `ldb`), C is `m×n` (row stride `ldc`). Runs in the current rayon pool.
+    /// `k×n` (row stride `ldb`), C is `m×n` (row stride `ldc`). Runs in the current rayon pool
+    /// and allocates its scratch; see [`Sgemm::gemm_strided`] for other strides and caller
+    /// scratch.
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
@@ -235,6 +237,45 @@ impl Sgemm {
         ldc: usize,
         epilogue: &Epilogue<'_>,
     ) -> Result<(), ConvError> {
+        let length = |buffer, expected: usize, actual| ConvError::BufferLength {
+            buffer,
+            expected,
+            actual,
+        };
+        if lda < k {
+            return Err(length("a", m.saturating_sub(1) * lda + k, a.len()));
+        }
+        if ldb < n {
+            return Err(length("b", k.saturating_sub(1) * ldb + n, b.len()));
+        }
+        let mut scratch = vec![0.0; self.scratch_len(rayon::current_num_threads())];
+        self.gemm_strided(
+            [m, n, k],
+            StridedMatrix::new(a, lda, 1),
+            StridedMatrix::new(b, 1, ldb),
+            c,
+            ldc,
+            epilogue,
+            &mut scratch,
+        )
+    }
+
+    /// `C = A·B` then the epilogue, with A given as `m` outer × `k` depth and B as `n` outer ×
+    /// `k` depth by their strides (so either operand may be transposed for free), C row-major
+    /// `m×n` with row stride `ldc`, and caller-owned scratch: one share of
+    /// [`Sgemm::scratch_per_worker`] elements per worker, at least one. Runs in the current
+    /// rayon pool on as many workers as the scratch has shares; allocates nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_strided(
+        &self,
+        [m, n, k]: [usize; 3],
+        a: StridedMatrix<'_>,
+        b: StridedMatrix<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue<'_>,
+        scratch: &mut [f32],
+    ) -> Result<(), ConvError> {
         let zero = |field| ConvError::ZeroDimension { field };
         if m == 0 || n == 0 || k == 0 {
             return Err(zero(if m == 0 {
@@ -245,8 +286,6 @@ impl Sgemm {
                 "k"
             }));
         }
-        let a_view = StridedMatrix::new(a, lda, 1);
-        let b_view = StridedMatrix::new(b, 1, ldb);
         let c_needed = (m - 1)
             .checked_mul(ldc)
             .and_then(|x| x.checked_add(n))
@@ -258,11 +297,11 @@ impl Sgemm {
             expected,
             actual,
         };
-        if lda < k || !a_view.covers(m, k) {
-            return Err(length("a", (m - 1) * lda + k, a.len()));
+        if !a.covers(m, k) {
+            return Err(length("a", a.extent(m, k), a.len()));
         }
-        if ldb < n || !b_view.covers(n, k) {
-            return Err(length("b", (k - 1) * ldb + n, b.len()));
+        if !b.covers(n, k) {
+            return Err(length("b", b.extent(n, k), b.len()));
         }
         if ldc < n || c.len() < c_needed {
             return Err(length("c", c_needed, c.len()));
@@ -273,12 +312,16 @@ impl Sgemm {
         if let Some(bias) = epilogue.col_bias.filter(|b| b.len() != n) {
             return Err(length("column bias", n, bias.len()));
         }
+        let needed = self.scratch_per_worker();
+        if scratch.len() < needed {
+            return Err(length("scratch", needed, scratch.len()));
+        }
         let job = GemmJob {
             m,
             n,
             k,
-            a: &a_view,
-            b: &b_view,
+            a: &a,
+            b: &b,
             c: OutputTile {
                 ptr: c.as_mut_ptr(),
                 ldc,
@@ -286,10 +329,10 @@ impl Sgemm {
             },
             epilogue: *epilogue,
         };
-        let mut scratch = vec![0.0; self.scratch_len(rayon::current_num_threads())];
         // SAFETY: the checks above prove that the sources cover m×k and n×k, that C holds
-        // m rows of n values at stride ldc (exclusively borrowed), and the biases' lengths.
-        unsafe { self.run(&[job], &mut scratch) };
+        // m rows of n values at stride ldc (exclusively borrowed), the biases' lengths, and
+        // at least one worker's share of scratch.
+        unsafe { self.run(&[job], scratch) };
         Ok(())
     }
 

@@ -47,6 +47,27 @@ impl<'a> StridedMatrix<'a> {
         }
     }
 
+    /// Elements the data must hold for `outer` × `depth` indices (saturating on overflow).
+    pub fn extent(&self, outer: usize, depth: usize) -> usize {
+        if outer == 0 || depth == 0 {
+            return 0;
+        }
+        (outer - 1)
+            .saturating_mul(self.outer_stride)
+            .saturating_add((depth - 1).saturating_mul(self.depth_stride))
+            .saturating_add(1)
+    }
+
+    /// Elements of the underlying slice.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the underlying slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// Whether `outer` × `depth` indices stay inside the data.
     pub fn covers(&self, outer: usize, depth: usize) -> bool {
         if outer == 0 || depth == 0 {

@@ -164,6 +164,75 @@ fn single_thread_and_pool_give_identical_bits() {
 }
 
 #[test]
+fn strided_operands_are_read_transposed_without_copies() {
+    // Dense-layer products: Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X, with X n×i, W o×i, dY n×o.
+    for isa in isas() {
+        let sgemm = Sgemm::new(isa);
+        let (batch, inputs, outputs) = (33, 70, 19);
+        let x = integers(batch * inputs, 1);
+        let w = integers(outputs * inputs, 2);
+        let dy = integers(batch * outputs, 3);
+        let transpose = |data: &[f32], rows: usize, cols: usize| -> Vec<f32> {
+            (0..cols * rows)
+                .map(|i| data[(i % rows) * cols + i / rows])
+                .collect()
+        };
+        let cases = [
+            // (dims, A view, B view, plain row-major A, plain row-major B)
+            (
+                [batch, outputs, inputs],
+                StridedMatrix::new(&x, inputs, 1),
+                StridedMatrix::new(&w, inputs, 1),
+                x.clone(),
+                transpose(&w, outputs, inputs),
+            ),
+            (
+                [batch, inputs, outputs],
+                StridedMatrix::new(&dy, outputs, 1),
+                StridedMatrix::new(&w, 1, inputs),
+                dy.clone(),
+                w.clone(),
+            ),
+            (
+                [outputs, inputs, batch],
+                StridedMatrix::new(&dy, 1, outputs),
+                StridedMatrix::new(&x, 1, inputs),
+                transpose(&dy, batch, outputs),
+                x.clone(),
+            ),
+        ];
+        for ([m, n, k], a, b, plain_a, plain_b) in cases {
+            let mut c = vec![f32::NAN; m * n];
+            let mut scratch = vec![f32::NAN; sgemm.scratch_len(2)];
+            sgemm
+                .gemm_strided(
+                    [m, n, k],
+                    a,
+                    b,
+                    &mut c,
+                    n,
+                    &Epilogue::default(),
+                    &mut scratch,
+                )
+                .expect("valid strided gemm");
+            let expected = naive([m, n, k], &plain_a, k, &plain_b, n, &Epilogue::default());
+            assert_eq!(c, expected, "{isa} m={m} n={n} k={k}");
+        }
+        let mut c = vec![0.0; 4];
+        let short = sgemm.gemm_strided(
+            [2, 2, 2],
+            StridedMatrix::new(&x[..4], 2, 1),
+            StridedMatrix::new(&w[..4], 1, 2),
+            &mut c,
+            2,
+            &Epilogue::default(),
+            &mut [0.0; 8],
+        );
+        assert!(short.is_err(), "{isa}: scratch below one worker's share");
+    }
+}
+
+#[test]
 fn bad_arguments_are_errors() {
     let sgemm = Sgemm::new(Isa::Scalar);
     let mut c = [0.0f32; 4];
