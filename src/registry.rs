@@ -1,6 +1,7 @@
 //! Which algorithms exist for which element type.
 
 use convkit_core::{ConvAlgorithm, Element};
+use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
 
@@ -12,7 +13,7 @@ pub trait Registered: Element {
 
 impl Registered for f32 {
     fn registered() -> Vec<&'static dyn ConvAlgorithm<f32>> {
-        vec![&Reference, &Im2colGemm]
+        vec![&Reference, &Im2colGemm, &Direct]
     }
 }
 

@@ -6,6 +6,7 @@
 //! prints which paths ran.
 
 use convkit::{Algorithm, Isa};
+use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
 use convkit_testkit::conformance_suite;
@@ -15,9 +16,14 @@ conformance_suite!(reference_f64, f64, Reference);
 conformance_suite!(reference_f16, half::f16, Reference);
 conformance_suite!(reference_bf16, half::bf16, Reference);
 conformance_suite!(im2col_gemm_f32, f32, Im2colGemm);
+conformance_suite!(direct_f32, f32, Direct);
 
 /// Algorithms instantiated above. A registered algorithm missing here fails the test below.
-const INSTANTIATED: &[Algorithm] = &[Algorithm::Reference, Algorithm::Im2colGemm];
+const INSTANTIATED: &[Algorithm] = &[
+    Algorithm::Reference,
+    Algorithm::Im2colGemm,
+    Algorithm::Direct,
+];
 
 #[test]
 fn every_registered_algorithm_is_instantiated_and_paths_are_listed() {
@@ -71,6 +77,25 @@ fn multi_worker_problems_match_the_reference() {
         ConvSpec::new(1, 16, 4, [6, 2800], [3, 3]).padding(Padding::symmetric([1, 1])),
         ConvSpec::new(1, 16, 4, [9, 2900], [3, 2])
             .stride([2, 2])
+            .padding(Padding::symmetric([1, 1])),
+        // Depthwise: Direct's NCHW kernel in bands of rows and tiles of more than 8 vectors of
+        // columns, strides 1, 2 (even-lane loads) and 3 (gathers); NHWC over channel vectors.
+        ConvSpec::new(2, 21, 21, [150, 203], [3, 3])
+            .groups(21)
+            .padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(1, 35, 35, [61, 140], [5, 3])
+            .groups(35)
+            .stride([2, 2])
+            .dilation([1, 2])
+            .padding(Padding {
+                top: 2,
+                bottom: 0,
+                left: 1,
+                right: 3,
+            }),
+        ConvSpec::new(1, 17, 17, [40, 90], [3, 3])
+            .groups(17)
+            .stride([3, 3])
             .padding(Padding::symmetric([1, 1])),
         // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {

@@ -1,0 +1,499 @@
+//! Depthwise kernels: one input and one output channel per group (`groups == C == K`).
+//!
+//! `out[n][c][oy][ox] = act(bias[c] + Σ_{ky,kx} x[n][c][iy][ix] · w[c][ky][kx])`: no sum over
+//! channels, so the general kernel would use one lane in `LANES`. These vectorize along the
+//! axis that is contiguous in the layout instead.
+//!
+//! - NHWC, [`DepthwiseNhwc`]: vectors of channels. A tile is `RW` pixels × `CV` channel
+//!   vectors; per tap it loads `CV` weight vectors (weights re-laid `[ky][kx][C]`, zero-padded)
+//!   and `RW·CV` input vectors: one load per FMA, the bound of any depthwise convolution.
+//!   Registers: `RW·CV` accumulators + `CV` weights + 1 input — 16 accumulators on AVX-512
+//!   (16×1, 8×2, 5×3 or 4×4 by the channel vectors), 8 on AVX2 (8×1, 4×2), 2×1 portable. Borders as in the general kernel: interior tiles, single edge pixels.
+//! - NCHW, [`DepthwiseNchw`]: vectors of output columns. Each task copies a band of input
+//!   rows of one channel into a zero-padded buffer (per worker, ≤ 64 KiB), so every tap is a
+//!   plain vector load (stride 1), an even-lane load (stride 2) or a short gather (larger
+//!   strides) with a broadcast weight; register tiles of several output rows × up to 8
+//!   vectors of columns (a whole row when it fits), about 16 accumulators so that the FMA
+//!   latency chains overlap.
+
+use crate::geometry::Geometry;
+use convkit_core::Isa;
+use convkit_simd::{Simd, VectorActivation};
+
+/// Depthwise convolution on NHWC data.
+#[derive(Debug)]
+pub(crate) struct DepthwiseNhwc {
+    pub geometry: Geometry,
+    /// Channels rounded up to the vector block.
+    pub padded_channels: usize,
+    /// `[ky][kx][padded channel]`.
+    pub weights: Vec<f32>,
+    /// `[padded channel]`.
+    pub bias: Vec<f32>,
+    pub activation: VectorActivation,
+}
+
+impl DepthwiseNhwc {
+    pub fn new(
+        geometry: Geometry,
+        lanes: usize,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        activation: VectorActivation,
+    ) -> DepthwiseNhwc {
+        let channels = geometry.groups;
+        let taps = geometry.taps();
+        let padded_channels = channels.div_ceil(lanes) * lanes;
+        let mut packed = vec![0.0; taps * padded_channels];
+        for c in 0..channels {
+            for tap in 0..taps {
+                packed[tap * padded_channels + c] = weights[c * taps + tap];
+            }
+        }
+        let mut packed_bias = vec![0.0; padded_channels];
+        if let Some(bias) = bias {
+            packed_bias[..channels].copy_from_slice(bias);
+        }
+        DepthwiseNhwc {
+            geometry,
+            padded_channels,
+            weights: packed,
+            bias: packed_bias,
+            activation,
+        }
+    }
+
+    /// Computes output rows `rows` of image `n`, every channel.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
+    /// writes these rows meanwhile.
+    #[inline(always)]
+    pub unsafe fn run_rows<S: Simd>(
+        &self,
+        input: *const f32,
+        output: *mut f32,
+        n: usize,
+        rows: std::ops::Range<usize>,
+    ) {
+        let vectors = self.geometry.groups.div_ceil(S::LANES);
+        // SAFETY: forwarded contract.
+        unsafe {
+            match (S::ISA, vectors) {
+                (Isa::Avx512, 1) => self.rows_with::<S, 16, 1>(input, output, n, rows),
+                (Isa::Avx512, 2) => self.rows_with::<S, 8, 2>(input, output, n, rows),
+                (Isa::Avx512, 3) => self.rows_with::<S, 5, 3>(input, output, n, rows),
+                (Isa::Avx512, _) => self.rows_with::<S, 4, 4>(input, output, n, rows),
+                (Isa::Avx2, 1) => self.rows_with::<S, 8, 1>(input, output, n, rows),
+                (Isa::Avx2, _) => self.rows_with::<S, 4, 2>(input, output, n, rows),
+                _ => self.rows_with::<S, 2, 1>(input, output, n, rows),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rows_with<S: Simd, const RW: usize, const CV: usize>(
+        &self,
+        input: *const f32,
+        output: *mut f32,
+        n: usize,
+        rows: std::ops::Range<usize>,
+    ) {
+        let geo = &self.geometry;
+        let [lo, hi] = geo.interior;
+        let fast_end = lo + (hi - lo) / RW * RW;
+        let block = CV * S::LANES;
+        for oy in rows {
+            for c0 in (0..geo.groups).step_by(block) {
+                // SAFETY: forwarded contract; pixels in 0..OW, channels in 0..C.
+                unsafe {
+                    for ox in 0..lo {
+                        self.tile::<S, 1, CV>(input, output, n, oy, ox, c0, false);
+                    }
+                    for ox in (lo..fast_end).step_by(RW) {
+                        self.tile::<S, RW, CV>(input, output, n, oy, ox, c0, true);
+                    }
+                    for ox in fast_end..geo.out_hw[1] {
+                        self.tile::<S, 1, CV>(input, output, n, oy, ox, c0, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `RW` pixels from `ox0` × the channel vectors from `c0`. With `interior`, every tap
+    /// column is inside the image; otherwise (`RW == 1`) out-of-image taps are skipped.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile<S: Simd, const RW: usize, const CV: usize>(
+        &self,
+        input: *const f32,
+        output: *mut f32,
+        n: usize,
+        oy: usize,
+        ox0: usize,
+        c0: usize,
+        interior: bool,
+    ) {
+        let geo = &self.geometry;
+        let channels = geo.groups;
+        let lanes: [usize; CV] =
+            std::array::from_fn(|j| channels.saturating_sub(c0 + j * S::LANES).min(S::LANES));
+        // SAFETY: the CPU has S::ISA; input reads are at checked rows and (interior or
+        // checked) columns, `lanes[j]` channels each; weights and bias are padded to whole
+        // vectors; output writes are this tile's pixels and channels.
+        unsafe {
+            let mut acc = [[S::zero(); CV]; RW];
+            let pixel_step = geo.stride[1] * geo.in_pixel;
+            for ky in 0..geo.kernel[0] {
+                let Some(iy) = geo.input_row(oy, ky) else {
+                    continue;
+                };
+                for kx in 0..geo.kernel[1] {
+                    let ix0 = if interior {
+                        ox0 * geo.stride[1] + kx * geo.dilation[1] - geo.pad[1]
+                    } else {
+                        match geo.input_column(ox0, kx) {
+                            Some(ix) => ix,
+                            None => continue,
+                        }
+                    };
+                    let w = self
+                        .weights
+                        .as_ptr()
+                        .add((ky * geo.kernel[1] + kx) * self.padded_channels + c0);
+                    let x = input.add(n * geo.in_image + iy * geo.in_row + ix0 * geo.in_pixel + c0);
+                    acc = accumulate_tap::<S, RW, CV>(acc, x, pixel_step, w, &lanes);
+                }
+            }
+            let out = output.add(n * geo.out_image + oy * geo.out_row + ox0 * geo.out_pixel + c0);
+            for (r, vectors) in acc.iter().enumerate() {
+                for (j, &v) in vectors.iter().enumerate() {
+                    if lanes[j] == 0 {
+                        continue;
+                    }
+                    let bias = S::load(self.bias.as_ptr().add(c0 + j * S::LANES));
+                    let v = self.activation.apply::<S>(S::add(v, bias));
+                    let dst = out.add(r * geo.out_pixel + j * S::LANES);
+                    if lanes[j] == S::LANES {
+                        S::store(dst, v);
+                    } else {
+                        S::store_partial(dst, v, lanes[j]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `acc[r][j] += x[r·pixel_step + j·LANES ..] · w[j·LANES ..]` for one tap, `lanes[j]`
+/// channels of vector `j` (0: skipped; partial: masked load).
+///
+/// # Safety
+/// The CPU has `S::ISA`; the reads stay inside the input and the padded weights.
+#[inline(always)]
+unsafe fn accumulate_tap<S: Simd, const RW: usize, const CV: usize>(
+    mut acc: [[S::F32; CV]; RW],
+    x: *const f32,
+    pixel_step: usize,
+    w: *const f32,
+    lanes: &[usize; CV],
+) -> [[S::F32; CV]; RW] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let mut weights = [S::zero(); CV];
+        for (j, v) in weights.iter_mut().enumerate() {
+            *v = S::load(w.add(j * S::LANES));
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            let pixel = x.add(r * pixel_step);
+            for (j, (sum, &wj)) in row.iter_mut().zip(&weights).enumerate() {
+                let value = if lanes[j] == S::LANES {
+                    S::load(pixel.add(j * S::LANES))
+                } else if lanes[j] > 0 {
+                    S::load_partial(pixel.add(j * S::LANES), lanes[j])
+                } else {
+                    continue;
+                };
+                *sum = S::mul_add(value, wj, *sum);
+            }
+        }
+        acc
+    }
+}
+
+/// Largest number of column vectors in an NCHW depthwise tile.
+const MAX_ROW_VECTORS: usize = 8;
+
+/// `acc[v] += Σ_kx row[v·LANES·sw + kx·dw ..] · taps[kx]` (lanes `sw` apart): one kernel row
+/// of a tile of `RV` column vectors. `STRIDE` 1 or 2 reads with plain or even-lane loads, 0
+/// gathers.
+///
+/// # Safety
+/// The CPU has `S::ISA`; `row` is readable for every column the tile touches, `taps` for `kw`
+/// values.
+#[inline(always)]
+unsafe fn accumulate_row<S: Simd, const RV: usize, const STRIDE: usize>(
+    mut acc: [S::F32; RV],
+    row: *const f32,
+    taps: *const f32,
+    kw: usize,
+    [sw, dw]: [usize; 2],
+) -> [S::F32; RV] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        for kx in 0..kw {
+            let weight = S::splat(*taps.add(kx));
+            let base = row.add(kx * dw);
+            for (v, sum) in acc.iter_mut().enumerate() {
+                let at = base.add(v * S::LANES * sw);
+                let value = match STRIDE {
+                    1 => S::load(at),
+                    2 => S::load_even(at),
+                    _ => {
+                        let mut gathered = [0.0f32; 16];
+                        for (l, slot) in gathered.iter_mut().take(S::LANES).enumerate() {
+                            *slot = *at.add(l * sw);
+                        }
+                        S::load(gathered.as_ptr())
+                    }
+                };
+                *sum = S::mul_add(value, weight, *sum);
+            }
+        }
+        acc
+    }
+}
+
+/// Largest padded band (f32 elements) an NCHW depthwise task copies: 64 KiB.
+const BAND_BUDGET: usize = 16 * 1024;
+
+/// Depthwise convolution on NCHW data.
+#[derive(Debug)]
+pub(crate) struct DepthwiseNchw {
+    pub geometry: Geometry,
+    /// `[c][ky][kx]` (OIHW as given).
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub activation: VectorActivation,
+    /// Columns of the padded buffer: every column a tile may read, zero outside the image.
+    pub buffer_width: usize,
+    /// Output rows per band.
+    pub band_rows: usize,
+}
+
+impl DepthwiseNchw {
+    pub fn new(
+        geometry: Geometry,
+        lanes: usize,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        activation: VectorActivation,
+    ) -> DepthwiseNchw {
+        let [sh, sw] = geometry.stride;
+        let [dh, dw] = geometry.dilation;
+        let [kh, kw] = geometry.kernel;
+        let ow = geometry.out_hw[1];
+        // Tiles compute whole vectors of output columns; an even-lane load reads 2·LANES.
+        let columns = ow.div_ceil(lanes) * lanes;
+        let buffer_width = ((columns - 1) * sw + (kw - 1) * dw + 2 * lanes)
+            .max(geometry.in_hw[1] + geometry.pad[1]);
+        let rows_for = |band: usize| (band - 1) * sh + (kh - 1) * dh + 1;
+        let mut band_rows = 1;
+        while band_rows < geometry.out_hw[0]
+            && rows_for(band_rows + 1) * buffer_width <= BAND_BUDGET
+        {
+            band_rows += 1;
+        }
+        DepthwiseNchw {
+            geometry,
+            weights: weights.to_vec(),
+            bias: bias.map_or_else(|| vec![0.0; geometry.groups], <[f32]>::to_vec),
+            activation,
+            buffer_width,
+            band_rows,
+        }
+    }
+
+    /// f32 elements of one worker's band buffer.
+    pub fn buffer_len(&self) -> usize {
+        let [sh, _] = self.geometry.stride;
+        let [dh, _] = self.geometry.dilation;
+        ((self.band_rows - 1) * sh + (self.geometry.kernel[0] - 1) * dh + 1) * self.buffer_width
+    }
+
+    /// Computes band `band` (of `band_rows` output rows) of channel `c` of image `n`, using
+    /// `buffer` ([`DepthwiseNchw::buffer_len`] elements).
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
+    /// writes this band meanwhile.
+    #[inline(always)]
+    pub unsafe fn run_band<S: Simd>(
+        &self,
+        input: *const f32,
+        output: *mut f32,
+        (n, c, band): (usize, usize, usize),
+        buffer: &mut [f32],
+    ) {
+        let geo = &self.geometry;
+        let [h, w] = geo.in_hw;
+        let oh = geo.out_hw[0];
+        let [sh, sw] = geo.stride;
+        let dh = geo.dilation[0];
+        let [kh, kw] = geo.kernel;
+        let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
+        // Buffer row r holds padded input row `first + r` (padded coordinates).
+        let first = rows.start * sh;
+        let buffer_rows = (rows.len() - 1) * sh + (kh - 1) * dh + 1;
+        let buffer = &mut buffer[..buffer_rows * self.buffer_width];
+        let plane = n * geo.in_image + c * geo.in_channel;
+        let left = geo.pad[1];
+        for (r, line) in buffer.chunks_exact_mut(self.buffer_width).enumerate() {
+            let Some(iy) = (first + r).checked_sub(geo.pad[0]).filter(|&iy| iy < h) else {
+                line.fill(0.0);
+                continue;
+            };
+            // SAFETY: row `iy` of this plane is inside the input tensor (contract).
+            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * geo.in_row), w) };
+            line[..left].fill(0.0);
+            line[left..left + w].copy_from_slice(src);
+            line[left + w..].fill(0.0);
+        }
+        let weights = &self.weights[c * kh * kw..(c + 1) * kh * kw];
+        let out = Band {
+            buffer,
+            first_vector: 0,
+            weights,
+            bias: self.bias[c],
+            output: output.wrapping_add(n * geo.out_image + c * geo.out_channel),
+            first,
+        };
+        // SAFETY: forwarded contract; the buffer holds every column the tiles read.
+        unsafe {
+            match sw {
+                1 => self.rows_with::<S, 1>(&out, rows),
+                2 => self.rows_with::<S, 2>(&out, rows),
+                _ => self.rows_with::<S, 0>(&out, rows),
+            }
+        }
+    }
+
+    /// Output rows of one band, in register tiles of `RR` rows × `RV` vectors of columns
+    /// (a row of up to 8 vectors is covered by one tile), `RR·RV` near 16 accumulators (8 on
+    /// the portable path) so that the FMA chains of different outputs overlap. `STRIDE` is
+    /// the column stride when 1 or 2 (plain or even-lane loads), 0 for any other (gathered).
+    #[inline(always)]
+    unsafe fn rows_with<S: Simd, const STRIDE: usize>(
+        &self,
+        band: &Band<'_>,
+        rows: std::ops::Range<usize>,
+    ) {
+        let portable = S::ISA == Isa::Scalar;
+        let most = if portable { 4 } else { MAX_ROW_VECTORS };
+        let vectors = self.geometry.out_hw[1].div_ceil(S::LANES);
+        macro_rules! sweep {
+            ($band:expr, $rv:literal, $rr:literal) => {{
+                let band: &Band<'_> = $band;
+                let ox0 = band.first_vector * S::LANES;
+                let mut oy = rows.start;
+                // SAFETY: forwarded contract (tiles stay inside the band's rows and the
+                // buffer's columns).
+                unsafe {
+                    while oy + $rr <= rows.end {
+                        self.tile::<S, $rv, $rr, STRIDE>(band, oy, ox0);
+                        oy += $rr;
+                    }
+                    while oy < rows.end {
+                        self.tile::<S, $rv, 1, STRIDE>(band, oy, ox0);
+                        oy += 1;
+                    }
+                }
+            }};
+        }
+        for first_vector in (0..vectors).step_by(most) {
+            let tiles = &Band {
+                first_vector,
+                ..*band
+            };
+            match ((vectors - first_vector).min(most), portable) {
+                (1, false) => sweep!(tiles, 1, 8),
+                (2, false) => sweep!(tiles, 2, 8),
+                (3, false) => sweep!(tiles, 3, 4),
+                (4, false) => sweep!(tiles, 4, 4),
+                (5, false) => sweep!(tiles, 5, 2),
+                (6, false) => sweep!(tiles, 6, 2),
+                (7, false) => sweep!(tiles, 7, 2),
+                (_, false) => sweep!(tiles, 8, 2),
+                (1, true) => sweep!(tiles, 1, 4),
+                (2, true) => sweep!(tiles, 2, 2),
+                (3, true) => sweep!(tiles, 3, 2),
+                (_, true) => sweep!(tiles, 4, 2),
+            }
+        }
+    }
+
+    /// `RR` output rows from `oy0` × `RV` vectors of output columns from `ox0`.
+    #[inline(always)]
+    unsafe fn tile<S: Simd, const RV: usize, const RR: usize, const STRIDE: usize>(
+        &self,
+        band: &Band<'_>,
+        oy0: usize,
+        ox0: usize,
+    ) {
+        let geo = &self.geometry;
+        let [sh, sw] = geo.stride;
+        let [dh, dw] = geo.dilation;
+        let [kh, kw] = geo.kernel;
+        let ow = geo.out_hw[1];
+        // SAFETY: the CPU has S::ISA; reads stay inside `band.buffer` (its width covers every
+        // column a tile reads, its rows every row of the band's outputs); writes are `ow`
+        // columns of this band's rows.
+        unsafe {
+            let mut acc = [[S::zero(); RV]; RR];
+            for ky in 0..kh {
+                let taps = band.weights.as_ptr().add(ky * kw);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let line = band
+                        .buffer
+                        .as_ptr()
+                        .add(((oy0 + r) * sh + ky * dh - band.first) * self.buffer_width);
+                    *row = accumulate_row::<S, RV, STRIDE>(
+                        *row,
+                        line.add(ox0 * sw),
+                        taps,
+                        kw,
+                        [sw, dw],
+                    );
+                }
+            }
+            let bias = S::splat(band.bias);
+            for (r, row) in acc.iter().enumerate() {
+                let out = band.output.add((oy0 + r) * geo.out_row + ox0);
+                for (v, &a) in row.iter().enumerate() {
+                    let value = self.activation.apply::<S>(S::add(a, bias));
+                    let lanes = (ow - ox0 - v * S::LANES).min(S::LANES);
+                    if lanes == S::LANES {
+                        S::store(out.add(v * S::LANES), value);
+                    } else {
+                        S::store_partial(out.add(v * S::LANES), value, lanes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One band's inputs to the tile loop: the padded rows, the channel's taps and bias, and its
+/// output plane.
+#[derive(Clone, Copy)]
+struct Band<'a> {
+    buffer: &'a [f32],
+    /// First column vector of the tiles being swept.
+    first_vector: usize,
+    weights: &'a [f32],
+    bias: f32,
+    output: *mut f32,
+    /// Padded input row held by the buffer's first row.
+    first: usize,
+}

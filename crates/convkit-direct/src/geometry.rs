@@ -1,0 +1,95 @@
+//! Index arithmetic shared by the direct kernels: strides of the input and output in either
+//! layout, and which output columns see every kernel column inside the image.
+
+use convkit_core::{ConvShape, Layout};
+
+/// Strides (in f32 elements) and sizes the kernels index with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub in_hw: [usize; 2],
+    pub out_hw: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// `[top, left]` padding.
+    pub pad: [usize; 2],
+    pub groups: usize,
+    /// Input channels per group.
+    pub cg: usize,
+    /// Output channels per group.
+    pub kg: usize,
+    /// Input: between images, rows, pixels of a row, channels.
+    pub in_image: usize,
+    pub in_row: usize,
+    pub in_pixel: usize,
+    pub in_channel: usize,
+    /// Output: between images, rows, pixels of a row, channels.
+    pub out_image: usize,
+    pub out_row: usize,
+    pub out_pixel: usize,
+    pub out_channel: usize,
+    /// Output columns `[lo, hi)` whose taps all land inside the input's columns.
+    pub interior: [usize; 2],
+}
+
+impl Geometry {
+    pub fn new(shape: &ConvShape) -> Geometry {
+        let [h, w] = shape.input_hw();
+        let [oh, ow] = shape.output_hw();
+        let (c, k) = (shape.in_channels(), shape.out_channels());
+        let padding = shape.padding();
+        let (in_strides, out_strides) = match shape.layout() {
+            Layout::Nchw => ([c * h * w, w, 1, h * w], [k * oh * ow, ow, 1, oh * ow]),
+            Layout::Nhwc => ([h * w * c, w * c, c, 1], [oh * ow * k, ow * k, k, 1]),
+        };
+        let [sw, dw, kw] = [shape.stride()[1], shape.dilation()[1], shape.kernel_hw()[1]];
+        // ox·sw − left ≥ 0 for the first tap, ox·sw − left + (kw−1)·dw < w for the last.
+        let lo = padding.left.div_ceil(sw).min(ow);
+        let reach = (kw - 1) * dw;
+        let hi = if w + padding.left > reach {
+            ((w + padding.left - reach - 1) / sw + 1).min(ow)
+        } else {
+            0
+        };
+        Geometry {
+            in_hw: [h, w],
+            out_hw: [oh, ow],
+            kernel: shape.kernel_hw(),
+            stride: shape.stride(),
+            dilation: shape.dilation(),
+            pad: [padding.top, padding.left],
+            groups: shape.groups(),
+            cg: shape.in_channels_per_group(),
+            kg: shape.out_channels_per_group(),
+            in_image: in_strides[0],
+            in_row: in_strides[1],
+            in_pixel: in_strides[2],
+            in_channel: in_strides[3],
+            out_image: out_strides[0],
+            out_row: out_strides[1],
+            out_pixel: out_strides[2],
+            out_channel: out_strides[3],
+            interior: [lo, hi.max(lo)],
+        }
+    }
+
+    /// Input row of kernel row `ky` for output row `oy`, if inside the image.
+    #[inline(always)]
+    pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride[0] + ky * self.dilation[0])
+            .checked_sub(self.pad[0])
+            .filter(|&iy| iy < self.in_hw[0])
+    }
+
+    /// Input column of kernel column `kx` for output column `ox`, if inside the image.
+    #[inline(always)]
+    pub fn input_column(&self, ox: usize, kx: usize) -> Option<usize> {
+        (ox * self.stride[1] + kx * self.dilation[1])
+            .checked_sub(self.pad[1])
+            .filter(|&ix| ix < self.in_hw[1])
+    }
+
+    pub fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+}

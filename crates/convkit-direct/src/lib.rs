@@ -1,0 +1,363 @@
+//! `Algorithm::Direct`: convolution computed in register tiles straight from the input.
+//!
+//! No lowered matrix and no copy of the input (except a 64 KiB band per worker for NCHW
+//! depthwise layers): the weights are re-laid once at plan time into the order a kernel
+//! reads them, and each register tile of outputs sums over its taps and channels directly.
+//! Every problem is supported (any stride, dilation, asymmetric padding, groups, batch, NCHW
+//! or NHWC, bias and activation fused); the plan picks the kernel:
+//!
+//! | problem | kernel | vectorized along |
+//! |---|---|---|
+//! | depthwise (one input and output channel per group), NHWC | [`depthwise`] `DepthwiseNhwc` | channels |
+//! | depthwise, NCHW | [`depthwise`] `DepthwiseNchw` | output columns |
+//! | anything else | [`general`] `General` | output channels of a group |
+//!
+//! Parallel work is split into (image, channel block, band of output rows) items spread over
+//! the caller's rayon pool; small problems stay on the calling thread.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod depthwise;
+mod general;
+mod geometry;
+
+use convkit_core::{
+    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
+    PlanRequest,
+};
+use convkit_simd::{Portable, Simd, VectorActivation};
+use depthwise::{DepthwiseNchw, DepthwiseNhwc};
+use general::{General, TileShape};
+use geometry::Geometry;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The direct convolution algorithm (f32).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Direct;
+
+/// Paths with a kernel, narrowest first.
+const ISAS: &[Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+/// Below this many FLOPs a run stays on the calling thread.
+const PARALLEL_MIN_FLOPS: u64 = 2 << 20;
+
+/// Work items per worker to aim for, so that uneven items still balance.
+const ITEMS_PER_WORKER: usize = 4;
+
+fn lanes_and_registers(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Avx512 => (16, 32),
+        Isa::Avx2 => (8, 16),
+        _ => (8, 8),
+    }
+}
+
+fn is_depthwise(shape: &ConvShape) -> bool {
+    shape.in_channels_per_group() == 1 && shape.out_channels_per_group() == 1
+}
+
+/// Sustained FLOP/s the cost model assumes for `shape` on `isa`, one thread (measured with
+/// `cargo xtask bench` on the suite layers; see the crate README).
+fn estimated_flops_per_second(shape: &ConvShape, isa: Isa) -> f64 {
+    let (lanes, registers) = lanes_and_registers(isa);
+    let peak = match isa {
+        Isa::Avx512 => 250e9,
+        Isa::Avx2 => 125e9,
+        _ => 25e9,
+    };
+    if is_depthwise(shape) {
+        // One load per FMA: a fifth of peak at best.
+        return peak * 0.15;
+    }
+    let kg = shape.out_channels_per_group();
+    let tile = TileShape::choose(kg, lanes, registers);
+    let block = tile.kv * lanes;
+    let lane_use = kg as f64 / (kg.div_ceil(block) * block) as f64;
+    // KV weight loads and RW broadcasts per RW·KV FMAs; about 1.5 loads per FMA pair issue.
+    let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
+    let issue = (1.0 / (loads_per_fma * 1.3)).min(0.85);
+    peak * lane_use * issue
+}
+
+impl ConvAlgorithm<f32> for Direct {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Direct
+    }
+
+    fn isas(&self) -> &'static [Isa] {
+        ISAS
+    }
+
+    fn accuracy(&self, shape: &ConvShape) -> Accuracy {
+        // f32 fused multiply-adds over the reduction in one chain per output, plus the bias.
+        Accuracy::summation(shape.reduction_len() + 1, f64::from(f32::EPSILON) / 2.0)
+    }
+
+    fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
+        Ok(Cost {
+            seconds: shape.flops() as f64 / estimated_flops_per_second(shape, isa),
+        })
+    }
+
+    fn prepare(&self, request: &PlanRequest<'_, f32>) -> Result<Box<dyn ConvPlan<f32>>, ConvError> {
+        Ok(Box::new(DirectPlan::new(request)))
+    }
+}
+
+/// The kernel a plan runs.
+#[derive(Debug)]
+enum Kernel {
+    General(General),
+    DepthwiseNhwc(DepthwiseNhwc),
+    DepthwiseNchw(DepthwiseNchw),
+}
+
+/// A prepared direct convolution.
+#[derive(Debug)]
+struct DirectPlan {
+    shape: ConvShape,
+    isa: Isa,
+    kernel: Kernel,
+    /// Workers the scratch is sized for.
+    workers: usize,
+}
+
+impl DirectPlan {
+    fn new(request: &PlanRequest<'_, f32>) -> DirectPlan {
+        let shape = *request.shape();
+        let isa = request.isa();
+        let (lanes, registers) = lanes_and_registers(isa);
+        let geometry = Geometry::new(&shape);
+        let activation = VectorActivation::new(request.activation());
+        let (weights, bias) = (request.weights(), request.bias());
+        let kernel = match (is_depthwise(&shape), shape.layout()) {
+            (true, Layout::Nhwc) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
+                geometry, lanes, weights, bias, activation,
+            )),
+            (true, Layout::Nchw) => Kernel::DepthwiseNchw(DepthwiseNchw::new(
+                geometry, lanes, weights, bias, activation,
+            )),
+            (false, _) => {
+                let tile = TileShape::choose(shape.out_channels_per_group(), lanes, registers);
+                Kernel::General(General::new(
+                    geometry, tile, lanes, weights, bias, activation,
+                ))
+            }
+        };
+        DirectPlan {
+            shape,
+            isa,
+            kernel,
+            workers: rayon::current_num_threads(),
+        }
+    }
+
+    /// Work items: `(count, description)` where an item index decodes in `run_item`.
+    fn items(&self, workers: usize) -> Items {
+        let [oh, _] = self.shape.output_hw();
+        let n = self.shape.batch();
+        let (outer, rows) = match &self.kernel {
+            Kernel::General(general) => (n * general.row_units(), oh),
+            Kernel::DepthwiseNhwc(_) => (n, oh),
+            Kernel::DepthwiseNchw(dw) => {
+                return Items {
+                    outer: n * self.shape.in_channels(),
+                    chunks: oh.div_ceil(dw.band_rows),
+                    rows_per_chunk: dw.band_rows,
+                };
+            }
+        };
+        let chunks = (ITEMS_PER_WORKER * workers).div_ceil(outer).clamp(1, rows);
+        let rows_per_chunk = rows.div_ceil(chunks);
+        Items {
+            outer,
+            chunks: rows.div_ceil(rows_per_chunk),
+            rows_per_chunk,
+        }
+    }
+
+    /// f32 elements of scratch per worker.
+    fn scratch_per_worker(&self) -> usize {
+        match &self.kernel {
+            Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
+            _ => 0,
+        }
+    }
+
+    /// Runs item `index` on path `S`.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `input`/`output` hold the plan's tensors; no other thread writes
+    /// this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(
+        &self,
+        input: *const f32,
+        output: *mut f32,
+        items: Items,
+        index: usize,
+        buffer: &mut [f32],
+    ) {
+        let (outer, chunk) = (index / items.chunks, index % items.chunks);
+        let [oh, _] = self.shape.output_hw();
+        let rows = chunk * items.rows_per_chunk..((chunk + 1) * items.rows_per_chunk).min(oh);
+        // SAFETY: forwarded contract; items partition the output.
+        unsafe {
+            match &self.kernel {
+                Kernel::General(general) => {
+                    let units = general.row_units();
+                    general.run_rows::<S>(input, output, outer / units, outer % units, rows);
+                }
+                Kernel::DepthwiseNhwc(dw) => dw.run_rows::<S>(input, output, outer, rows),
+                Kernel::DepthwiseNchw(dw) => {
+                    let channels = self.shape.in_channels();
+                    dw.run_band::<S>(
+                        input,
+                        output,
+                        (outer / channels, outer % channels, chunk),
+                        buffer,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// How the output is cut into items: `outer` × `chunks` of `rows_per_chunk` output rows.
+#[derive(Clone, Copy, Debug)]
+struct Items {
+    outer: usize,
+    chunks: usize,
+    rows_per_chunk: usize,
+}
+
+/// The output pointer, shared by workers that write disjoint items.
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+// SAFETY: workers write disjoint parts of the output (items partition it) and nothing reads
+// it during the run.
+unsafe impl Sync for SharedOutput {}
+// SAFETY: as above.
+unsafe impl Send for SharedOutput {}
+
+impl SharedOutput {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Defines the entry point that runs one item on a path, compiled with that path's features.
+macro_rules! item_entry {
+    ($(#[$attr:meta])* $name:ident, $simd:ty) => {
+        /// # Safety
+        /// As [`DirectPlan::run_item`] for this path.
+        $(#[$attr])*
+        unsafe fn $name(
+            plan: &DirectPlan,
+            input: *const f32,
+            output: *mut f32,
+            items: Items,
+            index: usize,
+            buffer: &mut [f32],
+        ) {
+            // SAFETY: forwarded contract; the path's features are enabled for this function.
+            unsafe { plan.run_item::<$simd>(input, output, items, index, buffer) }
+        }
+    };
+}
+
+item_entry!(item_portable, Portable);
+#[cfg(target_arch = "x86_64")]
+item_entry!(
+    #[target_feature(enable = "avx2,fma")]
+    item_avx2,
+    convkit_simd::Avx2
+);
+#[cfg(target_arch = "x86_64")]
+item_entry!(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    item_avx512,
+    convkit_simd::Avx512
+);
+
+type ItemEntry = unsafe fn(&DirectPlan, *const f32, *mut f32, Items, usize, &mut [f32]);
+
+fn entry(isa: Isa) -> ItemEntry {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => item_avx512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => item_avx2,
+        _ => item_portable,
+    }
+}
+
+impl ConvPlan<f32> for DirectPlan {
+    fn shape(&self) -> &ConvShape {
+        &self.shape
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Direct
+    }
+
+    fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    fn scratch_len(&self) -> usize {
+        self.scratch_per_worker() * self.workers.max(1)
+    }
+
+    fn plan_bytes(&self) -> usize {
+        let floats = match &self.kernel {
+            Kernel::General(g) => g.weights.len() + g.bias.len(),
+            Kernel::DepthwiseNhwc(dw) => dw.weights.len() + dw.bias.len(),
+            Kernel::DepthwiseNchw(dw) => dw.weights.len() + dw.bias.len(),
+        };
+        floats * std::mem::size_of::<f32>()
+    }
+
+    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+        let per_worker = self.scratch_per_worker();
+        let threads = if self.shape.flops() < PARALLEL_MIN_FLOPS {
+            1
+        } else {
+            rayon::current_num_threads()
+        };
+        let workers = scratch
+            .len()
+            .checked_div(per_worker)
+            .map_or(threads, |shares| threads.min(shares).max(1));
+        let items = self.items(workers);
+        let count = items.outer * items.chunks;
+        let run = entry(self.isa);
+        let shared = SharedOutput(output.as_mut_ptr());
+        let next = AtomicUsize::new(0);
+        let work = |buffer: &mut [f32]| {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= count {
+                    break;
+                }
+                // SAFETY: the plan's path is available (checked at planning); the buffers have
+                // the plan's lengths (checked by `run`); items are disjoint; `buffer` holds
+                // one worker's share.
+                unsafe { run(self, input.as_ptr(), shared.get(), items, index, buffer) };
+            }
+        };
+        if workers <= 1 || count <= 1 {
+            work(&mut scratch[..per_worker]);
+        } else if per_worker == 0 {
+            (0..workers.min(count))
+                .into_par_iter()
+                .for_each(|_| work(&mut []));
+        } else {
+            scratch[..per_worker * workers]
+                .par_chunks_mut(per_worker)
+                .for_each(work);
+        }
+    }
+}
