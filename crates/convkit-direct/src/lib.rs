@@ -17,10 +17,12 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod columns;
 mod depthwise;
 mod general;
 mod geometry;
 
+use columns::Columns;
 use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
@@ -57,27 +59,51 @@ fn is_depthwise(shape: &ConvShape) -> bool {
     shape.in_channels_per_group() == 1 && shape.out_channels_per_group() == 1
 }
 
-/// Sustained FLOP/s the cost model assumes for `shape` on `isa`, one thread (measured with
-/// `cargo xtask bench` on the suite layers; see the crate README).
-fn estimated_flops_per_second(shape: &ConvShape, isa: Isa) -> f64 {
+/// The column kernel pays off for few input channels per group (stems, MNIST and CIFAR
+/// inputs: the general kernel would run short reductions into transposing stores); with more
+/// channels the general kernel's long reductions win (measured on the bench suite).
+fn prefers_columns(shape: &ConvShape) -> bool {
+    const MAX_CHANNELS: usize = 4;
+    shape.in_channels_per_group() <= MAX_CHANNELS
+}
+
+/// Estimated run time of `shape` on `isa`, one thread: FLOPs over the kernel's sustained
+/// rate, plus the general kernel's slow edge pixels and NCHW transposing stores. Rates are
+/// fractions of each path's FMA peak measured with `cargo xtask bench` on the suite layers.
+fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     let (lanes, registers) = lanes_and_registers(isa);
     let peak = match isa {
         Isa::Avx512 => 250e9,
         Isa::Avx2 => 125e9,
         _ => 25e9,
     };
+    let flops = shape.flops() as f64;
     if is_depthwise(shape) {
-        // One load per FMA: a fifth of peak at best.
-        return peak * 0.15;
+        // One load per FMA, short chains: about a fifth of peak.
+        return flops / (peak * 0.2);
+    }
+    let reduction = shape.in_channels_per_group() * shape.kernel_hw()[0] * shape.kernel_hw()[1];
+    if shape.layout() == Layout::Nchw && prefers_columns(shape) {
+        return flops / (peak * (0.3 + reduction as f64 / 500.0).min(0.6));
     }
     let kg = shape.out_channels_per_group();
     let tile = TileShape::choose(kg, lanes, registers);
     let block = tile.kv * lanes;
     let lane_use = kg as f64 / (kg.div_ceil(block) * block) as f64;
-    // KV weight loads and RW broadcasts per RW·KV FMAs; about 1.5 loads per FMA pair issue.
+    // KV weight loads and RW broadcasts per RW·KV FMAs.
     let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
-    let issue = (1.0 / (loads_per_fma * 1.3)).min(0.85);
-    peak * lane_use * issue
+    let fast_rate = peak * lane_use * (1.0 / (1.3 * loads_per_fma)).min(0.8);
+    let edge_rate = peak * lane_use * 0.2;
+    let geometry = Geometry::new(shape);
+    let [lo, hi] = geometry.interior;
+    let ow = shape.output_hw()[1];
+    let fast = ((hi - lo) / tile.rw * tile.rw) as f64 / ow as f64;
+    let compute = flops * (fast / fast_rate + (1.0 - fast) / edge_rate);
+    let transposing_stores = match shape.layout() {
+        Layout::Nchw => shape.output_len() as f64 * 0.4e-9,
+        Layout::Nhwc => 0.0,
+    };
+    compute + transposing_stores
 }
 
 impl ConvAlgorithm<f32> for Direct {
@@ -96,7 +122,7 @@ impl ConvAlgorithm<f32> for Direct {
 
     fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
         Ok(Cost {
-            seconds: shape.flops() as f64 / estimated_flops_per_second(shape, isa),
+            seconds: estimated_seconds(shape, isa),
         })
     }
 
@@ -109,6 +135,7 @@ impl ConvAlgorithm<f32> for Direct {
 #[derive(Debug)]
 enum Kernel {
     General(General),
+    Columns(Columns),
     DepthwiseNhwc(DepthwiseNhwc),
     DepthwiseNchw(DepthwiseNchw),
 }
@@ -138,11 +165,33 @@ impl DirectPlan {
             (true, Layout::Nchw) => Kernel::DepthwiseNchw(DepthwiseNchw::new(
                 geometry, lanes, weights, bias, activation,
             )),
-            (false, _) => {
-                let tile = TileShape::choose(shape.out_channels_per_group(), lanes, registers);
-                Kernel::General(General::new(
-                    geometry, tile, lanes, weights, bias, activation,
-                ))
+            (false, layout) => {
+                let workers = rayon::current_num_threads();
+                let parallel_bands =
+                    (ITEMS_PER_WORKER * workers).div_ceil(shape.batch() * shape.groups());
+                let columns = (layout == Layout::Nchw && prefers_columns(&shape))
+                    .then(|| {
+                        Columns::new(
+                            geometry,
+                            isa,
+                            lanes,
+                            weights,
+                            bias,
+                            activation,
+                            parallel_bands,
+                        )
+                    })
+                    .flatten();
+                match columns {
+                    Some(columns) => Kernel::Columns(columns),
+                    None => {
+                        let tile =
+                            TileShape::choose(shape.out_channels_per_group(), lanes, registers);
+                        Kernel::General(General::new(
+                            geometry, tile, lanes, weights, bias, activation,
+                        ))
+                    }
+                }
             }
         };
         DirectPlan {
@@ -167,6 +216,13 @@ impl DirectPlan {
                     rows_per_chunk: dw.band_rows,
                 };
             }
+            Kernel::Columns(columns) => {
+                return Items {
+                    outer: n * self.shape.groups(),
+                    chunks: oh.div_ceil(columns.band_rows),
+                    rows_per_chunk: columns.band_rows,
+                };
+            }
         };
         let chunks = (ITEMS_PER_WORKER * workers).div_ceil(outer).clamp(1, rows);
         let rows_per_chunk = rows.div_ceil(chunks);
@@ -181,6 +237,7 @@ impl DirectPlan {
     fn scratch_per_worker(&self) -> usize {
         match &self.kernel {
             Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
+            Kernel::Columns(columns) => columns.buffer_len(),
             _ => 0,
         }
     }
@@ -210,6 +267,15 @@ impl DirectPlan {
                     general.run_rows::<S>(input, output, outer / units, outer % units, rows);
                 }
                 Kernel::DepthwiseNhwc(dw) => dw.run_rows::<S>(input, output, outer, rows),
+                Kernel::Columns(columns) => {
+                    let groups = self.shape.groups();
+                    columns.run_band::<S>(
+                        input,
+                        output,
+                        (outer / groups, outer % groups, chunk),
+                        buffer,
+                    );
+                }
                 Kernel::DepthwiseNchw(dw) => {
                     let channels = self.shape.in_channels();
                     dw.run_band::<S>(
@@ -314,6 +380,7 @@ impl ConvPlan<f32> for DirectPlan {
     fn plan_bytes(&self) -> usize {
         let floats = match &self.kernel {
             Kernel::General(g) => g.weights.len() + g.bias.len(),
+            Kernel::Columns(c) => c.weights.len() + c.bias.len(),
             Kernel::DepthwiseNhwc(dw) => dw.weights.len() + dw.bias.len(),
             Kernel::DepthwiseNchw(dw) => dw.weights.len() + dw.bias.len(),
         };

@@ -1,0 +1,332 @@
+//! The NCHW column kernel: output columns in vector lanes, output channels broadcast.
+//!
+//! Computes `out[n][k][oy][ox] = act(bias[k] + Σ_{c,ky,kx} x[n][c][iy][ix] · w[k][c][ky][kx])`
+//! for NCHW layers with column stride 1 or 2, where a row of outputs is contiguous: the tile
+//! is `KR` output channels × `RV` vectors of one output row, stored straight into the output
+//! rows (no transpose), and each `(c, ky, kx)` step loads `RV` input vectors and broadcasts
+//! `KR` weights for `KR·RV` FMAs.
+//!
+//! Each work item copies, for one image and group, a band of input rows of all the group's
+//! channels into a zero-padded buffer (≤ 256 KiB per worker), so borders cost nothing and
+//! every input vector is one load (stride 1) or one even-lane load (stride 2). Weights are
+//! re-laid at plan time as `[group][channel block][c][ky][kx][KR]`.
+//!
+//! Register budget: `KR·RV` accumulators + `RV` inputs + 1 broadcast. AVX-512: 6×4, 8×3,
+//! 12×2 or 16×1 by the vectors per output row; AVX2: 6×2 or 8×1; portable: 4×1.
+
+use crate::geometry::Geometry;
+use convkit_core::Isa;
+use convkit_simd::{Simd, VectorActivation};
+
+/// Largest band buffer (f32 elements) per worker: 256 KiB.
+pub(crate) const BAND_BUDGET: usize = 64 * 1024;
+
+/// A register tile: `kr` output channels × `rv` column vectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ColumnTile {
+    pub kr: usize,
+    pub rv: usize,
+}
+
+impl ColumnTile {
+    /// The tile for rows of `vectors` column vectors on `isa`.
+    pub fn choose(isa: Isa, vectors: usize) -> ColumnTile {
+        let (kr, rv) = match (isa, vectors) {
+            (Isa::Avx512, 4..) => (6, 4),
+            (Isa::Avx512, 3) => (8, 3),
+            (Isa::Avx512, 2) => (12, 2),
+            (Isa::Avx512, _) => (16, 1),
+            (Isa::Avx2, 2..) => (6, 2),
+            (Isa::Avx2, _) => (8, 1),
+            _ => (4, 1),
+        };
+        ColumnTile { kr, rv }
+    }
+}
+
+/// Plan-time data of the column kernel.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    pub geometry: Geometry,
+    pub tile: ColumnTile,
+    /// Channel blocks of `kr` per group.
+    pub blocks: usize,
+    /// `[group][block][c][ky][kx][kr]`.
+    pub weights: Vec<f32>,
+    /// `[group][block][kr]`.
+    pub bias: Vec<f32>,
+    pub activation: VectorActivation,
+    /// Columns of a buffer row: every column a tile reads, zero outside the image.
+    pub buffer_width: usize,
+    /// Output rows per band.
+    pub band_rows: usize,
+}
+
+impl Columns {
+    /// The kernel for `geometry` on `isa`, if its column stride is 1 or 2 and a band of one
+    /// output row fits the buffer budget.
+    pub fn new(
+        geometry: Geometry,
+        isa: Isa,
+        lanes: usize,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        activation: VectorActivation,
+        parallel_bands: usize,
+    ) -> Option<Columns> {
+        let [sh, sw] = geometry.stride;
+        let [dh, dw] = geometry.dilation;
+        let [kh, kw] = geometry.kernel;
+        let [oh, ow] = geometry.out_hw;
+        if sw > 2 {
+            return None;
+        }
+        let vectors = ow.div_ceil(lanes);
+        let tile = ColumnTile::choose(isa, vectors);
+        let columns = vectors * lanes;
+        let buffer_width = ((columns - 1) * sw + (kw - 1) * dw + 2 * lanes)
+            .max(geometry.in_hw[1] + geometry.pad[1]);
+        let rows_for = |band: usize| (band - 1) * sh + (kh - 1) * dh + 1;
+        let len_for = |band: usize| geometry.cg * rows_for(band) * buffer_width;
+        if len_for(1) > BAND_BUDGET {
+            return None;
+        }
+        let mut band_rows = 1;
+        while band_rows < oh.div_ceil(parallel_bands.max(1))
+            && len_for(band_rows + 1) <= BAND_BUDGET
+        {
+            band_rows += 1;
+        }
+        let Geometry { cg, kg, groups, .. } = geometry;
+        let taps = geometry.taps();
+        let kr = tile.kr;
+        let blocks = kg.div_ceil(kr);
+        let mut packed = vec![0.0; groups * blocks * cg * taps * kr];
+        let mut packed_bias = vec![0.0; groups * blocks * kr];
+        for g in 0..groups {
+            for k in 0..kg {
+                let (b, lane) = (k / kr, k % kr);
+                let channel = g * kg + k;
+                packed_bias[(g * blocks + b) * kr + lane] = bias.map_or(0.0, |bias| bias[channel]);
+                for c in 0..cg {
+                    for tap in 0..taps {
+                        packed[(((g * blocks + b) * cg + c) * taps + tap) * kr + lane] =
+                            weights[(channel * cg + c) * taps + tap];
+                    }
+                }
+            }
+        }
+        Some(Columns {
+            geometry,
+            tile,
+            blocks,
+            weights: packed,
+            bias: packed_bias,
+            activation,
+            buffer_width,
+            band_rows,
+        })
+    }
+
+    /// Input rows a band of `band_rows` output rows reads.
+    fn buffer_rows(&self) -> usize {
+        let geo = &self.geometry;
+        (self.band_rows - 1) * geo.stride[0] + (geo.kernel[0] - 1) * geo.dilation[0] + 1
+    }
+
+    /// f32 elements of one worker's band buffer.
+    pub fn buffer_len(&self) -> usize {
+        self.geometry.cg * self.buffer_rows() * self.buffer_width
+    }
+
+    /// Computes band `band` of group `group` of image `n`, every output channel of the group,
+    /// using `buffer` ([`Columns::buffer_len`] elements).
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
+    /// writes this band of this group meanwhile.
+    #[inline(always)]
+    pub unsafe fn run_band<S: Simd>(
+        &self,
+        input: *const f32,
+        output: *mut f32,
+        (n, group, band): (usize, usize, usize),
+        buffer: &mut [f32],
+    ) {
+        let geo = &self.geometry;
+        let [h, w] = geo.in_hw;
+        let oh = geo.out_hw[0];
+        let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
+        let first = rows.start * geo.stride[0];
+        let buffer_rows = self.buffer_rows();
+        let left = geo.pad[1];
+        let plane_len = buffer_rows * self.buffer_width;
+        for (c, plane) in buffer[..geo.cg * plane_len]
+            .chunks_exact_mut(plane_len)
+            .enumerate()
+        {
+            let source = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
+            for (r, line) in plane.chunks_exact_mut(self.buffer_width).enumerate() {
+                let Some(iy) = (first + r).checked_sub(geo.pad[0]).filter(|&iy| iy < h) else {
+                    line.fill(0.0);
+                    continue;
+                };
+                // SAFETY: row `iy` of channel `c` is inside the input tensor (contract).
+                let src =
+                    unsafe { std::slice::from_raw_parts(input.add(source + iy * geo.in_row), w) };
+                line[..left].fill(0.0);
+                line[left..left + w].copy_from_slice(src);
+                line[left + w..].fill(0.0);
+            }
+        }
+        let band_view = BandView {
+            buffer: &buffer[..geo.cg * plane_len],
+            plane_len,
+            first,
+            output: output.wrapping_add(n * geo.out_image),
+        };
+        macro_rules! with_tile {
+            ($($kr:literal x $rv:literal),*) => {
+                match (self.tile.kr, self.tile.rv) {
+                    $(($kr, $rv) => {
+                        // SAFETY: forwarded contract.
+                        unsafe { self.band_with::<S, $kr, $rv>(&band_view, group, rows) }
+                    })*
+                    _ => unreachable!("tiles come from ColumnTile::choose"),
+                }
+            };
+        }
+        with_tile!(6 x 4, 8 x 3, 12 x 2, 16 x 1, 6 x 2, 8 x 1, 4 x 1)
+    }
+
+    #[inline(always)]
+    unsafe fn band_with<S: Simd, const KR: usize, const RV: usize>(
+        &self,
+        band: &BandView<'_>,
+        group: usize,
+        rows: std::ops::Range<usize>,
+    ) {
+        let geo = &self.geometry;
+        let ow = geo.out_hw[1];
+        let vectors = ow.div_ceil(S::LANES);
+        let full_tiles = vectors / RV;
+        for block in 0..self.blocks {
+            for oy in rows.clone() {
+                // SAFETY: forwarded contract; tiles cover the row's column vectors.
+                unsafe {
+                    for t in 0..full_tiles {
+                        self.tile::<S, KR, RV>(band, group, block, oy, t * RV * S::LANES);
+                    }
+                    for v in full_tiles * RV..vectors {
+                        self.tile::<S, KR, 1>(band, group, block, oy, v * S::LANES);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `KR` output channels of block `block` × `RV` column vectors from `ox0` of row `oy`.
+    #[inline(always)]
+    unsafe fn tile<S: Simd, const KR: usize, const RV: usize>(
+        &self,
+        band: &BandView<'_>,
+        group: usize,
+        block: usize,
+        oy: usize,
+        ox0: usize,
+    ) {
+        let geo = &self.geometry;
+        let [sh, sw] = geo.stride;
+        let [dh, dw] = geo.dilation;
+        let [kh, kw] = geo.kernel;
+        let unit = group * self.blocks + block;
+        // SAFETY: the CPU has S::ISA; buffer reads stay inside the band (its rows cover the
+        // band's taps, its width every column a tile reads); weight reads stay in the block;
+        // output writes are this tile's valid channels and columns.
+        unsafe {
+            let mut acc = [[S::zero(); RV]; KR];
+            let mut w = self.weights.as_ptr().add(unit * geo.cg * geo.taps() * KR);
+            for c in 0..geo.cg {
+                let plane = band.buffer.as_ptr().add(c * band.plane_len);
+                for ky in 0..kh {
+                    let row = plane
+                        .add((oy * sh + ky * dh - band.first) * self.buffer_width)
+                        .add(ox0 * sw);
+                    acc = match sw {
+                        1 => accumulate::<S, KR, RV, 1>(acc, row, w, kw, dw),
+                        _ => accumulate::<S, KR, RV, 2>(acc, row, w, kw, dw),
+                    };
+                    w = w.add(kw * KR);
+                }
+            }
+            let first_channel = block * KR;
+            let valid = (geo.kg - first_channel).min(KR);
+            let bias = self.bias.as_ptr().add(unit * KR);
+            let ow = geo.out_hw[1];
+            for (k, row) in acc.iter().enumerate().take(valid) {
+                let channel = group * geo.kg + first_channel + k;
+                let out = band
+                    .output
+                    .add(channel * geo.out_channel + oy * geo.out_row + ox0);
+                let b = S::splat(*bias.add(k));
+                for (v, &sum) in row.iter().enumerate() {
+                    let value = self.activation.apply::<S>(S::add(sum, b));
+                    let lanes = (ow - ox0 - v * S::LANES).min(S::LANES);
+                    if lanes == S::LANES {
+                        S::store(out.add(v * S::LANES), value);
+                    } else {
+                        S::store_partial(out.add(v * S::LANES), value, lanes);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `acc[k][v] += Σ_kx row[v·LANES·STRIDE + kx·dw ..] · w[kx][k]`: one kernel row of one input
+/// channel for a tile.
+///
+/// # Safety
+/// The CPU has `S::ISA`; `row` is readable for every column read, `w` for `kw·KR` values.
+#[inline(always)]
+unsafe fn accumulate<S: Simd, const KR: usize, const RV: usize, const STRIDE: usize>(
+    mut acc: [[S::F32; RV]; KR],
+    row: *const f32,
+    w: *const f32,
+    kw: usize,
+    dw: usize,
+) -> [[S::F32; RV]; KR] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        for kx in 0..kw {
+            let base = row.add(kx * dw);
+            let mut inputs = [S::zero(); RV];
+            for (v, x) in inputs.iter_mut().enumerate() {
+                let at = base.add(v * S::LANES * STRIDE);
+                *x = if STRIDE == 1 {
+                    S::load(at)
+                } else {
+                    S::load_even(at)
+                };
+            }
+            let weights = w.add(kx * KR);
+            for (k, sums) in acc.iter_mut().enumerate() {
+                let weight = S::splat(*weights.add(k));
+                for (sum, &x) in sums.iter_mut().zip(&inputs) {
+                    *sum = S::mul_add(x, weight, *sum);
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// One band's buffer and where its image's output starts.
+struct BandView<'a> {
+    buffer: &'a [f32],
+    /// Elements per channel of the buffer.
+    plane_len: usize,
+    /// Padded input row held by the buffer's first row.
+    first: usize,
+    output: *mut f32,
+}
