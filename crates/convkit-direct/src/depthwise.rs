@@ -137,8 +137,10 @@ impl DepthwiseNhwc {
     ) {
         let geo = &self.geometry;
         let channels = geo.groups;
-        let lanes: [usize; CV] =
-            std::array::from_fn(|j| channels.saturating_sub(c0 + j * S::LANES).min(S::LANES));
+        let mut lanes = [0usize; CV];
+        for (j, count) in lanes.iter_mut().enumerate() {
+            *count = channels.saturating_sub(c0 + j * S::LANES).min(S::LANES);
+        }
         // SAFETY: the CPU has S::ISA; input reads are at checked rows and (interior or
         // checked) columns, `lanes[j]` channels each; weights and bias are padded to whole
         // vectors; output writes are this tile's pixels and channels.

@@ -152,8 +152,12 @@ impl General {
     /// # Safety
     /// The CPU has `S::ISA`; `input` and `output` hold the whole tensors of the plan's shape;
     /// no other thread writes these output rows of this unit's channels meanwhile.
+    /// `NARROW` rows (mostly edge, [`General::narrow`]) are covered by whole tiles
+    /// that skip padded taps per pixel; wide rows by interior tiles and single edge pixels.
+    /// The two are separate instantiations, compiled apart, so that neither burdens the
+    /// other's register allocation.
     #[inline(always)]
-    pub unsafe fn run_rows<S: Simd>(
+    pub unsafe fn run_rows<S: Simd, const NARROW: bool>(
         &self,
         input: *const f32,
         output: *mut f32,
@@ -166,7 +170,9 @@ impl General {
                 match (self.tile.rw, self.tile.kv) {
                     $(($rw, $kv) => {
                         // SAFETY: forwarded contract.
-                        unsafe { self.rows_with::<S, $rw, $kv>(input, output, n, unit, rows) }
+                        unsafe {
+                            self.rows_with::<S, $rw, $kv, NARROW>(input, output, n, unit, rows)
+                        }
                     })*
                     _ => unreachable!("tile shapes come from TileShape::choose"),
                 }
@@ -175,8 +181,16 @@ impl General {
         with_tile!(6 x 4, 8 x 3, 8 x 2, 8 x 1, 6 x 2, 4 x 1)
     }
 
+    /// Whether interior tiles would cover less than half of each output row, so that whole
+    /// edge tiles are worth their per-tap checks.
+    pub fn narrow(&self) -> bool {
+        let [lo, hi] = self.geometry.interior;
+        let rw = self.tile.rw;
+        2 * ((hi - lo) / rw * rw) < self.geometry.out_hw[1]
+    }
+
     #[inline(always)]
-    unsafe fn rows_with<S: Simd, const RW: usize, const KV: usize>(
+    unsafe fn rows_with<S: Simd, const RW: usize, const KV: usize, const NARROW: bool>(
         &self,
         input: *const f32,
         output: *mut f32,
@@ -185,20 +199,30 @@ impl General {
         rows: std::ops::Range<usize>,
     ) {
         let geo = &self.geometry;
+        let ow = geo.out_hw[1];
         let [lo, hi] = geo.interior;
-        let interior_tiles = (hi - lo) / RW;
-        let fast_end = lo + interior_tiles * RW;
+        let fast_end = lo + (hi - lo) / RW * RW;
+        // Narrow rows are mostly edge: cover them with whole tiles that skip the padded taps
+        // per pixel. Wide rows take their few edge pixels one at a time (a whole tile per
+        // edge pixel would cost as much as an interior tile).
         for oy in rows {
-            // SAFETY: forwarded contract; pixels lie in 0..OW.
+            // SAFETY: forwarded contract; every tile's pixels lie in 0..OW.
             unsafe {
-                for ox in 0..lo {
-                    self.pixel::<S, KV>(input, output, n, unit, oy, ox);
+                if NARROW {
+                    for ox0 in (0..ow).step_by(RW) {
+                        let pixels = (ow - ox0).min(RW);
+                        self.edge_tile::<S, RW, KV>(input, output, n, unit, (oy, ox0), pixels);
+                    }
+                    continue;
                 }
-                for ox in (lo..fast_end).step_by(RW) {
-                    self.tile::<S, RW, KV>(input, output, n, unit, oy, ox);
+                for ox0 in 0..lo {
+                    self.edge_tile::<S, 1, KV>(input, output, n, unit, (oy, ox0), 1);
                 }
-                for ox in fast_end..geo.out_hw[1] {
-                    self.pixel::<S, KV>(input, output, n, unit, oy, ox);
+                for ox0 in (lo..fast_end).step_by(RW) {
+                    self.tile::<S, RW, KV>(input, output, n, unit, oy, ox0);
+                }
+                for ox0 in fast_end..ow {
+                    self.edge_tile::<S, 1, KV>(input, output, n, unit, (oy, ox0), 1);
                 }
             }
         }
@@ -226,7 +250,10 @@ impl General {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
         let pixel_step = geo.stride[1] * geo.in_pixel;
-        let offsets: [usize; RW] = std::array::from_fn(|r| r * pixel_step);
+        let mut offsets = [0usize; RW];
+        for (r, offset) in offsets.iter_mut().enumerate() {
+            *offset = r * pixel_step;
+        }
         let taps_len = geo.kernel[1] * cg * block;
         // SAFETY: the CPU has S::ISA (contract); every pointer below stays inside the weights
         // (block `unit`, all taps and channels) or the input (rows checked, columns interior).
@@ -245,45 +272,72 @@ impl General {
                     w = w.add(cg * block);
                 }
             }
-            self.store::<S, RW, KV>(acc, output, n, unit, oy, ox0);
+            self.store::<S, RW, KV>(acc, output, n, unit, oy, ox0, RW);
         }
     }
 
-    /// One output pixel, skipping the taps that fall in the padding.
+    /// A tile of `pixels` (≤ `RW`) pixels from `ox0` some of whose taps may fall in the
+    /// padding: per tap, the pixels whose input column is inside the image (a contiguous run)
+    /// accumulate; taps valid for a whole tile of `RW` take the fast loop.
     #[inline(always)]
-    unsafe fn pixel<S: Simd, const KV: usize>(
+    unsafe fn edge_tile<S: Simd, const RW: usize, const KV: usize>(
         &self,
         input: *const f32,
         output: *mut f32,
         n: usize,
         unit: usize,
-        oy: usize,
-        ox: usize,
+        (oy, ox0): (usize, usize),
+        pixels: usize,
     ) {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        // SAFETY: as in `tile`, with every tap's row and column checked.
+        let pixel_step = geo.stride[1] * geo.in_pixel;
+        let mut offsets = [0usize; RW];
+        for (r, offset) in offsets.iter_mut().enumerate() {
+            *offset = r * pixel_step;
+        }
+        // SAFETY: as in `tile`; input reads are only made for pixels whose tap column is
+        // inside the image (`valid`), starting from the first such pixel.
         unsafe {
-            let mut acc = [[S::zero(); KV]; 1];
-            let weights_base = self.weights.as_ptr().add(unit * geo.taps() * cg * block);
+            let mut acc = [[S::zero(); KV]; RW];
+            let weights = self.weights.as_ptr().add(unit * geo.taps() * cg * block);
             for ky in 0..geo.kernel[0] {
                 let Some(iy) = geo.input_row(oy, ky) else {
                     continue;
                 };
                 for kx in 0..geo.kernel[1] {
-                    let Some(ix) = geo.input_column(ox, kx) else {
+                    let valid = geo.valid_pixels(kx, ox0, pixels);
+                    if valid.is_empty() {
                         continue;
-                    };
-                    let w = weights_base.add((ky * geo.kernel[1] + kx) * cg * block);
+                    }
+                    let ix = geo
+                        .input_column(ox0 + valid.start, kx)
+                        .expect("valid pixels have their tap column inside the image");
                     let x = input.add(self.input_offset(n, unit, iy, ix));
-                    acc = accumulate::<S, 1, KV>(acc, x, &[0], geo.in_channel, w, cg);
+                    let w = weights.add((ky * geo.kernel[1] + kx) * cg * block);
+                    if valid == (0..RW) {
+                        acc = accumulate::<S, RW, KV>(acc, x, &offsets, geo.in_channel, w, cg);
+                    } else {
+                        for (i, r) in valid.enumerate() {
+                            let pixel = x.add(i * pixel_step);
+                            acc[r] = accumulate::<S, 1, KV>(
+                                [acc[r]],
+                                pixel,
+                                &[0],
+                                geo.in_channel,
+                                w,
+                                cg,
+                            )[0];
+                        }
+                    }
                 }
             }
-            self.store::<S, 1, KV>(acc, output, n, unit, oy, ox);
+            self.store::<S, RW, KV>(acc, output, n, unit, oy, ox0, pixels);
         }
     }
 
-    /// Bias, activation and store of a tile of `RW` pixels from `ox0`.
+    /// Bias, activation and store of the first `pixels` pixels of a tile from `ox0`.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn store<S: Simd, const RW: usize, const KV: usize>(
         &self,
@@ -293,6 +347,7 @@ impl General {
         unit: usize,
         oy: usize,
         ox0: usize,
+        pixels: usize,
     ) {
         let geo = &self.geometry;
         let (group, b) = (unit / self.blocks, unit % self.blocks);
@@ -304,14 +359,17 @@ impl General {
         // tile's `valid` channels × RW pixels of the output (contract).
         unsafe {
             let bias = self.bias.as_ptr().add(unit * self.block);
-            let finished: [[S::F32; KV]; RW] = std::array::from_fn(|r| {
-                std::array::from_fn(|j| {
-                    let sum = S::add(acc[r][j], S::load(bias.add(j * S::LANES)));
-                    self.activation.apply::<S>(sum)
-                })
-            });
+            // Plain loops, not closures: a closure would be compiled without the path's
+            // features and could be left out of line.
+            let mut finished = acc;
+            for row in finished.iter_mut() {
+                for (j, sum) in row.iter_mut().enumerate() {
+                    let biased = S::add(*sum, S::load(bias.add(j * S::LANES)));
+                    *sum = self.activation.apply::<S>(biased);
+                }
+            }
             if geo.out_channel == 1 {
-                for (r, vectors) in finished.iter().enumerate() {
+                for (r, vectors) in finished.iter().enumerate().take(pixels) {
                     let out = output.add(base + r * geo.out_pixel + channel0);
                     for (j, &v) in vectors.iter().enumerate() {
                         let lanes = valid.saturating_sub(j * S::LANES);
@@ -323,16 +381,21 @@ impl General {
                     }
                 }
             } else {
-                let mut buffer = [0.0f32; MAX_TILE];
+                // Parked tile, `[pixel][channel]`: only the stored part is read back.
+                let mut buffer = std::mem::MaybeUninit::<[f32; MAX_TILE]>::uninit();
+                let parked = buffer.as_mut_ptr().cast::<f32>();
                 for (r, vectors) in finished.iter().enumerate() {
                     for (j, &v) in vectors.iter().enumerate() {
-                        S::store(buffer.as_mut_ptr().add(r * self.block + j * S::LANES), v);
+                        S::store(parked.add(r * self.block + j * S::LANES), v);
                     }
                 }
                 for k in 0..valid {
                     let out = output.add(base + (channel0 + k) * geo.out_channel);
+                    // NCHW: the tile's pixels are consecutive in the output row.
                     for r in 0..RW {
-                        *out.add(r * geo.out_pixel) = buffer[r * self.block + k];
+                        if r < pixels {
+                            *out.add(r) = *parked.add(r * self.block + k);
+                        }
                     }
                 }
             }

@@ -27,11 +27,12 @@ use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
 };
-use convkit_simd::{Portable, Simd, VectorActivation};
+use convkit_simd::{Portable, VectorActivation};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, TileShape};
 use geometry::Geometry;
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The direct convolution algorithm (f32).
@@ -242,13 +243,12 @@ impl DirectPlan {
         }
     }
 
-    /// Runs item `index` on path `S`.
+    /// Runs item `index` on the plan's path.
     ///
     /// # Safety
-    /// The CPU has `S::ISA`; `input`/`output` hold the plan's tensors; no other thread writes
-    /// this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
-    #[inline(always)]
-    unsafe fn run_item<S: Simd>(
+    /// The CPU has the plan's path; `input`/`output` hold the plan's tensors; no other thread
+    /// writes this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
+    unsafe fn run_item(
         &self,
         input: *const f32,
         output: *mut f32,
@@ -259,26 +259,36 @@ impl DirectPlan {
         let (outer, chunk) = (index / items.chunks, index % items.chunks);
         let [oh, _] = self.shape.output_hw();
         let rows = chunk * items.rows_per_chunk..((chunk + 1) * items.rows_per_chunk).min(oh);
+        let entries = entries(self.isa);
         // SAFETY: forwarded contract; items partition the output.
         unsafe {
             match &self.kernel {
                 Kernel::General(general) => {
                     let units = general.row_units();
-                    general.run_rows::<S>(input, output, outer / units, outer % units, rows);
+                    let run = if general.narrow() {
+                        entries.general_narrow
+                    } else {
+                        entries.general_wide
+                    };
+                    run(general, input, output, (outer / units, outer % units), rows);
                 }
-                Kernel::DepthwiseNhwc(dw) => dw.run_rows::<S>(input, output, outer, rows),
                 Kernel::Columns(columns) => {
                     let groups = self.shape.groups();
-                    columns.run_band::<S>(
+                    (entries.columns)(
+                        columns,
                         input,
                         output,
                         (outer / groups, outer % groups, chunk),
                         buffer,
                     );
                 }
+                Kernel::DepthwiseNhwc(dw) => {
+                    (entries.depthwise_nhwc)(dw, input, output, outer, rows)
+                }
                 Kernel::DepthwiseNchw(dw) => {
                     let channels = self.shape.in_channels();
-                    dw.run_band::<S>(
+                    (entries.depthwise_nchw)(
+                        dw,
                         input,
                         output,
                         (outer / channels, outer % channels, chunk),
@@ -314,49 +324,131 @@ impl SharedOutput {
     }
 }
 
-/// Defines the entry point that runs one item on a path, compiled with that path's features.
-macro_rules! item_entry {
-    ($(#[$attr:meta])* $name:ident, $simd:ty) => {
-        /// # Safety
-        /// As [`DirectPlan::run_item`] for this path.
-        $(#[$attr])*
-        unsafe fn $name(
-            plan: &DirectPlan,
-            input: *const f32,
-            output: *mut f32,
-            items: Items,
-            index: usize,
-            buffer: &mut [f32],
-        ) {
-            // SAFETY: forwarded contract; the path's features are enabled for this function.
-            unsafe { plan.run_item::<$simd>(input, output, items, index, buffer) }
+/// An `(image, group or channel, band)` work item.
+type BandItem = (usize, usize, usize);
+
+/// A kernel entry over output rows: `(image, unit)` and the rows.
+type RowsEntry<K> = unsafe fn(&K, *const f32, *mut f32, (usize, usize), Range<usize>);
+
+/// A kernel entry over a band with a worker buffer.
+type BandEntry<K> = unsafe fn(&K, *const f32, *mut f32, BandItem, &mut [f32]);
+
+/// One path's kernel entry points, each compiled on its own with the path's features.
+#[derive(Clone, Copy)]
+struct Entries {
+    general_wide: RowsEntry<General>,
+    general_narrow: RowsEntry<General>,
+    columns: BandEntry<Columns>,
+    depthwise_nhwc: unsafe fn(&DepthwiseNhwc, *const f32, *mut f32, usize, Range<usize>),
+    depthwise_nchw: BandEntry<DepthwiseNchw>,
+}
+
+/// Defines a module of [`Entries`] for one path: each function forwards to the kernel's
+/// generic body, compiled with `$features`.
+macro_rules! path_entries {
+    ($module:ident, $simd:ty $(, $features:literal)?) => {
+        mod $module {
+            use super::*;
+
+            /// # Safety
+            /// As [`General::run_rows`]; the CPU has this path.
+            $(#[target_feature(enable = $features)])?
+            pub(super) unsafe fn general_wide(
+                kernel: &General,
+                input: *const f32,
+                output: *mut f32,
+                (n, unit): (usize, usize),
+                rows: Range<usize>,
+            ) {
+                // SAFETY: forwarded contract; the path's features are enabled here.
+                unsafe { kernel.run_rows::<$simd, false>(input, output, n, unit, rows) }
+            }
+
+            /// # Safety
+            /// As [`General::run_rows`]; the CPU has this path.
+            $(#[target_feature(enable = $features)])?
+            pub(super) unsafe fn general_narrow(
+                kernel: &General,
+                input: *const f32,
+                output: *mut f32,
+                (n, unit): (usize, usize),
+                rows: Range<usize>,
+            ) {
+                // SAFETY: forwarded contract; the path's features are enabled here.
+                unsafe { kernel.run_rows::<$simd, true>(input, output, n, unit, rows) }
+            }
+
+            /// # Safety
+            /// As [`Columns::run_band`]; the CPU has this path.
+            $(#[target_feature(enable = $features)])?
+            pub(super) unsafe fn columns(
+                kernel: &Columns,
+                input: *const f32,
+                output: *mut f32,
+                item: (usize, usize, usize),
+                buffer: &mut [f32],
+            ) {
+                // SAFETY: forwarded contract; the path's features are enabled here.
+                unsafe { kernel.run_band::<$simd>(input, output, item, buffer) }
+            }
+
+            /// # Safety
+            /// As [`DepthwiseNhwc::run_rows`]; the CPU has this path.
+            $(#[target_feature(enable = $features)])?
+            pub(super) unsafe fn depthwise_nhwc(
+                kernel: &DepthwiseNhwc,
+                input: *const f32,
+                output: *mut f32,
+                n: usize,
+                rows: Range<usize>,
+            ) {
+                // SAFETY: forwarded contract; the path's features are enabled here.
+                unsafe { kernel.run_rows::<$simd>(input, output, n, rows) }
+            }
+
+            /// # Safety
+            /// As [`DepthwiseNchw::run_band`]; the CPU has this path.
+            $(#[target_feature(enable = $features)])?
+            pub(super) unsafe fn depthwise_nchw(
+                kernel: &DepthwiseNchw,
+                input: *const f32,
+                output: *mut f32,
+                item: (usize, usize, usize),
+                buffer: &mut [f32],
+            ) {
+                // SAFETY: forwarded contract; the path's features are enabled here.
+                unsafe { kernel.run_band::<$simd>(input, output, item, buffer) }
+            }
+
+            pub(super) const ENTRIES: Entries = Entries {
+                general_wide,
+                general_narrow,
+                columns,
+                depthwise_nhwc,
+                depthwise_nchw,
+            };
         }
     };
 }
 
-item_entry!(item_portable, Portable);
+path_entries!(portable, Portable);
 #[cfg(target_arch = "x86_64")]
-item_entry!(
-    #[target_feature(enable = "avx2,fma")]
-    item_avx2,
-    convkit_simd::Avx2
-);
+path_entries!(avx2, convkit_simd::Avx2, "avx2,fma");
 #[cfg(target_arch = "x86_64")]
-item_entry!(
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    item_avx512,
-    convkit_simd::Avx512
+path_entries!(
+    avx512,
+    convkit_simd::Avx512,
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
 );
 
-type ItemEntry = unsafe fn(&DirectPlan, *const f32, *mut f32, Items, usize, &mut [f32]);
-
-fn entry(isa: Isa) -> ItemEntry {
+/// The entry points of `isa` (the portable ones for a path without kernels of its own).
+fn entries(isa: Isa) -> Entries {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => item_avx512,
+        Isa::Avx512 => avx512::ENTRIES,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => item_avx2,
-        _ => item_portable,
+        Isa::Avx2 => avx2::ENTRIES,
+        _ => portable::ENTRIES,
     }
 }
 
@@ -400,7 +492,6 @@ impl ConvPlan<f32> for DirectPlan {
             .map_or(threads, |shares| threads.min(shares).max(1));
         let items = self.items(workers);
         let count = items.outer * items.chunks;
-        let run = entry(self.isa);
         let shared = SharedOutput(output.as_mut_ptr());
         let next = AtomicUsize::new(0);
         let work = |buffer: &mut [f32]| {
@@ -412,7 +503,7 @@ impl ConvPlan<f32> for DirectPlan {
                 // SAFETY: the plan's path is available (checked at planning); the buffers have
                 // the plan's lengths (checked by `run`); items are disjoint; `buffer` holds
                 // one worker's share.
-                unsafe { run(self, input.as_ptr(), shared.get(), items, index, buffer) };
+                unsafe { self.run_item(input.as_ptr(), shared.get(), items, index, buffer) };
             }
         };
         if workers <= 1 || count <= 1 {
