@@ -94,12 +94,18 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     // KV weight loads and RW broadcasts per RW·KV FMAs.
     let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
     let fast_rate = peak * lane_use * (1.0 / (1.3 * loads_per_fma)).min(0.8);
-    let edge_rate = peak * lane_use * 0.2;
     let geometry = Geometry::new(shape);
     let [lo, hi] = geometry.interior;
     let ow = shape.output_hw()[1];
     let fast = ((hi - lo) / tile.rw * tile.rw) as f64 / ow as f64;
-    let compute = flops * (fast / fast_rate + (1.0 - fast) / edge_rate);
+    let compute = if fast < 0.5 {
+        // Narrow rows: whole edge tiles, about half the interior rate (resnet_3x3_512).
+        flops / (fast_rate * 0.6)
+    } else {
+        // Single edge pixels: KV weight loads per broadcast, short FMA chains.
+        let edge_rate = peak * lane_use * 0.2;
+        flops * (fast / fast_rate + (1.0 - fast) / edge_rate)
+    };
     let transposing_stores = match shape.layout() {
         Layout::Nchw => shape.output_len() as f64 * 0.4e-9,
         Layout::Nhwc => 0.0,
