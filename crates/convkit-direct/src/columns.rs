@@ -74,29 +74,14 @@ impl Columns {
         activation: VectorActivation,
         parallel_bands: usize,
     ) -> Option<Columns> {
-        let [sh, sw] = geometry.stride;
-        let [dh, dw] = geometry.dilation;
-        let [kh, kw] = geometry.kernel;
-        let [oh, ow] = geometry.out_hw;
-        if sw > 2 {
+        if geometry.stride[1] > 2 {
             return None;
         }
-        let vectors = ow.div_ceil(lanes);
+        let vectors = geometry.out_hw[1].div_ceil(lanes);
         let tile = ColumnTile::choose(isa, vectors);
-        let columns = vectors * lanes;
-        let buffer_width = ((columns - 1) * sw + (kw - 1) * dw + 2 * lanes)
-            .max(geometry.in_hw[1] + geometry.pad[1]);
-        let rows_for = |band: usize| (band - 1) * sh + (kh - 1) * dh + 1;
-        let len_for = |band: usize| geometry.cg * rows_for(band) * buffer_width;
-        if len_for(1) > BAND_BUDGET {
-            return None;
-        }
-        let mut band_rows = 1;
-        while band_rows < oh.div_ceil(parallel_bands.max(1))
-            && len_for(band_rows + 1) <= BAND_BUDGET
-        {
-            band_rows += 1;
-        }
+        let max_rows = geometry.out_hw[0].div_ceil(parallel_bands.max(1));
+        let (buffer_width, band_rows) =
+            geometry.band_layout(lanes, geometry.cg, BAND_BUDGET, max_rows)?;
         let Geometry { cg, kg, groups, .. } = geometry;
         let taps = geometry.taps();
         let kr = tile.kr;

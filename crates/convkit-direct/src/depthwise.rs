@@ -268,7 +268,7 @@ unsafe fn accumulate_row<S: Simd, const RV: usize, const STRIDE: usize>(
 }
 
 /// Largest padded band (f32 elements) an NCHW depthwise task copies: 64 KiB.
-const BAND_BUDGET: usize = 16 * 1024;
+pub(crate) const BAND_BUDGET: usize = 16 * 1024;
 
 /// Depthwise convolution on NCHW data.
 #[derive(Debug)]
@@ -285,36 +285,24 @@ pub(crate) struct DepthwiseNchw {
 }
 
 impl DepthwiseNchw {
+    /// The kernel, if a band of one output row fits [`BAND_BUDGET`].
     pub fn new(
         geometry: Geometry,
         lanes: usize,
         weights: &[f32],
         bias: Option<&[f32]>,
         activation: VectorActivation,
-    ) -> DepthwiseNchw {
-        let [sh, sw] = geometry.stride;
-        let [dh, dw] = geometry.dilation;
-        let [kh, kw] = geometry.kernel;
-        let ow = geometry.out_hw[1];
-        // Tiles compute whole vectors of output columns; an even-lane load reads 2·LANES.
-        let columns = ow.div_ceil(lanes) * lanes;
-        let buffer_width = ((columns - 1) * sw + (kw - 1) * dw + 2 * lanes)
-            .max(geometry.in_hw[1] + geometry.pad[1]);
-        let rows_for = |band: usize| (band - 1) * sh + (kh - 1) * dh + 1;
-        let mut band_rows = 1;
-        while band_rows < geometry.out_hw[0]
-            && rows_for(band_rows + 1) * buffer_width <= BAND_BUDGET
-        {
-            band_rows += 1;
-        }
-        DepthwiseNchw {
+    ) -> Option<DepthwiseNchw> {
+        let (buffer_width, band_rows) =
+            geometry.band_layout(lanes, 1, BAND_BUDGET, geometry.out_hw[0])?;
+        Some(DepthwiseNchw {
             geometry,
             weights: weights.to_vec(),
             bias: bias.map_or_else(|| vec![0.0; geometry.groups], <[f32]>::to_vec),
             activation,
             buffer_width,
             band_rows,
-        }
+        })
     }
 
     /// f32 elements of one worker's band buffer.

@@ -104,6 +104,47 @@ impl Geometry {
         start..stop.max(start)
     }
 
+    /// The layout of a zero-padded band buffer holding `channels` channels of input rows for
+    /// column-vector kernels: `(buffer width, output rows per band)`, each band at most
+    /// `budget` f32 and at most `max_rows` output rows; `None` when one output row's band
+    /// already exceeds the budget (or its size overflows).
+    pub fn band_layout(
+        &self,
+        lanes: usize,
+        channels: usize,
+        budget: usize,
+        max_rows: usize,
+    ) -> Option<(usize, usize)> {
+        let [sh, sw] = self.stride;
+        let [dh, dw] = self.dilation;
+        let [kh, kw] = self.kernel;
+        let [oh, ow] = self.out_hw;
+        // Tiles compute whole vectors of output columns; an even-lane load reads 2·LANES.
+        let columns = ow.checked_next_multiple_of(lanes)?;
+        let width = (columns - 1)
+            .checked_mul(sw)?
+            .checked_add((kw - 1).checked_mul(dw)?)?
+            .checked_add(2 * lanes)?
+            .max(self.in_hw[1] + self.pad[1]);
+        let len_for = |band: usize| -> Option<usize> {
+            let rows = (band - 1)
+                .checked_mul(sh)?
+                .checked_add((kh - 1).checked_mul(dh)?)?
+                .checked_add(1)?;
+            rows.checked_mul(width)?.checked_mul(channels)
+        };
+        if len_for(1)? > budget {
+            return None;
+        }
+        let mut band_rows = 1;
+        while band_rows < oh.min(max_rows.max(1))
+            && len_for(band_rows + 1).is_some_and(|len| len <= budget)
+        {
+            band_rows += 1;
+        }
+        Some((width, band_rows))
+    }
+
     pub fn taps(&self) -> usize {
         self.kernel[0] * self.kernel[1]
     }

@@ -165,14 +165,17 @@ impl DirectPlan {
         let geometry = Geometry::new(&shape);
         let activation = VectorActivation::new(request.activation());
         let (weights, bias) = (request.weights(), request.bias());
-        let kernel = match (is_depthwise(&shape), shape.layout()) {
-            (true, Layout::Nhwc) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
+        // NCHW depthwise needs a band of one output row within its budget; the general
+        // kernel takes any problem.
+        let depthwise_nchw = (is_depthwise(&shape) && shape.layout() == Layout::Nchw)
+            .then(|| DepthwiseNchw::new(geometry, lanes, weights, bias, activation))
+            .flatten();
+        let kernel = match (is_depthwise(&shape), shape.layout(), depthwise_nchw) {
+            (true, Layout::Nhwc, _) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
                 geometry, lanes, weights, bias, activation,
             )),
-            (true, Layout::Nchw) => Kernel::DepthwiseNchw(DepthwiseNchw::new(
-                geometry, lanes, weights, bias, activation,
-            )),
-            (false, layout) => {
+            (_, _, Some(dw)) => Kernel::DepthwiseNchw(dw),
+            (_, layout, None) => {
                 let workers = rayon::current_num_threads();
                 let parallel_bands =
                     (ITEMS_PER_WORKER * workers).div_ceil(shape.batch() * shape.groups());
