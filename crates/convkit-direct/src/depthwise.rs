@@ -146,7 +146,8 @@ impl DepthwiseNhwc {
         // vectors; output writes are this tile's pixels and channels.
         unsafe {
             let mut acc = [[S::zero(); CV]; RW];
-            let pixel_step = geo.stride[1] * geo.in_pixel;
+            // Wrapping: with a huge stride only one pixel of a tile is ever read, at offset 0.
+            let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
             for ky in 0..geo.kernel[0] {
                 let Some(iy) = geo.input_row(oy, ky) else {
                     continue;
@@ -208,7 +209,7 @@ unsafe fn accumulate_tap<S: Simd, const RW: usize, const CV: usize>(
             *v = S::load(w.add(j * S::LANES));
         }
         for (r, row) in acc.iter_mut().enumerate() {
-            let pixel = x.add(r * pixel_step);
+            let pixel = x.wrapping_add(r.wrapping_mul(pixel_step));
             for (j, (sum, &wj)) in row.iter_mut().zip(&weights).enumerate() {
                 let value = if lanes[j] == S::LANES {
                     S::load(pixel.add(j * S::LANES))

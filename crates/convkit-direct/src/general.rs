@@ -249,10 +249,11 @@ impl General {
     ) {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        let pixel_step = geo.stride[1] * geo.in_pixel;
+        // Wrapping: with a huge stride only one pixel of a tile is ever read, at offset 0.
+        let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
         let mut offsets = [0usize; RW];
         for (r, offset) in offsets.iter_mut().enumerate() {
-            *offset = r * pixel_step;
+            *offset = r.wrapping_mul(pixel_step);
         }
         let taps_len = geo.kernel[1] * cg * block;
         // SAFETY: the CPU has S::ISA (contract); every pointer below stays inside the weights
@@ -291,10 +292,11 @@ impl General {
     ) {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        let pixel_step = geo.stride[1] * geo.in_pixel;
+        // Wrapping: with a huge stride only one pixel of a tile is ever read, at offset 0.
+        let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
         let mut offsets = [0usize; RW];
         for (r, offset) in offsets.iter_mut().enumerate() {
-            *offset = r * pixel_step;
+            *offset = r.wrapping_mul(pixel_step);
         }
         // SAFETY: as in `tile`; input reads are only made for pixels whose tap column is
         // inside the image (`valid`), starting from the first such pixel.
