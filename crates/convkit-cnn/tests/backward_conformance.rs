@@ -4,7 +4,7 @@
 //! every registered f32 algorithm must match the reference on them on every ISA path.
 
 use convkit::{Activation, Isa};
-use convkit_testkit::{CheckOutcome, ConvProblem, check_impl, conv_problem};
+use convkit_testkit::{CheckOutcome, ConvProblem, check_algorithms, conv_problem};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
@@ -32,19 +32,17 @@ fn gradient_convolutions_match_the_reference_on_every_path() {
     let strategy = conv_problem().prop_filter_map("not trainable", |p| backward_problems(&p));
     let checked = std::cell::RefCell::new(std::collections::BTreeMap::new());
     let result = runner.run(&strategy, |problems| {
+        let algorithms = convkit::algorithms::<f32>();
+        let isas = convkit_simd::available_isas();
         for problem in &problems {
-            for algorithm in convkit::algorithms::<f32>() {
-                for &isa in convkit_simd::available_isas() {
-                    match check_impl(algorithm, isa, problem) {
-                        Ok(CheckOutcome::Passed(_)) => {
-                            *checked
-                                .borrow_mut()
-                                .entry((algorithm.algorithm().name(), isa))
-                                .or_insert(0usize) += 1;
-                        }
-                        Ok(CheckOutcome::Unsupported(_) | CheckOutcome::NoPathFor(_)) => {}
-                        Err(failure) => return Err(TestCaseError::fail(failure.message)),
-                    }
+            let outcomes = check_algorithms(&algorithms, isas, problem)
+                .map_err(|failure| TestCaseError::fail(failure.message))?;
+            let pairs = algorithms
+                .iter()
+                .flat_map(|a| isas.iter().map(move |&isa| (a.algorithm().name(), isa)));
+            for (pair, outcome) in pairs.zip(outcomes) {
+                if matches!(outcome, CheckOutcome::Passed(_)) {
+                    *checked.borrow_mut().entry(pair).or_insert(0usize) += 1;
                 }
             }
         }

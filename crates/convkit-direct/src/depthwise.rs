@@ -20,11 +20,14 @@ use crate::geometry::Geometry;
 use convkit_core::Isa;
 use convkit_simd::{Simd, VectorActivation};
 
+/// Most channel vectors in an NHWC depthwise tile.
+const MAX_CHANNEL_VECTORS: usize = 4;
+
 /// Depthwise convolution on NHWC data.
 #[derive(Debug)]
 pub(crate) struct DepthwiseNhwc {
     pub geometry: Geometry,
-    /// Channels rounded up to the vector block.
+    /// Channels rounded up to whole blocks of [`MAX_CHANNEL_VECTORS`] vectors.
     pub padded_channels: usize,
     /// `[ky][kx][padded channel]`.
     pub weights: Vec<f32>,
@@ -43,7 +46,10 @@ impl DepthwiseNhwc {
     ) -> DepthwiseNhwc {
         let channels = geometry.groups;
         let taps = geometry.taps();
-        let padded_channels = channels.div_ceil(lanes) * lanes;
+        // Whole channel blocks of the widest tile (4 vectors), so that a tile's weight loads
+        // stay inside even where its last vectors hold no channels.
+        let block = MAX_CHANNEL_VECTORS * lanes;
+        let padded_channels = channels.div_ceil(block) * block;
         let mut packed = vec![0.0; taps * padded_channels];
         for c in 0..channels {
             for tap in 0..taps {

@@ -4,7 +4,7 @@ use crate::{ConvProblem, Values};
 use convkit_core::{
     Accuracy, Activation, ConvAlgorithm, ConvError, ConvShape, Element, Isa, PlanRequest,
 };
-use convkit_reference::exact_output;
+use convkit_reference::{ExactOutput, exact_output};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::fmt;
@@ -83,6 +83,50 @@ pub fn check_impl<T: Element>(
     isa: Isa,
     problem: &ConvProblem,
 ) -> Result<CheckOutcome, CheckFailure> {
+    check_with(algorithm, isa, problem, None)
+}
+
+/// [`check_impl`] for every algorithm in `algorithms` on every path in `isas`, computing the
+/// f64 reference of the problem once and comparing every run with it (the reference costs
+/// far more than the runs). Outcomes in the order `algorithms × isas`; the first failure
+/// ends the check.
+pub fn check_algorithms<T: Element>(
+    algorithms: &[&dyn ConvAlgorithm<T>],
+    isas: &[Isa],
+    problem: &ConvProblem,
+) -> Result<Vec<CheckOutcome>, CheckFailure> {
+    let shape = problem.shape();
+    let input = problem.input::<T>();
+    let weights = problem.weights::<T>();
+    let bias = problem.bias::<T>();
+    let reference: Vec<ExactOutput> = (0..shape.output_len())
+        .into_par_iter()
+        .map(|index| {
+            exact_output(
+                &shape,
+                &input,
+                &weights,
+                bias.as_deref(),
+                shape.output_coords(index),
+            )
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for &algorithm in algorithms {
+        for &isa in isas {
+            outcomes.push(check_with(algorithm, isa, problem, Some(&reference))?);
+        }
+    }
+    Ok(outcomes)
+}
+
+/// [`check_impl`] with the exact outputs given (`Some`) or computed as needed (`None`).
+fn check_with<T: Element>(
+    algorithm: &dyn ConvAlgorithm<T>,
+    isa: Isa,
+    problem: &ConvProblem,
+    reference: Option<&[ExactOutput]>,
+) -> Result<CheckOutcome, CheckFailure> {
     let context = |what: String| {
         fail(format!(
             "{} on {isa} with {}: {what}\nproblem: {problem:?}",
@@ -129,16 +173,28 @@ pub fn check_impl<T: Element>(
     let mut scratch = vec![f32::NAN; plan.scratch_len()];
     plan.run(&input, &mut output, &mut scratch)
         .map_err(|e| context(format!("run failed: {e}")))?;
-    let report = compare_with_reference(
-        &shape,
-        &input,
-        &weights,
-        bias.as_deref(),
-        problem.activation,
-        algorithm.accuracy(&shape),
-        problem.values == Values::Integer,
-        &output,
-    )
+    let expectation = Expectation {
+        activation: problem.activation,
+        accuracy: algorithm.accuracy(&shape),
+        integer_data: problem.values == Values::Integer,
+    };
+    let report = match reference {
+        Some(exact) => compare(&shape, |index| exact[index], expectation, &output),
+        None => compare(
+            &shape,
+            |index| {
+                exact_output(
+                    &shape,
+                    &input,
+                    &weights,
+                    bias.as_deref(),
+                    shape.output_coords(index),
+                )
+            },
+            expectation,
+            &output,
+        ),
+    }
     .map_err(|e| context(e.message))?;
 
     let mut again = vec![T::nan(); shape.output_len()];
@@ -177,6 +233,38 @@ pub fn compare_with_reference<T: Element>(
     integer_data: bool,
     output: &[T],
 ) -> Result<CheckReport, CheckFailure> {
+    let expectation = Expectation {
+        activation,
+        accuracy,
+        integer_data,
+    };
+    compare(
+        shape,
+        |index| exact_output(shape, input, weights, bias, shape.output_coords(index)),
+        expectation,
+        output,
+    )
+}
+
+/// What the outputs of a check must satisfy.
+#[derive(Clone, Copy, Debug)]
+struct Expectation {
+    activation: Activation,
+    accuracy: Accuracy,
+    integer_data: bool,
+}
+
+/// [`compare_with_reference`] with the exact output of each index from `exact`.
+fn compare<T: Element>(
+    shape: &ConvShape,
+    exact: impl Fn(usize) -> ExactOutput + Sync,
+    Expectation {
+        activation,
+        accuracy,
+        integer_data,
+    }: Expectation,
+    output: &[T],
+) -> Result<CheckReport, CheckFailure> {
     let lipschitz = match activation {
         Activation::LeakyRelu(slope) => f64::from(slope.abs()).max(1.0),
         _ => 1.0,
@@ -191,7 +279,7 @@ pub fn compare_with_reference<T: Element>(
             for (offset, &computed) in values.iter().enumerate() {
                 let index = chunk * CHUNK + offset;
                 let coords = shape.output_coords(index);
-                let exact = exact_output(shape, input, weights, bias, coords);
+                let exact = exact(index);
                 let expected = activation.apply_f64(exact.sum);
                 let got = computed.to_f64_exact();
                 let where_ = || format!("output {index} (n, k, y, x) = {coords:?}");

@@ -16,7 +16,9 @@ mod check;
 mod problem;
 mod suite;
 
-pub use check::{CheckFailure, CheckOutcome, CheckReport, check_impl, compare_with_reference};
+pub use check::{
+    CheckFailure, CheckOutcome, CheckReport, check_algorithms, check_impl, compare_with_reference,
+};
 pub use problem::{ConvProblem, MAC_BUDGET, ProblemParams, Values, conv_problem};
 pub use suite::{SuiteSummary, run_conformance};
 
