@@ -81,11 +81,11 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     let flops = shape.flops() as f64;
     if is_depthwise(shape) {
         // One load per FMA, short chains: about a fifth of peak.
-        return flops / (peak * 0.2);
+        return CALL_OVERHEAD_SECONDS + flops / (peak * 0.2);
     }
     let reduction = shape.in_channels_per_group() * shape.kernel_hw()[0] * shape.kernel_hw()[1];
     if shape.layout() == Layout::Nchw && prefers_columns(shape) {
-        return flops / (peak * (0.3 + reduction as f64 / 500.0).min(0.6));
+        return CALL_OVERHEAD_SECONDS + flops / (peak * (0.4 + reduction as f64 / 500.0).min(0.6));
     }
     let kg = shape.out_channels_per_group();
     let tile = TileShape::choose(kg, lanes, registers);
@@ -103,15 +103,18 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
         flops / (fast_rate * 0.6)
     } else {
         // Single edge pixels: KV weight loads per broadcast, short FMA chains.
-        let edge_rate = peak * lane_use * 0.2;
+        let edge_rate = fast_rate / 1.5;
         flops * (fast / fast_rate + (1.0 - fast) / edge_rate)
     };
     let transposing_stores = match shape.layout() {
         Layout::Nchw => shape.output_len() as f64 * 0.4e-9,
         Layout::Nhwc => 0.0,
     };
-    compute + transposing_stores
+    CALL_OVERHEAD_SECONDS + compute + transposing_stores
 }
+
+/// Fixed cost of a run (item split), measured on the smallest suite layers.
+const CALL_OVERHEAD_SECONDS: f64 = 0.5e-6;
 
 impl ConvAlgorithm<f32> for Direct {
     fn algorithm(&self) -> Algorithm {

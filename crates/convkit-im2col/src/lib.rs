@@ -33,13 +33,28 @@ use std::ops::Range;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Im2colGemm;
 
-/// Throughput the cost model assumes per path (FLOP/s, one thread), from the bench.
-fn estimated_flops_per_second(isa: Isa) -> f64 {
-    match isa {
+/// Fixed cost of a run (task split, packing setup), measured on the smallest suite layers.
+const CALL_OVERHEAD_SECONDS: f64 = 3e-6;
+
+/// Throughput the cost model assumes for `shape` on `isa` (FLOP/s, one thread), from the
+/// bench: the path's large-GEMM rate, scaled down where the GEMM is small in one dimension —
+/// output channels per group (the broadcast side: 1 for depthwise), the reduction
+/// `C/g·KH·KW` (per-tile overheads), and the pixels of one product.
+fn estimated_flops_per_second(shape: &ConvShape, isa: Isa) -> f64 {
+    let large = match isa {
         Isa::Avx512 => 180e9,
         Isa::Avx2 => 100e9,
         _ => 15e9,
-    }
+    };
+    let [oh, ow] = shape.output_hw();
+    let pixels = match shape.layout() {
+        Layout::Nchw => oh * ow,
+        Layout::Nhwc => shape.batch() * oh * ow,
+    };
+    let channels = (shape.out_channels_per_group() as f64 / 16.0).min(1.0);
+    let depth = (shape.reduction_len() as f64 / 64.0).sqrt().min(1.0);
+    let width = (pixels as f64 / 64.0).sqrt().min(1.0);
+    large * channels * depth * width
 }
 
 impl ConvAlgorithm<f32> for Im2colGemm {
@@ -58,7 +73,8 @@ impl ConvAlgorithm<f32> for Im2colGemm {
 
     fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
         Ok(Cost {
-            seconds: shape.flops() as f64 / estimated_flops_per_second(isa),
+            seconds: CALL_OVERHEAD_SECONDS
+                + shape.flops() as f64 / estimated_flops_per_second(shape, isa),
         })
     }
 
