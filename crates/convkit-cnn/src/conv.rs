@@ -1,7 +1,9 @@
 //! `Conv2d`: a convolution layer whose forward and backward passes are convkit plans.
 
 use crate::grad;
-use crate::layer::{Layer, LayerSpec, Mode, Nonlinearity, Parameter, shape_error};
+use crate::layer::{
+    Layer, LayerSpec, Mode, Nonlinearity, Parameter, check_output_grad, shape_error,
+};
 use crate::{CnnError, Tensor};
 use convkit::{ConvSpec, Padding, Plan, PlanOptions};
 use rand::Rng;
@@ -180,14 +182,7 @@ impl Layer for Conv2d {
             layer: format!("{:?}", self.spec()),
         })?;
         let input_shape = saved.input.shape();
-        let expected = self.output_shape(input_shape)?;
-        if grad_output.shape() != expected {
-            return Err(shape_error(
-                self,
-                format!("an output gradient of {expected:?}"),
-                grad_output.shape(),
-            ));
-        }
+        let expected = check_output_grad(self, input_shape, &grad_output)?;
         if let Some(output) = &saved.output {
             for (g, &y) in grad_output.data_mut().iter_mut().zip(output) {
                 *g *= self.activation.derivative_at_output(y);

@@ -1,6 +1,6 @@
 //! `Dense`: a fully connected layer on convkit's packed SGEMM.
 
-use crate::layer::{Layer, LayerSpec, Mode, Parameter, shape_error};
+use crate::layer::{Layer, LayerSpec, Mode, Parameter, check_output_grad, shape_error};
 use crate::{CnnError, Tensor};
 use convkit_gemm::{Epilogue, KernelShape, Sgemm, StridedMatrix};
 use rand::Rng;
@@ -109,14 +109,7 @@ impl Layer for Dense {
         let input = self.saved_input.take().ok_or_else(|| CnnError::NoForward {
             layer: format!("{:?}", self.spec()),
         })?;
-        let expected = self.output_shape(input.shape())?;
-        if grad_output.shape() != expected {
-            return Err(shape_error(
-                self,
-                format!("an output gradient of {expected:?}"),
-                grad_output.shape(),
-            ));
-        }
+        check_output_grad(self, input.shape(), &grad_output)?;
         let [inputs, outputs] = self.sizes();
         let batch = input.batch();
         let dy = grad_output.data();

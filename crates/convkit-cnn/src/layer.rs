@@ -214,3 +214,20 @@ pub(crate) fn shape_error(layer: &dyn Layer, expected: String, actual: [usize; 4
         actual,
     }
 }
+
+/// Checks that an output gradient has the shape the layer produced for `input_shape`.
+pub(crate) fn check_output_grad(
+    layer: &dyn Layer,
+    input_shape: [usize; 4],
+    grad_output: &Tensor,
+) -> Result<[usize; 4], CnnError> {
+    let expected = layer.output_shape(input_shape)?;
+    if grad_output.shape() != expected {
+        return Err(shape_error(
+            layer,
+            format!("an output gradient of {expected:?}"),
+            grad_output.shape(),
+        ));
+    }
+    Ok(expected)
+}

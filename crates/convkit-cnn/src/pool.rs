@@ -1,6 +1,6 @@
 //! `MaxPool2d`: the maximum of each window, with the winner's position kept for backward.
 
-use crate::layer::{Layer, LayerSpec, Mode, shape_error};
+use crate::layer::{Layer, LayerSpec, Mode, check_output_grad, shape_error};
 use crate::{CnnError, Tensor};
 use rayon::prelude::*;
 
@@ -96,14 +96,7 @@ impl Layer for MaxPool2d {
         let (input_shape, winners) = self.saved.take().ok_or_else(|| CnnError::NoForward {
             layer: format!("{:?}", self.spec()),
         })?;
-        let expected = self.output_shape(input_shape)?;
-        if grad_output.shape() != expected {
-            return Err(shape_error(
-                self,
-                format!("an output gradient of {expected:?}"),
-                grad_output.shape(),
-            ));
-        }
+        let expected = check_output_grad(self, input_shape, &grad_output)?;
         if !input_grad {
             return Ok(None);
         }

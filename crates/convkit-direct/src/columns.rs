@@ -14,7 +14,7 @@
 //! Register budget: `KR·RV` accumulators + `RV` inputs + 1 broadcast. AVX-512: 6×4, 8×3,
 //! 12×2 or 16×1 by the vectors per output row; AVX2: 6×2 or 8×1; portable: 4×1.
 
-use crate::geometry::Geometry;
+use crate::geometry::{Geometry, StepOrder};
 use convkit_core::Isa;
 use convkit_simd::{Simd, VectorActivation};
 
@@ -82,25 +82,9 @@ impl Columns {
         let max_rows = geometry.out_hw[0].div_ceil(parallel_bands.max(1));
         let (buffer_width, band_rows) =
             geometry.band_layout(lanes, geometry.cg, BAND_BUDGET, max_rows)?;
-        let Geometry { cg, kg, groups, .. } = geometry;
-        let taps = geometry.taps();
-        let kr = tile.kr;
-        let blocks = kg.div_ceil(kr);
-        let mut packed = vec![0.0; groups * blocks * cg * taps * kr];
-        let mut packed_bias = vec![0.0; groups * blocks * kr];
-        for g in 0..groups {
-            for k in 0..kg {
-                let (b, lane) = (k / kr, k % kr);
-                let channel = g * kg + k;
-                packed_bias[(g * blocks + b) * kr + lane] = bias.map_or(0.0, |bias| bias[channel]);
-                for c in 0..cg {
-                    for tap in 0..taps {
-                        packed[(((g * blocks + b) * cg + c) * taps + tap) * kr + lane] =
-                            weights[(channel * cg + c) * taps + tap];
-                    }
-                }
-            }
-        }
+        let blocks = geometry.kg.div_ceil(tile.kr);
+        let (packed, packed_bias) =
+            geometry.pack_blocks(weights, bias, tile.kr, StepOrder::ChannelMajor);
         Some(Columns {
             geometry,
             tile,

@@ -18,7 +18,7 @@
 //! fall in the padding. Output: NHWC stores channel vectors per pixel; NCHW goes through a
 //! small stack buffer to rows of pixels per channel.
 
-use crate::geometry::Geometry;
+use crate::geometry::{Geometry, StepOrder};
 use convkit_simd::{Simd, VectorActivation};
 
 /// Largest `RW` and `KB` of any path (stack buffer for NCHW stores).
@@ -86,6 +86,18 @@ unsafe fn accumulate<S: Simd, const RW: usize, const KV: usize>(
     }
 }
 
+/// The input step between a tile's pixels and each pixel's offset from the first. Wrapping:
+/// with a huge stride only one pixel of a tile is ever read, at offset 0.
+#[inline(always)]
+fn pixel_offsets<const RW: usize>(geo: &Geometry) -> (usize, [usize; RW]) {
+    let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
+    let mut offsets = [0usize; RW];
+    for (r, offset) in offsets.iter_mut().enumerate() {
+        *offset = r.wrapping_mul(pixel_step);
+    }
+    (pixel_step, offsets)
+}
+
 /// Plan-time data of the general kernel.
 #[derive(Debug)]
 pub(crate) struct General {
@@ -111,26 +123,9 @@ impl General {
         bias: Option<&[f32]>,
         activation: VectorActivation,
     ) -> General {
-        let Geometry { cg, kg, groups, .. } = geometry;
-        let taps = geometry.taps();
         let block = tile.kv * lanes;
-        let blocks = kg.div_ceil(block);
-        let mut packed = vec![0.0; groups * blocks * taps * cg * block];
-        let mut packed_bias = vec![0.0; groups * blocks * block];
-        for g in 0..groups {
-            for k in 0..kg {
-                let (b, lane) = (k / block, k % block);
-                let channel = g * kg + k;
-                packed_bias[(g * blocks + b) * block + lane] =
-                    bias.map_or(0.0, |bias| bias[channel]);
-                for c in 0..cg {
-                    for tap in 0..taps {
-                        packed[(((g * blocks + b) * taps + tap) * cg + c) * block + lane] =
-                            weights[(channel * cg + c) * taps + tap];
-                    }
-                }
-            }
-        }
+        let blocks = geometry.kg.div_ceil(block);
+        let (packed, packed_bias) = geometry.pack_blocks(weights, bias, block, StepOrder::TapMajor);
         General {
             geometry,
             tile,
@@ -249,12 +244,7 @@ impl General {
     ) {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        // Wrapping: with a huge stride only one pixel of a tile is ever read, at offset 0.
-        let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
-        let mut offsets = [0usize; RW];
-        for (r, offset) in offsets.iter_mut().enumerate() {
-            *offset = r.wrapping_mul(pixel_step);
-        }
+        let (_, offsets) = pixel_offsets::<RW>(geo);
         let taps_len = geo.kernel[1] * cg * block;
         // SAFETY: the CPU has S::ISA (contract); every pointer below stays inside the weights
         // (block `unit`, all taps and channels) or the input (rows checked, columns interior).
@@ -292,12 +282,7 @@ impl General {
     ) {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        // Wrapping: with a huge stride only one pixel of a tile is ever read, at offset 0.
-        let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
-        let mut offsets = [0usize; RW];
-        for (r, offset) in offsets.iter_mut().enumerate() {
-            *offset = r.wrapping_mul(pixel_step);
-        }
+        let (pixel_step, offsets) = pixel_offsets::<RW>(geo);
         // SAFETY: as in `tile`; input reads are only made for pixels whose tap column is
         // inside the image (`valid`), starting from the first such pixel.
         unsafe {

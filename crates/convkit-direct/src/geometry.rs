@@ -3,6 +3,15 @@
 
 use convkit_core::{ConvShape, Layout};
 
+/// The order of a channel block's `(tap, input channel)` steps in packed weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StepOrder {
+    /// All channels of a tap, tap after tap.
+    TapMajor,
+    /// All taps of a channel, channel after channel.
+    ChannelMajor,
+}
+
 /// Strides (in f32 elements) and sizes the kernels index with.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
@@ -143,6 +152,42 @@ impl Geometry {
             band_rows += 1;
         }
         Some((width, band_rows))
+    }
+
+    /// OIHW weights and a bias re-laid in blocks of `block` output channels of a group, zero
+    /// padded: weights `[group][block][step][block lane]`, where a block's steps are
+    /// `(tap, c)` tap-major (`TapMajor`, the general kernel) or `(c, tap)` channel-major
+    /// (the column kernel); bias `[group][block][block lane]`.
+    pub fn pack_blocks(
+        &self,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        block: usize,
+        order: StepOrder,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (cg, kg, groups, taps) = (self.cg, self.kg, self.groups, self.taps());
+        let blocks = kg.div_ceil(block);
+        let mut packed = vec![0.0; groups * blocks * taps * cg * block];
+        let mut packed_bias = vec![0.0; groups * blocks * block];
+        for g in 0..groups {
+            for k in 0..kg {
+                let (b, lane) = (k / block, k % block);
+                let channel = g * kg + k;
+                let unit = g * blocks + b;
+                packed_bias[unit * block + lane] = bias.map_or(0.0, |bias| bias[channel]);
+                for c in 0..cg {
+                    for tap in 0..taps {
+                        let step = match order {
+                            StepOrder::TapMajor => tap * cg + c,
+                            StepOrder::ChannelMajor => c * taps + tap,
+                        };
+                        packed[(unit * taps * cg + step) * block + lane] =
+                            weights[(channel * cg + c) * taps + tap];
+                    }
+                }
+            }
+        }
+        (packed, packed_bias)
     }
 
     pub fn taps(&self) -> usize {
