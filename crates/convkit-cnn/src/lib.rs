@@ -51,7 +51,7 @@ pub use error::CnnError;
 pub use layer::{Layer, LayerSpec, Mode, Nonlinearity, Parameter};
 pub use optim::{Adam, Optimizer, Sgd};
 pub use pool::MaxPool2d;
-pub use sequential::{Sequential, build_layer};
+pub use sequential::{Sequential, StepOutcome, build_layer};
 pub use tensor::Tensor;
 
 /// The digits network: conv 5x5 (1→12, ReLU) → max pool 2 → conv 5x5 (12→32, ReLU) → max

@@ -11,6 +11,15 @@ use crate::{CnnError, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// What a training step measured on its batch (before the update).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    /// Mean softmax cross-entropy.
+    pub loss: f32,
+    /// Samples whose largest logit is their label.
+    pub correct: usize,
+}
+
 /// A network: layers applied in order to `[N, C, H, W]` batches of a fixed per-sample shape.
 #[derive(Debug)]
 pub struct Sequential {
@@ -180,17 +189,21 @@ impl Sequential {
     }
 
     /// One training step on a batch: forward, softmax cross-entropy, backward, optimizer
-    /// step. Returns the loss and the gradient it propagated.
+    /// step. Returns the batch's mean loss and how many samples it classified right.
     pub fn train_step(
         &mut self,
         images: Tensor,
         labels: &[u8],
         optimizer: &mut dyn Optimizer,
-    ) -> Result<LossOutput, CnnError> {
+    ) -> Result<StepOutcome, CnnError> {
         let logits = self.forward(images, Mode::Train)?;
-        let loss = softmax_cross_entropy(&logits, labels)?;
-        self.backward(loss.grad.clone())?;
+        let LossOutput {
+            loss,
+            grad,
+            correct,
+        } = softmax_cross_entropy(&logits, labels)?;
+        self.backward(grad)?;
         optimizer.step(&mut self.parameters_mut())?;
-        Ok(loss)
+        Ok(StepOutcome { loss, correct })
     }
 }

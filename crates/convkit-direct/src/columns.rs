@@ -99,8 +99,7 @@ impl Columns {
 
     /// Input rows a band of `band_rows` output rows reads.
     fn buffer_rows(&self) -> usize {
-        let geo = &self.geometry;
-        (self.band_rows - 1) * geo.stride[0] + (geo.kernel[0] - 1) * geo.dilation[0] + 1
+        self.geometry.band_input_rows(self.band_rows)
     }
 
     /// f32 elements of one worker's band buffer.
@@ -123,30 +122,18 @@ impl Columns {
         buffer: &mut [f32],
     ) {
         let geo = &self.geometry;
-        let [h, w] = geo.in_hw;
         let oh = geo.out_hw[0];
         let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
         let first = rows.start * geo.stride[0];
         let buffer_rows = self.buffer_rows();
-        let left = geo.pad[1];
         let plane_len = buffer_rows * self.buffer_width;
-        for (c, plane) in buffer[..geo.cg * plane_len]
+        for (c, lines) in buffer[..geo.cg * plane_len]
             .chunks_exact_mut(plane_len)
             .enumerate()
         {
-            let source = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
-            for (r, line) in plane.chunks_exact_mut(self.buffer_width).enumerate() {
-                let Some(iy) = (first + r).checked_sub(geo.pad[0]).filter(|&iy| iy < h) else {
-                    line.fill(0.0);
-                    continue;
-                };
-                // SAFETY: row `iy` of channel `c` is inside the input tensor (contract).
-                let src =
-                    unsafe { std::slice::from_raw_parts(input.add(source + iy * geo.in_row), w) };
-                line[..left].fill(0.0);
-                line[left..left + w].copy_from_slice(src);
-                line[left + w..].fill(0.0);
-            }
+            let plane = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
+            // SAFETY: `plane` is channel `c` of this group of image `n` (contract).
+            unsafe { geo.copy_padded_rows(input, plane, first, self.buffer_width, lines) };
         }
         let band_view = BandView {
             buffer: &buffer[..geo.cg * plane_len],

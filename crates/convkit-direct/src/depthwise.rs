@@ -314,9 +314,7 @@ impl DepthwiseNchw {
 
     /// f32 elements of one worker's band buffer.
     pub fn buffer_len(&self) -> usize {
-        let [sh, _] = self.geometry.stride;
-        let [dh, _] = self.geometry.dilation;
-        ((self.band_rows - 1) * sh + (self.geometry.kernel[0] - 1) * dh + 1) * self.buffer_width
+        self.geometry.band_input_rows(self.band_rows) * self.buffer_width
     }
 
     /// Computes band `band` (of `band_rows` output rows) of channel `c` of image `n`, using
@@ -334,29 +332,17 @@ impl DepthwiseNchw {
         buffer: &mut [f32],
     ) {
         let geo = &self.geometry;
-        let [h, w] = geo.in_hw;
         let oh = geo.out_hw[0];
         let [sh, sw] = geo.stride;
-        let dh = geo.dilation[0];
         let [kh, kw] = geo.kernel;
         let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
         // Buffer row r holds padded input row `first + r` (padded coordinates).
         let first = rows.start * sh;
-        let buffer_rows = (rows.len() - 1) * sh + (kh - 1) * dh + 1;
+        let buffer_rows = geo.band_input_rows(rows.len());
         let buffer = &mut buffer[..buffer_rows * self.buffer_width];
         let plane = n * geo.in_image + c * geo.in_channel;
-        let left = geo.pad[1];
-        for (r, line) in buffer.chunks_exact_mut(self.buffer_width).enumerate() {
-            let Some(iy) = (first + r).checked_sub(geo.pad[0]).filter(|&iy| iy < h) else {
-                line.fill(0.0);
-                continue;
-            };
-            // SAFETY: row `iy` of this plane is inside the input tensor (contract).
-            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * geo.in_row), w) };
-            line[..left].fill(0.0);
-            line[left..left + w].copy_from_slice(src);
-            line[left + w..].fill(0.0);
-        }
+        // SAFETY: `plane` is channel `c` of image `n` (contract).
+        unsafe { geo.copy_padded_rows(input, plane, first, self.buffer_width, buffer) };
         let weights = &self.weights[c * kh * kw..(c + 1) * kh * kw];
         let out = Band {
             buffer,

@@ -154,6 +154,40 @@ impl Geometry {
         Some((width, band_rows))
     }
 
+    /// Input rows a band of `band_rows` output rows reads.
+    pub fn band_input_rows(&self, band_rows: usize) -> usize {
+        (band_rows - 1) * self.stride[0] + (self.kernel[0] - 1) * self.dilation[0] + 1
+    }
+
+    /// Fills `lines` (rows of a band buffer, each `width ≥ W + left padding` long) with the
+    /// input rows of one channel plane starting at `plane`: line `r` holds padded row
+    /// `first + r`, zero outside the image.
+    ///
+    /// # Safety
+    /// `input` holds the plan's input tensor and `plane` is a channel plane's offset in it.
+    pub unsafe fn copy_padded_rows(
+        &self,
+        input: *const f32,
+        plane: usize,
+        first: usize,
+        width: usize,
+        lines: &mut [f32],
+    ) {
+        let [h, w] = self.in_hw;
+        let left = self.pad[1];
+        for (r, line) in lines.chunks_exact_mut(width).enumerate() {
+            let Some(iy) = (first + r).checked_sub(self.pad[0]).filter(|&iy| iy < h) else {
+                line.fill(0.0);
+                continue;
+            };
+            // SAFETY: row `iy` of the plane is inside the input tensor (contract).
+            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * self.in_row), w) };
+            line[..left].fill(0.0);
+            line[left..left + w].copy_from_slice(src);
+            line[left + w..].fill(0.0);
+        }
+    }
+
     /// OIHW weights and a bias re-laid in blocks of `block` output channels of a group, zero
     /// padded: weights `[group][block][step][block lane]`, where a block's steps are
     /// `(tap, c)` tap-major (`TapMajor`, the general kernel) or `(c, tap)` channel-major
