@@ -4,6 +4,7 @@ use convkit_core::{ConvAlgorithm, Element};
 use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
+use convkit_winograd::Winograd;
 
 /// Element types convkit can plan for, each with its registry of algorithms.
 pub trait Registered: Element {
@@ -13,7 +14,14 @@ pub trait Registered: Element {
 
 impl Registered for f32 {
     fn registered() -> Vec<&'static dyn ConvAlgorithm<f32>> {
-        vec![&Reference, &Im2colGemm, &Direct]
+        vec![
+            &Reference,
+            &Im2colGemm,
+            &Direct,
+            &Winograd::F2,
+            &Winograd::F4,
+            &Winograd::F6,
+        ]
     }
 }
 

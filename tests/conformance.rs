@@ -10,6 +10,7 @@ use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
 use convkit_testkit::conformance_suite;
+use convkit_winograd::Winograd;
 
 conformance_suite!(reference_f32, f32, Reference);
 conformance_suite!(reference_f64, f64, Reference);
@@ -17,12 +18,18 @@ conformance_suite!(reference_f16, half::f16, Reference);
 conformance_suite!(reference_bf16, half::bf16, Reference);
 conformance_suite!(im2col_gemm_f32, f32, Im2colGemm);
 conformance_suite!(direct_f32, f32, Direct);
+conformance_suite!(winograd_f2_f32, f32, Winograd::F2);
+conformance_suite!(winograd_f4_f32, f32, Winograd::F4);
+conformance_suite!(winograd_f6_f32, f32, Winograd::F6);
 
 /// Algorithms instantiated above. A registered algorithm missing here fails the test below.
 const INSTANTIATED: &[Algorithm] = &[
     Algorithm::Reference,
     Algorithm::Im2colGemm,
     Algorithm::Direct,
+    Algorithm::WinogradF2,
+    Algorithm::WinogradF4,
+    Algorithm::WinogradF6,
 ];
 
 #[test]

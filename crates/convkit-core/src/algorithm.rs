@@ -66,6 +66,12 @@ pub struct Accuracy {
     /// Whether integer-valued inputs whose sums are exactly representable give bit-exact
     /// results (true for any method that only adds exact products).
     pub exact_on_integers: bool,
+    /// Pixels beyond the window, on every side, that the computation of an output mixes in
+    /// and cancels (Winograd: the rest of its tile, `m − 1`); 0 for methods that only sum the
+    /// window's products. With a halo, the bound's scale is the larger of `Σ|x·w|` and the
+    /// typical window magnitude of the widened neighborhood, so an output whose own window is
+    /// (nearly) all zeros is still held to the scale of the data its tile cancelled.
+    pub halo: usize,
 }
 
 impl Accuracy {
@@ -80,6 +86,7 @@ impl Accuracy {
                 f64::INFINITY
             },
             exact_on_integers: true,
+            halo: 0,
         }
     }
 }

@@ -75,6 +75,55 @@ pub fn exact_output<T: Element>(
     ExactOutput { sum, magnitude }
 }
 
+/// The typical `Σ|x·w|` around output `(n, k, oy, ox)`: `Σ_c mean|w[k][c]| · Σ|x[c]|` over the
+/// window widened by `halo` pixels on every side (padding counts as zero), scaled by
+/// `KH·KW / widened area` — the magnitude of the data a tile-based method (Winograd) mixes
+/// into this output, in units of one window.
+pub fn neighborhood_magnitude<T: Element>(
+    shape: &ConvShape,
+    input: &[T],
+    weights: &[T],
+    (n, k, oy, ox): (usize, usize, usize, usize),
+    halo: usize,
+) -> f64 {
+    let [in_h, in_w] = shape.input_hw();
+    let [kernel_h, kernel_w] = shape.kernel_hw();
+    let [extent_h, extent_w] = shape.dilated_kernel_hw();
+    let [stride_h, stride_w] = shape.stride();
+    let padding = shape.padding();
+    let channels_per_group = shape.in_channels_per_group();
+    let group = k / shape.out_channels_per_group();
+    // Widened window in padded coordinates, clipped to the image.
+    let rows = (oy * stride_h).saturating_sub(halo).max(padding.top)
+        ..(oy * stride_h + extent_h + halo).min(padding.top + in_h);
+    let cols = (ox * stride_w).saturating_sub(halo).max(padding.left)
+        ..(ox * stride_w + extent_w + halo).min(padding.left + in_w);
+    let mut magnitude = 0.0;
+    for c in 0..channels_per_group {
+        let input_channel = group * channels_per_group + c;
+        let mut weight_sum = 0.0;
+        for ky in 0..kernel_h {
+            for kx in 0..kernel_w {
+                weight_sum += weights[shape.weight_index(k, c, ky, kx)]
+                    .to_f64_exact()
+                    .abs();
+            }
+        }
+        let mut pixel_sum = 0.0;
+        for y in rows.clone() {
+            for x in cols.clone() {
+                pixel_sum += input
+                    [shape.input_index(n, input_channel, y - padding.top, x - padding.left)]
+                .to_f64_exact()
+                .abs();
+            }
+        }
+        magnitude += weight_sum / (kernel_h * kernel_w) as f64 * pixel_sum;
+    }
+    let area = ((extent_h + 2 * halo) * (extent_w + 2 * halo)) as f64;
+    magnitude * (kernel_h * kernel_w) as f64 / area
+}
+
 /// The reference convolution, sequential: validates every length, then writes every output as
 /// `activation(exact_output(..).sum)` rounded once to `T`. On error the output is untouched.
 pub fn conv2d<T: Element>(

@@ -19,7 +19,7 @@ mod suite;
 pub use check::{
     CheckFailure, CheckOutcome, CheckReport, check_algorithms, check_impl, compare_with_reference,
 };
-pub use problem::{ConvProblem, MAC_BUDGET, ProblemParams, Values, conv_problem};
+pub use problem::{ConvProblem, MAC_BUDGET, ProblemParams, Values, conv_problem, winograd_problem};
 pub use suite::{SuiteSummary, run_conformance};
 
 #[doc(hidden)]

@@ -70,6 +70,8 @@ pub struct ProblemParams {
     pub integer: bool,
     /// Data seed.
     pub seed: u64,
+    /// Force a 3x3 window with stride 1 and dilation 1 (Winograd's domain).
+    pub winograd: bool,
 }
 
 impl ProblemParams {
@@ -99,9 +101,15 @@ impl ProblemParams {
                 wrap(self.out_per_group, 1, 2),
             ),
         };
-        let kernel = self.kernel.map(|k| wrap(k, 1, 7));
-        let stride = self.stride.map(|s| wrap(s, 1, 4));
-        let dilation = self.dilation.map(|d| wrap(d, 1, 3));
+        let (kernel, stride, dilation) = if self.winograd {
+            ([3, 3], [1, 1], [1, 1])
+        } else {
+            (
+                self.kernel.map(|k| wrap(k, 1, 7)),
+                self.stride.map(|s| wrap(s, 1, 4)),
+                self.dilation.map(|d| wrap(d, 1, 3)),
+            )
+        };
         let extent = [0, 1].map(|a| dilation[a] * (kernel[a] - 1) + 1);
         let pad = |i: usize, axis: usize| self.padding[i] % (kernel[axis] + 1);
         let padding = Padding {
@@ -172,6 +180,16 @@ impl ProblemParams {
 
 /// The proptest strategy over every parameter (see [`ProblemParams`]).
 pub fn conv_problem() -> impl Strategy<Value = ConvProblem> {
+    problems(false)
+}
+
+/// The strategy restricted to 3x3 windows with stride 1 and dilation 1 (Winograd's domain);
+/// everything else varies as in [`conv_problem`].
+pub fn winograd_problem() -> impl Strategy<Value = ConvProblem> {
+    problems(true)
+}
+
+fn problems(winograd: bool) -> impl Strategy<Value = ConvProblem> {
     let channels = (1usize..=4, 0u8..3, 2usize..=4, 1usize..=40, 1usize..=40);
     let window = (
         [1usize..=7, 1usize..=7],
@@ -189,7 +207,7 @@ pub fn conv_problem() -> impl Strategy<Value = ConvProblem> {
         any::<u64>(),
     );
     (channels, window, epilogue).prop_map(
-        |(
+        move |(
             (batch, group_mode, groups, in_per_group, out_per_group),
             (kernel, stride, dilation, padding, output, remainder),
             (nhwc, has_bias, activation, integer, seed),
@@ -211,6 +229,7 @@ pub fn conv_problem() -> impl Strategy<Value = ConvProblem> {
                 activation,
                 integer,
                 seed,
+                winograd,
             }
             .build()
         },
@@ -238,6 +257,8 @@ impl<'a> Arbitrary<'a> for ConvProblem {
             activation: small(Activation::ALL.len() as u8 - 1)?,
             integer: small(1)? == 1,
             seed: 0,
+            // A quarter of the problems in Winograd's domain, which is rare otherwise.
+            winograd: small(3)? == 0,
         };
         Ok(ProblemParams {
             seed: u.arbitrary()?,

@@ -1,8 +1,10 @@
 //! The conformance property test, instantiated per algorithm and ISA path by
 //! [`conformance_suite!`](crate::conformance_suite).
 
-use crate::{CheckOutcome, check_impl, conv_problem};
+use crate::{CheckOutcome, check_impl, conv_problem, winograd_problem};
+use convkit_core::Algorithm;
 use convkit_core::{ConvAlgorithm, Element, Isa};
+use proptest::strategy::{BoxedStrategy, Strategy};
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use std::cell::Cell;
 
@@ -56,7 +58,13 @@ pub fn run_conformance<T: Element>(
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions_file))),
         ..Config::default()
     });
-    let result = runner.run(&conv_problem(), |problem| {
+    let problems: BoxedStrategy<_> = match algorithm.algorithm() {
+        Algorithm::WinogradF2 | Algorithm::WinogradF4 | Algorithm::WinogradF6 => {
+            winograd_problem().boxed()
+        }
+        _ => conv_problem().boxed(),
+    };
+    let result = runner.run(&problems, |problem| {
         match check_impl(algorithm, isa, &problem) {
             Ok(CheckOutcome::Passed(_)) => passed.set(passed.get() + 1),
             Ok(CheckOutcome::Unsupported(_)) => unsupported.set(unsupported.get() + 1),

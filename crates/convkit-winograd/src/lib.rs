@@ -1,0 +1,834 @@
+//! `Algorithm::WinogradF2`, `WinogradF4` and `WinogradF6`: 3x3 stride-1 convolutions through
+//! Winograd's minimal filtering, `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` per `m×m` output tile
+//! (see [`transforms`] for the matrices and their interpolation points).
+//!
+//! The filters are transformed once at plan time and packed as the B operand of one GEMM per
+//! transform-domain element (`α²` of them: 16, 36, 64). A run walks *blocks* of tiles (a few
+//! tile rows × tile columns of one image and group), each worker on its own blocks with its
+//! own bounded scratch, so the transformed data stays in cache:
+//!
+//! ```text
+//! for each block of R×Cw tiles (and chunk of output channels, when there are few blocks):
+//!   for each vector of LANES input channels:
+//!     copy the block's (R·m+2)×(Cw·m+2) pixels into a channel-interleaved band, zero-padded
+//!     input transform Bᵀ d B of every tile         -> V[element][tile][channel]
+//!   for each element: M[element] = V[element] · U[element]ᵀ   (packed SGEMM: tiles × K, depth C)
+//!   for each vector of LANES output channels:
+//!     output transform Aᵀ M A + bias, activation   -> output band, drained into the output
+//! ```
+//!
+//! Bands make both layouts one code path: NCHW and NHWC differ only in how a band is filled
+//! and drained, and borders (any padding, partial tiles at the right and bottom) are zeros in
+//! the input band and cropped from the output band.
+//!
+//! Scratch per worker: both bands, V and M for one block (the block is sized so that V and M
+//! stay within [`BLOCK_BUDGET`] floats) and the GEMM's packing blocks; never the image.
+
+mod kernels;
+pub mod transforms;
+
+use convkit_core::{
+    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa,
+    Layout, PlanRequest,
+};
+use convkit_gemm::{
+    Columns, Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm,
+    StridedMatrix,
+};
+use convkit_simd::VectorActivation;
+use kernels::Operand;
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+pub use transforms::Tile;
+use transforms::{AT2, AT4, AT6, BT2, BT4, BT6};
+
+/// A Winograd F(m×m, 3×3) convolution (f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Winograd {
+    tile: Tile,
+}
+
+impl Winograd {
+    /// F(2x2, 3x3).
+    pub const F2: Winograd = Winograd { tile: Tile::F2 };
+    /// F(4x4, 3x3).
+    pub const F4: Winograd = Winograd { tile: Tile::F4 };
+    /// F(6x6, 3x3).
+    pub const F6: Winograd = Winograd { tile: Tile::F6 };
+
+    /// The output tile size.
+    pub const fn tile(&self) -> Tile {
+        self.tile
+    }
+
+    /// `Ok` when `shape` is a 3x3, stride-1, dilation-1 convolution.
+    fn supports(&self, shape: &ConvShape) -> Result<(), ConvError> {
+        let reason = if shape.kernel_hw() != [3, 3] {
+            "the kernel is not 3x3"
+        } else if shape.stride() != [1, 1] {
+            "the stride is not 1"
+        } else if shape.dilation() != [1, 1] {
+            "the dilation is not 1"
+        } else {
+            return Ok(());
+        };
+        Err(ConvError::Unsupported {
+            algorithm: self.algorithm(),
+            reason: format!(
+                "Winograd F(m, 3x3) needs a 3x3 kernel, stride 1 and dilation 1: {reason}"
+            ),
+        })
+    }
+}
+
+/// Floats of V and M (the transformed input and the products) one block may hold: 4 MiB.
+pub const BLOCK_BUDGET: usize = 1 << 20;
+
+/// Fixed cost of a run, and of a block (GEMM setup, band borders), for the cost model and the
+/// block choice.
+const CALL_OVERHEAD_SECONDS: f64 = 4e-6;
+
+impl ConvAlgorithm<f32> for Winograd {
+    fn algorithm(&self) -> Algorithm {
+        match self.tile {
+            Tile::F2 => Algorithm::WinogradF2,
+            Tile::F4 => Algorithm::WinogradF4,
+            Tile::F6 => Algorithm::WinogradF6,
+        }
+    }
+
+    fn isas(&self) -> &'static [Isa] {
+        KernelShape::ISAS
+    }
+
+    fn accuracy(&self, _shape: &ConvShape) -> Accuracy {
+        Accuracy {
+            relative_bound: self.tile.tolerance(),
+            exact_on_integers: false,
+            halo: self.tile.output() - 1,
+        }
+    }
+
+    fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
+        self.supports(shape)?;
+        let geometry = Geometry::new(self.tile, shape, isa, 1)?;
+        Ok(Cost {
+            seconds: geometry.estimated_seconds(shape, isa),
+        })
+    }
+
+    fn prepare(&self, request: &PlanRequest<'_, f32>) -> Result<Box<dyn ConvPlan<f32>>, ConvError> {
+        let shape = request.shape();
+        self.supports(shape)?;
+        Ok(Box::new(WinogradPlan::new(
+            self.algorithm(),
+            self.tile,
+            request,
+        )?))
+    }
+}
+
+/// How a run is cut into blocks and chunks, and the sizes that follow.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    tile: Tile,
+    /// SIMD lanes of the path: channels per band pixel.
+    lanes: usize,
+    /// Tile rows and columns per image.
+    tiles: [usize; 2],
+    /// Tile rows and columns per block.
+    block: [usize; 2],
+    /// Output channels per chunk (a multiple of the GEMM's NR, or all of them).
+    chunk: usize,
+    /// Chunks per group.
+    chunks: usize,
+    /// Input channels per group rounded up to `lanes`: V's tile stride.
+    channel_stride: usize,
+    /// `chunk` rounded up to `lanes`: M's tile stride.
+    chunk_stride: usize,
+    sgemm: Sgemm,
+}
+
+impl Geometry {
+    fn new(tile: Tile, shape: &ConvShape, isa: Isa, workers: usize) -> Result<Geometry, ConvError> {
+        let overflow = ConvError::Overflow {
+            quantity: "Winograd blocks",
+        };
+        let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
+        let m = tile.output();
+        let [oh, ow] = shape.output_hw();
+        let tiles = [oh.div_ceil(m), ow.div_ceil(m)];
+        let (cg, kg) = (
+            shape.in_channels_per_group(),
+            shape.out_channels_per_group(),
+        );
+        let channel_stride = cg.div_ceil(lanes) * lanes;
+        let full_stride = kg.div_ceil(lanes) * lanes;
+        let per_tile = tile
+            .elements()
+            .checked_mul(channel_stride + full_stride)
+            .ok_or(overflow.clone())?;
+        let budget = (BLOCK_BUDGET / per_tile).max(1);
+        let kernel = Sgemm::for_product(isa, [budget.min(tiles[0] * tiles[1]), kg, cg]).kernel();
+        let images = shape.batch() * shape.groups();
+        // Blocks of whole tile rows where they fit, else of part of a row; among the
+        // candidates, the one whose rounds over the workers finish first (each block costs its
+        // tiles rounded up to the microkernel's rows, plus a fixed share).
+        let mut best: Option<([usize; 2], usize)> = None;
+        for rows in 1..=tiles[0] {
+            let cols = (budget / rows).min(tiles[1]);
+            if cols == 0 {
+                break;
+            }
+            let blocks = tiles[0].div_ceil(rows) * tiles[1].div_ceil(cols);
+            let rounds = (images.saturating_mul(blocks)).div_ceil(workers.max(1));
+            let work = (rows * cols).div_ceil(kernel.mr) * kernel.mr + 8;
+            let cost = rounds.saturating_mul(work);
+            if best.is_none_or(|(_, c)| cost < c) {
+                best = Some(([rows, cols], cost));
+            }
+            if cols < tiles[1] {
+                break;
+            }
+        }
+        let block = best.map_or([1, 1], |(block, _)| block);
+        let blocks =
+            images.saturating_mul(tiles[0].div_ceil(block[0]) * tiles[1].div_ceil(block[1]));
+        // Too few blocks for the workers: split the output channels too (each chunk repeats
+        // the input transform).
+        let chunks = if blocks < workers && kg >= 2 * kernel.nr {
+            (workers / blocks.max(1)).clamp(1, kg / kernel.nr)
+        } else {
+            1
+        };
+        let chunk = if chunks == 1 {
+            kg
+        } else {
+            kg.div_ceil(chunks).div_ceil(kernel.nr) * kernel.nr
+        };
+        let chunks = kg.div_ceil(chunk);
+        let t = block[0] * block[1];
+        let sgemm = Sgemm::for_product(isa, [t, chunk, cg]);
+        Ok(Geometry {
+            tile,
+            lanes,
+            tiles,
+            block,
+            chunk,
+            chunks,
+            channel_stride,
+            chunk_stride: chunk.div_ceil(lanes) * lanes,
+            sgemm,
+        })
+    }
+
+    /// Tiles per block.
+    fn block_tiles(&self) -> usize {
+        self.block[0] * self.block[1]
+    }
+
+    /// Pixels of the input band: `[rows, cols]`.
+    fn input_band(&self) -> [usize; 2] {
+        let m = self.tile.output();
+        [self.block[0] * m + 2, self.block[1] * m + 2]
+    }
+
+    /// Pixels of the output band: `[rows, cols]`.
+    fn output_band(&self) -> [usize; 2] {
+        let m = self.tile.output();
+        [self.block[0] * m, self.block[1] * m]
+    }
+
+    fn v_len(&self) -> usize {
+        self.tile.elements() * self.block_tiles() * self.channel_stride
+    }
+
+    fn m_len(&self) -> usize {
+        self.tile.elements() * self.block_tiles() * self.chunk_stride
+    }
+
+    /// Scratch floats per worker, in the order [`WinogradPlan::run_item`] splits it.
+    fn scratch_per_worker(&self) -> usize {
+        let [ir, ic] = self.input_band();
+        let [or, oc] = self.output_band();
+        (ir * ic + or * oc) * self.lanes
+            + self.v_len()
+            + self.m_len()
+            + self.sgemm.scratch_per_worker()
+    }
+
+    /// Work items: (image, group, block row, block column, chunk).
+    fn items(&self, shape: &ConvShape) -> usize {
+        shape.batch()
+            * shape.groups()
+            * self.tiles[0].div_ceil(self.block[0])
+            * self.tiles[1].div_ceil(self.block[1])
+            * self.chunks
+    }
+
+    /// One-thread time: the transform-domain GEMMs at the path's rate (lower for few
+    /// channels), the transforms per transformed value, and the fixed costs.
+    fn estimated_seconds(&self, shape: &ConvShape, isa: Isa) -> f64 {
+        let (cg, kg) = (
+            shape.in_channels_per_group() as f64,
+            shape.out_channels_per_group() as f64,
+        );
+        let tiles = (shape.batch() * shape.groups() * self.tiles[0] * self.tiles[1]) as f64;
+        let elements = self.tile.elements() as f64;
+        let (gemm_rate, transform_rate) = match isa {
+            Isa::Avx512 => (185e9, 6e9),
+            Isa::Avx2 => (100e9, 3e9),
+            _ => (14e9, 0.6e9),
+        };
+        let rate = gemm_rate * (kg / 32.0).min(1.0) * (cg / 32.0).sqrt().min(1.0);
+        let gemm = 2.0 * tiles * elements * cg * kg / rate;
+        let transformed =
+            tiles * elements * (self.channel_stride + self.chunks * self.chunk_stride) as f64;
+        let blocks = self.items(shape) as f64;
+        gemm + transformed / transform_rate + CALL_OVERHEAD_SECONDS * (1.0 + blocks / 8.0)
+    }
+}
+
+/// Transform entry points of one path and tile size.
+#[derive(Clone, Copy)]
+struct Transforms {
+    input: InputEntry,
+    output: OutputEntry,
+}
+
+/// See [`kernels::input_tiles`].
+type InputEntry = unsafe fn(
+    band: *const f32,
+    row_stride: usize,
+    tiles: [usize; 2],
+    v: *mut f32,
+    operand: Operand,
+);
+
+/// See [`kernels::output_tiles`].
+type OutputEntry = unsafe fn(
+    products: *const f32,
+    operand: Operand,
+    tiles: [usize; 2],
+    band: *mut f32,
+    row_stride: usize,
+    bias: *const f32,
+    activation: VectorActivation,
+);
+
+/// One `#[target_feature]` entry per transform, path and tile size: each body is compiled
+/// with its path's instructions and constant matrices (no shared code between paths).
+macro_rules! path_entries {
+    ($module:ident, $simd:ty $(, $features:literal)?) => {
+        mod $module {
+            use super::*;
+
+            macro_rules! tile_entries {
+                ($input:ident, $output:ident, $a:literal, $m:literal, $bt:ident, $at:ident) => {
+                    /// # Safety
+                    /// As [`kernels::input_tiles`]; the CPU has this path.
+                    $(#[target_feature(enable = $features)])?
+                    pub(super) unsafe fn $input(
+                        band: *const f32,
+                        row_stride: usize,
+                        tiles: [usize; 2],
+                        v: *mut f32,
+                        operand: Operand,
+                    ) {
+                        // SAFETY: forwarded contract; the path's features are enabled here.
+                        unsafe {
+                            kernels::input_tiles::<$simd, $a, $m>(
+                                &$bt, band, row_stride, tiles, v, operand,
+                            )
+                        }
+                    }
+
+                    /// # Safety
+                    /// As [`kernels::output_tiles`]; the CPU has this path.
+                    $(#[target_feature(enable = $features)])?
+                    pub(super) unsafe fn $output(
+                        products: *const f32,
+                        operand: Operand,
+                        tiles: [usize; 2],
+                        band: *mut f32,
+                        row_stride: usize,
+                        bias: *const f32,
+                        activation: VectorActivation,
+                    ) {
+                        // SAFETY: forwarded contract; the path's features are enabled here.
+                        unsafe {
+                            kernels::output_tiles::<$simd, $a, $m>(
+                                &$at, products, operand, tiles, band, row_stride, bias,
+                                activation,
+                            )
+                        }
+                    }
+                };
+            }
+
+            tile_entries!(input_f2, output_f2, 4, 2, BT2, AT2);
+            tile_entries!(input_f4, output_f4, 6, 4, BT4, AT4);
+            tile_entries!(input_f6, output_f6, 8, 6, BT6, AT6);
+
+            /// The entries of `tile` on this path.
+            pub(super) fn transforms(tile: Tile) -> Transforms {
+                match tile {
+                    Tile::F2 => Transforms { input: input_f2, output: output_f2 },
+                    Tile::F4 => Transforms { input: input_f4, output: output_f4 },
+                    Tile::F6 => Transforms { input: input_f6, output: output_f6 },
+                }
+            }
+        }
+    };
+}
+
+path_entries!(portable, convkit_simd::Portable);
+#[cfg(target_arch = "x86_64")]
+path_entries!(avx2, convkit_simd::Avx2, "avx2,fma");
+#[cfg(target_arch = "x86_64")]
+path_entries!(
+    avx512,
+    convkit_simd::Avx512,
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
+);
+
+fn transforms_for(isa: Isa, tile: Tile) -> Transforms {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::transforms(tile),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::transforms(tile),
+        _ => portable::transforms(tile),
+    }
+}
+
+/// A packed filter operand seen from output channel `start` on (a chunk's columns).
+struct Shifted<'a> {
+    panels: &'a PackedPanels,
+    start: usize,
+}
+
+impl PanelSource for Shifted<'_> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        let outer = outer.start + self.start..outer.end + self.start;
+        self.panels.pack(outer, depth, width, dst);
+    }
+
+    fn prepacked(&self, outer: Range<usize>, depth: Range<usize>, width: usize) -> Option<&[f32]> {
+        let outer = outer.start + self.start..outer.end + self.start;
+        self.panels.prepacked(outer, depth, width)
+    }
+}
+
+/// A prepared Winograd convolution.
+struct WinogradPlan {
+    algorithm: Algorithm,
+    shape: ConvShape,
+    isa: Isa,
+    geometry: Geometry,
+    transforms: Transforms,
+    /// Per group and transform-domain element: `U = G g Gᵀ` as a K/g × C/g GEMM operand.
+    filters: Vec<PackedPanels>,
+    /// Per group, the bias padded with zeros to whole vectors (zeros without a bias).
+    bias: Vec<f32>,
+    /// Per group in `bias`.
+    bias_stride: usize,
+    activation: Activation,
+    workers: usize,
+}
+
+/// The output, written by disjoint work items from several workers.
+#[derive(Clone, Copy)]
+struct OutputPtr(*mut f32);
+// SAFETY: work items write disjoint outputs (see `WinogradPlan::execute`).
+unsafe impl Send for OutputPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutputPtr {}
+
+impl OutputPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl WinogradPlan {
+    fn new(
+        algorithm: Algorithm,
+        tile: Tile,
+        request: &PlanRequest<'_, f32>,
+    ) -> Result<WinogradPlan, ConvError> {
+        let shape = *request.shape();
+        let workers = rayon::current_num_threads();
+        let geometry = Geometry::new(tile, &shape, request.isa(), workers)?;
+        let (groups, cg, kg) = (
+            shape.groups(),
+            shape.in_channels_per_group(),
+            shape.out_channels_per_group(),
+        );
+        let elements = tile.elements();
+        let kernel = geometry.sgemm.kernel();
+        let depth_block = geometry.sgemm.blocking().kc;
+        let mut filters = Vec::with_capacity(groups * elements);
+        let mut transformed = vec![0.0f32; elements * kg * cg];
+        for g in 0..groups {
+            // [element][k][c], transformed in f64 and rounded once.
+            for k in 0..kg {
+                for c in 0..cg {
+                    let start = ((g * kg + k) * cg + c) * 9;
+                    let mut kernel3 = [0.0f32; 9];
+                    kernel3.copy_from_slice(&request.weights()[start..start + 9]);
+                    for (e, value) in transforms::transform_filter(tile, &kernel3)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        transformed[(e * kg + k) * cg + c] = value as f32;
+                    }
+                }
+            }
+            for e in 0..elements {
+                let matrix = &transformed[e * kg * cg..(e + 1) * kg * cg];
+                filters.push(PackedPanels::new(
+                    &StridedMatrix::new(matrix, cg, 1),
+                    kg,
+                    cg,
+                    kernel.nr,
+                    depth_block,
+                ));
+            }
+        }
+        let lanes = geometry.lanes;
+        let bias_stride = kg.div_ceil(lanes) * lanes;
+        let mut bias = vec![0.0; groups * bias_stride];
+        if let Some(values) = request.bias() {
+            for g in 0..groups {
+                bias[g * bias_stride..g * bias_stride + kg]
+                    .copy_from_slice(&values[g * kg..(g + 1) * kg]);
+            }
+        }
+        Ok(WinogradPlan {
+            algorithm,
+            shape,
+            isa: request.isa(),
+            geometry,
+            transforms: transforms_for(request.isa(), tile),
+            filters,
+            bias,
+            bias_stride,
+            activation: request.activation(),
+            workers,
+        })
+    }
+
+    /// One work item, on one worker's scratch.
+    ///
+    /// # Safety
+    /// `output` is the run's output (`shape.output_len()` values); no other worker writes this
+    /// item's outputs; the CPU has the plan's path.
+    unsafe fn run_item(&self, index: usize, input: &[f32], output: *mut f32, scratch: &mut [f32]) {
+        let geometry = &self.geometry;
+        let shape = &self.shape;
+        let [block_rows, block_cols] = [
+            geometry.tiles[0].div_ceil(geometry.block[0]),
+            geometry.tiles[1].div_ceil(geometry.block[1]),
+        ];
+        let chunk_index = index % geometry.chunks;
+        let rest = index / geometry.chunks;
+        let bx = rest % block_cols;
+        let rest = rest / block_cols;
+        let by = rest % block_rows;
+        let rest = rest / block_rows;
+        let g = rest % shape.groups();
+        let n = rest / shape.groups();
+        let tile0 = [by * geometry.block[0], bx * geometry.block[1]];
+        let tiles = [
+            geometry.block[0].min(geometry.tiles[0] - tile0[0]),
+            geometry.block[1].min(geometry.tiles[1] - tile0[1]),
+        ];
+        let used = tiles[0] * tiles[1];
+        let (cg, kg) = (
+            shape.in_channels_per_group(),
+            shape.out_channels_per_group(),
+        );
+        let k0 = chunk_index * geometry.chunk;
+        let k1 = (k0 + geometry.chunk).min(kg);
+        let lanes = geometry.lanes;
+        let elements = geometry.tile.elements();
+        let m = geometry.tile.output();
+
+        let [ir, ic] = geometry.input_band();
+        let [or, oc] = geometry.output_band();
+        let (input_band, rest) = scratch.split_at_mut(ir * ic * lanes);
+        let (output_band, rest) = rest.split_at_mut(or * oc * lanes);
+        let (v, rest) = rest.split_at_mut(geometry.v_len());
+        let (products, gemm_scratch) = rest.split_at_mut(geometry.m_len());
+        let t_cap = geometry.block_tiles();
+        let v_operand = Operand {
+            tile: geometry.channel_stride,
+            element: t_cap * geometry.channel_stride,
+        };
+        let m_operand = Operand {
+            tile: geometry.chunk_stride,
+            element: t_cap * geometry.chunk_stride,
+        };
+        let origin = [tile0[0] * m, tile0[1] * m];
+        let band_pixels = [tiles[0] * m + 2, tiles[1] * m + 2];
+        for c0 in (0..cg).step_by(lanes) {
+            self.fill_band(
+                input,
+                [n, g * cg + c0],
+                (cg - c0).min(lanes),
+                origin,
+                band_pixels,
+                ic,
+                input_band,
+            );
+            // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
+            // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
+            unsafe {
+                (self.transforms.input)(
+                    input_band.as_ptr(),
+                    ic * lanes,
+                    tiles,
+                    v.as_mut_ptr().add(c0),
+                    v_operand,
+                );
+            }
+        }
+
+        let sources: Vec<StridedMatrix<'_>> = (0..elements)
+            .map(|e| StridedMatrix::new(&v[e * v_operand.element..], geometry.channel_stride, 1))
+            .collect();
+        let filters: Vec<Shifted<'_>> = (0..elements)
+            .map(|e| Shifted {
+                panels: &self.filters[g * elements + e],
+                start: k0,
+            })
+            .collect();
+        let products_ptr = products.as_mut_ptr();
+        let jobs: Vec<GemmJob<'_>> = (0..elements)
+            .map(|e| GemmJob {
+                m: used,
+                n: k1 - k0,
+                k: cg,
+                a: &sources[e],
+                b: &filters[e],
+                c: OutputTile {
+                    // In bounds: e < elements and the element stride is M's block share.
+                    ptr: products_ptr.wrapping_add(e * m_operand.element),
+                    ldc: geometry.chunk_stride,
+                    columns: Columns::Contiguous,
+                },
+                epilogue: Epilogue::default(),
+            })
+            .collect();
+        // SAFETY: source e covers `used ≤ t_cap` tiles of `cg` channels at stride
+        // `channel_stride`; filter e (shifted by k0, a multiple of NR) covers `k1 − k0`
+        // channels; each job's C is its own element share of M (`used` rows of
+        // `k1 − k0 ≤ chunk_stride` at stride `chunk_stride`); the scratch is this worker's
+        // share, so the GEMM runs on this thread.
+        unsafe { geometry.sgemm.run(&jobs, gemm_scratch) };
+
+        let bias = &self.bias[g * self.bias_stride..(g + 1) * self.bias_stride];
+        let activation = VectorActivation::new(self.activation);
+        for k in (k0..k1).step_by(lanes) {
+            // SAFETY: M holds every element × block tile with `chunk_stride ≥ k − k0 + lanes`
+            // values per tile; the bias is padded to whole vectors; the output band holds
+            // `tiles·m` rows and columns of `oc` pixels per row.
+            unsafe {
+                (self.transforms.output)(
+                    products.as_ptr().add(k - k0),
+                    m_operand,
+                    tiles,
+                    output_band.as_mut_ptr(),
+                    oc * lanes,
+                    bias.as_ptr().add(k),
+                    activation,
+                );
+            }
+            // SAFETY: forwarded contract: this item owns these outputs.
+            unsafe {
+                self.drain_band(
+                    output_band,
+                    oc,
+                    origin,
+                    [tiles[0] * m, tiles[1] * m],
+                    [n, g * kg + k],
+                    (k1 - k).min(lanes),
+                    output,
+                );
+            }
+        }
+    }
+
+    /// Fills the input band for one vector of channels: band pixel `(i, j)` (row stride
+    /// `stride` pixels) holds channels `channel..channel + valid` of padded pixel
+    /// `origin + (i, j)` of image `n`, zero outside the image and in lanes past `valid`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_band(
+        &self,
+        input: &[f32],
+        [n, channel]: [usize; 2],
+        valid: usize,
+        origin: [usize; 2],
+        [rows, cols]: [usize; 2],
+        stride: usize,
+        band: &mut [f32],
+    ) {
+        let shape = &self.shape;
+        let lanes = self.geometry.lanes;
+        let [h, w] = shape.input_hw();
+        let c = shape.in_channels();
+        let padding = shape.padding();
+        // Columns of the band inside the image: j in x_begin..x_end, x = origin + j − left.
+        let x_begin = padding.left.saturating_sub(origin[1]).min(cols);
+        let x_end = (padding.left + w)
+            .saturating_sub(origin[1])
+            .clamp(x_begin, cols);
+        let x0 = origin[1] + x_begin - padding.left;
+        for i in 0..rows {
+            let row = &mut band[i * stride * lanes..(i * stride + cols) * lanes];
+            let y = (origin[0] + i).checked_sub(padding.top).filter(|&y| y < h);
+            let Some(y) = y else {
+                row.fill(0.0);
+                continue;
+            };
+            row[..x_begin * lanes].fill(0.0);
+            row[x_end * lanes..].fill(0.0);
+            let inside = &mut row[x_begin * lanes..x_end * lanes];
+            match shape.layout() {
+                Layout::Nhwc => {
+                    let pixels = (n * h + y) * w + x0;
+                    for (j, pixel) in inside.chunks_exact_mut(lanes).enumerate() {
+                        let start = (pixels + j) * c + channel;
+                        pixel[..valid].copy_from_slice(&input[start..start + valid]);
+                        pixel[valid..].fill(0.0);
+                    }
+                }
+                Layout::Nchw => {
+                    let count = x_end - x_begin;
+                    for lane in 0..lanes {
+                        if lane < valid {
+                            let start = ((n * c + channel + lane) * h + y) * w + x0;
+                            for (slot, &value) in inside[lane..]
+                                .iter_mut()
+                                .step_by(lanes)
+                                .zip(&input[start..start + count])
+                            {
+                                *slot = value;
+                            }
+                        } else {
+                            inside[lane..]
+                                .iter_mut()
+                                .step_by(lanes)
+                                .for_each(|slot| *slot = 0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies output band pixels `(i, j)` (row stride `stride` pixels, `extent` computed) that
+    /// fall inside the output, lanes `..valid`, to output channels `channel..` of image `n`.
+    ///
+    /// # Safety
+    /// `output` holds the run's output; no other worker writes these outputs.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn drain_band(
+        &self,
+        band: &[f32],
+        stride: usize,
+        origin: [usize; 2],
+        extent: [usize; 2],
+        [n, channel]: [usize; 2],
+        valid: usize,
+        output: *mut f32,
+    ) {
+        let shape = &self.shape;
+        let lanes = self.geometry.lanes;
+        let [oh, ow] = shape.output_hw();
+        let k = shape.out_channels();
+        let rows = extent[0].min(oh - origin[0]);
+        let cols = extent[1].min(ow - origin[1]);
+        for i in 0..rows {
+            let y = origin[0] + i;
+            let row = &band[i * stride * lanes..(i * stride + cols) * lanes];
+            match shape.layout() {
+                Layout::Nhwc => {
+                    for (j, pixel) in row.chunks_exact(lanes).enumerate() {
+                        let start = ((n * oh + y) * ow + origin[1] + j) * k + channel;
+                        // SAFETY: pixel (y, x) < (oh, ow) and channels `channel + valid ≤ k`
+                        // are inside the output, owned by this item.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(pixel.as_ptr(), output.add(start), valid)
+                        };
+                    }
+                }
+                Layout::Nchw => {
+                    for lane in 0..valid {
+                        let start = ((n * k + channel + lane) * oh + y) * ow + origin[1];
+                        for (j, &value) in row[lane..].iter().step_by(lanes).enumerate() {
+                            // SAFETY: as above, for column origin + j < ow.
+                            unsafe { *output.add(start + j) = value };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ConvPlan<f32> for WinogradPlan {
+    fn shape(&self) -> &ConvShape {
+        &self.shape
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    fn scratch_len(&self) -> usize {
+        self.geometry.scratch_per_worker()
+            * self.workers.min(self.geometry.items(&self.shape)).max(1)
+    }
+
+    fn plan_bytes(&self) -> usize {
+        self.filters.iter().map(PackedPanels::bytes).sum::<usize>()
+            + self.bias.len() * std::mem::size_of::<f32>()
+    }
+
+    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+        let per_worker = self.geometry.scratch_per_worker();
+        let items = self.geometry.items(&self.shape);
+        let workers = rayon::current_num_threads()
+            .min(items)
+            .min(scratch.len() / per_worker)
+            .max(1);
+        let output = OutputPtr(output.as_mut_ptr());
+        let next = AtomicUsize::new(0);
+        let work = |scratch: &mut [f32]| {
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= items {
+                    break;
+                }
+                // SAFETY: items write disjoint outputs (their own image, group, chunk of
+                // channels and block of tiles); the plan's path was checked at plan time.
+                unsafe { self.run_item(index, input, output.get(), scratch) };
+            }
+        };
+        if workers == 1 {
+            work(&mut scratch[..per_worker]);
+        } else {
+            scratch[..per_worker * workers]
+                .par_chunks_mut(per_worker)
+                .for_each(work);
+        }
+    }
+}
