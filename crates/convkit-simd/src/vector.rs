@@ -72,6 +72,11 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// The CPU has [`Simd::ISA`].
     unsafe fn add(a: Self::F32, b: Self::F32) -> Self::F32;
+    /// `a − b`.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`].
+    unsafe fn sub(a: Self::F32, b: Self::F32) -> Self::F32;
     /// `a · b`.
     ///
     /// # Safety
@@ -193,6 +198,10 @@ unsafe impl Simd for Portable {
         a + b
     }
     #[inline(always)]
+    unsafe fn sub(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
+        a - b
+    }
+    #[inline(always)]
     unsafe fn mul(a: wide::f32x8, b: wide::f32x8) -> wide::f32x8 {
         a * b
     }
@@ -289,6 +298,11 @@ mod x86 {
             unsafe { _mm256_add_ps(a, b) }
         }
         #[inline(always)]
+        unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available.
+            unsafe { _mm256_sub_ps(a, b) }
+        }
+        #[inline(always)]
         unsafe fn mul(a: __m256, b: __m256) -> __m256 {
             // SAFETY: AVX is available.
             unsafe { _mm256_mul_ps(a, b) }
@@ -375,6 +389,11 @@ mod x86 {
             unsafe { _mm512_add_ps(a, b) }
         }
         #[inline(always)]
+        unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available.
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
         unsafe fn mul(a: __m512, b: __m512) -> __m512 {
             // SAFETY: AVX-512F is available.
             unsafe { _mm512_mul_ps(a, b) }
@@ -416,6 +435,10 @@ mod tests {
             S::store(out.as_mut_ptr(), S::mul_add(va, vb, S::splat(1.0)));
             for i in 0..lanes {
                 assert_eq!(out[i], a[i] * b[i] + 1.0);
+            }
+            S::store(out.as_mut_ptr(), S::sub(va, vb));
+            for i in 0..lanes {
+                assert_eq!(out[i], a[i] - b[i]);
             }
             S::store(
                 out.as_mut_ptr(),

@@ -12,40 +12,139 @@
 //!   activation, into the output band.
 //!
 //! Register budget: a 1-D transform holds its `α` inputs and `α` outputs (≤ 16 vectors); the
-//! intermediate `α×α` tile (64 vectors for F6) lives on the stack, in L1. The matrices are
-//! constants: after inlining, zero coefficients vanish and `±1` ones become adds.
+//! intermediate `α×α` tile (64 vectors for F6) lives on the stack, in L1. The 1-D transforms
+//! are written out per tile size ([`OneD`]), sharing the subexpressions of symmetric points.
 
 use convkit_simd::{Simd, VectorActivation};
 
-/// `out[i] = Σ_j matrix[i][j] · x[j]` over the non-zero coefficients.
-///
-/// # Safety
-/// The CPU has `S::ISA`.
-#[inline(always)]
-unsafe fn apply<S: Simd, const A: usize, const N: usize>(
-    matrix: &[[f32; A]; N],
-    x: &[S::F32; A],
-) -> [S::F32; N] {
-    // SAFETY: the caller guarantees the CPU has S::ISA.
-    unsafe {
-        let mut out = [S::zero(); N];
-        for (slot, row) in out.iter_mut().zip(matrix) {
-            let mut sum: Option<S::F32> = None;
-            for (&coefficient, &value) in row.iter().zip(x) {
-                if coefficient == 0.0 {
-                    continue;
-                }
-                sum = Some(match sum {
-                    None if coefficient == 1.0 => value,
-                    None => S::mul(S::splat(coefficient), value),
-                    Some(partial) => S::mul_add(S::splat(coefficient), value, partial),
-                });
-            }
-            if let Some(sum) = sum {
-                *slot = sum;
-            }
+/// A tile size's 1-D transforms `Bᵀ x` and `Aᵀ x`, written out with shared subexpressions
+/// (the symmetric point pairs ±p give rows `t_even ± t_odd`). The unit tests prove each equal
+/// to its matrix in [`crate::transforms`].
+pub(crate) trait OneD<const A: usize, const M: usize> {
+    /// `Bᵀ x`.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`.
+    unsafe fn input<S: Simd>(x: [S::F32; A]) -> [S::F32; A];
+    /// `Aᵀ x`.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`.
+    unsafe fn output<S: Simd>(x: [S::F32; A]) -> [S::F32; M];
+}
+
+/// F(2, 3): 4 adds in, 4 out.
+pub(crate) struct F2;
+/// F(4, 3): 12 operations in, 8 out.
+pub(crate) struct F4;
+/// F(6, 3): 26 operations in, 19 out.
+pub(crate) struct F6;
+
+impl OneD<4, 2> for F2 {
+    #[inline(always)]
+    unsafe fn input<S: Simd>([d0, d1, d2, d3]: [S::F32; 4]) -> [S::F32; 4] {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            [
+                S::sub(d0, d2),
+                S::add(d1, d2),
+                S::sub(d2, d1),
+                S::sub(d1, d3),
+            ]
         }
-        out
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>([m0, m1, m2, m3]: [S::F32; 4]) -> [S::F32; 2] {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe { [S::add(S::add(m0, m1), m2), S::sub(S::sub(m1, m2), m3)] }
+    }
+}
+
+impl OneD<6, 4> for F4 {
+    #[inline(always)]
+    unsafe fn input<S: Simd>([d0, d1, d2, d3, d4, d5]: [S::F32; 6]) -> [S::F32; 6] {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            let (four, minus_four, minus_five) = (S::splat(4.0), S::splat(-4.0), S::splat(-5.0));
+            let y0 = S::mul_add(four, d0, S::mul_add(minus_five, d2, d4));
+            let y5 = S::mul_add(four, d1, S::mul_add(minus_five, d3, d5));
+            let (t0, t1) = (
+                S::mul_add(minus_four, d2, d4),
+                S::mul_add(minus_four, d1, d3),
+            );
+            let (t2, t3) = (S::sub(d4, d2), S::mul(S::splat(2.0), S::sub(d3, d1)));
+            [
+                y0,
+                S::add(t0, t1),
+                S::sub(t0, t1),
+                S::add(t2, t3),
+                S::sub(t2, t3),
+                y5,
+            ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>([m0, m1, m2, m3, m4, m5]: [S::F32; 6]) -> [S::F32; 4] {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            let (a, b) = (S::add(m1, m2), S::sub(m1, m2));
+            let (c, d) = (S::add(m3, m4), S::sub(m3, m4));
+            [
+                S::add(S::add(m0, a), c),
+                S::mul_add(S::splat(2.0), d, b),
+                S::mul_add(S::splat(4.0), c, a),
+                S::add(S::mul_add(S::splat(8.0), d, b), m5),
+            ]
+        }
+    }
+}
+
+impl OneD<8, 6> for F6 {
+    #[inline(always)]
+    unsafe fn input<S: Simd>([d0, d1, d2, d3, d4, d5, d6, d7]: [S::F32; 8]) -> [S::F32; 8] {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            let k = S::splat;
+            let y0 = S::mul_add(k(5.25), S::sub(d4, d2), S::sub(d0, d6));
+            let y7 = S::mul_add(k(5.25), S::sub(d3, d5), S::sub(d7, d1));
+            let t1 = S::mul_add(k(-4.25), d4, S::add(d2, d6));
+            let t2 = S::mul_add(k(-4.25), d3, S::add(d1, d5));
+            let t3 = S::mul_add(k(-1.25), d4, S::mul_add(k(0.25), d2, d6));
+            let t4 = S::mul_add(k(2.0), d5, S::mul_add(k(-2.5), d3, S::mul(k(0.5), d1)));
+            let t5 = S::mul_add(k(-5.0), d4, S::mul_add(k(4.0), d2, d6));
+            let t6 = S::mul_add(k(0.5), d5, S::mul_add(k(-2.5), d3, S::mul(k(2.0), d1)));
+            [
+                y0,
+                S::add(t1, t2),
+                S::sub(t1, t2),
+                S::add(t3, t4),
+                S::sub(t3, t4),
+                S::add(t5, t6),
+                S::sub(t5, t6),
+                y7,
+            ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>([m0, m1, m2, m3, m4, m5, m6, m7]: [S::F32; 8]) -> [S::F32; 6] {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            let k = S::splat;
+            let (a1, b1) = (S::add(m1, m2), S::sub(m1, m2));
+            let (a2, b2) = (S::add(m3, m4), S::sub(m3, m4));
+            let (a3, b3) = (S::add(m5, m6), S::sub(m5, m6));
+            [
+                S::add(S::add(m0, a1), S::add(a2, a3)),
+                S::mul_add(k(0.5), b3, S::mul_add(k(2.0), b2, b1)),
+                S::mul_add(k(0.25), a3, S::mul_add(k(4.0), a2, a1)),
+                S::mul_add(k(0.125), b3, S::mul_add(k(8.0), b2, b1)),
+                S::mul_add(k(0.0625), a3, S::mul_add(k(16.0), a2, a1)),
+                S::add(S::mul_add(k(0.03125), b3, S::mul_add(k(32.0), b2, b1)), m7),
+            ]
+        }
     }
 }
 
@@ -66,8 +165,7 @@ pub(crate) struct Operand {
 /// covering `(cols·M + 2)·LANES` each; `v` is writable at every element × tile offset
 /// (+ `LANES`).
 #[inline(always)]
-pub(crate) unsafe fn input_tiles<S: Simd, const A: usize, const M: usize>(
-    bt: &[[f32; A]; A],
+pub(crate) unsafe fn input_tiles<S: Simd, T: OneD<A, M>, const A: usize, const M: usize>(
     band: *const f32,
     row_stride: usize,
     [rows, cols]: [usize; 2],
@@ -88,13 +186,13 @@ pub(crate) unsafe fn input_tiles<S: Simd, const A: usize, const M: usize>(
                     for (i, value) in column.iter_mut().enumerate() {
                         *value = S::load(origin.add(i * row_stride + j * lanes));
                     }
-                    let transformed = apply::<S, A, A>(bt, &column);
+                    let transformed = T::input::<S>(column);
                     for (row, value) in middle.iter_mut().zip(transformed) {
                         row[j] = value;
                     }
                 }
                 for (i, row) in middle.iter().enumerate() {
-                    let transformed = apply::<S, A, A>(bt, row);
+                    let transformed = T::input::<S>(*row);
                     for (j, value) in transformed.into_iter().enumerate() {
                         S::store(out.add((i * A + j) * operand.element), value);
                     }
@@ -115,8 +213,7 @@ pub(crate) unsafe fn input_tiles<S: Simd, const A: usize, const M: usize>(
 /// covering `cols·M·LANES` each.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn output_tiles<S: Simd, const A: usize, const M: usize>(
-    at: &[[f32; A]; M],
+pub(crate) unsafe fn output_tiles<S: Simd, T: OneD<A, M>, const A: usize, const M: usize>(
     products: *const f32,
     operand: Operand,
     [rows, cols]: [usize; 2],
@@ -139,14 +236,14 @@ pub(crate) unsafe fn output_tiles<S: Simd, const A: usize, const M: usize>(
                     for (i, value) in column.iter_mut().enumerate() {
                         *value = S::load(source.add((i * A + j) * operand.element));
                     }
-                    let transformed = apply::<S, A, M>(at, &column);
+                    let transformed = T::output::<S>(column);
                     for (row, value) in middle.iter_mut().zip(transformed) {
                         row[j] = value;
                     }
                 }
                 let origin = band.add(r * M * row_stride + c * M * lanes);
                 for (i, row) in middle.iter().enumerate() {
-                    let transformed = apply::<S, A, M>(at, row);
+                    let transformed = T::output::<S>(*row);
                     for (j, value) in transformed.into_iter().enumerate() {
                         let y = activation.apply::<S>(S::add(value, bias));
                         S::store(origin.add(i * row_stride + j * lanes), y);
@@ -154,5 +251,40 @@ pub(crate) unsafe fn output_tiles<S: Simd, const A: usize, const M: usize>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transforms::{AT2, AT4, AT6, BT2, BT4, BT6};
+    use convkit_simd::Portable;
+
+    /// Applies `T`'s transforms to the unit vectors and compares the columns with the matrices.
+    fn matches_matrices<T: OneD<A, M>, const A: usize, const M: usize>(
+        bt: &[[f32; A]; A],
+        at: &[[f32; A]; M],
+    ) {
+        for j in 0..A {
+            // SAFETY: the portable path runs everywhere.
+            let (input, output) = unsafe {
+                let mut unit = [Portable::zero(); A];
+                unit[j] = Portable::splat(1.0);
+                (T::input::<Portable>(unit), T::output::<Portable>(unit))
+            };
+            for (i, row) in bt.iter().enumerate() {
+                assert_eq!(input[i].to_array()[0], row[j], "Bᵀ[{i}][{j}]");
+            }
+            for (i, row) in at.iter().enumerate() {
+                assert_eq!(output[i].to_array()[0], row[j], "Aᵀ[{i}][{j}]");
+            }
+        }
+    }
+
+    #[test]
+    fn written_out_transforms_equal_their_matrices() {
+        matches_matrices::<F2, 4, 2>(&BT2, &AT2);
+        matches_matrices::<F4, 6, 4>(&BT4, &AT4);
+        matches_matrices::<F6, 8, 6>(&BT6, &AT6);
     }
 }

@@ -41,7 +41,6 @@ use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 pub use transforms::Tile;
-use transforms::{AT2, AT4, AT6, BT2, BT4, BT6};
 
 /// A Winograd F(m×m, 3×3) convolution (f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,7 +324,7 @@ macro_rules! path_entries {
             use super::*;
 
             macro_rules! tile_entries {
-                ($input:ident, $output:ident, $a:literal, $m:literal, $bt:ident, $at:ident) => {
+                ($input:ident, $output:ident, $a:literal, $m:literal, $one_d:ident) => {
                     /// # Safety
                     /// As [`kernels::input_tiles`]; the CPU has this path.
                     $(#[target_feature(enable = $features)])?
@@ -338,8 +337,8 @@ macro_rules! path_entries {
                     ) {
                         // SAFETY: forwarded contract; the path's features are enabled here.
                         unsafe {
-                            kernels::input_tiles::<$simd, $a, $m>(
-                                &$bt, band, row_stride, tiles, v, operand,
+                            kernels::input_tiles::<$simd, kernels::$one_d, $a, $m>(
+                                band, row_stride, tiles, v, operand,
                             )
                         }
                     }
@@ -358,18 +357,17 @@ macro_rules! path_entries {
                     ) {
                         // SAFETY: forwarded contract; the path's features are enabled here.
                         unsafe {
-                            kernels::output_tiles::<$simd, $a, $m>(
-                                &$at, products, operand, tiles, band, row_stride, bias,
-                                activation,
+                            kernels::output_tiles::<$simd, kernels::$one_d, $a, $m>(
+                                products, operand, tiles, band, row_stride, bias, activation,
                             )
                         }
                     }
                 };
             }
 
-            tile_entries!(input_f2, output_f2, 4, 2, BT2, AT2);
-            tile_entries!(input_f4, output_f4, 6, 4, BT4, AT4);
-            tile_entries!(input_f6, output_f6, 8, 6, BT6, AT6);
+            tile_entries!(input_f2, output_f2, 4, 2, F2);
+            tile_entries!(input_f4, output_f4, 6, 4, F4);
+            tile_entries!(input_f6, output_f6, 8, 6, F6);
 
             /// The entries of `tile` on this path.
             pub(super) fn transforms(tile: Tile) -> Transforms {
