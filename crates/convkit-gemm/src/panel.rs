@@ -112,7 +112,7 @@ impl PanelSource for StridedMatrix<'_> {
                         let start = (first + lane0 + i) * self.outer_stride + depth.start;
                         &self.data[start..start + depth_len]
                     });
-                    transpose8::pack(rows, panel, width, lane0);
+                    convkit_simd::transpose::interleave8(rows, panel, width, lane0);
                 }
                 for lane in transposed..width {
                     if lane < valid {
@@ -143,8 +143,8 @@ impl PanelSource for StridedMatrix<'_> {
     }
 }
 
-/// Packing with AVX registers: row runs copied in 256-bit moves, eight rows into a width-8
-/// panel with 8x8 transposes.
+/// Packing with AVX registers: row runs copied in 256-bit moves (rows of eight go through
+/// `convkit_simd::transpose`).
 mod transpose8 {
     /// Whether this CPU has the AVX2 path the transposes need.
     pub(super) fn available() -> bool {
@@ -177,31 +177,6 @@ mod transpose8 {
         }
     }
 
-    /// `panel[p·stride + offset + lane] = rows[lane][p]` for every depth `p` (rows of equal
-    /// length, `offset + 8 <= stride`).
-    pub(super) fn pack(rows: [&[f32]; 8], panel: &mut [f32], stride: usize, offset: usize) {
-        let depth = rows[0].len();
-        assert!(
-            rows.iter().all(|r| r.len() == depth)
-                && offset + 8 <= stride
-                && (depth == 0 || panel.len() >= (depth - 1) * stride + offset + 8)
-        );
-        let blocks = depth / 8;
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: AVX2 was detected; every row holds `depth >= 8·blocks` values and the
-            // panel reaches `(depth−1)·stride + offset + 8`, checked by the assertion above.
-            unsafe { x86::transpose_blocks(&rows, panel, blocks, (stride, offset)) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let blocks = 0;
-        for p in blocks * 8..depth {
-            for (lane, row) in rows.iter().enumerate() {
-                panel[p * stride + offset + lane] = row[p];
-            }
-        }
-    }
-
     #[cfg(target_arch = "x86_64")]
     mod x86 {
         use std::arch::x86_64::*;
@@ -225,61 +200,6 @@ mod transpose8 {
                 i += 8;
             }
             dst[i..len].copy_from_slice(&src[i..len]);
-        }
-
-        /// Transposes `blocks` 8x8 blocks: depths `8b..8b+8` of the eight rows become panel
-        /// rows `8b..8b+8`, 8 values each at `row·stride + offset`.
-        ///
-        /// # Safety
-        /// The CPU has AVX2; each row holds at least `8·blocks` values and `panel` reaches
-        /// `(8·blocks − 1)·stride + offset + 8`.
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn transpose_blocks(
-            rows: &[&[f32]; 8],
-            panel: &mut [f32],
-            blocks: usize,
-            (stride, offset): (usize, usize),
-        ) {
-            for block in 0..blocks {
-                let first_depth = block * 8;
-                // SAFETY: loads read rows[i][first_depth..first_depth + 8] and stores write
-                // 8 values at (first_depth + j)·stride + offset for j < 8, inside the lengths
-                // the caller guarantees.
-                unsafe {
-                    let r: [__m256; 8] =
-                        std::array::from_fn(|i| _mm256_loadu_ps(rows[i].as_ptr().add(first_depth)));
-                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                    let columns = [
-                        _mm256_permute2f128_ps::<0x20>(u0, u4),
-                        _mm256_permute2f128_ps::<0x20>(u1, u5),
-                        _mm256_permute2f128_ps::<0x20>(u2, u6),
-                        _mm256_permute2f128_ps::<0x20>(u3, u7),
-                        _mm256_permute2f128_ps::<0x31>(u0, u4),
-                        _mm256_permute2f128_ps::<0x31>(u1, u5),
-                        _mm256_permute2f128_ps::<0x31>(u2, u6),
-                        _mm256_permute2f128_ps::<0x31>(u3, u7),
-                    ];
-                    let out = panel.as_mut_ptr().add(first_depth * stride + offset);
-                    for (j, column) in columns.into_iter().enumerate() {
-                        _mm256_storeu_ps(out.add(j * stride), column);
-                    }
-                }
-            }
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod detect;
 pub mod peak;
+pub mod transpose;
 mod vector;
 
 pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};

@@ -36,6 +36,7 @@ use convkit_gemm::{
     StridedMatrix,
 };
 use convkit_simd::VectorActivation;
+use convkit_simd::transpose::{deinterleave8, interleave8};
 use kernels::Operand;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -697,30 +698,44 @@ impl WinogradPlan {
             let inside = &mut row[x_begin * lanes..x_end * lanes];
             match shape.layout() {
                 Layout::Nhwc => {
-                    let pixels = (n * h + y) * w + x0;
-                    for (j, pixel) in inside.chunks_exact_mut(lanes).enumerate() {
-                        let start = (pixels + j) * c + channel;
-                        pixel[..valid].copy_from_slice(&input[start..start + valid]);
-                        pixel[valid..].fill(0.0);
+                    let first = ((n * h + y) * w + x0) * c + channel;
+                    let pixels = &input[first..];
+                    match (lanes, valid) {
+                        (16, 16) => copy_pixels::<16>(pixels, c, inside),
+                        (8, 8) => copy_pixels::<8>(pixels, c, inside),
+                        _ => {
+                            for (j, pixel) in inside.chunks_exact_mut(lanes).enumerate() {
+                                pixel[..valid].copy_from_slice(&pixels[j * c..j * c + valid]);
+                                pixel[valid..].fill(0.0);
+                            }
+                        }
                     }
                 }
                 Layout::Nchw => {
                     let count = x_end - x_begin;
-                    for lane in 0..lanes {
-                        if lane < valid {
-                            let start = ((n * c + channel + lane) * h + y) * w + x0;
-                            for (slot, &value) in inside[lane..]
-                                .iter_mut()
-                                .step_by(lanes)
-                                .zip(&input[start..start + count])
-                            {
-                                *slot = value;
+                    let row = |lane: usize| {
+                        let start = ((n * c + channel + lane) * h + y) * w + x0;
+                        &input[start..start + count]
+                    };
+                    for lane0 in (0..lanes).step_by(8) {
+                        if lane0 + 8 <= valid {
+                            interleave8(
+                                std::array::from_fn(|i| row(lane0 + i)),
+                                inside,
+                                lanes,
+                                lane0,
+                            );
+                            continue;
+                        }
+                        for lane in lane0..lane0 + 8 {
+                            let slots = inside[lane..].iter_mut().step_by(lanes);
+                            if lane < valid {
+                                slots
+                                    .zip(row(lane))
+                                    .for_each(|(slot, &value)| *slot = value);
+                            } else {
+                                slots.for_each(|slot| *slot = 0.0);
                             }
-                        } else {
-                            inside[lane..]
-                                .iter_mut()
-                                .step_by(lanes)
-                                .for_each(|slot| *slot = 0.0);
                         }
                     }
                 }
@@ -755,26 +770,58 @@ impl WinogradPlan {
             let row = &band[i * stride * lanes..(i * stride + cols) * lanes];
             match shape.layout() {
                 Layout::Nhwc => {
+                    let first = ((n * oh + y) * ow + origin[1]) * k + channel;
                     for (j, pixel) in row.chunks_exact(lanes).enumerate() {
-                        let start = ((n * oh + y) * ow + origin[1] + j) * k + channel;
-                        // SAFETY: pixel (y, x) < (oh, ow) and channels `channel + valid ≤ k`
-                        // are inside the output, owned by this item.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(pixel.as_ptr(), output.add(start), valid)
+                        // SAFETY: pixel (y, origin + j), j < cols, is inside the output, and
+                        // its channels `channel..channel + valid` are owned by this item and
+                        // written by no one else during the call.
+                        let out = unsafe {
+                            std::slice::from_raw_parts_mut(output.add(first + j * k), valid)
                         };
+                        out.copy_from_slice(&pixel[..valid]);
                     }
                 }
                 Layout::Nchw => {
-                    for lane in 0..valid {
-                        let start = ((n * k + channel + lane) * oh + y) * ow + origin[1];
-                        for (j, &value) in row[lane..].iter().step_by(lanes).enumerate() {
-                            // SAFETY: as above, for column origin + j < ow.
-                            unsafe { *output.add(start + j) = value };
+                    let start = |lane: usize| ((n * k + channel + lane) * oh + y) * ow + origin[1];
+                    // SAFETY: row `y` of channel `channel + lane` from column `origin` on
+                    // holds `cols` outputs, owned by this item (no other slice made here
+                    // overlaps: each is a different channel's row).
+                    let row_of = |lane: usize| unsafe {
+                        std::slice::from_raw_parts_mut(output.add(start(lane)), cols)
+                    };
+                    for lane0 in (0..valid).step_by(8) {
+                        if lane0 + 8 <= valid {
+                            deinterleave8(
+                                row,
+                                lanes,
+                                lane0,
+                                std::array::from_fn(|i| row_of(lane0 + i)),
+                            );
+                            continue;
+                        }
+                        for lane in lane0..valid {
+                            for (out, &value) in row_of(lane)
+                                .iter_mut()
+                                .zip(row[lane..].iter().step_by(lanes))
+                            {
+                                *out = value;
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Copies `L` channels of consecutive pixels (`channels` apart in `pixels`) into the band
+/// pixels of `band`, in fixed-size moves.
+fn copy_pixels<const L: usize>(pixels: &[f32], channels: usize, band: &mut [f32]) {
+    for (j, pixel) in band.chunks_exact_mut(L).enumerate() {
+        let source: &[f32; L] = pixels[j * channels..j * channels + L]
+            .try_into()
+            .expect("a whole vector of channels");
+        pixel.copy_from_slice(source);
     }
 }
 
