@@ -104,6 +104,13 @@ fn multi_worker_problems_match_the_reference() {
             .groups(17)
             .stride([3, 3])
             .padding(Padding::symmetric([1, 1])),
+        // Winograd F6: a tile row longer than one block's budget, so blocks split rows.
+        ConvSpec::new(1, 250, 16, [2, 400], [3, 3]).padding(Padding {
+            top: 0,
+            bottom: 1,
+            left: 2,
+            right: 1,
+        }),
         // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {
             top: 1,
