@@ -106,18 +106,20 @@ fn select_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
     let registered: Vec<Algorithm> = convkit::algorithms::<f32>()
         .iter()
         .map(|a| a.algorithm())
+        .chain([Algorithm::Auto])
         .collect();
     if names.is_empty() {
         return Ok(registered);
     }
     names
         .iter()
-        .map(|name| match Algorithm::from_name(name) {
-            Some(algorithm) if algorithm != Algorithm::Auto => Ok(algorithm),
-            _ => Err(format!(
-                "unknown algorithm {name}; known: {}",
-                Algorithm::CONCRETE.map(Algorithm::name).join(", ")
-            )),
+        .map(|name| {
+            Algorithm::from_name(name).ok_or_else(|| {
+                format!(
+                    "unknown algorithm {name}; known: auto, {}",
+                    Algorithm::CONCRETE.map(Algorithm::name).join(", ")
+                )
+            })
         })
         .collect()
 }
@@ -225,7 +227,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         Timing {
             min_seconds: 1.0,
             min_runs: 5,
-            max_runs: 200,
+            max_runs: 2000,
         }
     };
 
@@ -263,8 +265,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 let (mut row, output) = bench_row(
                     layer, &problem, &data, algorithm, threads, &peak.best, timing,
                 );
-                if let (None, Some(output)) = (error, output) {
-                    error = Some(measure_error(layer, &problem, &data, algorithm, &output)?);
+                if let (None, Some(output), Some(ran)) = (error, output, row.ran) {
+                    let ran = Algorithm::from_name(ran).unwrap_or(algorithm);
+                    error = Some(measure_error(layer, &problem, &data, ran, &output)?);
                 }
                 row.max_relative_error = error;
                 rows.push(row);
@@ -272,6 +275,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
     }
 
+    report::rate_auto(&mut rows);
     let report = Report::new(peaks, rows, args.quick);
     report::print_table(&report);
     let out = workspace_root().join(&args.out);

@@ -26,6 +26,11 @@ pub struct Row {
     pub max_relative_error: Option<f64>,
     pub scratch_bytes: Option<usize>,
     pub plan_bytes: Option<usize>,
+    /// The algorithm that ran (the planner's choice on `auto` rows).
+    pub ran: Option<&'static str>,
+    /// Auto rows: the median over the fastest concrete algorithm's on the same shape and
+    /// thread count (1.0 = Auto chose the best).
+    pub auto_vs_best: Option<f64>,
 }
 
 impl Row {
@@ -45,6 +50,8 @@ impl Row {
             max_relative_error: None,
             scratch_bytes: None,
             plan_bytes: None,
+            ran: None,
+            auto_vs_best: None,
         }
     }
 
@@ -76,6 +83,8 @@ impl Row {
             max_relative_error: None,
             scratch_bytes: Some(scratch_bytes),
             plan_bytes: None,
+            ran: Some("sgemm"),
+            auto_vs_best: None,
         }
     }
 
@@ -88,6 +97,38 @@ impl Row {
         self.percent_of_peak = Some(100.0 * gflops / peak.gflops);
         self.scratch_bytes = Some(plan.scratch_len() * std::mem::size_of::<f32>());
         self.plan_bytes = Some(plan.plan_bytes());
+        self.ran = Some(plan.algorithm().name());
+    }
+}
+
+/// Fills `auto_vs_best` of every `auto` row and notes the choice in its status: the ratio to
+/// the fastest other algorithm on the same shape and thread count, flagged beyond 5%.
+pub fn rate_auto(rows: &mut [Row]) {
+    let best: Vec<Option<(f64, &'static str)>> = rows
+        .iter()
+        .map(|auto| {
+            rows.iter()
+                .filter(|r| {
+                    r.shape == auto.shape && r.threads == auto.threads && r.algorithm != "auto"
+                })
+                .filter_map(|r| Some((r.median_ms?, r.algorithm)))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+        })
+        .collect();
+    for (row, best) in rows.iter_mut().zip(best) {
+        let (Some(ms), Some((best_ms, best_name)), true) =
+            (row.median_ms, best, row.algorithm == "auto")
+        else {
+            continue;
+        };
+        let ratio = ms / best_ms;
+        row.auto_vs_best = Some(ratio);
+        let ran = row.ran.unwrap_or("-");
+        row.status = if ratio <= 1.05 {
+            format!("ok: chose {ran}, {ratio:.2}x the best ({best_name})")
+        } else {
+            format!("SLOWER: chose {ran}, {ratio:.2}x the best ({best_name})")
+        };
     }
 }
 

@@ -85,9 +85,11 @@ impl Winograd {
 /// Floats of V and M (the transformed input and the products) one block may hold: 4 MiB.
 pub const BLOCK_BUDGET: usize = 1 << 20;
 
-/// Fixed cost of a run, and of a block (GEMM setup, band borders), for the cost model and the
-/// block choice.
-const CALL_OVERHEAD_SECONDS: f64 = 4e-6;
+/// Fixed cost of a run, for the cost model.
+const CALL_OVERHEAD_SECONDS: f64 = 3e-6;
+
+/// Fixed cost of one transform-domain GEMM (task split, panel setup), for the cost model.
+const GEMM_OVERHEAD_SECONDS: f64 = 0.1e-6;
 
 impl ConvAlgorithm<f32> for Winograd {
     fn algorithm(&self) -> Algorithm {
@@ -267,8 +269,11 @@ impl Geometry {
             * self.chunks
     }
 
-    /// One-thread time: the transform-domain GEMMs at the path's rate (lower for few
-    /// channels), the transforms per transformed value, and the fixed costs.
+    /// One-thread time, fitted to the bench on AVX-512 (Zen 5) and scaled for the other
+    /// paths: the transform-domain GEMMs at the path's rate (lower for few channels) or, when
+    /// slower, the transformed filters streamed once per block (from L3 while they fit in
+    /// 16 MiB, else from memory: 7x7 layers with 512 channels are bandwidth-bound beyond F2),
+    /// plus the transforms per transformed value and a fixed cost per run and per GEMM.
     fn estimated_seconds(&self, shape: &ConvShape, isa: Isa) -> f64 {
         let (cg, kg) = (
             shape.in_channels_per_group() as f64,
@@ -283,10 +288,20 @@ impl Geometry {
         };
         let rate = gemm_rate * (kg / 32.0).min(1.0) * (cg / 32.0).sqrt().min(1.0);
         let gemm = 2.0 * tiles * elements * cg * kg / rate;
+        let filter_bytes = elements * cg * kg * 4.0;
+        let bandwidth = if filter_bytes <= 16.0 * 1024.0 * 1024.0 {
+            60e9
+        } else {
+            25e9
+        };
+        let blocks = self.items(shape) as f64;
+        let streaming = blocks * filter_bytes / bandwidth;
         let transformed =
             tiles * elements * (self.channel_stride + self.chunks * self.chunk_stride) as f64;
-        let blocks = self.items(shape) as f64;
-        gemm + transformed / transform_rate + CALL_OVERHEAD_SECONDS * (1.0 + blocks / 8.0)
+        gemm.max(streaming)
+            + transformed / transform_rate
+            + CALL_OVERHEAD_SECONDS
+            + blocks * elements * GEMM_OVERHEAD_SECONDS
     }
 }
 
