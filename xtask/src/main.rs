@@ -6,6 +6,7 @@
 //! - `cargo xtask ci`: runs `.ci/run`, exactly what CI runs.
 
 mod bench;
+mod charts;
 mod fuzz;
 mod peak;
 mod report;

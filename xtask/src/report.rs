@@ -339,11 +339,114 @@ fn markdown(report: &Report) -> String {
     md
 }
 
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The self-contained HTML report: summary, inline SVG charts, the full table.
+fn html(report: &Report) -> Result<String, String> {
+    let mut threads: Vec<usize> = report.peaks.iter().map(|p| p.threads).collect();
+    threads.sort_unstable();
+    let mut charts = Vec::new();
+    for &t in &threads {
+        charts.push(crate::charts::gflops(report, t)?);
+    }
+    for &t in &threads {
+        charts.push(crate::charts::auto_speedup(report, t)?);
+    }
+    charts.push(crate::charts::thread_scaling(report)?);
+    charts.push(crate::charts::errors(report)?);
+    let mut page = String::new();
+    let _ = writeln!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>convkit bench report</title><style>\
+         body{{font-family:sans-serif;margin:2em;max-width:1250px}}\
+         table{{border-collapse:collapse;font-size:12px}}\
+         td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}\
+         td:nth-child(-n+3),td:last-child{{text-align:left}}\
+         tr.slow td{{background:#fdd}} .chart{{margin:1em 0}}</style></head><body>"
+    );
+    let _ = writeln!(page, "<h1>convkit bench report</h1>");
+    let _ = writeln!(
+        page,
+        "<p>Machine: {} ({} cores; paths: {}){}.<br>Measured f32 FMA peak: {}.</p>",
+        escape(&report.machine),
+        report.cores,
+        report.isas.join(", "),
+        if report.quick {
+            "; <b>quick smoke run, one timed run per row</b>"
+        } else {
+            ""
+        },
+        escape(&peaks_line(report))
+    );
+    let slower: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|r| r.auto_vs_best.is_some_and(|ratio| ratio > 1.05))
+        .map(|r| format!("{} at {} thread(s)", r.shape, r.threads))
+        .collect();
+    let _ = writeln!(
+        page,
+        "<p>GFLOP/s counts the direct method's FLOPs (2·N·K·C/g·OH·OW·KH·KW) over the median \
+         time, so Winograd can exceed the FMA peak. Auto is within 5% of the best algorithm of \
+         this run on every layer{}.</p>",
+        if slower.is_empty() {
+            String::new()
+        } else {
+            format!(" <b>except</b>: {}", escape(&slower.join(", ")))
+        }
+    );
+    for svg in charts {
+        let _ = writeln!(page, "<div class=\"chart\">{svg}</div>");
+    }
+    let _ = writeln!(page, "<h2>All rows</h2><table><tr>");
+    for title in HEADER {
+        let _ = write!(page, "<th>{}</th>", escape(title));
+    }
+    let _ = writeln!(page, "</tr>");
+    for row in &report.rows {
+        let class = if row.auto_vs_best.is_some_and(|ratio| ratio > 1.05) {
+            " class=\"slow\""
+        } else {
+            ""
+        };
+        let _ = write!(page, "<tr{class}>");
+        for value in cells(row) {
+            let _ = write!(page, "<td>{}</td>", escape(&value));
+        }
+        let _ = writeln!(page, "</tr>");
+    }
+    let _ = writeln!(page, "</table><h2>Layers</h2><ul>");
+    let mut seen = Vec::new();
+    for row in &report.rows {
+        if !seen.contains(&row.shape) {
+            seen.push(row.shape);
+            let _ = writeln!(
+                page,
+                "<li><code>{}</code>: {}</li>",
+                row.shape,
+                escape(&row.spec)
+            );
+        }
+    }
+    let _ = writeln!(page, "</ul></body></html>");
+    Ok(page)
+}
+
 pub fn write(report: &Report, folder: &Path) -> Result<(), String> {
     std::fs::create_dir_all(folder)
         .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    for (name, text) in [("report.json", json), ("report.md", markdown(report))] {
+    for (name, text) in [
+        ("report.json", json),
+        ("report.md", markdown(report)),
+        ("index.html", html(report)?),
+    ] {
         let path = folder.join(name);
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
