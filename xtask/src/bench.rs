@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Activation layout of every layer: nchw (the suite's) or nhwc.
     #[arg(long, default_value = "nchw", value_parser = ["nchw", "nhwc"])]
     layout: String,
+    /// Also time these libraries on the same layers in the same run (comma-separated:
+    /// onnxruntime, torch), through the Python in `PYTHON` (default `python3`).
+    #[arg(long, value_delimiter = ',')]
+    compare: Vec<String>,
     /// Report folder, relative to the workspace root.
     #[arg(long, default_value = "target/convkit-report")]
     out: PathBuf,
@@ -206,6 +210,16 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         })
         .collect();
     let algorithms = select_algorithms(&args.algos)?;
+    if let Some(unknown) = args
+        .compare
+        .iter()
+        .find(|name| !crate::peers::PEERS.contains(&name.as_str()))
+    {
+        return Err(format!(
+            "unknown peer {unknown}; known: {}",
+            crate::peers::PEERS.join(", ")
+        ));
+    }
     let all_threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut thread_counts = if args.threads.is_empty() {
         vec![1, all_threads]
@@ -275,8 +289,28 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
     }
 
+    let peers: Vec<&'static str> = crate::peers::PEERS
+        .into_iter()
+        .filter(|peer| args.compare.iter().any(|name| name == peer))
+        .collect();
+    let mut peer_notes = Vec::new();
+    if !peers.is_empty() {
+        let peer_timing = crate::peers::PeerTiming {
+            min_seconds: timing.min_seconds,
+            min_runs: timing.min_runs,
+            max_runs: timing.max_runs,
+        };
+        for (&threads, peak) in thread_counts.iter().zip(&peaks) {
+            eprintln!("peers {peers:?} on {threads} thread(s)");
+            for run in crate::peers::run(&peers, &layers, threads, peer_timing, &peak.best) {
+                peer_notes.push(format!("{} ({threads} thread(s))", run.note));
+                rows.extend(run.rows);
+            }
+        }
+    }
     report::rate_auto(&mut rows);
-    let report = Report::new(peaks, rows, args.quick);
+    report::rate_peers(&mut rows);
+    let report = Report::new(peaks, rows, args.quick, peer_notes);
     report::print_table(&report);
     let out = workspace_root().join(&args.out);
     report::write(&report, &out)?;

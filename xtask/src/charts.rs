@@ -84,7 +84,6 @@ fn band(layers: usize, index: usize) -> f64 {
     (layers - 1 - index) as f64
 }
 
-
 /// Grouped bars of GFLOP/s per layer and algorithm at `threads`, with the measured peak as a
 /// dashed line.
 pub fn gflops(report: &Report, threads: usize) -> Result<String, String> {

@@ -9,6 +9,7 @@ mod bench;
 mod charts;
 mod fuzz;
 mod peak;
+mod peers;
 mod report;
 mod suite;
 

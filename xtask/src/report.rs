@@ -31,6 +31,9 @@ pub struct Row {
     /// Auto rows: the median over the fastest concrete algorithm's on the same shape and
     /// thread count (1.0 = Auto chose the best).
     pub auto_vs_best: Option<f64>,
+    /// Peer rows: the peer's median over Auto's on the same shape and thread count (above 1:
+    /// convkit is faster).
+    pub auto_speedup: Option<f64>,
 }
 
 impl Row {
@@ -52,6 +55,38 @@ impl Row {
             plan_bytes: None,
             ran: None,
             auto_vs_best: None,
+            auto_speedup: None,
+        }
+    }
+
+    /// A row for a peer library's timing of `layer`.
+    pub fn peer(
+        layer: &Layer,
+        name: &'static str,
+        threads: usize,
+        seconds: f64,
+        peak: &Peak,
+    ) -> Row {
+        let flops = layer.spec.flops().unwrap_or(0);
+        let gflops = flops as f64 / seconds / 1e9;
+        Row {
+            shape: layer.name,
+            spec: describe(layer),
+            algorithm: name,
+            isa: None,
+            threads,
+            status: "ok".to_owned(),
+            flops,
+            median_ms: Some(seconds * 1e3),
+            runs: 0,
+            gflops: Some(gflops),
+            percent_of_peak: Some(100.0 * gflops / peak.gflops),
+            max_relative_error: None,
+            scratch_bytes: None,
+            plan_bytes: None,
+            ran: Some(name),
+            auto_vs_best: None,
+            auto_speedup: None,
         }
     }
 
@@ -85,6 +120,7 @@ impl Row {
             plan_bytes: None,
             ran: Some("sgemm"),
             auto_vs_best: None,
+            auto_speedup: None,
         }
     }
 
@@ -101,6 +137,32 @@ impl Row {
     }
 }
 
+/// Fills `auto_speedup` of every peer row: the peer's median over Auto's, in its status too.
+pub fn rate_peers(rows: &mut [Row]) {
+    let auto: Vec<Option<f64>> = rows
+        .iter()
+        .map(|peer| {
+            rows.iter()
+                .find(|r| {
+                    r.shape == peer.shape && r.threads == peer.threads && r.algorithm == "auto"
+                })
+                .and_then(|r| r.median_ms)
+        })
+        .collect();
+    for (row, auto_ms) in rows.iter_mut().zip(auto) {
+        let (Some(ms), Some(auto_ms), true) = (
+            row.median_ms,
+            auto_ms,
+            crate::peers::PEERS.contains(&row.algorithm),
+        ) else {
+            continue;
+        };
+        let speedup = ms / auto_ms;
+        row.auto_speedup = Some(speedup);
+        row.status = format!("ok (NCHW): convkit auto {speedup:.2}x as fast");
+    }
+}
+
 /// Fills `auto_vs_best` of every `auto` row and notes the choice in its status: the ratio to
 /// the fastest other algorithm on the same shape and thread count, flagged beyond 5%.
 pub fn rate_auto(rows: &mut [Row]) {
@@ -109,7 +171,10 @@ pub fn rate_auto(rows: &mut [Row]) {
         .map(|auto| {
             rows.iter()
                 .filter(|r| {
-                    r.shape == auto.shape && r.threads == auto.threads && r.algorithm != "auto"
+                    r.shape == auto.shape
+                        && r.threads == auto.threads
+                        && r.algorithm != "auto"
+                        && !crate::peers::PEERS.contains(&r.algorithm)
                 })
                 .filter_map(|r| Some((r.median_ms?, r.algorithm)))
                 .min_by(|a, b| a.0.total_cmp(&b.0))
@@ -171,10 +236,17 @@ pub struct Report {
     pub quick: bool,
     pub peaks: Vec<PeakSet>,
     pub rows: Vec<Row>,
+    /// What each `--compare` peer did (version, or why it has no rows), per thread count.
+    pub peer_notes: Vec<String>,
 }
 
 impl Report {
-    pub fn new(peaks: Vec<PeakSet>, rows: Vec<Row>, quick: bool) -> Report {
+    pub fn new(
+        peaks: Vec<PeakSet>,
+        rows: Vec<Row>,
+        quick: bool,
+        peer_notes: Vec<String>,
+    ) -> Report {
         Report {
             machine: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -185,6 +257,7 @@ impl Report {
             quick,
             peaks,
             rows,
+            peer_notes,
         }
     }
 }
@@ -280,6 +353,9 @@ pub fn print_table(report: &Report) {
         report.isas.join("+")
     );
     println!("measured f32 FMA peak: {}", peaks_line(report));
+    for note in &report.peer_notes {
+        println!("compared with {note}");
+    }
     let line = |cells: Vec<&str>| {
         cells
             .iter()
@@ -317,6 +393,9 @@ fn markdown(report: &Report) -> String {
         }
     );
     let _ = writeln!(md, "Measured f32 FMA peak: {}.\n", peaks_line(report));
+    for note in &report.peer_notes {
+        let _ = writeln!(md, "Compared with {note}.\n");
+    }
     let _ = writeln!(
         md,
         "GFLOP/s counts the direct method's FLOPs (2·N·K·C/g·OH·OW·KH·KW) over the median \
@@ -384,6 +463,9 @@ fn html(report: &Report) -> Result<String, String> {
         },
         escape(&peaks_line(report))
     );
+    for note in &report.peer_notes {
+        let _ = writeln!(page, "<p>Compared with {}.</p>", escape(note));
+    }
     let slower: Vec<String> = report
         .rows
         .iter()
