@@ -49,6 +49,26 @@ fn im2col_gemm(c: &mut Criterion) {
     convolutions(c, Algorithm::Im2colGemm, &layers());
 }
 
+fn direct(c: &mut Criterion) {
+    convolutions(c, Algorithm::Direct, &layers());
+}
+
+/// The three tile sizes on the 3x3 layers (their only ground).
+fn winograd(c: &mut Criterion) {
+    for algorithm in [
+        Algorithm::WinogradF2,
+        Algorithm::WinogradF4,
+        Algorithm::WinogradF6,
+    ] {
+        convolutions(c, algorithm, &layers()[1..]);
+    }
+}
+
+/// What a user gets without choosing.
+fn auto(c: &mut Criterion) {
+    convolutions(c, Algorithm::Auto, &layers());
+}
+
 /// The packed SGEMM alone, square sizes.
 fn sgemm(c: &mut Criterion) {
     let mut group = c.benchmark_group("sgemm");
@@ -80,5 +100,13 @@ fn sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reference, im2col_gemm, sgemm);
+criterion_group!(
+    benches,
+    reference,
+    im2col_gemm,
+    direct,
+    winograd,
+    auto,
+    sgemm
+);
 criterion_main!(benches);

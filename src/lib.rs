@@ -41,6 +41,7 @@
 //! `ThreadPool::install` to choose the thread count); convkit never builds the global pool.
 
 mod registry;
+mod tune;
 
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
@@ -57,6 +58,7 @@ pub struct PlanOptions {
     algorithm: Option<Algorithm>,
     activation: Activation,
     isa: Option<Isa>,
+    tune: bool,
 }
 
 impl PlanOptions {
@@ -84,7 +86,21 @@ impl PlanOptions {
         self.isa = Some(isa);
         self
     }
+
+    /// With `Algorithm::Auto`: instead of trusting the cost model, prepare the candidates the
+    /// model rates within [`TUNE_CANDIDATE_RATIO`] of its best, time each on zero buffers of
+    /// the spec's shape in the current rayon pool, and keep the fastest. The winner is cached
+    /// per (spec, element type, path, thread count) for the life of the process, so later
+    /// plans of the same problem only pack weights. Results differ from untuned plans only
+    /// within the chosen algorithm's declared error bound.
+    pub fn tune(mut self, tune: bool) -> PlanOptions {
+        self.tune = tune;
+        self
+    }
 }
+
+/// Tuning times only the candidates the cost model rates within this factor of its best.
+pub const TUNE_CANDIDATE_RATIO: f64 = 3.0;
 
 /// A prepared convolution. `Send + Sync`: one plan can run from several threads at once.
 pub struct Plan<T: Element> {
@@ -119,6 +135,9 @@ pub fn plan<T: Registered>(
     let shape = spec.shape()?;
     let requested = options.algorithm.unwrap_or(Algorithm::Auto);
     let registered = algorithms::<T>();
+    if requested == Algorithm::Auto && options.tune {
+        return tune::plan(spec, &shape, weights, bias, options.activation, ceiling);
+    }
     let algorithm = if requested == Algorithm::Auto {
         registered
             .iter()
@@ -149,13 +168,18 @@ pub fn plan<T: Registered>(
     algorithm.cost(&shape, isa)?;
     let request = convkit_core::PlanRequest::new(spec, weights, bias, options.activation, isa)?;
     let inner = algorithm.prepare(&request)?;
-    Ok(Plan {
-        inner,
-        scratch: Mutex::new(Vec::new()),
-    })
+    Ok(Plan::new(inner))
 }
 
 impl<T: Element> Plan<T> {
+    /// Wraps a prepared plan; its scratch is allocated on the first [`Plan::run`].
+    fn new(inner: Box<dyn ConvPlan<T>>) -> Plan<T> {
+        Plan {
+            inner,
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
     /// Runs the convolution: `input` and `output` in the spec's layout, lengths
     /// `spec.input_len()` and `spec.output_len()`. Every output element is written; on error
     /// none is.

@@ -23,6 +23,40 @@ fn plan_small() -> Plan<f32> {
 }
 
 #[test]
+fn tuned_plans_time_the_candidates_cache_the_winner_and_stay_within_its_bound() {
+    use convkit_testkit::Values;
+    let spec = ConvSpec::new(1, 16, 24, [20, 18], [3, 3]).padding(Padding::symmetric([1, 1]));
+    let problem = ConvProblem::new(spec, true, Activation::Relu, Values::Real, 11);
+    let (input, weights, bias) = (
+        problem.input::<f32>(),
+        problem.weights::<f32>(),
+        problem.bias::<f32>(),
+    );
+    let options = PlanOptions::new().activation(Activation::Relu).tune(true);
+    let plan = convkit::plan(&spec, &weights, bias.as_deref(), &options).expect("tuned plan");
+    assert_ne!(plan.algorithm(), Algorithm::Reference);
+    let again = convkit::plan(&spec, &weights, bias.as_deref(), &options).expect("cached plan");
+    assert_eq!(again.algorithm(), plan.algorithm());
+    let mut output = vec![f32::NAN; plan.shape().output_len()];
+    plan.run(&input, &mut output).expect("tuned run");
+    let chosen = convkit::algorithms::<f32>()
+        .into_iter()
+        .find(|a| a.algorithm() == plan.algorithm())
+        .expect("the winner is registered");
+    compare_with_reference(
+        plan.shape(),
+        &input,
+        &weights,
+        bias.as_deref(),
+        Activation::Relu,
+        chosen.accuracy(plan.shape()),
+        false,
+        &output,
+    )
+    .expect("a tuned plan is as accurate as its algorithm");
+}
+
+#[test]
 fn plans_are_send_and_sync_and_errors_are_std_errors() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Plan<f32>>();
