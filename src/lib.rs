@@ -42,6 +42,7 @@
 
 mod registry;
 mod tune;
+mod widened;
 
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
@@ -49,6 +50,7 @@ pub use convkit_core::{
 };
 pub use half::{bf16, f16};
 pub use registry::{Registered, algorithms};
+pub use widened::{HalfStorage, Widened};
 
 use std::sync::Mutex;
 

@@ -1,5 +1,6 @@
 //! Which algorithms exist for which element type.
 
+use crate::widened::Widened;
 use convkit_core::{ConvAlgorithm, Element};
 use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
@@ -25,17 +26,31 @@ impl Registered for f32 {
     }
 }
 
-macro_rules! reference_only {
+impl Registered for f64 {
+    fn registered() -> Vec<&'static dyn ConvAlgorithm<f64>> {
+        vec![&Reference]
+    }
+}
+
+/// Half-precision storage: the reference, and every f32 algorithm behind [`Widened`].
+macro_rules! half_storage {
     ($($element:ty),*) => {$(
         impl Registered for $element {
             fn registered() -> Vec<&'static dyn ConvAlgorithm<$element>> {
-                vec![&Reference]
+                vec![
+                    &Reference,
+                    &Widened(Im2colGemm),
+                    &Widened(Direct),
+                    &Widened(Winograd::F2),
+                    &Widened(Winograd::F4),
+                    &Widened(Winograd::F6),
+                ]
             }
         }
     )*};
 }
 
-reference_only!(f64, half::f16, half::bf16);
+half_storage!(half::f16, half::bf16);
 
 /// Every algorithm registered for `T`: what `Algorithm::Auto` chooses from, and what the
 /// conformance suite and the `differential` fuzz target check.

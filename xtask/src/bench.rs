@@ -4,7 +4,7 @@ use crate::peak::{self, Peak, PeakSet};
 use crate::report::{self, Report, Row};
 use crate::suite::{self, Layer};
 use crate::workspace_root;
-use convkit::{Activation, Algorithm, ConvError, Layout, PlanOptions};
+use convkit::{Activation, Algorithm, ConvError, Layout, PlanOptions, Registered, bf16, f16};
 use convkit_testkit::{ConvProblem, Values, compare_with_reference};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// onnxruntime, torch), through the Python in `PYTHON` (default `python3`).
     #[arg(long, value_delimiter = ',')]
     compare: Vec<String>,
+    /// Element types: f32 runs every algorithm; f16 and bf16 (storage, f32 arithmetic) add
+    /// rows for `auto`.
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16", value_parser = ["f32", "f16", "bf16"])]
+    types: Vec<String>,
     /// Report folder, relative to the workspace root.
     #[arg(long, default_value = "target/convkit-report")]
     out: PathBuf,
@@ -145,15 +149,15 @@ fn time_runs(mut run: impl FnMut(), timing: Timing) -> (f64, usize) {
 }
 
 /// Times one layer with one algorithm at one thread count; returns the row and the output.
-fn bench_row(
+fn bench_row<T: Registered>(
     layer: &Layer,
     problem: &ConvProblem,
-    data: &LayerData,
+    data: &LayerData<T>,
     algorithm: Algorithm,
     threads: usize,
     peak: &Peak,
     timing: Timing,
-) -> (Row, Option<Vec<f32>>) {
+) -> (Row, Option<Vec<T>>) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -161,7 +165,7 @@ fn bench_row(
     let options = PlanOptions::new()
         .algorithm(algorithm)
         .activation(problem.activation);
-    let mut row = Row::new(layer, algorithm, threads);
+    let mut row = Row::new(layer, algorithm, T::NAME, threads);
     let plan = match pool
         .install(|| convkit::plan(&layer.spec, &data.weights, data.bias.as_deref(), &options))
     {
@@ -175,7 +179,7 @@ fn bench_row(
             return (row, None);
         }
     };
-    let mut output = vec![0.0f32; plan.shape().output_len()];
+    let mut output = vec![T::from_f64_rounded(0.0); plan.shape().output_len()];
     let mut scratch = vec![0.0f32; plan.scratch_len()];
     let (seconds, runs) = pool.install(|| {
         time_runs(
@@ -190,10 +194,10 @@ fn bench_row(
     (row, Some(output))
 }
 
-struct LayerData {
-    input: Vec<f32>,
-    weights: Vec<f32>,
-    bias: Option<Vec<f32>>,
+struct LayerData<T> {
+    input: Vec<T>,
+    weights: Vec<T>,
+    bias: Option<Vec<T>>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -263,29 +267,27 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     for layer in &layers {
         let problem = ConvProblem::new(layer.spec, true, Activation::None, Values::Real, 1);
-        let data = LayerData {
-            input: problem.input(),
-            weights: problem.weights(),
-            bias: problem.bias(),
+        let context = LayerRun {
+            layer,
+            problem: &problem,
+            thread_counts: &thread_counts,
+            peaks: &peaks,
+            timing,
         };
-        for &algorithm in &algorithms {
-            let mut error: Option<f64> = None;
-            for (&threads, peak) in thread_counts.iter().zip(&peaks) {
-                eprintln!(
-                    "{:<18} {:<12} {threads} thread(s)",
-                    layer.name,
-                    algorithm.name()
-                );
-                let (mut row, output) = bench_row(
-                    layer, &problem, &data, algorithm, threads, &peak.best, timing,
-                );
-                if let (None, Some(output), Some(ran)) = (error, output, row.ran) {
-                    let ran = Algorithm::from_name(ran).unwrap_or(algorithm);
-                    error = Some(measure_error(layer, &problem, &data, ran, &output)?);
-                }
-                row.max_relative_error = error;
-                rows.push(row);
-            }
+        rows.extend(context.rows::<f32>(&algorithms)?);
+        // Half-precision storage runs the same f32 kernels behind a conversion: Auto's rows
+        // show what it costs.
+        let auto = [Algorithm::Auto];
+        let half_algorithms = if algorithms.contains(&Algorithm::Auto) {
+            &auto[..]
+        } else {
+            &[]
+        };
+        if args.types.iter().any(|t| t == "f16") {
+            rows.extend(context.rows::<f16>(half_algorithms)?);
+        }
+        if args.types.iter().any(|t| t == "bf16") {
+            rows.extend(context.rows::<bf16>(half_algorithms)?);
         }
     }
 
@@ -318,15 +320,64 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// One layer's rows for one element type.
+struct LayerRun<'a> {
+    layer: &'a Layer,
+    problem: &'a ConvProblem,
+    thread_counts: &'a [usize],
+    peaks: &'a [PeakSet],
+    timing: Timing,
+}
+
+impl LayerRun<'_> {
+    /// Every algorithm of `algorithms` at every thread count, with `T` tensors.
+    fn rows<T: Registered>(&self, algorithms: &[Algorithm]) -> Result<Vec<Row>, String> {
+        let LayerRun {
+            layer,
+            problem,
+            thread_counts,
+            peaks,
+            timing,
+        } = *self;
+        let data = LayerData::<T> {
+            input: problem.input(),
+            weights: problem.weights(),
+            bias: problem.bias(),
+        };
+        let mut rows = Vec::new();
+        for &algorithm in algorithms {
+            let mut error: Option<f64> = None;
+            for (&threads, peak) in thread_counts.iter().zip(peaks) {
+                eprintln!(
+                    "{:<18} {:<12} {:<4} {threads} thread(s)",
+                    layer.name,
+                    algorithm.name(),
+                    T::NAME
+                );
+                let (mut row, output) = bench_row(
+                    layer, problem, &data, algorithm, threads, &peak.best, timing,
+                );
+                if let (None, Some(output), Some(ran)) = (error, output, row.ran) {
+                    let ran = Algorithm::from_name(ran).unwrap_or(algorithm);
+                    error = Some(measure_error(layer, problem, &data, ran, &output)?);
+                }
+                row.max_relative_error = error;
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// Worst `|y − exact| / Σ|x·w|` over the layer's outputs, checked against the algorithm's bound.
-fn measure_error(
+fn measure_error<T: Registered>(
     layer: &Layer,
     problem: &ConvProblem,
-    data: &LayerData,
+    data: &LayerData<T>,
     algorithm: Algorithm,
-    output: &[f32],
+    output: &[T],
 ) -> Result<f64, String> {
-    let implementation = convkit::algorithms::<f32>()
+    let implementation = convkit::algorithms::<T>()
         .into_iter()
         .find(|a| a.algorithm() == algorithm)
         .ok_or_else(|| format!("{} is not registered", algorithm.name()))?;

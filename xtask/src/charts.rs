@@ -41,10 +41,9 @@ fn algorithms(report: &Report) -> Vec<&'static str> {
 }
 
 fn find<'a>(report: &'a Report, shape: &str, algorithm: &str, threads: usize) -> Option<&'a Row> {
-    report
-        .rows
-        .iter()
-        .find(|r| r.shape == shape && r.algorithm == algorithm && r.threads == threads)
+    report.rows.iter().find(|r| {
+        r.shape == shape && r.algorithm == algorithm && r.threads == threads && r.dtype == "f32"
+    })
 }
 
 type ChartResult = Result<(), Box<dyn std::error::Error>>;
@@ -186,6 +185,7 @@ pub fn auto_speedup(report: &Report, threads: usize) -> Result<String, String> {
                 .filter(|r| {
                     r.shape == *shape
                         && r.threads == threads
+                        && r.dtype == "f32"
                         && !matches!(r.algorithm, "auto" | "reference")
                 })
                 .filter_map(|r| r.median_ms)
@@ -270,7 +270,7 @@ pub fn thread_scaling(report: &Report) -> Result<String, String> {
     let top = report
         .rows
         .iter()
-        .filter(|r| r.algorithm == "auto")
+        .filter(|r| r.algorithm == "auto" && r.dtype == "f32")
         .filter_map(|r| r.gflops)
         .fold(1.0, f64::max)
         * 1.1;
@@ -368,7 +368,9 @@ pub fn errors(report: &Report) -> Result<String, String> {
                     let error = report
                         .rows
                         .iter()
-                        .filter(|r| r.shape == *shape && r.algorithm == *algorithm)
+                        .filter(|r| {
+                            r.shape == *shape && r.algorithm == *algorithm && r.dtype == "f32"
+                        })
                         .find_map(|r| r.max_relative_error)?
                         .max(low);
                     Some(Circle::new(

@@ -13,6 +13,8 @@ pub struct Row {
     pub shape: &'static str,
     pub spec: String,
     pub algorithm: &'static str,
+    /// Element type of the tensors.
+    pub dtype: &'static str,
     pub isa: Option<&'static str>,
     pub threads: usize,
     /// "ok", or why the row has no timing.
@@ -37,11 +39,12 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn new(layer: &Layer, algorithm: Algorithm, threads: usize) -> Row {
+    pub fn new(layer: &Layer, algorithm: Algorithm, dtype: &'static str, threads: usize) -> Row {
         Row {
             shape: layer.name,
             spec: describe(layer),
             algorithm: algorithm.name(),
+            dtype,
             isa: None,
             threads,
             status: "ok".to_owned(),
@@ -73,6 +76,7 @@ impl Row {
             shape: layer.name,
             spec: describe(layer),
             algorithm: name,
+            dtype: "f32",
             isa: None,
             threads,
             status: "ok".to_owned(),
@@ -107,6 +111,7 @@ impl Row {
             shape: name,
             spec: "C = A·B, 1024x1024x1024 row-major".to_owned(),
             algorithm: "sgemm",
+            dtype: "f32",
             isa: Some(isa.name()),
             threads,
             status: "ok".to_owned(),
@@ -124,7 +129,13 @@ impl Row {
         }
     }
 
-    pub fn record(&mut self, plan: &Plan<f32>, seconds: f64, runs: usize, peak: &Peak) {
+    pub fn record<T: convkit::Element>(
+        &mut self,
+        plan: &Plan<T>,
+        seconds: f64,
+        runs: usize,
+        peak: &Peak,
+    ) {
         let gflops = self.flops as f64 / seconds / 1e9;
         self.isa = Some(plan.isa().name());
         self.median_ms = Some(seconds * 1e3);
@@ -144,7 +155,10 @@ pub fn rate_peers(rows: &mut [Row]) {
         .map(|peer| {
             rows.iter()
                 .find(|r| {
-                    r.shape == peer.shape && r.threads == peer.threads && r.algorithm == "auto"
+                    r.shape == peer.shape
+                        && r.threads == peer.threads
+                        && r.algorithm == "auto"
+                        && r.dtype == "f32"
                 })
                 .and_then(|r| r.median_ms)
         })
@@ -173,6 +187,7 @@ pub fn rate_auto(rows: &mut [Row]) {
                 .filter(|r| {
                     r.shape == auto.shape
                         && r.threads == auto.threads
+                        && r.dtype == "f32"
                         && r.algorithm != "auto"
                         && !crate::peers::PEERS.contains(&r.algorithm)
                 })
@@ -180,10 +195,36 @@ pub fn rate_auto(rows: &mut [Row]) {
                 .min_by(|a, b| a.0.total_cmp(&b.0))
         })
         .collect();
-    for (row, best) in rows.iter_mut().zip(best) {
-        let (Some(ms), Some((best_ms, best_name)), true) =
-            (row.median_ms, best, row.algorithm == "auto")
-        else {
+    let f32_auto: Vec<Option<f64>> = rows
+        .iter()
+        .map(|half| {
+            rows.iter()
+                .find(|r| {
+                    r.shape == half.shape
+                        && r.threads == half.threads
+                        && r.algorithm == "auto"
+                        && r.dtype == "f32"
+                })
+                .and_then(|r| r.median_ms)
+        })
+        .collect();
+    for ((row, best), f32_ms) in rows.iter_mut().zip(best).zip(f32_auto) {
+        if row.algorithm == "auto"
+            && row.dtype != "f32"
+            && let (Some(ms), Some(f32_ms)) = (row.median_ms, f32_ms)
+        {
+            row.status = format!(
+                "ok: chose {}, {:.2}x the f32 time",
+                row.ran.unwrap_or("-"),
+                ms / f32_ms
+            );
+            continue;
+        }
+        let (Some(ms), Some((best_ms, best_name)), true) = (
+            row.median_ms,
+            best,
+            row.algorithm == "auto" && row.dtype == "f32",
+        ) else {
             continue;
         };
         let ratio = ms / best_ms;
@@ -282,9 +323,10 @@ fn kib(bytes: Option<usize>) -> String {
     bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1}", b as f64 / 1024.0))
 }
 
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "shape",
     "algorithm",
+    "type",
     "isa",
     "thr",
     "median ms",
@@ -296,10 +338,11 @@ const HEADER: [&str; 11] = [
     "status",
 ];
 
-fn cells(row: &Row) -> [String; 11] {
+fn cells(row: &Row) -> [String; 12] {
     [
         row.shape.to_owned(),
         row.algorithm.to_owned(),
+        row.dtype.to_owned(),
         row.isa.unwrap_or("-").to_owned(),
         row.threads.to_string(),
         cell(row.median_ms, |v| format!("{v:.3}")),
@@ -335,7 +378,7 @@ fn peaks_line(report: &Report) -> String {
 }
 
 pub fn print_table(report: &Report) {
-    let table: Vec<[String; 11]> = report.rows.iter().map(cells).collect();
+    let table: Vec<[String; 12]> = report.rows.iter().map(cells).collect();
     let widths: Vec<usize> = (0..HEADER.len())
         .map(|c| {
             table
@@ -362,7 +405,7 @@ pub fn print_table(report: &Report) {
             .zip(&widths)
             .enumerate()
             .map(|(c, (text, &w))| {
-                if c < 3 || c == 10 {
+                if c < 4 || c == 11 {
                     format!("{text:<w$}")
                 } else {
                     format!("{text:>w$}")
