@@ -168,6 +168,25 @@ impl Pitched {
     }
 }
 
+/// `dst[j] = src[stride·j]`, with the common stride 2 in pairs (which the compiler turns
+/// into shuffles).
+fn copy_strided(src: &[f32], stride: usize, dst: &mut [f32]) {
+    if stride == 2 {
+        let pairs = src.len() / 2;
+        let (paired, rest) = dst.split_at_mut(pairs.min(dst.len()));
+        for (value, pair) in paired.iter_mut().zip(src.chunks_exact(2)) {
+            *value = pair[0];
+        }
+        if let Some(last) = rest.first_mut() {
+            *last = src[2 * pairs];
+        }
+        return;
+    }
+    for (value, &source) in dst.iter_mut().zip(src.iter().step_by(stride)) {
+        *value = source;
+    }
+}
+
 /// A prepared im2col+GEMM convolution.
 struct Im2colPlan {
     shape: ConvShape,
@@ -320,12 +339,18 @@ impl Im2colPlan {
                         line[left..left + w].copy_from_slice(row);
                         line[left + w..].fill(0.0);
                     } else {
-                        for (j, value) in line.iter_mut().enumerate() {
-                            *value = (sw * j + pc)
-                                .checked_sub(left)
-                                .and_then(|x| row.get(x))
-                                .copied()
-                                .unwrap_or(0.0);
+                        // Phase column j reads x = sw·j + pc − left: zeros where that is
+                        // outside the row, a strided run of the row between.
+                        let begin = left.saturating_sub(pc).div_ceil(sw).min(pitch);
+                        let end = (w + left)
+                            .saturating_sub(pc)
+                            .div_ceil(sw)
+                            .clamp(begin, pitch);
+                        line[..begin].fill(0.0);
+                        line[end..].fill(0.0);
+                        if begin < end {
+                            let first = sw * begin + pc - left;
+                            copy_strided(&row[first..], sw, &mut line[begin..end]);
                         }
                     }
                 }
