@@ -46,11 +46,11 @@ mod widened;
 
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
-    Element, Isa, Layout, Padding,
+    Element, F32Storage, Isa, Layout, Padding,
 };
 pub use half::{bf16, f16};
 pub use registry::{Registered, algorithms};
-pub use widened::{HalfStorage, Widened};
+pub use widened::Widened;
 
 use std::sync::Mutex;
 

@@ -32,7 +32,8 @@ impl Registered for f64 {
     }
 }
 
-/// Half-precision storage: the reference, and every f32 algorithm behind [`Widened`].
+/// Half-precision storage: the reference, Winograd natively (its bands widen and narrow), and
+/// the other f32 algorithms behind [`Widened`].
 macro_rules! half_storage {
     ($($element:ty),*) => {$(
         impl Registered for $element {
@@ -41,9 +42,9 @@ macro_rules! half_storage {
                     &Reference,
                     &Widened(Im2colGemm),
                     &Widened(Direct),
-                    &Widened(Winograd::F2),
-                    &Widened(Winograd::F4),
-                    &Widened(Winograd::F6),
+                    &Winograd::F2,
+                    &Winograd::F4,
+                    &Winograd::F6,
                 ]
             }
         }

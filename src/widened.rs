@@ -8,37 +8,10 @@
 //! the widened input and the f32 output besides the wrapped plan's own.
 
 use convkit_core::{
-    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Element, Isa,
+    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, F32Storage, Isa,
     PlanRequest,
 };
-use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
-
-/// A storage type narrower than f32 that the f32 algorithms can serve.
-pub trait HalfStorage: Element {
-    /// `dst[i] = src[i]` as f32 (exact).
-    fn widen(src: &[Self], dst: &mut [f32]);
-    /// `dst[i] = src[i]` rounded to nearest even.
-    fn narrow(src: &[f32], dst: &mut [Self]);
-}
-
-impl HalfStorage for half::f16 {
-    fn widen(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
-    }
-    fn narrow(src: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(src);
-    }
-}
-
-impl HalfStorage for half::bf16 {
-    fn widen(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
-    }
-    fn narrow(src: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(src);
-    }
-}
 
 /// Elements converted per parallel task (below it, on the calling thread).
 const CONVERSION_CHUNK: usize = 1 << 15;
@@ -47,7 +20,7 @@ const CONVERSION_CHUNK: usize = 1 << 15;
 #[derive(Clone, Copy, Debug)]
 pub struct Widened<A>(pub A);
 
-impl<T: HalfStorage, A: ConvAlgorithm<f32>> ConvAlgorithm<T> for Widened<A> {
+impl<T: F32Storage, A: ConvAlgorithm<f32>> ConvAlgorithm<T> for Widened<A> {
     fn algorithm(&self) -> Algorithm {
         self.0.algorithm()
     }
@@ -97,7 +70,7 @@ struct WidenedPlan {
     inner: Box<dyn ConvPlan<f32>>,
 }
 
-impl<T: HalfStorage> ConvPlan<T> for WidenedPlan {
+impl<T: F32Storage> ConvPlan<T> for WidenedPlan {
     fn shape(&self) -> &ConvShape {
         self.inner.shape()
     }

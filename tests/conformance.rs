@@ -23,14 +23,14 @@ conformance_suite!(winograd_f4_f32, f32, Winograd::F4);
 conformance_suite!(winograd_f6_f32, f32, Winograd::F6);
 conformance_suite!(im2col_gemm_f16, half::f16, Widened(Im2colGemm));
 conformance_suite!(direct_f16, half::f16, Widened(Direct));
-conformance_suite!(winograd_f2_f16, half::f16, Widened(Winograd::F2));
-conformance_suite!(winograd_f4_f16, half::f16, Widened(Winograd::F4));
-conformance_suite!(winograd_f6_f16, half::f16, Widened(Winograd::F6));
+conformance_suite!(winograd_f2_f16, half::f16, Winograd::F2);
+conformance_suite!(winograd_f4_f16, half::f16, Winograd::F4);
+conformance_suite!(winograd_f6_f16, half::f16, Winograd::F6);
 conformance_suite!(im2col_gemm_bf16, half::bf16, Widened(Im2colGemm));
 conformance_suite!(direct_bf16, half::bf16, Widened(Direct));
-conformance_suite!(winograd_f2_bf16, half::bf16, Widened(Winograd::F2));
-conformance_suite!(winograd_f4_bf16, half::bf16, Widened(Winograd::F4));
-conformance_suite!(winograd_f6_bf16, half::bf16, Widened(Winograd::F6));
+conformance_suite!(winograd_f2_bf16, half::bf16, Winograd::F2);
+conformance_suite!(winograd_f4_bf16, half::bf16, Winograd::F4);
+conformance_suite!(winograd_f6_bf16, half::bf16, Winograd::F6);
 
 /// Algorithms instantiated above. A registered algorithm missing here fails the test below.
 const INSTANTIATED: &[Algorithm] = &[

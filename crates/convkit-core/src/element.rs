@@ -141,3 +141,51 @@ mod tests {
         check_constants::<bf16>();
     }
 }
+
+/// An element type the f32 algorithms can read and write: f32 itself, and the half-precision
+/// storage types, widened exactly and narrowed with one rounding (f16 through the F16C
+/// instructions where the CPU has them, via `half`'s slice conversions).
+pub trait F32Storage: Element {
+    /// `dst[i] = src[i]` as f32 (exact); the slices have equal lengths.
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// `dst[i] = src[i]` rounded to nearest even; the slices have equal lengths.
+    fn narrow(src: &[f32], dst: &mut [Self]);
+    /// The values themselves when `Self` is f32 (no conversion needed).
+    fn as_f32(values: &[Self]) -> Option<&[f32]>;
+}
+
+impl F32Storage for f32 {
+    #[inline]
+    fn widen(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn narrow(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn as_f32(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    }
+}
+
+macro_rules! half_storage {
+    ($($element:ty),*) => {$(
+        impl F32Storage for $element {
+            #[inline]
+            fn widen(src: &[$element], dst: &mut [f32]) {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(src, dst);
+            }
+            #[inline]
+            fn narrow(src: &[f32], dst: &mut [$element]) {
+                half::slice::HalfFloatSliceExt::convert_from_f32_slice(dst, src);
+            }
+            #[inline]
+            fn as_f32(_: &[$element]) -> Option<&[f32]> {
+                None
+            }
+        }
+    )*};
+}
+
+half_storage!(f16, bf16);

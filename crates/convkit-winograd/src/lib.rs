@@ -28,8 +28,8 @@ mod kernels;
 pub mod transforms;
 
 use convkit_core::{
-    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa,
-    Layout, PlanRequest,
+    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost,
+    F32Storage, Isa, Layout, PlanRequest,
 };
 use convkit_gemm::{
     Columns, Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm,
@@ -62,6 +62,15 @@ impl Winograd {
         self.tile
     }
 
+    /// Which `Algorithm` this tile size is.
+    pub const fn id(&self) -> Algorithm {
+        match self.tile {
+            Tile::F2 => Algorithm::WinogradF2,
+            Tile::F4 => Algorithm::WinogradF4,
+            Tile::F6 => Algorithm::WinogradF6,
+        }
+    }
+
     /// `Ok` when `shape` is a 3x3, stride-1, dilation-1 convolution.
     fn supports(&self, shape: &ConvShape) -> Result<(), ConvError> {
         let reason = if shape.kernel_hw() != [3, 3] {
@@ -74,7 +83,7 @@ impl Winograd {
             return Ok(());
         };
         Err(ConvError::Unsupported {
-            algorithm: self.algorithm(),
+            algorithm: self.id(),
             reason: format!(
                 "Winograd F(m, 3x3) needs a 3x3 kernel, stride 1 and dilation 1: {reason}"
             ),
@@ -91,13 +100,9 @@ const CALL_OVERHEAD_SECONDS: f64 = 3e-6;
 /// Fixed cost of one transform-domain GEMM (task split, panel setup), for the cost model.
 const GEMM_OVERHEAD_SECONDS: f64 = 0.1e-6;
 
-impl ConvAlgorithm<f32> for Winograd {
+impl<T: F32Storage> ConvAlgorithm<T> for Winograd {
     fn algorithm(&self) -> Algorithm {
-        match self.tile {
-            Tile::F2 => Algorithm::WinogradF2,
-            Tile::F4 => Algorithm::WinogradF4,
-            Tile::F6 => Algorithm::WinogradF6,
-        }
+        self.id()
     }
 
     fn isas(&self) -> &'static [Isa] {
@@ -120,12 +125,21 @@ impl ConvAlgorithm<f32> for Winograd {
         })
     }
 
-    fn prepare(&self, request: &PlanRequest<'_, f32>) -> Result<Box<dyn ConvPlan<f32>>, ConvError> {
+    fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
         let shape = request.shape();
         self.supports(shape)?;
+        // Weights and bias widen exactly to f32; the filter transform runs in f64 anyway.
+        let widen = |values: &[T]| {
+            let mut wide = vec![0.0f32; values.len()];
+            T::widen(values, &mut wide);
+            wide
+        };
+        let weights = widen(request.weights());
+        let bias = request.bias().map(widen);
         Ok(Box::new(WinogradPlan::new(
-            self.algorithm(),
+            self.id(),
             self.tile,
+            (&weights, bias.as_deref()),
             request,
         )?))
     }
@@ -257,7 +271,13 @@ impl Geometry {
         (ir * ic + or * oc) * self.lanes
             + self.v_len()
             + self.m_len()
+            + self.rows_buffer_len()
             + self.sgemm.scratch_per_worker()
+    }
+
+    /// Eight band rows: where NCHW rows of half types are widened or narrowed.
+    fn rows_buffer_len(&self) -> usize {
+        8 * self.input_band()[1].max(self.output_band()[1])
     }
 
     /// Work items: (image, group, block row, block column, chunk).
@@ -454,24 +474,25 @@ struct WinogradPlan {
 
 /// The output, written by disjoint work items from several workers.
 #[derive(Clone, Copy)]
-struct OutputPtr(*mut f32);
+struct OutputPtr<T>(*mut T);
 // SAFETY: work items write disjoint outputs (see `WinogradPlan::execute`).
-unsafe impl Send for OutputPtr {}
+unsafe impl<T> Send for OutputPtr<T> {}
 // SAFETY: as above.
-unsafe impl Sync for OutputPtr {}
+unsafe impl<T> Sync for OutputPtr<T> {}
 
-impl OutputPtr {
+impl<T> OutputPtr<T> {
     /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut f32 {
+    fn get(self) -> *mut T {
         self.0
     }
 }
 
 impl WinogradPlan {
-    fn new(
+    fn new<T: F32Storage>(
         algorithm: Algorithm,
         tile: Tile,
-        request: &PlanRequest<'_, f32>,
+        (weights, bias_values): (&[f32], Option<&[f32]>),
+        request: &PlanRequest<'_, T>,
     ) -> Result<WinogradPlan, ConvError> {
         let shape = *request.shape();
         let workers = rayon::current_num_threads();
@@ -492,7 +513,7 @@ impl WinogradPlan {
                 for c in 0..cg {
                     let start = ((g * kg + k) * cg + c) * 9;
                     let mut kernel3 = [0.0f32; 9];
-                    kernel3.copy_from_slice(&request.weights()[start..start + 9]);
+                    kernel3.copy_from_slice(&weights[start..start + 9]);
                     for (e, value) in transforms::transform_filter(tile, &kernel3)
                         .into_iter()
                         .enumerate()
@@ -515,7 +536,7 @@ impl WinogradPlan {
         let lanes = geometry.lanes;
         let bias_stride = kg.div_ceil(lanes) * lanes;
         let mut bias = vec![0.0; groups * bias_stride];
-        if let Some(values) = request.bias() {
+        if let Some(values) = bias_values {
             for g in 0..groups {
                 bias[g * bias_stride..g * bias_stride + kg]
                     .copy_from_slice(&values[g * kg..(g + 1) * kg]);
@@ -540,7 +561,13 @@ impl WinogradPlan {
     /// # Safety
     /// `output` is the run's output (`shape.output_len()` values); no other worker writes this
     /// item's outputs; the CPU has the plan's path.
-    unsafe fn run_item(&self, index: usize, input: &[f32], output: *mut f32, scratch: &mut [f32]) {
+    unsafe fn run_item<T: F32Storage>(
+        &self,
+        index: usize,
+        input: &[T],
+        output: *mut T,
+        scratch: &mut [f32],
+    ) {
         let geometry = &self.geometry;
         let shape = &self.shape;
         let [block_rows, block_cols] = [
@@ -576,7 +603,8 @@ impl WinogradPlan {
         let (input_band, rest) = scratch.split_at_mut(ir * ic * lanes);
         let (output_band, rest) = rest.split_at_mut(or * oc * lanes);
         let (v, rest) = rest.split_at_mut(geometry.v_len());
-        let (products, gemm_scratch) = rest.split_at_mut(geometry.m_len());
+        let (products, rest) = rest.split_at_mut(geometry.m_len());
+        let (rows_buffer, gemm_scratch) = rest.split_at_mut(geometry.rows_buffer_len());
         let t_cap = geometry.block_tiles();
         let v_operand = Operand {
             tile: geometry.channel_stride,
@@ -597,6 +625,7 @@ impl WinogradPlan {
                 band_pixels,
                 ic,
                 input_band,
+                rows_buffer,
             );
             // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
             // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
@@ -671,6 +700,7 @@ impl WinogradPlan {
                     [n, g * kg + k],
                     (k1 - k).min(lanes),
                     output,
+                    rows_buffer,
                 );
             }
         }
@@ -678,17 +708,19 @@ impl WinogradPlan {
 
     /// Fills the input band for one vector of channels: band pixel `(i, j)` (row stride
     /// `stride` pixels) holds channels `channel..channel + valid` of padded pixel
-    /// `origin + (i, j)` of image `n`, zero outside the image and in lanes past `valid`.
+    /// `origin + (i, j)` of image `n`, widened to f32, zero outside the image and in lanes
+    /// past `valid`. `rows_buffer` (8 band rows) holds widened NCHW rows of half types.
     #[allow(clippy::too_many_arguments)]
-    fn fill_band(
+    fn fill_band<T: F32Storage>(
         &self,
-        input: &[f32],
+        input: &[T],
         [n, channel]: [usize; 2],
         valid: usize,
         origin: [usize; 2],
         [rows, cols]: [usize; 2],
         stride: usize,
         band: &mut [f32],
+        rows_buffer: &mut [f32],
     ) {
         let shape = &self.shape;
         let lanes = self.geometry.lanes;
@@ -701,6 +733,7 @@ impl WinogradPlan {
             .saturating_sub(origin[1])
             .clamp(x_begin, cols);
         let x0 = origin[1] + x_begin - padding.left;
+        let count = x_end - x_begin;
         for i in 0..rows {
             let row = &mut band[i * stride * lanes..(i * stride + cols) * lanes];
             let y = (origin[0] + i).checked_sub(padding.top).filter(|&y| y < h);
@@ -716,38 +749,55 @@ impl WinogradPlan {
                     let first = ((n * h + y) * w + x0) * c + channel;
                     let pixels = &input[first..];
                     match (lanes, valid) {
-                        (16, 16) => copy_pixels::<16>(pixels, c, inside),
-                        (8, 8) => copy_pixels::<8>(pixels, c, inside),
+                        (16, 16) => widen_pixels::<T, 16>(pixels, c, inside),
+                        (8, 8) => widen_pixels::<T, 8>(pixels, c, inside),
                         _ => {
                             for (j, pixel) in inside.chunks_exact_mut(lanes).enumerate() {
-                                pixel[..valid].copy_from_slice(&pixels[j * c..j * c + valid]);
+                                T::widen(&pixels[j * c..j * c + valid], &mut pixel[..valid]);
                                 pixel[valid..].fill(0.0);
                             }
                         }
                     }
                 }
                 Layout::Nchw => {
-                    let count = x_end - x_begin;
-                    let row = |lane: usize| {
+                    let row_of = |lane: usize| {
                         let start = ((n * c + channel + lane) * h + y) * w + x0;
                         &input[start..start + count]
                     };
                     for lane0 in (0..lanes).step_by(8) {
                         if lane0 + 8 <= valid {
-                            interleave8(
-                                std::array::from_fn(|i| row(lane0 + i)),
-                                inside,
-                                lanes,
-                                lane0,
-                            );
+                            let direct: [Option<&[f32]>; 8] =
+                                std::array::from_fn(|i| T::as_f32(row_of(lane0 + i)));
+                            if let [
+                                Some(r0),
+                                Some(r1),
+                                Some(r2),
+                                Some(r3),
+                                Some(r4),
+                                Some(r5),
+                                Some(r6),
+                                Some(r7),
+                            ] = direct
+                            {
+                                interleave8([r0, r1, r2, r3, r4, r5, r6, r7], inside, lanes, lane0);
+                            } else {
+                                let widened = &mut rows_buffer[..8 * count];
+                                for (i, wide) in widened.chunks_exact_mut(count.max(1)).enumerate()
+                                {
+                                    T::widen(row_of(lane0 + i), &mut wide[..count]);
+                                }
+                                let rows: [&[f32]; 8] =
+                                    std::array::from_fn(|i| &widened[i * count..(i + 1) * count]);
+                                interleave8(rows, inside, lanes, lane0);
+                            }
                             continue;
                         }
                         for lane in lane0..lane0 + 8 {
                             let slots = inside[lane..].iter_mut().step_by(lanes);
                             if lane < valid {
                                 slots
-                                    .zip(row(lane))
-                                    .for_each(|(slot, &value)| *slot = value);
+                                    .zip(row_of(lane))
+                                    .for_each(|(slot, &value)| *slot = value.to_f32_lossy());
                             } else {
                                 slots.for_each(|slot| *slot = 0.0);
                             }
@@ -759,12 +809,13 @@ impl WinogradPlan {
     }
 
     /// Copies output band pixels `(i, j)` (row stride `stride` pixels, `extent` computed) that
-    /// fall inside the output, lanes `..valid`, to output channels `channel..` of image `n`.
+    /// fall inside the output, lanes `..valid`, to output channels `channel..` of image `n`,
+    /// rounded once to `T`. `rows_buffer` (8 band rows) stages NCHW rows of half types.
     ///
     /// # Safety
     /// `output` holds the run's output; no other worker writes these outputs.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn drain_band(
+    unsafe fn drain_band<T: F32Storage>(
         &self,
         band: &[f32],
         stride: usize,
@@ -772,7 +823,8 @@ impl WinogradPlan {
         extent: [usize; 2],
         [n, channel]: [usize; 2],
         valid: usize,
-        output: *mut f32,
+        output: *mut T,
+        rows_buffer: &mut [f32],
     ) {
         let shape = &self.shape;
         let lanes = self.geometry.lanes;
@@ -780,6 +832,7 @@ impl WinogradPlan {
         let k = shape.out_channels();
         let rows = extent[0].min(oh - origin[0]);
         let cols = extent[1].min(ow - origin[1]);
+        let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
         for i in 0..rows {
             let y = origin[0] + i;
             let row = &band[i * stride * lanes..(i * stride + cols) * lanes];
@@ -793,7 +846,7 @@ impl WinogradPlan {
                         let out = unsafe {
                             std::slice::from_raw_parts_mut(output.add(first + j * k), valid)
                         };
-                        out.copy_from_slice(&pixel[..valid]);
+                        T::narrow(&pixel[..valid], out);
                     }
                 }
                 Layout::Nchw => {
@@ -806,12 +859,23 @@ impl WinogradPlan {
                     };
                     for lane0 in (0..valid).step_by(8) {
                         if lane0 + 8 <= valid {
-                            deinterleave8(
-                                row,
-                                lanes,
-                                lane0,
-                                std::array::from_fn(|i| row_of(lane0 + i)),
-                            );
+                            if is_f32 {
+                                // SAFETY: T is f32 (same type id), so these are the rows
+                                // `row_of` gives, typed as f32; owned as above.
+                                let rows = std::array::from_fn(|i| unsafe {
+                                    std::slice::from_raw_parts_mut(
+                                        output.cast::<f32>().add(start(lane0 + i)),
+                                        cols,
+                                    )
+                                });
+                                deinterleave8(row, lanes, lane0, rows);
+                            } else {
+                                let staged = &mut rows_buffer[..8 * cols];
+                                deinterleave8(row, lanes, lane0, split8(staged, cols));
+                                for (i, narrow) in staged.chunks_exact(cols.max(1)).enumerate() {
+                                    T::narrow(&narrow[..cols], row_of(lane0 + i));
+                                }
+                            }
                             continue;
                         }
                         for lane in lane0..valid {
@@ -819,7 +883,7 @@ impl WinogradPlan {
                                 .iter_mut()
                                 .zip(row[lane..].iter().step_by(lanes))
                             {
-                                *out = value;
+                                *out = T::from_f32_rounded(value);
                             }
                         }
                     }
@@ -829,18 +893,31 @@ impl WinogradPlan {
     }
 }
 
-/// Copies `L` channels of consecutive pixels (`channels` apart in `pixels`) into the band
-/// pixels of `band`, in fixed-size moves.
-fn copy_pixels<const L: usize>(pixels: &[f32], channels: usize, band: &mut [f32]) {
+/// Eight consecutive rows of `len` values.
+fn split8(values: &mut [f32], len: usize) -> [&mut [f32]; 8] {
+    let (r0, rest) = values.split_at_mut(len);
+    let (r1, rest) = rest.split_at_mut(len);
+    let (r2, rest) = rest.split_at_mut(len);
+    let (r3, rest) = rest.split_at_mut(len);
+    let (r4, rest) = rest.split_at_mut(len);
+    let (r5, rest) = rest.split_at_mut(len);
+    let (r6, rest) = rest.split_at_mut(len);
+    let (r7, _) = rest.split_at_mut(len);
+    [r0, r1, r2, r3, r4, r5, r6, r7]
+}
+
+/// Widens `L` channels of consecutive pixels (`channels` apart in `pixels`) into the band
+/// pixels of `band`: fixed-size moves for f32, conversions for half types.
+fn widen_pixels<T: F32Storage, const L: usize>(pixels: &[T], channels: usize, band: &mut [f32]) {
     for (j, pixel) in band.chunks_exact_mut(L).enumerate() {
-        let source: &[f32; L] = pixels[j * channels..j * channels + L]
+        let source: &[T; L] = pixels[j * channels..j * channels + L]
             .try_into()
             .expect("a whole vector of channels");
-        pixel.copy_from_slice(source);
+        T::widen(source, pixel);
     }
 }
 
-impl ConvPlan<f32> for WinogradPlan {
+impl<T: F32Storage> ConvPlan<T> for WinogradPlan {
     fn shape(&self) -> &ConvShape {
         &self.shape
     }
@@ -863,7 +940,7 @@ impl ConvPlan<f32> for WinogradPlan {
             + self.bias.len() * std::mem::size_of::<f32>()
     }
 
-    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+    fn execute(&self, input: &[T], output: &mut [T], scratch: &mut [f32]) {
         let per_worker = self.geometry.scratch_per_worker();
         let items = self.geometry.items(&self.shape);
         let workers = rayon::current_num_threads()
