@@ -46,8 +46,9 @@ mod widened;
 
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
-    Element, F32Storage, Isa, Layout, Padding,
+    Element, Isa, Layout, Padding,
 };
+pub use convkit_simd::F32Storage;
 pub use half::{bf16, f16};
 pub use registry::{Registered, algorithms};
 pub use widened::Widened;

@@ -8,9 +8,9 @@
 //! the widened input and the f32 output besides the wrapped plan's own.
 
 use convkit_core::{
-    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, F32Storage, Isa,
-    PlanRequest,
+    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, PlanRequest,
 };
+use convkit_simd::F32Storage;
 use rayon::prelude::*;
 
 /// Elements converted per parallel task (below it, on the calling thread).

@@ -20,7 +20,7 @@ mod spec;
 
 pub use activation::Activation;
 pub use algorithm::{Accuracy, Algorithm, ConvAlgorithm, ConvPlan, Cost, PlanRequest};
-pub use element::{Element, F32Storage};
+pub use element::Element;
 pub use error::ConvError;
 pub use isa::Isa;
 pub use spec::{ConvShape, ConvSpec, Layout, Padding};

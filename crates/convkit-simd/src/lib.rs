@@ -7,10 +7,12 @@
 
 mod detect;
 pub mod peak;
+mod storage;
 pub mod transpose;
 mod vector;
 
 pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};
+pub use storage::F32Storage;
 #[cfg(target_arch = "x86_64")]
 pub use vector::{Avx2, Avx512};
 pub use vector::{Portable, Simd, VectorActivation};

@@ -28,15 +28,15 @@ mod kernels;
 pub mod transforms;
 
 use convkit_core::{
-    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost,
-    F32Storage, Isa, Layout, PlanRequest,
+    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa,
+    Layout, PlanRequest,
 };
 use convkit_gemm::{
     Columns, Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm,
     StridedMatrix,
 };
-use convkit_simd::VectorActivation;
 use convkit_simd::transpose::{deinterleave8, interleave8};
+use convkit_simd::{F32Storage, VectorActivation};
 use kernels::Operand;
 use rayon::prelude::*;
 use std::ops::Range;

@@ -1,0 +1,169 @@
+//! Element types the f32 algorithms read and write: f32 itself, and the half-precision
+//! storage types, widened exactly and narrowed with one rounding to nearest even.
+//!
+//! f16 converts eight lanes at a time with F16C's `vcvtph2ps`/`vcvtps2ph` where the CPU has
+//! them (std caches the detection); bf16 is a shift (widening) and a rounding add
+//! (narrowing), loops the compiler vectorizes.
+
+use convkit_core::Element;
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+/// An element type the f32 algorithms can serve.
+pub trait F32Storage: Element {
+    /// `dst[i] = src[i]` as f32 (exact).
+    ///
+    /// # Panics
+    /// When the lengths differ.
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// `dst[i] = src[i]` rounded to nearest even.
+    ///
+    /// # Panics
+    /// When the lengths differ.
+    fn narrow(src: &[f32], dst: &mut [Self]);
+    /// The values themselves when `Self` is f32 (no conversion needed).
+    fn as_f32(values: &[Self]) -> Option<&[f32]>;
+}
+
+impl F32Storage for f32 {
+    #[inline]
+    fn widen(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn narrow(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn as_f32(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    }
+}
+
+impl F32Storage for bf16 {
+    #[inline]
+    fn widen(src: &[bf16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "widen: lengths differ");
+        // bf16 is the top half of an f32: a shift, which the compiler vectorizes.
+        for (wide, narrow) in dst.iter_mut().zip(src) {
+            *wide = f32::from_bits(u32::from(narrow.to_bits()) << 16);
+        }
+    }
+    #[inline]
+    fn narrow(src: &[f32], dst: &mut [bf16]) {
+        assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
+        // Round to nearest even on the dropped half; NaNs stay NaN (quiet bit set).
+        for (narrow, wide) in dst.iter_mut().zip(src) {
+            let bits = wide.to_bits();
+            let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+            let quiet_nan = (bits >> 16) | 0x40;
+            let value = if wide.is_nan() { quiet_nan } else { rounded };
+            *narrow = bf16::from_bits(value as u16);
+        }
+    }
+    #[inline]
+    fn as_f32(_: &[bf16]) -> Option<&[f32]> {
+        None
+    }
+}
+
+impl F32Storage for f16 {
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "widen: lengths differ");
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_f16c() {
+            // SAFETY: F16C (and AVX) detected; the lengths are equal.
+            unsafe { x86::widen(src, dst) };
+            return;
+        }
+        src.convert_to_f32_slice(dst);
+    }
+    fn narrow(src: &[f32], dst: &mut [f16]) {
+        assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_f16c() {
+            // SAFETY: F16C (and AVX) detected; the lengths are equal.
+            unsafe { x86::narrow(src, dst) };
+            return;
+        }
+        dst.convert_from_f32_slice(src);
+    }
+    #[inline]
+    fn as_f32(_: &[f16]) -> Option<&[f32]> {
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use half::f16;
+    use half::slice::HalfFloatSliceExt;
+    use std::arch::x86_64::*;
+
+    /// Whether F16C and AVX2 are present (std caches the detection).
+    pub(super) fn has_f16c() -> bool {
+        std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx2")
+    }
+
+    /// Eight lanes at a time, the tail through `half`.
+    ///
+    /// # Safety
+    /// The CPU has F16C and AVX2; `src` and `dst` have equal lengths.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn widen(src: &[f16], dst: &mut [f32]) {
+        let full = src.len() / 8 * 8;
+        for i in (0..full).step_by(8) {
+            // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
+            unsafe {
+                let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
+                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
+            }
+        }
+        src[full..].convert_to_f32_slice(&mut dst[full..]);
+    }
+
+    /// Eight lanes at a time (round to nearest even), the tail through `half`.
+    ///
+    /// # Safety
+    /// The CPU has F16C and AVX2; `src` and `dst` have equal lengths.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn narrow(src: &[f32], dst: &mut [f16]) {
+        let full = src.len() / 8 * 8;
+        for i in (0..full).step_by(8) {
+            // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
+            unsafe {
+                let singles = _mm256_loadu_ps(src.as_ptr().add(i));
+                let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
+                _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
+            }
+        }
+        dst[full..].convert_from_f32_slice(&src[full..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_round_trip_and_round_to_nearest_even() {
+        for len in 0..40 {
+            let values: Vec<f32> = (0..len).map(|i| (i as f32 - 17.3) * 0.371).collect();
+            let mut halves = vec![f16::ZERO; len];
+            f16::narrow(&values, &mut halves);
+            let expected: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+            assert_eq!(halves, expected);
+            let mut back = vec![f32::NAN; len];
+            f16::widen(&halves, &mut back);
+            assert!(back.iter().zip(&halves).all(|(b, h)| *b == h.to_f32()));
+            let mut brains = vec![bf16::ZERO; len];
+            bf16::narrow(&values, &mut brains);
+            assert!(
+                brains
+                    .iter()
+                    .zip(&values)
+                    .all(|(b, v)| *b == bf16::from_f32(*v))
+            );
+        }
+    }
+}
