@@ -40,6 +40,8 @@
 //! `run` parallelizes with rayon inside the caller's current pool (wrap it in
 //! `ThreadPool::install` to choose the thread count); convkit never builds the global pool.
 
+#[cfg(feature = "ndarray")]
+mod arrays;
 mod registry;
 mod tune;
 mod widened;

@@ -65,6 +65,15 @@ pub enum ConvError {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// An `ndarray` view passed to `Plan::run_array` has the wrong dimensions, or strides
+    /// that are not the standard (C-contiguous) order.
+    #[error("{array} array: {reason}")]
+    ArrayLayout {
+        /// Which array (`"input"` or `"output"`).
+        array: &'static str,
+        /// What is wrong with its shape or strides.
+        reason: String,
+    },
     /// The algorithm does not exist yet, or does not handle this problem.
     #[error("algorithm {algorithm:?} does not support this convolution: {reason}")]
     Unsupported {

@@ -8,9 +8,9 @@
 //!
 //! | problem | kernel | vectorized along |
 //! |---|---|---|
-//! | depthwise (one input and output channel per group), NHWC | [`depthwise`] `DepthwiseNhwc` | channels |
-//! | depthwise, NCHW | [`depthwise`] `DepthwiseNchw` | output columns |
-//! | anything else | [`general`] `General` | output channels of a group |
+//! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels |
+//! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns |
+//! | anything else | `general::General` | output channels of a group |
 //!
 //! Parallel work is split into (image, channel block, band of output rows) items spread over
 //! the caller's rayon pool; small problems stay on the calling thread.
