@@ -290,10 +290,12 @@ impl Geometry {
     }
 
     /// One-thread time, fitted to the bench on AVX-512 (Zen 5) and scaled for the other
-    /// paths: the transform-domain GEMMs at the path's rate (lower for few channels) or, when
-    /// slower, the transformed filters streamed once per block (from L3 while they fit in
-    /// 16 MiB, else from memory: 7x7 layers with 512 channels are bandwidth-bound beyond F2),
-    /// plus the transforms per transformed value and a fixed cost per run and per GEMM.
+    /// paths: the transform-domain GEMMs at the path's rate (lower for few channels), plus the
+    /// transformed filters streamed once per block, which the bench shows does not overlap
+    /// the GEMMs (from L3 while they fit in 16 MiB, else from memory: 7x7 layers with 512
+    /// channels are bandwidth-bound beyond F2, and F6 on 256 channels re-reads 16.8 MB per
+    /// block of 32 tiles), plus the transforms per transformed value and a fixed cost per run
+    /// and per GEMM.
     fn estimated_seconds(&self, shape: &ConvShape, isa: Isa) -> f64 {
         let (cg, kg) = (
             shape.in_channels_per_group() as f64,
@@ -318,7 +320,7 @@ impl Geometry {
         let streaming = blocks * filter_bytes / bandwidth;
         let transformed =
             tiles * elements * (self.channel_stride + self.chunks * self.chunk_stride) as f64;
-        gemm.max(streaming)
+        gemm + streaming
             + transformed / transform_rate
             + CALL_OVERHEAD_SECONDS
             + blocks * elements * GEMM_OVERHEAD_SECONDS
