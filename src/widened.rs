@@ -44,13 +44,8 @@ impl<T: F32Storage, A: ConvAlgorithm<f32>> ConvAlgorithm<T> for Widened<A> {
     }
 
     fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
-        let widen = |values: &[T]| {
-            let mut wide = vec![0.0f32; values.len()];
-            T::widen(values, &mut wide);
-            wide
-        };
-        let weights = widen(request.weights());
-        let bias = request.bias().map(widen);
+        let weights = T::widen_vec(request.weights());
+        let bias = request.bias().map(T::widen_vec);
         let spec = request.shape().spec();
         let inner_request = PlanRequest::new(
             spec,

@@ -73,6 +73,21 @@ fn label_bands<X: Ranged<ValueType = f64>>(
     Ok(())
 }
 
+/// Draws the series legend at `position`, on a translucent white box.
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> ChartResult {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(position)
+        .label_font(("sans-serif", 11))
+        .draw()?;
+    Ok(())
+}
+
 /// Pixel height of a chart with `per_layer` pixels per layer band.
 fn height(layers: usize, per_layer: u32) -> u32 {
     100 + per_layer.saturating_mul(u32::try_from(layers).unwrap_or(1000))
@@ -158,12 +173,7 @@ pub fn gflops(report: &Report, threads: usize) -> Result<String, String> {
             4,
             BLACK.stroke_width(2),
         ))?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
         Ok(())
     };
@@ -248,12 +258,7 @@ pub fn auto_speedup(report: &Report, threads: usize) -> Result<String, String> {
                 Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
             });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
         Ok(())
     };
@@ -307,13 +312,7 @@ pub fn thread_scaling(report: &Report) -> Result<String, String> {
                 .label(*shape)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], style));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 11))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present()?;
         Ok(())
     };
@@ -385,12 +384,7 @@ pub fn errors(report: &Report) -> Result<String, String> {
                 .label(*algorithm)
                 .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present()?;
         Ok(())
     };

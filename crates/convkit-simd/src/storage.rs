@@ -23,6 +23,13 @@ pub trait F32Storage: Element {
     fn narrow(src: &[f32], dst: &mut [Self]);
     /// The values themselves when `Self` is f32 (no conversion needed).
     fn as_f32(values: &[Self]) -> Option<&[f32]>;
+
+    /// `src` widened into a new vector (weights and bias at plan time).
+    fn widen_vec(src: &[Self]) -> Vec<f32> {
+        let mut wide = vec![0.0; src.len()];
+        Self::widen(src, &mut wide);
+        wide
+    }
 }
 
 impl F32Storage for f32 {

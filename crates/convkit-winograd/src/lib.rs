@@ -129,13 +129,8 @@ impl<T: F32Storage> ConvAlgorithm<T> for Winograd {
         let shape = request.shape();
         self.supports(shape)?;
         // Weights and bias widen exactly to f32; the filter transform runs in f64 anyway.
-        let widen = |values: &[T]| {
-            let mut wide = vec![0.0f32; values.len()];
-            T::widen(values, &mut wide);
-            wide
-        };
-        let weights = widen(request.weights());
-        let bias = request.bias().map(widen);
+        let weights = T::widen_vec(request.weights());
+        let bias = request.bias().map(T::widen_vec);
         Ok(Box::new(WinogradPlan::new(
             self.id(),
             self.tile,
