@@ -70,7 +70,10 @@ pub struct Accuracy {
     /// and cancels (Winograd: the rest of its tile, `m − 1`); 0 for methods that only sum the
     /// window's products. With a halo, the bound's scale is the larger of `Σ|x·w|` and the
     /// typical window magnitude of the widened neighborhood, so an output whose own window is
-    /// (nearly) all zeros is still held to the scale of the data its tile cancelled.
+    /// (nearly) all zeros is still held to the scale of the data its tile cancelled; and an
+    /// infinity or NaN anywhere in that neighborhood may turn this output into NaN (the
+    /// transforms add and subtract the whole tile), where the direct definition would keep it
+    /// finite.
     pub halo: usize,
 }
 

@@ -21,6 +21,10 @@
 //! and drained, and borders (any padding, partial tiles at the right and bottom) are zeros in
 //! the input band and cropped from the output band.
 //!
+//! Non-finite inputs: an infinity or NaN in a tile's input patch reaches every output of that
+//! tile through the transforms (`Inf − Inf`, `0 · Inf`), not only the outputs whose window
+//! holds it; the declared `Accuracy::halo` says so.
+//!
 //! Scratch per worker: both bands, V and M for one block (the block is sized so that V and M
 //! stay within [`BLOCK_BUDGET`] floats) and the GEMM's packing blocks; never the image.
 
@@ -93,6 +97,10 @@ impl Winograd {
 
 /// Floats of V and M (the transformed input and the products) one block may hold: 4 MiB.
 pub const BLOCK_BUDGET: usize = 1 << 20;
+
+/// Share of a block's time spent in its input transform, which every chunk of output
+/// channels repeats (from the profile of resnet_3x3_64 with F6).
+const INPUT_SHARE: f64 = 0.15;
 
 /// Fixed cost of a run, for the cost model.
 const CALL_OVERHEAD_SECONDS: f64 = 3e-6;
@@ -183,36 +191,61 @@ impl Geometry {
         let budget = (BLOCK_BUDGET / per_tile).max(1);
         let kernel = Sgemm::for_product(isa, [budget.min(tiles[0] * tiles[1]), kg, cg]).kernel();
         let images = shape.batch() * shape.groups();
-        // Blocks of whole tile rows where they fit, else of part of a row; among the
-        // candidates, the one whose rounds over the workers finish first (each block costs its
-        // tiles rounded up to the microkernel's rows, plus a fixed share).
-        let mut best: Option<([usize; 2], usize)> = None;
+        // Blocks of whole tile rows where they fit, else of part of a row, optionally with
+        // the output channels split into chunks (each repeats the input transform); among the
+        // candidates, the one whose busiest worker finishes first. A block costs its tiles
+        // rounded up to the microkernel's rows, plus a fixed share.
+        let most_chunks = if kg >= 2 * kernel.nr {
+            workers.min(kg / kernel.nr).max(1)
+        } else {
+            1
+        };
+        let load = |[rows, cols]: [usize; 2], chunks: usize| -> f64 {
+            let work = |t: usize| {
+                let rounded = (t.div_ceil(kernel.mr) * kernel.mr) as f64;
+                rounded * (1.0 / chunks as f64 + INPUT_SHARE) + 8.0
+            };
+            let per_image = tiles[0]
+                .div_ceil(rows)
+                .saturating_mul(tiles[1].div_ceil(cols));
+            let items = per_image.saturating_mul(images).saturating_mul(chunks);
+            if items > 64 * workers {
+                // Many items: the shared counter balances them (edge blocks counted as full).
+                return work(rows * cols) * items as f64 / workers as f64;
+            }
+            let mut all = Vec::with_capacity(items);
+            for by in (0..tiles[0]).step_by(rows) {
+                for bx in (0..tiles[1]).step_by(cols) {
+                    let t = rows.min(tiles[0] - by) * cols.min(tiles[1] - bx);
+                    all.extend(std::iter::repeat_n(work(t), images * chunks));
+                }
+            }
+            all.sort_by(|a, b| b.total_cmp(a));
+            let mut loads = vec![0.0f64; workers];
+            for item in all {
+                if let Some(least) = loads.iter_mut().min_by(|a, b| a.total_cmp(b)) {
+                    *least += item;
+                }
+            }
+            loads.into_iter().fold(0.0, f64::max)
+        };
+        let mut best: Option<([usize; 2], usize, f64)> = None;
         for rows in 1..=tiles[0] {
             let cols = (budget / rows).min(tiles[1]);
             if cols == 0 {
                 break;
             }
-            let blocks = tiles[0].div_ceil(rows) * tiles[1].div_ceil(cols);
-            let rounds = (images.saturating_mul(blocks)).div_ceil(workers.max(1));
-            let work = (rows * cols).div_ceil(kernel.mr) * kernel.mr + 8;
-            let cost = rounds.saturating_mul(work);
-            if best.is_none_or(|(_, c)| cost < c) {
-                best = Some(([rows, cols], cost));
+            for chunks in [1, most_chunks] {
+                let cost = load([rows, cols], chunks);
+                if best.is_none_or(|(_, _, c)| cost < c) {
+                    best = Some(([rows, cols], chunks, cost));
+                }
             }
             if cols < tiles[1] {
                 break;
             }
         }
-        let block = best.map_or([1, 1], |(block, _)| block);
-        let blocks =
-            images.saturating_mul(tiles[0].div_ceil(block[0]) * tiles[1].div_ceil(block[1]));
-        // Too few blocks for the workers: split the output channels too (each chunk repeats
-        // the input transform).
-        let chunks = if blocks < workers && kg >= 2 * kernel.nr {
-            (workers / blocks.max(1)).clamp(1, kg / kernel.nr)
-        } else {
-            1
-        };
+        let (block, chunks) = best.map_or(([1, 1], 1), |(block, chunks, _)| (block, chunks));
         let chunk = if chunks == 1 {
             kg
         } else {
