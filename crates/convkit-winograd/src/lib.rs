@@ -317,10 +317,20 @@ impl Geometry {
             * self.chunks
     }
 
+    /// Relative speed of this tile size's transforms per transformed value: the 1-D
+    /// transforms cost about 1, 2 and 3.3 operations per value for F2, F4 and F6.
+    fn transform_speed(&self) -> f64 {
+        match self.tile {
+            Tile::F2 => 1.33,
+            Tile::F4 => 1.0,
+            Tile::F6 => 0.75,
+        }
+    }
+
     /// One-thread time, fitted to the bench on AVX-512 (Zen 5) and scaled for the other
     /// paths: the transform-domain GEMMs at the path's rate (lower for few channels), plus the
     /// transformed filters streamed once per block, which the bench shows does not overlap
-    /// the GEMMs (from L3 while they fit in 16 MiB, else from memory: 7x7 layers with 512
+    /// the GEMMs (from L3 while under 16 MiB, else from memory: 7x7 layers with 512
     /// channels are bandwidth-bound beyond F2, and F6 on 256 channels re-reads 16.8 MB per
     /// block of 32 tiles), plus the transforms per transformed value and a fixed cost per run
     /// and per GEMM.
@@ -339,7 +349,7 @@ impl Geometry {
         let rate = gemm_rate * (kg / 32.0).min(1.0) * (cg / 32.0).sqrt().min(1.0);
         let gemm = 2.0 * tiles * elements * cg * kg / rate;
         let filter_bytes = elements * cg * kg * 4.0;
-        let bandwidth = if filter_bytes <= 16.0 * 1024.0 * 1024.0 {
+        let bandwidth = if filter_bytes < 16.0 * 1024.0 * 1024.0 {
             60e9
         } else {
             25e9
@@ -349,7 +359,7 @@ impl Geometry {
         let transformed =
             tiles * elements * (self.channel_stride + self.chunks * self.chunk_stride) as f64;
         gemm + streaming
-            + transformed / transform_rate
+            + transformed / (transform_rate * self.transform_speed())
             + CALL_OVERHEAD_SECONDS
             + blocks * elements * GEMM_OVERHEAD_SECONDS
     }
