@@ -148,21 +148,25 @@ impl Row {
     }
 }
 
-/// Fills `auto_speedup` of every peer row: the peer's median over Auto's, in its status too.
-pub fn rate_peers(rows: &mut [Row]) {
-    let auto: Vec<Option<f64>> = rows
-        .iter()
-        .map(|peer| {
+/// Per row: the median of the f32 `auto` row of the same shape and thread count.
+fn f32_auto_medians(rows: &[Row]) -> Vec<Option<f64>> {
+    rows.iter()
+        .map(|row| {
             rows.iter()
                 .find(|r| {
-                    r.shape == peer.shape
-                        && r.threads == peer.threads
+                    r.shape == row.shape
+                        && r.threads == row.threads
                         && r.algorithm == "auto"
                         && r.dtype == "f32"
                 })
                 .and_then(|r| r.median_ms)
         })
-        .collect();
+        .collect()
+}
+
+/// Fills `auto_speedup` of every peer row: the peer's median over Auto's, in its status too.
+pub fn rate_peers(rows: &mut [Row]) {
+    let auto = f32_auto_medians(rows);
     for (row, auto_ms) in rows.iter_mut().zip(auto) {
         let (Some(ms), Some(auto_ms), true) = (
             row.median_ms,
@@ -195,19 +199,7 @@ pub fn rate_auto(rows: &mut [Row]) {
                 .min_by(|a, b| a.0.total_cmp(&b.0))
         })
         .collect();
-    let f32_auto: Vec<Option<f64>> = rows
-        .iter()
-        .map(|half| {
-            rows.iter()
-                .find(|r| {
-                    r.shape == half.shape
-                        && r.threads == half.threads
-                        && r.algorithm == "auto"
-                        && r.dtype == "f32"
-                })
-                .and_then(|r| r.median_ms)
-        })
-        .collect();
+    let f32_auto = f32_auto_medians(rows);
     for ((row, best), f32_ms) in rows.iter_mut().zip(best).zip(f32_auto) {
         if row.algorithm == "auto"
             && row.dtype != "f32"

@@ -23,6 +23,8 @@ pub trait F32Storage: Element {
     fn narrow(src: &[f32], dst: &mut [Self]);
     /// The values themselves when `Self` is f32 (no conversion needed).
     fn as_f32(values: &[Self]) -> Option<&[f32]>;
+    /// The values themselves, writable, when `Self` is f32.
+    fn as_f32_mut(values: &mut [Self]) -> Option<&mut [f32]>;
 
     /// `src` widened into a new vector (weights and bias at plan time).
     fn widen_vec(src: &[Self]) -> Vec<f32> {
@@ -43,6 +45,10 @@ impl F32Storage for f32 {
     }
     #[inline]
     fn as_f32(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    }
+    #[inline]
+    fn as_f32_mut(values: &mut [f32]) -> Option<&mut [f32]> {
         Some(values)
     }
 }
@@ -72,6 +78,10 @@ impl F32Storage for bf16 {
     fn as_f32(_: &[bf16]) -> Option<&[f32]> {
         None
     }
+    #[inline]
+    fn as_f32_mut(_: &mut [bf16]) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 impl F32Storage for f16 {
@@ -97,6 +107,10 @@ impl F32Storage for f16 {
     }
     #[inline]
     fn as_f32(_: &[f16]) -> Option<&[f32]> {
+        None
+    }
+    #[inline]
+    fn as_f32_mut(_: &mut [f16]) -> Option<&mut [f32]> {
         None
     }
 }

@@ -872,7 +872,6 @@ impl WinogradPlan {
         let k = shape.out_channels();
         let rows = extent[0].min(oh - origin[0]);
         let cols = extent[1].min(ow - origin[1]);
-        let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
         for i in 0..rows {
             let y = origin[0] + i;
             let row = &band[i * stride * lanes..(i * stride + cols) * lanes];
@@ -899,16 +898,20 @@ impl WinogradPlan {
                     };
                     for lane0 in (0..valid).step_by(8) {
                         if lane0 + 8 <= valid {
-                            if is_f32 {
-                                // SAFETY: T is f32 (same type id), so these are the rows
-                                // `row_of` gives, typed as f32; owned as above.
-                                let rows = std::array::from_fn(|i| unsafe {
-                                    std::slice::from_raw_parts_mut(
-                                        output.cast::<f32>().add(start(lane0 + i)),
-                                        cols,
-                                    )
-                                });
-                                deinterleave8(row, lanes, lane0, rows);
+                            let direct: [Option<&mut [f32]>; 8] =
+                                std::array::from_fn(|i| T::as_f32_mut(row_of(lane0 + i)));
+                            if let [
+                                Some(r0),
+                                Some(r1),
+                                Some(r2),
+                                Some(r3),
+                                Some(r4),
+                                Some(r5),
+                                Some(r6),
+                                Some(r7),
+                            ] = direct
+                            {
+                                deinterleave8(row, lanes, lane0, [r0, r1, r2, r3, r4, r5, r6, r7]);
                             } else {
                                 let staged = &mut rows_buffer[..8 * cols];
                                 deinterleave8(row, lanes, lane0, split8(staged, cols));
