@@ -1,33 +1,37 @@
 //! The general direct kernel: any stride, dilation, padding, groups and layout.
 //!
 //! Computes `out[n][oy][ox][k] = act(bias[k] + Σ_{ky,kx,c} x[n][iy][ix][c] · w[k][c][ky][kx])`
-//! tile by tile, straight from the input (no lowered matrix, no padded copy).
+//! tile by tile from a channels-last view of the input: an NHWC input as given, an NCHW input
+//! through the channels-last copy `DirectPlan` makes at the start of each run (see
+//! [`to_channels_last`]). No lowered matrix, no padded copy.
 //!
-//! Blocking: a register tile is `RW` consecutive output pixels of one row × `KV` vectors of
-//! output channels of one group (`KB = KV·LANES` channels). For each tap `(ky, kx)` and input
-//! channel `c` it loads `KV` weight vectors and broadcasts one input value per pixel:
-//! `RW·KV` FMAs for `KV + RW` loads. Weights are re-laid at plan time as
+//! Blocking: a register tile is `RW` consecutive output pixels of one image in raster order
+//! (a tile may wrap onto the next output row) × `KV` vectors of output channels of one group
+//! (`KB = KV·LANES` channels). For each tap `(ky, kx)` and input channel `c` it loads `KV`
+//! weight vectors and broadcasts one input value per pixel: `RW·KV` FMAs for `KV + RW` loads,
+//! the broadcasts reading `RW` contiguous runs of channels. Weights are re-laid at plan time as
 //! `[group][channel block][ky][kx][c][KB]` (zero-padded to `KB`), so the tile streams them in
 //! order. Register budget: `RW·KV` accumulators + `KV` weights + 1 broadcast — AVX-512
 //! (32 registers) 6×4, 8×3, 8×2 or 8×1 by the group's output channels; AVX2 (16) 6×2 or 8×1;
 //! portable (`f32x8` as two SSE halves) 4×1.
 //!
-//! Borders: input rows outside the image skip their kernel row. Tiles whose every tap column
-//! lies inside the image (the `interior` columns) take the fast path; the columns at the
-//! edges, and the remainder of a row, are computed one pixel at a time, skipping the taps that
-//! fall in the padding. Output: NHWC stores channel vectors per pixel; NCHW goes through a
-//! small stack buffer to rows of pixels per channel.
+//! Borders: a tile whose pixels lie on one output row with every tap column inside the image
+//! (the `interior` columns) reads its pixels a fixed step apart and skips the kernel rows
+//! outside the image. Every other tile (image borders, a tile wrapping onto the next row, the
+//! last tile of an image) points each pixel of each tap at its input channels, or at a row of
+//! zeros when the tap falls in the padding: the same FMAs as an interior tile, no per-pixel
+//! branch in the channel loop. Output: NHWC stores channel vectors per pixel; NCHW transposes
+//! each channel vector of the tile in registers into runs of pixels per channel (a tile's
+//! pixels are consecutive in an NCHW channel plane even when it wraps).
 
 use crate::geometry::{Geometry, StepOrder};
 use convkit_simd::{Simd, VectorActivation};
-
-/// Largest `RW` and `KB` of any path (stack buffer for NCHW stores).
-const MAX_TILE: usize = 8 * 64;
+use std::ops::Range;
 
 /// A register tile's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TileShape {
-    /// Output pixels along a row.
+    /// Output pixels.
     pub rw: usize,
     /// Vectors of output channels.
     pub kv: usize,
@@ -50,52 +54,65 @@ impl TileShape {
     }
 }
 
-/// `acc[r][j] += Σ_c x[offsets[r] + c·channel_stride] · w[c][j]` over `channels` input
-/// channels, `w` holding `KV` vectors per channel: the innermost loop, kept apart so that the
-/// accumulators stay in registers.
+/// `acc[r][j] += Σ_c pixels[r][c] · w[c][j]` over `channels` input channels, `w` holding `KV`
+/// vectors per channel: the innermost loop, kept apart so that the accumulators stay in
+/// registers.
 ///
 /// # Safety
-/// The CPU has `S::ISA`; the reads stay inside the input and the weights.
+/// The CPU has `S::ISA`; every pixel pointer reads `channels` values and `w` holds
+/// `channels·KV·LANES`.
 #[inline(always)]
 unsafe fn accumulate<S: Simd, const RW: usize, const KV: usize>(
     mut acc: [[S::F32; KV]; RW],
-    x: *const f32,
-    offsets: &[usize; RW],
-    channel_stride: usize,
+    pixels: &[*const f32; RW],
     w: *const f32,
     channels: usize,
 ) -> [[S::F32; KV]; RW] {
     // SAFETY: forwarded contract.
     unsafe {
-        let (mut x, mut w) = (x, w);
-        for _ in 0..channels {
+        let mut w = w;
+        for c in 0..channels {
             let mut weights = [S::zero(); KV];
             for (j, v) in weights.iter_mut().enumerate() {
                 *v = S::load(w.add(j * S::LANES));
             }
-            for (row, &offset) in acc.iter_mut().zip(offsets) {
-                let value = S::splat(*x.add(offset));
+            for (row, &pixel) in acc.iter_mut().zip(pixels) {
+                let value = S::splat(*pixel.add(c));
                 for (sum, &wj) in row.iter_mut().zip(&weights) {
                     *sum = S::mul_add(value, wj, *sum);
                 }
             }
-            x = x.add(channel_stride);
             w = w.add(KV * S::LANES);
         }
         acc
     }
 }
 
-/// The input step between a tile's pixels and each pixel's offset from the first. Wrapping:
-/// with a huge stride only one pixel of a tile is ever read, at offset 0.
-#[inline(always)]
-fn pixel_offsets<const RW: usize>(geo: &Geometry) -> (usize, [usize; RW]) {
-    let pixel_step = geo.stride[1].wrapping_mul(geo.in_pixel);
-    let mut offsets = [0usize; RW];
-    for (r, offset) in offsets.iter_mut().enumerate() {
-        *offset = r.wrapping_mul(pixel_step);
+/// Copies pixels `pixels` of the NCHW image at `image` (`channels` planes of `plane` pixels)
+/// into `dst`, which holds those pixels channels-last: `dst[(p − start)·channels + c] =
+/// image[c·plane + p]`.
+pub(crate) fn to_channels_last(
+    image: &[f32],
+    channels: usize,
+    plane: usize,
+    pixels: Range<usize>,
+    dst: &mut [f32],
+) {
+    let run = pixels.len();
+    let vectors = channels / 8;
+    for v in 0..vectors {
+        let rows: [&[f32]; 8] = std::array::from_fn(|lane| {
+            let start = (8 * v + lane) * plane + pixels.start;
+            &image[start..start + run]
+        });
+        convkit_simd::transpose::interleave8(rows, dst, channels, 8 * v);
     }
-    (pixel_step, offsets)
+    for c in 8 * vectors..channels {
+        let row = &image[c * plane + pixels.start..c * plane + pixels.end];
+        for (slot, &value) in dst[c..].iter_mut().step_by(channels).zip(row) {
+            *slot = value;
+        }
+    }
 }
 
 /// Plan-time data of the general kernel.
@@ -112,6 +129,12 @@ pub(crate) struct General {
     /// `[group][block][block lanes]`, zero where there is no bias.
     pub bias: Vec<f32>,
     pub activation: VectorActivation,
+    /// One pixel's input channels of a group, all zero: what taps in the padding read.
+    zeros: Vec<f32>,
+    /// Channels-last input strides: between images, rows and pixels.
+    in_image: usize,
+    in_row: usize,
+    in_pixel: usize,
 }
 
 impl General {
@@ -126,6 +149,8 @@ impl General {
         let block = tile.kv * lanes;
         let blocks = geometry.kg.div_ceil(block);
         let (packed, packed_bias) = geometry.pack_blocks(weights, bias, block, StepOrder::TapMajor);
+        let [h, w] = geometry.in_hw;
+        let channels = geometry.groups * geometry.cg;
         General {
             geometry,
             tile,
@@ -134,40 +159,45 @@ impl General {
             weights: packed,
             bias: packed_bias,
             activation,
+            zeros: vec![0.0; geometry.cg],
+            in_image: h * w * channels,
+            in_row: w * channels,
+            in_pixel: channels,
         }
     }
 
-    /// Units of parallel work per output row: groups × channel blocks.
-    pub fn row_units(&self) -> usize {
+    /// Units of parallel work per tile: groups × channel blocks.
+    pub fn units(&self) -> usize {
         self.geometry.groups * self.blocks
     }
 
-    /// Computes output rows `rows` of image `n` for channel block `unit` (group-major).
+    /// Register tiles per image and unit.
+    pub fn tiles(&self) -> usize {
+        let [oh, ow] = self.geometry.out_hw;
+        (oh * ow).div_ceil(self.tile.rw)
+    }
+
+    /// Computes tiles `tiles` of image `n` for channel block `unit` (group-major).
     ///
     /// # Safety
-    /// The CPU has `S::ISA`; `input` and `output` hold the whole tensors of the plan's shape;
-    /// no other thread writes these output rows of this unit's channels meanwhile.
-    /// `NARROW` rows (mostly edge, [`General::narrow`]) are covered by whole tiles
-    /// that skip padded taps per pixel; wide rows by interior tiles and single edge pixels.
-    /// The two are separate instantiations, compiled apart, so that neither burdens the
-    /// other's register allocation.
+    /// The CPU has `S::ISA`; `input` holds the whole input channels-last (NHWC) and `output`
+    /// the whole output tensor of the plan's shape; no other thread writes these tiles of this
+    /// unit's channels meanwhile.
     #[inline(always)]
-    pub unsafe fn run_rows<S: Simd, const NARROW: bool>(
+    pub unsafe fn run_tiles<S: Simd>(
         &self,
         input: *const f32,
         output: *mut f32,
         n: usize,
         unit: usize,
-        rows: std::ops::Range<usize>,
+        tiles: Range<usize>,
     ) {
         macro_rules! with_tile {
             ($($rw:literal x $kv:literal),*) => {
                 match (self.tile.rw, self.tile.kv) {
                     $(($rw, $kv) => {
                         // SAFETY: forwarded contract.
-                        unsafe {
-                            self.rows_with::<S, $rw, $kv, NARROW>(input, output, n, unit, rows)
-                        }
+                        unsafe { self.tiles_with::<S, $rw, $kv>(input, output, n, unit, tiles) }
                     })*
                     _ => unreachable!("tile shapes come from TileShape::choose"),
                 }
@@ -176,155 +206,136 @@ impl General {
         with_tile!(6 x 4, 8 x 3, 8 x 2, 8 x 1, 6 x 2, 4 x 1)
     }
 
-    /// Whether interior tiles would cover less than half of each output row, so that whole
-    /// edge tiles are worth their per-tap checks.
-    pub fn narrow(&self) -> bool {
-        let [lo, hi] = self.geometry.interior;
-        let rw = self.tile.rw;
-        2 * ((hi - lo) / rw * rw) < self.geometry.out_hw[1]
-    }
-
     #[inline(always)]
-    unsafe fn rows_with<S: Simd, const RW: usize, const KV: usize, const NARROW: bool>(
+    unsafe fn tiles_with<S: Simd, const RW: usize, const KV: usize>(
         &self,
         input: *const f32,
         output: *mut f32,
         n: usize,
         unit: usize,
-        rows: std::ops::Range<usize>,
+        tiles: Range<usize>,
     ) {
         let geo = &self.geometry;
-        let ow = geo.out_hw[1];
+        let [oh, ow] = geo.out_hw;
         let [lo, hi] = geo.interior;
-        let fast_end = lo + (hi - lo) / RW * RW;
-        // Narrow rows are mostly edge: cover them with whole tiles that skip the padded taps
-        // per pixel. Wide rows take their few edge pixels one at a time (a whole tile per
-        // edge pixel would cost as much as an interior tile).
-        for oy in rows {
-            // SAFETY: forwarded contract; every tile's pixels lie in 0..OW.
+        let image = input.wrapping_add(n * self.in_image + unit / self.blocks * geo.cg);
+        for tile in tiles {
+            let first = tile * RW;
+            let pixels = (oh * ow - first).min(RW);
+            let (oy, ox0) = (first / ow, first % ow);
+            // SAFETY: forwarded contract; the tile's pixels lie in the image.
             unsafe {
-                if NARROW {
-                    for ox0 in (0..ow).step_by(RW) {
-                        let pixels = (ow - ox0).min(RW);
-                        self.edge_tile::<S, RW, KV>(input, output, n, unit, (oy, ox0), pixels);
-                    }
-                    continue;
-                }
-                for ox0 in 0..lo {
-                    self.edge_tile::<S, 1, KV>(input, output, n, unit, (oy, ox0), 1);
-                }
-                for ox0 in (lo..fast_end).step_by(RW) {
-                    self.tile::<S, RW, KV>(input, output, n, unit, oy, ox0);
-                }
-                for ox0 in fast_end..ow {
-                    self.edge_tile::<S, 1, KV>(input, output, n, unit, (oy, ox0), 1);
-                }
+                let acc = if pixels == RW && ox0 >= lo && ox0 + RW <= hi {
+                    self.row_tile::<S, RW, KV>(image, unit, oy, ox0)
+                } else {
+                    self.gathered_tile::<S, RW, KV>(image, unit, first, pixels)
+                };
+                self.store::<S, RW, KV>(acc, output, n, unit, first, pixels);
             }
         }
     }
 
-    /// Pointer to input channel 0 of `unit`'s group at image `n`, row `iy`, column `ix`.
+    /// The sums of an interior tile of `RW` pixels from `(oy, ox0)`: every tap column is inside
+    /// the image. `image` points at the group's first channel of the image.
     #[inline(always)]
-    fn input_offset(&self, n: usize, unit: usize, iy: usize, ix: usize) -> usize {
-        let geo = &self.geometry;
-        let group = unit / self.blocks;
-        n * geo.in_image + group * geo.cg * geo.in_channel + iy * geo.in_row + ix * geo.in_pixel
-    }
-
-    /// An interior tile of `RW` pixels from `ox0`: every tap column is inside the image.
-    #[inline(always)]
-    unsafe fn tile<S: Simd, const RW: usize, const KV: usize>(
+    unsafe fn row_tile<S: Simd, const RW: usize, const KV: usize>(
         &self,
-        input: *const f32,
-        output: *mut f32,
-        n: usize,
+        image: *const f32,
         unit: usize,
         oy: usize,
         ox0: usize,
-    ) {
+    ) -> [[S::F32; KV]; RW] {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        let (_, offsets) = pixel_offsets::<RW>(geo);
-        let taps_len = geo.kernel[1] * cg * block;
+        let pixel_step = geo.stride[1] * self.in_pixel;
+        let tap_len = cg * block;
         // SAFETY: the CPU has S::ISA (contract); every pointer below stays inside the weights
-        // (block `unit`, all taps and channels) or the input (rows checked, columns interior).
+        // (block `unit`, all taps and channels) or the image (rows checked, columns interior).
         unsafe {
             let mut acc = [[S::zero(); KV]; RW];
-            let mut w = self.weights.as_ptr().add(unit * geo.taps() * cg * block);
+            let mut w = self.weights.as_ptr().add(unit * geo.taps() * tap_len);
             for ky in 0..geo.kernel[0] {
                 let Some(iy) = geo.input_row(oy, ky) else {
-                    w = w.add(taps_len);
+                    w = w.add(geo.kernel[1] * tap_len);
                     continue;
                 };
-                for kx in 0..geo.kernel[1] {
+                // With one group and dilation 1, a kernel row's taps read one run of
+                // `KW·cg` values per pixel, and its weights are one run too: one chain.
+                let (taps, run) = if self.in_pixel == cg && geo.dilation[1] == 1 {
+                    (1, geo.kernel[1] * cg)
+                } else {
+                    (geo.kernel[1], cg)
+                };
+                for kx in 0..taps {
                     let ix0 = ox0 * geo.stride[1] + kx * geo.dilation[1] - geo.pad[1];
-                    let x = input.add(self.input_offset(n, unit, iy, ix0));
-                    acc = accumulate::<S, RW, KV>(acc, x, &offsets, geo.in_channel, w, cg);
-                    w = w.add(cg * block);
+                    let x = image.add(iy * self.in_row + ix0 * self.in_pixel);
+                    let mut pixels = [x; RW];
+                    for (r, pixel) in pixels.iter_mut().enumerate() {
+                        *pixel = x.add(r * pixel_step);
+                    }
+                    acc = accumulate::<S, RW, KV>(acc, &pixels, w, run);
+                    w = w.add(run * block);
                 }
             }
-            self.store::<S, RW, KV>(acc, output, n, unit, oy, ox0, RW);
+            acc
         }
     }
 
-    /// A tile of `pixels` (≤ `RW`) pixels from `ox0` some of whose taps may fall in the
-    /// padding: per tap, the pixels whose input column is inside the image (a contiguous run)
-    /// accumulate; taps valid for a whole tile of `RW` take the fast loop.
+    /// The sums of `pixels` (≤ `RW`) pixels from flat output index `first`, anywhere in the
+    /// image: per tap, each pixel reads its input channels or the zero row.
     #[inline(always)]
-    unsafe fn edge_tile<S: Simd, const RW: usize, const KV: usize>(
+    unsafe fn gathered_tile<S: Simd, const RW: usize, const KV: usize>(
         &self,
-        input: *const f32,
-        output: *mut f32,
-        n: usize,
+        image: *const f32,
         unit: usize,
-        (oy, ox0): (usize, usize),
+        first: usize,
         pixels: usize,
-    ) {
+    ) -> [[S::F32; KV]; RW] {
         let geo = &self.geometry;
         let (cg, block) = (geo.cg, self.block);
-        let (pixel_step, offsets) = pixel_offsets::<RW>(geo);
-        // SAFETY: as in `tile`; input reads are only made for pixels whose tap column is
-        // inside the image (`valid`), starting from the first such pixel.
+        let [h, w] = geo.in_hw;
+        let ow = geo.out_hw[1];
+        // Input row and column of tap (0, 0) per pixel, wrapping below zero (so that adding a
+        // tap's offset lands on the right row or an out-of-image one); pixels past `pixels`
+        // start below the image and never read.
+        let mut origins = [(h, 0); RW];
+        for (r, origin) in origins.iter_mut().enumerate().take(pixels) {
+            let (oy, ox) = ((first + r) / ow, (first + r) % ow);
+            *origin = (
+                (oy * geo.stride[0]).wrapping_sub(geo.pad[0]),
+                (ox * geo.stride[1]).wrapping_sub(geo.pad[1]),
+            );
+        }
+        // SAFETY: the CPU has S::ISA (contract); a pixel pointer is formed only for a tap
+        // inside the image (row < H, column < W) and otherwise is the zero row (cg values);
+        // weights stay inside block `unit`.
         unsafe {
             let mut acc = [[S::zero(); KV]; RW];
             let weights = self.weights.as_ptr().add(unit * geo.taps() * cg * block);
             for ky in 0..geo.kernel[0] {
-                let Some(iy) = geo.input_row(oy, ky) else {
-                    continue;
-                };
                 for kx in 0..geo.kernel[1] {
-                    let valid = geo.valid_pixels(kx, ox0, pixels);
-                    if valid.is_empty() {
-                        continue;
-                    }
-                    let ix = geo
-                        .input_column(ox0 + valid.start, kx)
-                        .expect("valid pixels have their tap column inside the image");
-                    let x = input.add(self.input_offset(n, unit, iy, ix));
-                    let w = weights.add((ky * geo.kernel[1] + kx) * cg * block);
-                    if valid == (0..RW) {
-                        acc = accumulate::<S, RW, KV>(acc, x, &offsets, geo.in_channel, w, cg);
-                    } else {
-                        for (i, r) in valid.enumerate() {
-                            let pixel = x.add(i * pixel_step);
-                            acc[r] = accumulate::<S, 1, KV>(
-                                [acc[r]],
-                                pixel,
-                                &[0],
-                                geo.in_channel,
-                                w,
-                                cg,
-                            )[0];
+                    let mut inputs = [self.zeros.as_ptr(); RW];
+                    let mut any = false;
+                    for (input, &(iy0, ix0)) in inputs.iter_mut().zip(&origins) {
+                        let iy = iy0.wrapping_add(ky * geo.dilation[0]);
+                        let ix = ix0.wrapping_add(kx * geo.dilation[1]);
+                        if iy < h && ix < w {
+                            *input = image.add(iy * self.in_row + ix * self.in_pixel);
+                            any = true;
                         }
+                    }
+                    if any {
+                        let tap = weights.add((ky * geo.kernel[1] + kx) * cg * block);
+                        acc = accumulate::<S, RW, KV>(acc, &inputs, tap, cg);
                     }
                 }
             }
-            self.store::<S, RW, KV>(acc, output, n, unit, oy, ox0, pixels);
+            acc
         }
     }
 
-    /// Bias, activation and store of the first `pixels` pixels of a tile from `ox0`.
-    #[allow(clippy::too_many_arguments)]
+    /// Bias, activation and store of the first `pixels` pixels of a tile from flat output
+    /// index `first`.
     #[inline(always)]
     unsafe fn store<S: Simd, const RW: usize, const KV: usize>(
         &self,
@@ -332,18 +343,18 @@ impl General {
         output: *mut f32,
         n: usize,
         unit: usize,
-        oy: usize,
-        ox0: usize,
+        first: usize,
         pixels: usize,
     ) {
         let geo = &self.geometry;
         let (group, b) = (unit / self.blocks, unit % self.blocks);
-        let first = b * self.block;
-        let valid = (geo.kg - first).min(self.block);
-        let channel0 = group * geo.kg + first;
-        let base = n * geo.out_image + oy * geo.out_row + ox0 * geo.out_pixel;
+        let first_channel = b * self.block;
+        let valid = (geo.kg - first_channel).min(self.block);
+        let channel0 = group * geo.kg + first_channel;
+        // Dense outputs: flat pixel `p` sits at `p·out_pixel` in either layout.
+        let base = n * geo.out_image + first * geo.out_pixel;
         // SAFETY: the CPU has S::ISA; the bias block holds KB values; stores stay inside the
-        // tile's `valid` channels × RW pixels of the output (contract).
+        // tile's `valid` channels × `pixels` pixels of the output (contract).
         unsafe {
             let bias = self.bias.as_ptr().add(unit * self.block);
             // Plain loops, not closures: a closure would be compiled without the path's
@@ -368,22 +379,18 @@ impl General {
                     }
                 }
             } else {
-                // Parked tile, `[pixel][channel]`: only the stored part is read back.
-                let mut buffer = std::mem::MaybeUninit::<[f32; MAX_TILE]>::uninit();
-                let parked = buffer.as_mut_ptr().cast::<f32>();
-                for (r, vectors) in finished.iter().enumerate() {
-                    for (j, &v) in vectors.iter().enumerate() {
-                        S::store(parked.add(r * self.block + j * S::LANES), v);
+                // NCHW: each channel vector of the tile goes out as runs of pixels.
+                for j in 0..KV {
+                    let channels = valid.saturating_sub(j * S::LANES).min(S::LANES);
+                    if channels == 0 {
+                        break;
                     }
-                }
-                for k in 0..valid {
-                    let out = output.add(base + (channel0 + k) * geo.out_channel);
-                    // NCHW: the tile's pixels are consecutive in the output row.
-                    for r in 0..RW {
-                        if r < pixels {
-                            *out.add(r) = *parked.add(r * self.block + k);
-                        }
+                    let mut rows = [S::zero(); RW];
+                    for (row, vectors) in rows.iter_mut().zip(&finished) {
+                        *row = vectors[j];
                     }
+                    let out = output.add(base + (channel0 + j * S::LANES) * geo.out_channel);
+                    S::store_transposed(&rows[..pixels], out, geo.out_channel, channels);
                 }
             }
         }

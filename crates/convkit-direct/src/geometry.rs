@@ -98,21 +98,6 @@ impl Geometry {
             .filter(|&ix| ix < self.in_hw[1])
     }
 
-    /// The run of pixels `ox0 + r`, `r < pixels`, whose kernel column `kx` lands inside the
-    /// image (columns are monotonic in `ox`, so the run is contiguous).
-    #[inline(always)]
-    pub fn valid_pixels(&self, kx: usize, ox0: usize, pixels: usize) -> std::ops::Range<usize> {
-        let (sw, w) = (self.stride[1], self.in_hw[1]);
-        let offset = kx * self.dilation[1];
-        // ix = ox·sw + offset − left: ≥ 0 from ox ≥ ⌈(left − offset) / sw⌉, < w below
-        // ox < ⌈(w + left − offset) / sw⌉.
-        let first = self.pad[1].saturating_sub(offset).div_ceil(sw);
-        let end = (w + self.pad[1]).saturating_sub(offset).div_ceil(sw);
-        let start = first.saturating_sub(ox0).min(pixels);
-        let stop = end.saturating_sub(ox0).min(pixels);
-        start..stop.max(start)
-    }
-
     /// The layout of a zero-padded band buffer holding `channels` channels of input rows for
     /// column-vector kernels: `(buffer width, output rows per band)`, each band at most
     /// `budget` f32 and at most `max_rows` output rows; `None` when one output row's band

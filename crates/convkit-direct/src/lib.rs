@@ -60,17 +60,19 @@ fn is_depthwise(shape: &ConvShape) -> bool {
     shape.in_channels_per_group() == 1 && shape.out_channels_per_group() == 1
 }
 
-/// The column kernel pays off for few input channels per group (stems, MNIST and CIFAR
-/// inputs: the general kernel would run short reductions into transposing stores); with more
-/// channels the general kernel's long reductions win (measured on the bench suite).
+/// The column kernel pays off for few input channels per group at column stride 1 (MNIST
+/// and CIFAR inputs: the general kernel would run short reductions into transposing stores);
+/// with more channels, or stride 2 (stems, where the column kernel's even-lane loads halve
+/// its input reuse), the general kernel wins (measured on the bench suite).
 fn prefers_columns(shape: &ConvShape) -> bool {
     const MAX_CHANNELS: usize = 4;
-    shape.in_channels_per_group() <= MAX_CHANNELS
+    shape.in_channels_per_group() <= MAX_CHANNELS && shape.stride()[1] == 1
 }
 
 /// Estimated run time of `shape` on `isa`, one thread: FLOPs over the kernel's sustained
-/// rate, plus the general kernel's slow edge pixels and NCHW transposing stores. Rates are
-/// fractions of each path's FMA peak measured with `cargo xtask bench` on the suite layers.
+/// rate, plus, for NCHW, the general kernel's channels-last copy of the input and its
+/// transposing stores. Rates are fractions of each path's FMA peak measured with
+/// `cargo xtask bench` on the suite layers.
 fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     let (lanes, registers) = lanes_and_registers(isa);
     let peak = match isa {
@@ -91,26 +93,19 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     let tile = TileShape::choose(kg, lanes, registers);
     let block = tile.kv * lanes;
     let lane_use = kg as f64 / (kg.div_ceil(block) * block) as f64;
-    // KV weight loads and RW broadcasts per RW·KV FMAs.
+    let [oh, ow] = shape.output_hw();
+    let pixel_use = (oh * ow) as f64 / ((oh * ow).div_ceil(tile.rw) * tile.rw) as f64;
+    // KV weight loads and RW broadcasts per RW·KV FMAs; a tap's channel loop is a chain of
+    // `cg` steps, short ones pay its setup.
     let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
-    let fast_rate = peak * lane_use * (1.0 / (1.3 * loads_per_fma)).min(0.8);
-    let geometry = Geometry::new(shape);
-    let [lo, hi] = geometry.interior;
-    let ow = shape.output_hw()[1];
-    let fast = ((hi - lo) / tile.rw * tile.rw) as f64 / ow as f64;
-    let compute = if fast < 0.5 {
-        // Narrow rows: whole edge tiles, about half the interior rate (resnet_3x3_512).
-        flops / (fast_rate * 0.6)
-    } else {
-        // Single edge pixels: KV weight loads per broadcast, short FMA chains.
-        let edge_rate = fast_rate / 1.5;
-        flops * (fast / fast_rate + (1.0 - fast) / edge_rate)
-    };
-    let transposing_stores = match shape.layout() {
-        Layout::Nchw => shape.output_len() as f64 * 0.4e-9,
+    let chain = shape.in_channels_per_group() as f64;
+    let rate =
+        peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(0.95) / (1.0 + 0.2 / chain);
+    let layout_traffic = match shape.layout() {
+        Layout::Nchw => shape.input_len() as f64 * 0.35e-9 + shape.output_len() as f64 * 0.25e-9,
         Layout::Nhwc => 0.0,
     };
-    CALL_OVERHEAD_SECONDS + compute + transposing_stores
+    CALL_OVERHEAD_SECONDS + flops / rate + layout_traffic
 }
 
 /// Fixed cost of a run (item split), measured on the smallest suite layers.
@@ -220,29 +215,29 @@ impl DirectPlan {
         let [oh, _] = self.shape.output_hw();
         let n = self.shape.batch();
         let (outer, rows) = match &self.kernel {
-            Kernel::General(general) => (n * general.row_units(), oh),
+            Kernel::General(general) => (n * general.units(), general.tiles()),
             Kernel::DepthwiseNhwc(_) => (n, oh),
             Kernel::DepthwiseNchw(dw) => {
                 return Items {
                     outer: n * self.shape.in_channels(),
                     chunks: oh.div_ceil(dw.band_rows),
-                    rows_per_chunk: dw.band_rows,
+                    per_chunk: dw.band_rows,
                 };
             }
             Kernel::Columns(columns) => {
                 return Items {
                     outer: n * self.shape.groups(),
                     chunks: oh.div_ceil(columns.band_rows),
-                    rows_per_chunk: columns.band_rows,
+                    per_chunk: columns.band_rows,
                 };
             }
         };
         let chunks = (ITEMS_PER_WORKER * workers).div_ceil(outer).clamp(1, rows);
-        let rows_per_chunk = rows.div_ceil(chunks);
+        let per_chunk = rows.div_ceil(chunks);
         Items {
             outer,
-            chunks: rows.div_ceil(rows_per_chunk),
-            rows_per_chunk,
+            chunks: rows.div_ceil(per_chunk),
+            per_chunk,
         }
     }
 
@@ -252,6 +247,50 @@ impl DirectPlan {
             Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
             Kernel::Columns(columns) => columns.buffer_len(),
             _ => 0,
+        }
+    }
+
+    /// f32 elements of the channels-last copy of an NCHW input that the general kernel reads
+    /// (none when it reads the input as given: NHWC, or a single channel).
+    fn channels_last_len(&self) -> usize {
+        match &self.kernel {
+            Kernel::General(_)
+                if self.shape.layout() == Layout::Nchw && self.shape.in_channels() > 1 =>
+            {
+                self.shape.input_len()
+            }
+            _ => 0,
+        }
+    }
+
+    /// Copies the NCHW `input` channels-last into `dst`, in pieces of whole images' pixel
+    /// runs spread over the pool when `parallel`.
+    fn copy_channels_last(&self, input: &[f32], dst: &mut [f32], parallel: bool) {
+        /// Pixels per piece: a multiple of the 8x8 transposes.
+        const PIECE_PIXELS: usize = 512;
+        let [h, w] = self.shape.input_hw();
+        let (plane, channels) = (h * w, self.shape.in_channels());
+        let image_len = plane * channels;
+        let copy_piece = |image: &[f32], (piece, dst): (usize, &mut [f32])| {
+            let start = piece * PIECE_PIXELS;
+            let pixels = start..(start + PIECE_PIXELS).min(plane);
+            general::to_channels_last(image, channels, plane, pixels, dst);
+        };
+        let images = dst.chunks_mut(image_len).zip(input.chunks(image_len));
+        if parallel {
+            dst.par_chunks_mut(image_len)
+                .zip(input.par_chunks(image_len))
+                .for_each(|(dst, image)| {
+                    dst.par_chunks_mut(PIECE_PIXELS * channels)
+                        .enumerate()
+                        .for_each(|piece| copy_piece(image, piece));
+                });
+        } else {
+            for (dst, image) in images {
+                for piece in dst.chunks_mut(PIECE_PIXELS * channels).enumerate() {
+                    copy_piece(image, piece);
+                }
+            }
         }
     }
 
@@ -270,19 +309,17 @@ impl DirectPlan {
     ) {
         let (outer, chunk) = (index / items.chunks, index % items.chunks);
         let [oh, _] = self.shape.output_hw();
-        let rows = chunk * items.rows_per_chunk..((chunk + 1) * items.rows_per_chunk).min(oh);
+        let rows = chunk * items.per_chunk..((chunk + 1) * items.per_chunk).min(oh);
         let entries = entries(self.isa);
         // SAFETY: forwarded contract; items partition the output.
         unsafe {
             match &self.kernel {
                 Kernel::General(general) => {
-                    let units = general.row_units();
-                    let run = if general.narrow() {
-                        entries.general_narrow
-                    } else {
-                        entries.general_wide
-                    };
-                    run(general, input, output, (outer / units, outer % units), rows);
+                    let units = general.units();
+                    let tiles = chunk * items.per_chunk
+                        ..((chunk + 1) * items.per_chunk).min(general.tiles());
+                    let item = (outer / units, outer % units);
+                    (entries.general)(general, input, output, item, tiles);
                 }
                 Kernel::Columns(columns) => {
                     let groups = self.shape.groups();
@@ -312,12 +349,13 @@ impl DirectPlan {
     }
 }
 
-/// How the output is cut into items: `outer` × `chunks` of `rows_per_chunk` output rows.
+/// How the output is cut into items: `outer` × `chunks` of `per_chunk` output rows (register
+/// tiles for the general kernel).
 #[derive(Clone, Copy, Debug)]
 struct Items {
     outer: usize,
     chunks: usize,
-    rows_per_chunk: usize,
+    per_chunk: usize,
 }
 
 /// The output pointer, shared by workers that write disjoint items.
@@ -339,8 +377,8 @@ impl SharedOutput {
 /// An `(image, group or channel, band)` work item.
 type BandItem = (usize, usize, usize);
 
-/// A kernel entry over output rows: `(image, unit)` and the rows.
-type RowsEntry<K> = unsafe fn(&K, *const f32, *mut f32, (usize, usize), Range<usize>);
+/// A kernel entry over output rows or tiles: `(image, unit)` and the range.
+type RangeEntry<K> = unsafe fn(&K, *const f32, *mut f32, (usize, usize), Range<usize>);
 
 /// A kernel entry over a band with a worker buffer.
 type BandEntry<K> = unsafe fn(&K, *const f32, *mut f32, BandItem, &mut [f32]);
@@ -348,8 +386,7 @@ type BandEntry<K> = unsafe fn(&K, *const f32, *mut f32, BandItem, &mut [f32]);
 /// One path's kernel entry points, each compiled on its own with the path's features.
 #[derive(Clone, Copy)]
 struct Entries {
-    general_wide: RowsEntry<General>,
-    general_narrow: RowsEntry<General>,
+    general: RangeEntry<General>,
     columns: BandEntry<Columns>,
     depthwise_nhwc: unsafe fn(&DepthwiseNhwc, *const f32, *mut f32, usize, Range<usize>),
     depthwise_nchw: BandEntry<DepthwiseNchw>,
@@ -363,31 +400,17 @@ macro_rules! path_entries {
             use super::*;
 
             /// # Safety
-            /// As [`General::run_rows`]; the CPU has this path.
+            /// As [`General::run_tiles`]; the CPU has this path.
             $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn general_wide(
+            pub(super) unsafe fn general(
                 kernel: &General,
                 input: *const f32,
                 output: *mut f32,
                 (n, unit): (usize, usize),
-                rows: Range<usize>,
+                tiles: Range<usize>,
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_rows::<$simd, false>(input, output, n, unit, rows) }
-            }
-
-            /// # Safety
-            /// As [`General::run_rows`]; the CPU has this path.
-            $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn general_narrow(
-                kernel: &General,
-                input: *const f32,
-                output: *mut f32,
-                (n, unit): (usize, usize),
-                rows: Range<usize>,
-            ) {
-                // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_rows::<$simd, true>(input, output, n, unit, rows) }
+                unsafe { kernel.run_tiles::<$simd>(input, output, n, unit, tiles) }
             }
 
             /// # Safety
@@ -433,8 +456,7 @@ macro_rules! path_entries {
             }
 
             pub(super) const ENTRIES: Entries = Entries {
-                general_wide,
-                general_narrow,
+                general,
                 columns,
                 depthwise_nhwc,
                 depthwise_nchw,
@@ -478,7 +500,7 @@ impl ConvPlan<f32> for DirectPlan {
     }
 
     fn scratch_len(&self) -> usize {
-        self.scratch_per_worker() * self.workers.max(1)
+        self.channels_last_len() + self.scratch_per_worker() * self.workers.max(1)
     }
 
     fn plan_bytes(&self) -> usize {
@@ -497,6 +519,13 @@ impl ConvPlan<f32> for DirectPlan {
             1
         } else {
             rayon::current_num_threads()
+        };
+        let (channels_last, scratch) = scratch.split_at_mut(self.channels_last_len());
+        let input = if channels_last.is_empty() {
+            input
+        } else {
+            self.copy_channels_last(input, channels_last, threads > 1);
+            &*channels_last
         };
         let workers = scratch
             .len()

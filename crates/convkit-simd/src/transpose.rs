@@ -108,30 +108,10 @@ mod x86 {
                 _mm256_loadu_ps(rows[6]),
                 _mm256_loadu_ps(rows[7]),
             ];
-            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            _mm256_storeu_ps(columns[0], _mm256_permute2f128_ps::<0x20>(u0, u4));
-            _mm256_storeu_ps(columns[1], _mm256_permute2f128_ps::<0x20>(u1, u5));
-            _mm256_storeu_ps(columns[2], _mm256_permute2f128_ps::<0x20>(u2, u6));
-            _mm256_storeu_ps(columns[3], _mm256_permute2f128_ps::<0x20>(u3, u7));
-            _mm256_storeu_ps(columns[4], _mm256_permute2f128_ps::<0x31>(u0, u4));
-            _mm256_storeu_ps(columns[5], _mm256_permute2f128_ps::<0x31>(u1, u5));
-            _mm256_storeu_ps(columns[6], _mm256_permute2f128_ps::<0x31>(u2, u6));
-            _mm256_storeu_ps(columns[7], _mm256_permute2f128_ps::<0x31>(u3, u7));
+            let transposed = crate::vector::transpose8x8(r);
+            for (&column, &dst) in transposed.iter().zip(&columns) {
+                _mm256_storeu_ps(dst, column);
+            }
         }
     }
 }

@@ -92,6 +92,33 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// The CPU has [`Simd::ISA`].
     unsafe fn leaky(x: Self::F32, slope: Self::F32) -> Self::F32;
+    /// Stores `rows` transposed: `out[k·stride + r] = rows[r][k]` for `r < rows.len()` and
+    /// `k < channels`: a register tile of pixels × channel vectors into channel planes.
+    /// This default parks the rows and copies value by value; the x86 paths transpose in
+    /// registers and store whole runs of pixels.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `rows.len() ≤ 8`, `channels ≤ LANES`, and `out + k·stride`
+    /// is writable for `rows.len()` f32 for every `k < channels`.
+    #[inline(always)]
+    unsafe fn store_transposed(rows: &[Self::F32], out: *mut f32, stride: usize, channels: usize) {
+        const MAX_PARKED: usize = 8 * 16;
+        debug_assert!(rows.len() <= 8 && Self::LANES <= 16);
+        let mut buffer = std::mem::MaybeUninit::<[f32; MAX_PARKED]>::uninit();
+        let parked = buffer.as_mut_ptr().cast::<f32>();
+        // SAFETY: the buffer holds 8·16 ≥ rows.len()·LANES values, and only the stored part
+        // is read back; the output writes are vouched by the caller.
+        unsafe {
+            for (r, &row) in rows.iter().enumerate() {
+                Self::store(parked.add(r * Self::LANES), row);
+            }
+            for k in 0..channels {
+                for r in 0..rows.len() {
+                    *out.add(k * stride + r) = *parked.add(r * Self::LANES + k);
+                }
+            }
+        }
+    }
 }
 
 /// An activation in the form the vector epilogues apply it.
@@ -217,6 +244,8 @@ unsafe impl Simd for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) use x86::transpose8x8;
+#[cfg(target_arch = "x86_64")]
 pub use x86::{Avx2, Avx512};
 
 #[cfg(target_arch = "x86_64")]
@@ -236,6 +265,58 @@ mod x86 {
         // SAFETY: `len <= 8`, so the 8 lanes read start within the 16-entry table; AVX is
         // available (this path is only used on AVX2 CPUs).
         unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(8 - len).cast()) }
+    }
+
+    /// The 8x8 transpose of `rows`: `columns[j][i] = rows[i][j]` (8 unpacks, 8 shuffles and
+    /// 8 lane permutes).
+    ///
+    /// # Safety
+    /// The CPU has AVX.
+    #[inline(always)]
+    pub(crate) unsafe fn transpose8x8(r: [__m256; 8]) -> [__m256; 8] {
+        // SAFETY: AVX is available (contract).
+        unsafe {
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ]
+        }
+    }
+
+    /// Up to eight 8-lane rows, missing ones zero.
+    ///
+    /// # Safety
+    /// The CPU has AVX.
+    #[inline(always)]
+    unsafe fn eight_rows(rows: &[__m256]) -> [__m256; 8] {
+        // SAFETY: AVX is available (contract).
+        let mut padded = [unsafe { _mm256_setzero_ps() }; 8];
+        for (slot, &row) in padded.iter_mut().zip(rows) {
+            *slot = row;
+        }
+        padded
     }
 
     // SAFETY: every method uses AVX/AVX2/FMA instructions only, and callers run on CPUs with
@@ -319,6 +400,22 @@ mod x86 {
             unsafe {
                 let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
                 _mm256_blendv_ps(x, _mm256_mul_ps(x, slope), negative)
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_transposed(rows: &[__m256], out: *mut f32, stride: usize, channels: usize) {
+            // SAFETY: AVX2 is available; each channel's store touches its first `rows.len()`
+            // values only (a full store when there are 8 rows), vouched by the caller.
+            unsafe {
+                let columns = transpose8x8(eight_rows(rows));
+                let mask = mask256(rows.len());
+                for (k, &column) in columns.iter().enumerate().take(channels) {
+                    if rows.len() == 8 {
+                        _mm256_storeu_ps(out.add(k * stride), column);
+                    } else {
+                        _mm256_maskstore_ps(out.add(k * stride), mask, column);
+                    }
+                }
             }
         }
     }
@@ -410,6 +507,24 @@ mod x86 {
             unsafe {
                 let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
                 _mm512_mask_mul_ps(x, negative, x, slope)
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_transposed(rows: &[__m512], out: *mut f32, stride: usize, channels: usize) {
+            // SAFETY: the AVX-512 path (F, DQ, VL) is available; each channel's masked store
+            // touches its first `rows.len()` values only, vouched by the caller.
+            unsafe {
+                let mut low = [_mm256_setzero_ps(); 8];
+                let mut high = [_mm256_setzero_ps(); 8];
+                for (r, &row) in rows.iter().enumerate() {
+                    low[r] = _mm512_castps512_ps256(row);
+                    high[r] = _mm512_extractf32x8_ps::<1>(row);
+                }
+                let mask = ((1u32 << rows.len()) - 1) as __mmask8;
+                let halves = [transpose8x8(low), transpose8x8(high)];
+                for k in 0..channels {
+                    _mm256_mask_storeu_ps(out.add(k * stride), mask, halves[k / 8][k % 8]);
+                }
             }
         }
     }
