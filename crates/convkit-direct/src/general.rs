@@ -107,10 +107,35 @@ pub(crate) fn to_channels_last(
         });
         convkit_simd::transpose::interleave8(rows, dst, channels, 8 * v);
     }
-    for c in 8 * vectors..channels {
-        let row = &image[c * plane + pixels.start..c * plane + pixels.end];
-        for (slot, &value) in dst[c..].iter_mut().step_by(channels).zip(row) {
-            *slot = value;
+    let first = 8 * vectors;
+    let planes = |c: usize| &image[c * plane + pixels.start..c * plane + pixels.end];
+    macro_rules! tail {
+        ($($count:literal)*) => {
+            match channels - first {
+                $($count => interleave_tail::<$count>(
+                    std::array::from_fn(|c| planes(first + c)),
+                    dst,
+                    channels,
+                    first,
+                ),)*
+                _ => {}
+            }
+        };
+    }
+    tail!(1 2 3 4 5 6 7);
+}
+
+/// `dst[p·stride + offset + c] = rows[c][p]` for the `C < 8` channels left over by the 8x8
+/// transposes, one pixel at a time.
+fn interleave_tail<const C: usize>(
+    rows: [&[f32]; C],
+    dst: &mut [f32],
+    stride: usize,
+    offset: usize,
+) {
+    for (p, pixel) in dst[offset..].chunks_mut(stride).enumerate() {
+        for (slot, row) in pixel[..C].iter_mut().zip(&rows) {
+            *slot = row[p];
         }
     }
 }

@@ -1,19 +1,25 @@
 //! `Algorithm::Direct`: convolution computed in register tiles straight from the input.
 //!
-//! No lowered matrix and no copy of the input (except a 64 KiB band per worker for NCHW
-//! depthwise layers): the weights are re-laid once at plan time into the order a kernel
-//! reads them, and each register tile of outputs sums over its taps and channels directly.
-//! Every problem is supported (any stride, dilation, asymmetric padding, groups, batch, NCHW
-//! or NHWC, bias and activation fused); the plan picks the kernel:
+//! No lowered matrix: the weights are re-laid once at plan time into the order a kernel reads
+//! them, and each register tile of outputs sums over its taps and channels directly. Every
+//! problem is supported (any stride, dilation, asymmetric padding, groups, batch, NCHW or
+//! NHWC, bias and activation fused); the plan picks the kernel:
 //!
-//! | problem | kernel | vectorized along |
-//! |---|---|---|
-//! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels |
-//! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns |
-//! | anything else | `general::General` | output channels of a group |
+//! | problem | kernel | vectorized along | scratch |
+//! |---|---|---|---|
+//! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels | none |
+//! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns | a 64 KiB band per worker |
+//! | NCHW, ≤ 4 input channels per group, column stride 1 | `columns::Columns` | output columns | a 256 KiB band per worker |
+//! | anything else | `general::General` | output channels of a group | NCHW: the input, channels-last |
 //!
-//! Parallel work is split into (image, channel block, band of output rows) items spread over
-//! the caller's rayon pool; small problems stay on the calling thread.
+//! The general kernel reads channels-last, so that a pixel's channels are one contiguous run
+//! for its broadcasts: an NHWC input as given; an NCHW input is copied channels-last at the
+//! start of each run (8x8 register transposes, spread over the pool; part of the measured
+//! time, like the NCHW→NCHWc reorders of oneDNN and ONNX Runtime), which is this plan's
+//! scratch.
+//!
+//! Parallel work is split into (image, channel block, band of output rows or register tiles)
+//! items spread over the caller's rayon pool; small problems stay on the calling thread.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -95,14 +101,19 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     let lane_use = kg as f64 / (kg.div_ceil(block) * block) as f64;
     let [oh, ow] = shape.output_hw();
     let pixel_use = (oh * ow) as f64 / ((oh * ow).div_ceil(tile.rw) * tile.rw) as f64;
-    // KV weight loads and RW broadcasts per RW·KV FMAs; a tap's channel loop is a chain of
-    // `cg` steps, short ones pay its setup.
+    // KV weight loads and RW broadcasts per RW·KV FMAs; a chain of the inner loop covers a
+    // tap's channels (a kernel row's with one group and dilation 1), short ones pay setup.
     let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
-    let chain = shape.in_channels_per_group() as f64;
+    let cg = shape.in_channels_per_group();
+    let chain = if shape.groups() == 1 && shape.dilation()[1] == 1 {
+        cg * shape.kernel_hw()[1]
+    } else {
+        cg
+    } as f64;
     let rate =
-        peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(0.95) / (1.0 + 0.2 / chain);
+        peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(1.0) / (1.0 + 1.0 / chain);
     let layout_traffic = match shape.layout() {
-        Layout::Nchw => shape.input_len() as f64 * 0.35e-9 + shape.output_len() as f64 * 0.25e-9,
+        Layout::Nchw => shape.input_len() as f64 * 0.2e-9 + shape.output_len() as f64 * 0.25e-9,
         Layout::Nhwc => 0.0,
     };
     CALL_OVERHEAD_SECONDS + flops / rate + layout_traffic

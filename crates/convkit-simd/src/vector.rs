@@ -409,7 +409,10 @@ mod x86 {
             unsafe {
                 let columns = transpose8x8(eight_rows(rows));
                 let mask = mask256(rows.len());
-                for (k, &column) in columns.iter().enumerate().take(channels) {
+                for (k, &column) in columns.iter().enumerate() {
+                    if k >= channels {
+                        break;
+                    }
                     if rows.len() == 8 {
                         _mm256_storeu_ps(out.add(k * stride), column);
                     } else {
@@ -521,9 +524,17 @@ mod x86 {
                     high[r] = _mm512_extractf32x8_ps::<1>(row);
                 }
                 let mask = ((1u32 << rows.len()) - 1) as __mmask8;
-                let halves = [transpose8x8(low), transpose8x8(high)];
-                for k in 0..channels {
-                    _mm256_mask_storeu_ps(out.add(k * stride), mask, halves[k / 8][k % 8]);
+                // Whole unrolled loops with constant indices, so that the columns stay in
+                // registers.
+                for (k, &column) in transpose8x8(low).iter().enumerate() {
+                    if k < channels {
+                        _mm256_mask_storeu_ps(out.add(k * stride), mask, column);
+                    }
+                }
+                for (k, &column) in transpose8x8(high).iter().enumerate() {
+                    if 8 + k < channels {
+                        _mm256_mask_storeu_ps(out.add((8 + k) * stride), mask, column);
+                    }
                 }
             }
         }
