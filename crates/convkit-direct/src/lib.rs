@@ -49,7 +49,7 @@ pub struct Direct;
 const ISAS: &[Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
 
 /// Below this many FLOPs a run stays on the calling thread.
-const PARALLEL_MIN_FLOPS: u64 = 2 << 20;
+const PARALLEL_MIN_FLOPS: u64 = 1 << 20;
 
 /// Work items per worker to aim for, so that uneven items still balance.
 const ITEMS_PER_WORKER: usize = 4;
