@@ -599,6 +599,26 @@ mod tests {
                     assert_eq!(out[i], if i < len { a[i] } else { -9.0 });
                 }
             }
+            const STRIDE: usize = 11;
+            for rows in 1..=8 {
+                for channels in [1, lanes / 2, lanes] {
+                    let vectors: Vec<S::F32> = (0..rows)
+                        .map(|r| S::add(va, S::splat(100.0 * r as f32)))
+                        .collect();
+                    let mut planes = vec![-1.0; STRIDE * lanes];
+                    S::store_transposed(&vectors, planes.as_mut_ptr(), STRIDE, channels);
+                    for k in 0..lanes {
+                        for r in 0..STRIDE {
+                            let expected = if k < channels && r < rows {
+                                a[k] + 100.0 * r as f32
+                            } else {
+                                -1.0
+                            };
+                            assert_eq!(planes[k * STRIDE + r], expected, "{rows} rows");
+                        }
+                    }
+                }
+            }
         }
     }
 
