@@ -1,9 +1,10 @@
 //! The general direct kernel: any stride, dilation, padding, groups and layout.
 //!
 //! Computes `out[n][oy][ox][k] = act(bias[k] + Σ_{ky,kx,c} x[n][iy][ix][c] · w[k][c][ky][kx])`
-//! tile by tile from a channels-last view of the input: an NHWC input as given, an NCHW input
-//! through the channels-last copy `DirectPlan` makes at the start of each run (see
-//! [`to_channels_last`]). No lowered matrix, no padded copy.
+//! tile by tile from a channels-last view of the input: an NHWC input in place; an NCHW input
+//! through bands of input rows that each work item copies channels-last into its worker's
+//! buffer ([`General::run_band`]: a band of tiles, every channel block of the group or a run
+//! of them). No lowered matrix, no padded copy.
 //!
 //! Blocking: a register tile is `RW` consecutive output pixels of one image in raster order
 //! (a tile may wrap onto the next output row) × `KV` vectors of output channels of one group
@@ -99,6 +100,9 @@ pub(crate) fn to_channels_last(
     dst: &mut [f32],
 ) {
     let run = pixels.len();
+    if run == 0 {
+        return;
+    }
     let vectors = channels / 8;
     for v in 0..vectors {
         let rows: [&[f32]; 8] = std::array::from_fn(|lane| {
@@ -156,26 +160,58 @@ pub(crate) struct General {
     pub activation: VectorActivation,
     /// One pixel's input channels of a group, all zero: what taps in the padding read.
     zeros: Vec<f32>,
-    /// Channels-last input strides: between images, rows and pixels.
-    in_image: usize,
+    /// Register tiles per work item where the kernel reads channels-last bands of an NCHW
+    /// input that each item copies ([`General::run_band`]); `None` where it reads an NHWC
+    /// input in place.
+    pub band_tiles: Option<usize>,
+    /// Channel blocks per work item with bands (all of a group's unless that leaves too few
+    /// items: small images).
+    band_blocks: usize,
+    /// Channels-last input strides of what the tiles read (the NHWC input, or a band of one
+    /// group's channels): between rows and pixels.
     in_row: usize,
     in_pixel: usize,
 }
 
+/// Where a run of tiles reads its input: the group's first channel at input row
+/// `first_row`, column 0.
+#[derive(Clone, Copy)]
+pub(crate) struct InputRows {
+    pub base: *const f32,
+    pub first_row: usize,
+}
+
 impl General {
+    /// The kernel for `geometry`; with `bands` (NCHW inputs) `(bands, items)`, the output of
+    /// each image and group is cut into about `bands` bands of tiles, and its channel blocks
+    /// into runs so that there are about `items` items; each item copies the input rows it
+    /// reads.
     pub fn new(
         geometry: Geometry,
         tile: TileShape,
         lanes: usize,
-        weights: &[f32],
-        bias: Option<&[f32]>,
+        (weights, bias): (&[f32], Option<&[f32]>),
         activation: VectorActivation,
+        bands: Option<(usize, usize)>,
     ) -> General {
         let block = tile.kv * lanes;
         let blocks = geometry.kg.div_ceil(block);
         let (packed, packed_bias) = geometry.pack_blocks(weights, bias, block, StepOrder::TapMajor);
-        let [h, w] = geometry.in_hw;
-        let channels = geometry.groups * geometry.cg;
+        let [oh, ow] = geometry.out_hw;
+        let tiles = (oh * ow).div_ceil(tile.rw);
+        let band_tiles = bands.map(|(bands, _)| tiles.div_ceil(bands.clamp(1, tiles)));
+        let band_blocks = match (bands, band_tiles) {
+            (Some((_, items)), Some(band_tiles)) => {
+                let splits = items.div_ceil(tiles.div_ceil(band_tiles)).clamp(1, blocks);
+                blocks.div_ceil(splits)
+            }
+            _ => 1,
+        };
+        let w = geometry.in_hw[1];
+        let channels = match band_tiles {
+            Some(_) => geometry.cg,
+            None => geometry.groups * geometry.cg,
+        };
         General {
             geometry,
             tile,
@@ -185,15 +221,82 @@ impl General {
             bias: packed_bias,
             activation,
             zeros: vec![0.0; geometry.cg],
-            in_image: h * w * channels,
+            band_tiles,
+            band_blocks,
             in_row: w * channels,
             in_pixel: channels,
         }
     }
 
-    /// Units of parallel work per tile: groups × channel blocks.
+    /// Units of parallel work per tile: groups × channel blocks, or × runs of blocks where
+    /// each item copies a band (and runs those blocks on it).
     pub fn units(&self) -> usize {
-        self.geometry.groups * self.blocks
+        match self.band_tiles {
+            Some(_) => self.geometry.groups * self.blocks.div_ceil(self.band_blocks),
+            None => self.geometry.groups * self.blocks,
+        }
+    }
+
+    /// Input rows `[first, end)` that tiles `tiles` read.
+    fn band_rows(&self, tiles: &Range<usize>) -> Range<usize> {
+        let geo = &self.geometry;
+        let [oh, ow] = geo.out_hw;
+        let last_pixel = (tiles.end * self.tile.rw).min(oh * ow) - 1;
+        let (top, bottom) = (tiles.start * self.tile.rw / ow, last_pixel / ow);
+        let h = geo.in_hw[0];
+        let first = (top * geo.stride[0]).saturating_sub(geo.pad[0]).min(h);
+        let reach = bottom * geo.stride[0] + (geo.kernel[0] - 1) * geo.dilation[0] + 1;
+        first..reach.saturating_sub(geo.pad[0]).clamp(first, h)
+    }
+
+    /// f32 elements of one worker's band buffer (zero without bands).
+    pub fn band_len(&self) -> usize {
+        let Some(band_tiles) = self.band_tiles else {
+            return 0;
+        };
+        let ow = self.geometry.out_hw[1];
+        // A run of tiles spans at most this many output rows, wherever it starts.
+        let rows = (band_tiles * self.tile.rw).div_ceil(ow) + 1;
+        let geo = &self.geometry;
+        let input_rows = ((rows - 1) * geo.stride[0] + (geo.kernel[0] - 1) * geo.dilation[0] + 1)
+            .min(geo.in_hw[0]);
+        input_rows * self.in_row
+    }
+
+    /// Copies the input rows that tiles `tiles` of image `n` read, channels last, into
+    /// `buffer`, then computes those tiles for the channel blocks of `unit` (a group's run of
+    /// blocks).
+    ///
+    /// # Safety
+    /// As [`General::run_tiles`], with `input` the whole NCHW input and `buffer` holding
+    /// [`General::band_len`] elements.
+    #[inline(always)]
+    pub unsafe fn run_band<S: Simd>(
+        &self,
+        input: &[f32],
+        output: *mut f32,
+        (n, unit): (usize, usize),
+        tiles: Range<usize>,
+        buffer: &mut [f32],
+    ) {
+        let geo = &self.geometry;
+        let runs = self.blocks.div_ceil(self.band_blocks);
+        let (group, run) = (unit / runs, unit % runs);
+        let [h, w] = geo.in_hw;
+        let rows = self.band_rows(&tiles);
+        let planes = &input[n * geo.in_image + group * geo.cg * geo.in_channel..];
+        let band = &mut buffer[..rows.len() * self.in_row];
+        to_channels_last(planes, geo.cg, h * w, rows.start * w..rows.end * w, band);
+        let view = InputRows {
+            base: band.as_ptr(),
+            first_row: rows.start,
+        };
+        let first_block = run * self.band_blocks;
+        for block in first_block..(first_block + self.band_blocks).min(self.blocks) {
+            let unit = group * self.blocks + block;
+            // SAFETY: forwarded contract; the band holds every input row the tiles read.
+            unsafe { self.run_tiles::<S>(view, output, n, unit, tiles.clone()) };
+        }
     }
 
     /// Register tiles per image and unit.
@@ -205,13 +308,13 @@ impl General {
     /// Computes tiles `tiles` of image `n` for channel block `unit` (group-major).
     ///
     /// # Safety
-    /// The CPU has `S::ISA`; `input` holds the whole input channels-last (NHWC) and `output`
-    /// the whole output tensor of the plan's shape; no other thread writes these tiles of this
-    /// unit's channels meanwhile.
+    /// The CPU has `S::ISA`; `input` holds, channels-last with this kernel's strides, every
+    /// input row that the tiles read, and `output` the whole output tensor of the plan's
+    /// shape; no other thread writes these tiles of this unit's channels meanwhile.
     #[inline(always)]
     pub unsafe fn run_tiles<S: Simd>(
         &self,
-        input: *const f32,
+        input: InputRows,
         output: *mut f32,
         n: usize,
         unit: usize,
@@ -234,7 +337,7 @@ impl General {
     #[inline(always)]
     unsafe fn tiles_with<S: Simd, const RW: usize, const KV: usize>(
         &self,
-        input: *const f32,
+        image: InputRows,
         output: *mut f32,
         n: usize,
         unit: usize,
@@ -243,7 +346,6 @@ impl General {
         let geo = &self.geometry;
         let [oh, ow] = geo.out_hw;
         let [lo, hi] = geo.interior;
-        let image = input.wrapping_add(n * self.in_image + unit / self.blocks * geo.cg);
         for tile in tiles {
             let first = tile * RW;
             let pixels = (oh * ow - first).min(RW);
@@ -261,11 +363,11 @@ impl General {
     }
 
     /// The sums of an interior tile of `RW` pixels from `(oy, ox0)`: every tap column is inside
-    /// the image. `image` points at the group's first channel of the image.
+    /// the image.
     #[inline(always)]
     unsafe fn row_tile<S: Simd, const RW: usize, const KV: usize>(
         &self,
-        image: *const f32,
+        image: InputRows,
         unit: usize,
         oy: usize,
         ox0: usize,
@@ -293,7 +395,9 @@ impl General {
                 };
                 for kx in 0..taps {
                     let ix0 = ox0 * geo.stride[1] + kx * geo.dilation[1] - geo.pad[1];
-                    let x = image.add(iy * self.in_row + ix0 * self.in_pixel);
+                    let x = image
+                        .base
+                        .add((iy - image.first_row) * self.in_row + ix0 * self.in_pixel);
                     let mut pixels = [x; RW];
                     for (r, pixel) in pixels.iter_mut().enumerate() {
                         *pixel = x.add(r * pixel_step);
@@ -311,7 +415,7 @@ impl General {
     #[inline(always)]
     unsafe fn gathered_tile<S: Simd, const RW: usize, const KV: usize>(
         &self,
-        image: *const f32,
+        image: InputRows,
         unit: usize,
         first: usize,
         pixels: usize,
@@ -345,7 +449,9 @@ impl General {
                         let iy = iy0.wrapping_add(ky * geo.dilation[0]);
                         let ix = ix0.wrapping_add(kx * geo.dilation[1]);
                         if iy < h && ix < w {
-                            *input = image.add(iy * self.in_row + ix * self.in_pixel);
+                            *input = image
+                                .base
+                                .add((iy - image.first_row) * self.in_row + ix * self.in_pixel);
                             any = true;
                         }
                     }

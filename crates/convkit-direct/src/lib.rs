@@ -10,13 +10,13 @@
 //! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels | none |
 //! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns | a 64 KiB band per worker |
 //! | NCHW, ≤ 4 input channels per group, column stride 1 | `columns::Columns` | output columns | a 256 KiB band per worker |
-//! | anything else | `general::General` | output channels of a group | NCHW: the input, channels-last |
+//! | anything else | `general::General` | output channels of a group | NCHW: a band of input rows per worker (≤ 512 KiB) |
 //!
 //! The general kernel reads channels-last, so that a pixel's channels are one contiguous run
-//! for its broadcasts: an NHWC input as given; an NCHW input is copied channels-last at the
-//! start of each run (8x8 register transposes, spread over the pool; part of the measured
-//! time, like the NCHW→NCHWc reorders of oneDNN and ONNX Runtime), which is this plan's
-//! scratch.
+//! for its broadcasts: an NHWC input in place; from an NCHW input, each work item first
+//! copies the band of input rows its tiles read, channels-last, into its worker's buffer
+//! (8x8 register transposes; part of the measured time, like the NCHW→NCHWc reorders of
+//! oneDNN and ONNX Runtime, but a band at a time, so that it stays in cache for the tiles).
 //!
 //! Parallel work is split into (image, channel block, band of output rows or register tiles)
 //! items spread over the caller's rayon pool; small problems stay on the calling thread.
@@ -35,7 +35,7 @@ use convkit_core::{
 };
 use convkit_simd::{Portable, VectorActivation};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
-use general::{General, TileShape};
+use general::{General, InputRows, TileShape};
 use geometry::Geometry;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -50,6 +50,13 @@ const ISAS: &[Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
 
 /// Below this many FLOPs a run stays on the calling thread.
 const PARALLEL_MIN_FLOPS: u64 = 1 << 20;
+
+/// Input elements (one group of one image) of a general-kernel band: 512 KiB.
+const BAND_BUDGET: usize = 128 * 1024;
+
+/// Work items per worker to aim for with general-kernel bands: fewer than elsewhere, since
+/// each band copies its halo of input rows again.
+const BAND_ITEMS_PER_WORKER: usize = 2;
 
 /// Work items per worker to aim for, so that uneven items still balance.
 const ITEMS_PER_WORKER: usize = 4;
@@ -206,8 +213,22 @@ impl DirectPlan {
                     None => {
                         let tile =
                             TileShape::choose(shape.out_channels_per_group(), lanes, registers);
+                        // NCHW: bands of input rows copied channels-last per item, at most
+                        // about BAND_BUDGET of one group's input each.
+                        let group_input = shape.input_len() / (shape.batch() * shape.groups());
+                        let images = shape.batch() * shape.groups();
+                        let bands = (layout == Layout::Nchw).then(|| {
+                            let parallel = (BAND_ITEMS_PER_WORKER * workers).div_ceil(images);
+                            let bands = parallel.max(group_input.div_ceil(BAND_BUDGET));
+                            (bands.next_multiple_of(workers), parallel_bands)
+                        });
                         Kernel::General(General::new(
-                            geometry, tile, lanes, weights, bias, activation,
+                            geometry,
+                            tile,
+                            lanes,
+                            (weights, bias),
+                            activation,
+                            bands,
                         ))
                     }
                 }
@@ -226,7 +247,16 @@ impl DirectPlan {
         let [oh, _] = self.shape.output_hw();
         let n = self.shape.batch();
         let (outer, rows) = match &self.kernel {
-            Kernel::General(general) => (n * general.units(), general.tiles()),
+            Kernel::General(general) => {
+                if let Some(band_tiles) = general.band_tiles {
+                    return Items {
+                        outer: n * general.units(),
+                        chunks: general.tiles().div_ceil(band_tiles),
+                        per_chunk: band_tiles,
+                    };
+                }
+                (n * general.units(), general.tiles())
+            }
             Kernel::DepthwiseNhwc(_) => (n, oh),
             Kernel::DepthwiseNchw(dw) => {
                 return Items {
@@ -257,51 +287,8 @@ impl DirectPlan {
         match &self.kernel {
             Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
             Kernel::Columns(columns) => columns.buffer_len(),
-            _ => 0,
-        }
-    }
-
-    /// f32 elements of the channels-last copy of an NCHW input that the general kernel reads
-    /// (none when it reads the input as given: NHWC, or a single channel).
-    fn channels_last_len(&self) -> usize {
-        match &self.kernel {
-            Kernel::General(_)
-                if self.shape.layout() == Layout::Nchw && self.shape.in_channels() > 1 =>
-            {
-                self.shape.input_len()
-            }
-            _ => 0,
-        }
-    }
-
-    /// Copies the NCHW `input` channels-last into `dst`, in pieces of whole images' pixel
-    /// runs spread over the pool when `parallel`.
-    fn copy_channels_last(&self, input: &[f32], dst: &mut [f32], parallel: bool) {
-        /// Pixels per piece: a multiple of the 8x8 transposes.
-        const PIECE_PIXELS: usize = 512;
-        let [h, w] = self.shape.input_hw();
-        let (plane, channels) = (h * w, self.shape.in_channels());
-        let image_len = plane * channels;
-        let copy_piece = |image: &[f32], (piece, dst): (usize, &mut [f32])| {
-            let start = piece * PIECE_PIXELS;
-            let pixels = start..(start + PIECE_PIXELS).min(plane);
-            general::to_channels_last(image, channels, plane, pixels, dst);
-        };
-        let images = dst.chunks_mut(image_len).zip(input.chunks(image_len));
-        if parallel {
-            dst.par_chunks_mut(image_len)
-                .zip(input.par_chunks(image_len))
-                .for_each(|(dst, image)| {
-                    dst.par_chunks_mut(PIECE_PIXELS * channels)
-                        .enumerate()
-                        .for_each(|piece| copy_piece(image, piece));
-                });
-        } else {
-            for (dst, image) in images {
-                for piece in dst.chunks_mut(PIECE_PIXELS * channels).enumerate() {
-                    copy_piece(image, piece);
-                }
-            }
+            Kernel::General(general) => general.band_len(),
+            Kernel::DepthwiseNhwc(_) => 0,
         }
     }
 
@@ -312,7 +299,7 @@ impl DirectPlan {
     /// writes this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
     unsafe fn run_item(
         &self,
-        input: *const f32,
+        input: &[f32],
         output: *mut f32,
         items: Items,
         index: usize,
@@ -322,6 +309,7 @@ impl DirectPlan {
         let [oh, _] = self.shape.output_hw();
         let rows = chunk * items.per_chunk..((chunk + 1) * items.per_chunk).min(oh);
         let entries = entries(self.isa);
+        let (input_slice, input) = (input, input.as_ptr());
         // SAFETY: forwarded contract; items partition the output.
         unsafe {
             match &self.kernel {
@@ -330,7 +318,18 @@ impl DirectPlan {
                     let tiles = chunk * items.per_chunk
                         ..((chunk + 1) * items.per_chunk).min(general.tiles());
                     let item = (outer / units, outer % units);
-                    (entries.general)(general, input, output, item, tiles);
+                    if general.band_tiles.is_some() {
+                        (entries.general_band)(general, input_slice, output, item, tiles, buffer);
+                    } else {
+                        let (n, unit) = item;
+                        let group = unit / general.blocks;
+                        let geo = &general.geometry;
+                        let rows = InputRows {
+                            base: input.add(n * geo.in_image + group * geo.cg),
+                            first_row: 0,
+                        };
+                        (entries.general)(general, rows, output, item, tiles);
+                    }
                 }
                 Kernel::Columns(columns) => {
                     let groups = self.shape.groups();
@@ -388,8 +387,13 @@ impl SharedOutput {
 /// An `(image, group or channel, band)` work item.
 type BandItem = (usize, usize, usize);
 
-/// A kernel entry over output rows or tiles: `(image, unit)` and the range.
-type RangeEntry<K> = unsafe fn(&K, *const f32, *mut f32, (usize, usize), Range<usize>);
+/// The general kernel's entry over register tiles of an NHWC input read in place.
+type TilesEntry = unsafe fn(&General, InputRows, *mut f32, (usize, usize), Range<usize>);
+
+/// The general kernel's entry over register tiles of an NCHW input copied band by band:
+/// `(image, group)`, the tiles and the worker's band buffer.
+type BandTilesEntry =
+    unsafe fn(&General, &[f32], *mut f32, (usize, usize), Range<usize>, &mut [f32]);
 
 /// A kernel entry over a band with a worker buffer.
 type BandEntry<K> = unsafe fn(&K, *const f32, *mut f32, BandItem, &mut [f32]);
@@ -397,7 +401,8 @@ type BandEntry<K> = unsafe fn(&K, *const f32, *mut f32, BandItem, &mut [f32]);
 /// One path's kernel entry points, each compiled on its own with the path's features.
 #[derive(Clone, Copy)]
 struct Entries {
-    general: RangeEntry<General>,
+    general: TilesEntry,
+    general_band: BandTilesEntry,
     columns: BandEntry<Columns>,
     depthwise_nhwc: unsafe fn(&DepthwiseNhwc, *const f32, *mut f32, usize, Range<usize>),
     depthwise_nchw: BandEntry<DepthwiseNchw>,
@@ -415,13 +420,28 @@ macro_rules! path_entries {
             $(#[target_feature(enable = $features)])?
             pub(super) unsafe fn general(
                 kernel: &General,
-                input: *const f32,
+                input: InputRows,
                 output: *mut f32,
                 (n, unit): (usize, usize),
                 tiles: Range<usize>,
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
                 unsafe { kernel.run_tiles::<$simd>(input, output, n, unit, tiles) }
+            }
+
+            /// # Safety
+            /// As [`General::run_band`]; the CPU has this path.
+            $(#[target_feature(enable = $features)])?
+            pub(super) unsafe fn general_band(
+                kernel: &General,
+                input: &[f32],
+                output: *mut f32,
+                item: (usize, usize),
+                tiles: Range<usize>,
+                buffer: &mut [f32],
+            ) {
+                // SAFETY: forwarded contract; the path's features are enabled here.
+                unsafe { kernel.run_band::<$simd>(input, output, item, tiles, buffer) }
             }
 
             /// # Safety
@@ -468,6 +488,7 @@ macro_rules! path_entries {
 
             pub(super) const ENTRIES: Entries = Entries {
                 general,
+                general_band,
                 columns,
                 depthwise_nhwc,
                 depthwise_nchw,
@@ -511,7 +532,7 @@ impl ConvPlan<f32> for DirectPlan {
     }
 
     fn scratch_len(&self) -> usize {
-        self.channels_last_len() + self.scratch_per_worker() * self.workers.max(1)
+        self.scratch_per_worker() * self.workers.max(1)
     }
 
     fn plan_bytes(&self) -> usize {
@@ -531,13 +552,6 @@ impl ConvPlan<f32> for DirectPlan {
         } else {
             rayon::current_num_threads()
         };
-        let (channels_last, scratch) = scratch.split_at_mut(self.channels_last_len());
-        let input = if channels_last.is_empty() {
-            input
-        } else {
-            self.copy_channels_last(input, channels_last, threads > 1);
-            &*channels_last
-        };
         let workers = scratch
             .len()
             .checked_div(per_worker)
@@ -555,7 +569,7 @@ impl ConvPlan<f32> for DirectPlan {
                 // SAFETY: the plan's path is available (checked at planning); the buffers have
                 // the plan's lengths (checked by `run`); items are disjoint; `buffer` holds
                 // one worker's share.
-                unsafe { self.run_item(input.as_ptr(), shared.get(), items, index, buffer) };
+                unsafe { self.run_item(input, shared.get(), items, index, buffer) };
             }
         };
         if workers <= 1 || count <= 1 {
