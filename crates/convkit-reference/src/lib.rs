@@ -75,17 +75,28 @@ pub fn exact_output<T: Element>(
     ExactOutput { sum, magnitude }
 }
 
-/// The typical `Σ|x·w|` around output `(n, k, oy, ox)`: `Σ_c mean|w[k][c]| · Σ|x[c]|` over the
-/// window widened by `halo` pixels on every side (padding counts as zero), scaled by
+/// What a tile-based method (Winograd) mixes into one output, from the window widened by a
+/// halo: see [`neighborhood`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Neighborhood {
+    /// The typical `Σ|x·w|` of the finite values, in units of one window.
+    pub magnitude: f64,
+    /// Whether an input or weight in it is NaN or infinite.
+    pub non_finite: bool,
+}
+
+/// The neighborhood of output `(n, k, oy, ox)`: `Σ_c mean|w[k][c]| · Σ|x[c]|` over the window
+/// widened by `halo` pixels on every side (padding counts as zero), scaled by
 /// `KH·KW / widened area` — the magnitude of the data a tile-based method (Winograd) mixes
-/// into this output, in units of one window.
-pub fn neighborhood_magnitude<T: Element>(
+/// into this output, in units of one window — over its finite values, and whether it holds a
+/// non-finite one.
+pub fn neighborhood<T: Element>(
     shape: &ConvShape,
     input: &[T],
     weights: &[T],
     (n, k, oy, ox): (usize, usize, usize, usize),
     halo: usize,
-) -> f64 {
+) -> Neighborhood {
     let [in_h, in_w] = shape.input_hw();
     let [kernel_h, kernel_w] = shape.kernel_hw();
     let [extent_h, extent_w] = shape.dilated_kernel_hw();
@@ -99,29 +110,36 @@ pub fn neighborhood_magnitude<T: Element>(
     let cols = (ox * stride_w).saturating_sub(halo).max(padding.left)
         ..(ox * stride_w + extent_w + halo).min(padding.left + in_w);
     let mut magnitude = 0.0;
+    let mut non_finite = false;
+    // Sums of |v| over the finite values; whether any was not finite.
+    let mut finite_sum = |values: &mut dyn Iterator<Item = f64>| {
+        values.fold(0.0, |sum, v| {
+            if v.is_finite() {
+                sum + v.abs()
+            } else {
+                non_finite = true;
+                sum
+            }
+        })
+    };
     for c in 0..channels_per_group {
         let input_channel = group * channels_per_group + c;
-        let mut weight_sum = 0.0;
-        for ky in 0..kernel_h {
-            for kx in 0..kernel_w {
-                weight_sum += weights[shape.weight_index(k, c, ky, kx)]
+        let weight_sum = finite_sum(&mut (0..kernel_h * kernel_w).map(|tap| {
+            weights[shape.weight_index(k, c, tap / kernel_w, tap % kernel_w)].to_f64_exact()
+        }));
+        let pixel_sum = finite_sum(&mut rows.clone().flat_map(|y| {
+            cols.clone().map(move |x| {
+                input[shape.input_index(n, input_channel, y - padding.top, x - padding.left)]
                     .to_f64_exact()
-                    .abs();
-            }
-        }
-        let mut pixel_sum = 0.0;
-        for y in rows.clone() {
-            for x in cols.clone() {
-                pixel_sum += input
-                    [shape.input_index(n, input_channel, y - padding.top, x - padding.left)]
-                .to_f64_exact()
-                .abs();
-            }
-        }
+            })
+        }));
         magnitude += weight_sum / (kernel_h * kernel_w) as f64 * pixel_sum;
     }
     let area = ((extent_h + 2 * halo) * (extent_w + 2 * halo)) as f64;
-    magnitude * (kernel_h * kernel_w) as f64 / area
+    Neighborhood {
+        magnitude: magnitude * (kernel_h * kernel_w) as f64 / area,
+        non_finite,
+    }
 }
 
 /// The reference convolution, sequential: validates every length, then writes every output as
