@@ -254,9 +254,10 @@ impl General {
         let Some(band_tiles) = self.band_tiles else {
             return 0;
         };
-        let ow = self.geometry.out_hw[1];
-        // A run of tiles spans at most this many output rows, wherever it starts.
-        let rows = (band_tiles * self.tile.rw).div_ceil(ow) + 1;
+        let [oh, ow] = self.geometry.out_hw;
+        // A run of tiles spans at most this many output rows, wherever it starts (and the
+        // rows of valid outputs keep every product below within the shape's checked sizes).
+        let rows = ((band_tiles * self.tile.rw).div_ceil(ow) + 1).min(oh);
         let geo = &self.geometry;
         let input_rows = ((rows - 1) * geo.stride[0] + (geo.kernel[0] - 1) * geo.dilation[0] + 1)
             .min(geo.in_hw[0]);
