@@ -365,6 +365,14 @@ impl Geometry {
     }
 }
 
+/// Every item, where none is missing (f32 rows that need no widening or narrowing).
+fn all_some<R, const N: usize>(items: [Option<R>; N]) -> Option<[R; N]> {
+    items
+        .iter()
+        .all(Option::is_some)
+        .then(|| items.map(|item| item.expect("every item was checked present")))
+}
+
 /// Transform entry points of one path and tile size.
 #[derive(Clone, Copy)]
 struct Transforms {
@@ -808,18 +816,8 @@ impl WinogradPlan {
                         if lane0 + 8 <= valid {
                             let direct: [Option<&[f32]>; 8] =
                                 std::array::from_fn(|i| T::as_f32(row_of(lane0 + i)));
-                            if let [
-                                Some(r0),
-                                Some(r1),
-                                Some(r2),
-                                Some(r3),
-                                Some(r4),
-                                Some(r5),
-                                Some(r6),
-                                Some(r7),
-                            ] = direct
-                            {
-                                interleave8([r0, r1, r2, r3, r4, r5, r6, r7], inside, lanes, lane0);
+                            if let Some(rows) = all_some(direct) {
+                                interleave8(rows, inside, lanes, lane0);
                             } else {
                                 let widened = &mut rows_buffer[..8 * count];
                                 for (i, wide) in widened.chunks_exact_mut(count.max(1)).enumerate()
@@ -900,18 +898,8 @@ impl WinogradPlan {
                         if lane0 + 8 <= valid {
                             let direct: [Option<&mut [f32]>; 8] =
                                 std::array::from_fn(|i| T::as_f32_mut(row_of(lane0 + i)));
-                            if let [
-                                Some(r0),
-                                Some(r1),
-                                Some(r2),
-                                Some(r3),
-                                Some(r4),
-                                Some(r5),
-                                Some(r6),
-                                Some(r7),
-                            ] = direct
-                            {
-                                deinterleave8(row, lanes, lane0, [r0, r1, r2, r3, r4, r5, r6, r7]);
+                            if let Some(rows) = all_some(direct) {
+                                deinterleave8(row, lanes, lane0, rows);
                             } else {
                                 let staged = &mut rows_buffer[..8 * cols];
                                 deinterleave8(row, lanes, lane0, split8(staged, cols));
