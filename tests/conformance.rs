@@ -114,6 +114,25 @@ fn multi_worker_problems_match_the_reference() {
             .groups(17)
             .stride([3, 3])
             .padding(Padding::symmetric([1, 1])),
+        // Few input channels at column stride 2: Direct's NCHW column kernel on lines split
+        // by column parity (odd and even left padding, dilated taps, a narrower last tile).
+        ConvSpec::new(1, 3, 20, [61, 117], [7, 7])
+            .stride([2, 2])
+            .padding(Padding {
+                top: 3,
+                bottom: 2,
+                left: 3,
+                right: 2,
+            }),
+        ConvSpec::new(2, 2, 13, [30, 150], [3, 5])
+            .stride([1, 2])
+            .dilation([2, 3])
+            .padding(Padding {
+                top: 1,
+                bottom: 0,
+                left: 2,
+                right: 5,
+            }),
         // Winograd F6: a tile row longer than one block's budget, so blocks split rows.
         ConvSpec::new(1, 250, 16, [2, 400], [3, 3]).padding(Padding {
             top: 0,

@@ -8,8 +8,10 @@
 //!
 //! Each work item copies, for one image and group, a band of input rows of all the group's
 //! channels into a zero-padded buffer (≤ 256 KiB per worker), so borders cost nothing and
-//! every input vector is one load (stride 1) or one even-lane load (stride 2). Weights are
-//! re-laid at plan time as `[group][channel block][c][ky][kx][KR]`.
+//! every input vector is one load: at column stride 2 each buffer line holds its even
+//! columns, then its odd ones, so the inputs of one tap are again one contiguous run. Weights
+//! are re-laid at plan time as `[group][channel block][c][ky][kx][KR]`. A row's vectors are
+//! covered by tiles of `RV` and one narrower tile for the rest.
 //!
 //! Register budget: `KR·RV` accumulators + `RV` inputs + 1 broadcast. AVX-512: 6×4, 8×3,
 //! 12×2 or 16×1 by the vectors per output row; AVX2: 6×2 or 8×1; portable: 4×1.
@@ -60,6 +62,9 @@ pub(crate) struct Columns {
     pub buffer_width: usize,
     /// Output rows per band.
     pub band_rows: usize,
+    /// Per `(c, ky, kx)` step, in weight order: where its inputs start in a band buffer,
+    /// relative to the tile's first output column on the buffer's first row.
+    pub step_offsets: Vec<usize>,
 }
 
 impl Columns {
@@ -80,11 +85,28 @@ impl Columns {
         let vectors = geometry.out_hw[1].div_ceil(lanes);
         let tile = ColumnTile::choose(isa, vectors);
         let max_rows = geometry.out_hw[0].div_ceil(parallel_bands.max(1));
-        let (buffer_width, band_rows) =
-            geometry.band_layout(lanes, geometry.cg, BAND_BUDGET, max_rows)?;
+        let (width, band_rows) = geometry.band_layout(lanes, geometry.cg, BAND_BUDGET, max_rows)?;
+        // A split line holds its two column parities in halves of equal length.
+        let buffer_width = if geometry.stride[1] == 2 {
+            width.checked_next_multiple_of(2)?
+        } else {
+            width
+        };
         let blocks = geometry.kg.div_ceil(tile.kr);
         let (packed, packed_bias) =
             geometry.pack_blocks(weights, bias, tile.kr, StepOrder::ChannelMajor);
+        let plane_len = geometry.band_input_rows(band_rows) * buffer_width;
+        let [kh, kw] = geometry.kernel;
+        let [dh, dw] = geometry.dilation;
+        // Column stride 2 reads split lines (see `Geometry::copy_padded_rows_split`).
+        let tap_offset = |kx: usize| match geometry.stride[1] {
+            1 => kx * dw,
+            _ => (kx * dw) % 2 * (buffer_width / 2) + kx * dw / 2,
+        };
+        let step_offsets = (0..geometry.cg)
+            .flat_map(|c| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (c, ky, kx))))
+            .map(|(c, ky, kx)| c * plane_len + ky * dh * buffer_width + tap_offset(kx))
+            .collect();
         Some(Columns {
             geometry,
             tile,
@@ -94,6 +116,7 @@ impl Columns {
             activation,
             buffer_width,
             band_rows,
+            step_offsets,
         })
     }
 
@@ -133,11 +156,16 @@ impl Columns {
         {
             let plane = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
             // SAFETY: `plane` is channel `c` of this group of image `n` (contract).
-            unsafe { geo.copy_padded_rows(input, plane, first, self.buffer_width, lines) };
+            unsafe {
+                if geo.stride[1] == 2 {
+                    geo.copy_padded_rows_split(input, plane, first, self.buffer_width, lines)
+                } else {
+                    geo.copy_padded_rows(input, plane, first, self.buffer_width, lines)
+                }
+            };
         }
         let band_view = BandView {
             buffer: &buffer[..geo.cg * plane_len],
-            plane_len,
             first,
             output: output.wrapping_add(n * geo.out_image),
         };
@@ -166,6 +194,7 @@ impl Columns {
         let ow = geo.out_hw[1];
         let vectors = ow.div_ceil(S::LANES);
         let full_tiles = vectors / RV;
+        let rest = full_tiles * RV * S::LANES;
         for block in 0..self.blocks {
             for oy in rows.clone() {
                 // SAFETY: forwarded contract; tiles cover the row's column vectors.
@@ -173,8 +202,12 @@ impl Columns {
                     for t in 0..full_tiles {
                         self.tile::<S, KR, RV>(band, group, block, oy, t * RV * S::LANES);
                     }
-                    for v in full_tiles * RV..vectors {
-                        self.tile::<S, KR, 1>(band, group, block, oy, v * S::LANES);
+                    // The row's last vectors: one narrower tile.
+                    match vectors % RV {
+                        0 => {}
+                        1 => self.tile::<S, KR, 1>(band, group, block, oy, rest),
+                        2 => self.tile::<S, KR, 2>(band, group, block, oy, rest),
+                        _ => self.tile::<S, KR, 3>(band, group, block, oy, rest),
                     }
                 }
             }
@@ -192,9 +225,6 @@ impl Columns {
         ox0: usize,
     ) {
         let geo = &self.geometry;
-        let [sh, sw] = geo.stride;
-        let [dh, dw] = geo.dilation;
-        let [kh, kw] = geo.kernel;
         let unit = group * self.blocks + block;
         // SAFETY: the CPU has S::ISA; buffer reads stay inside the band (its rows cover the
         // band's taps, its width every column a tile reads); weight reads stay in the block;
@@ -202,24 +232,32 @@ impl Columns {
         unsafe {
             let mut acc = [[S::zero(); RV]; KR];
             let mut w = self.weights.as_ptr().add(unit * geo.cg * geo.taps() * KR);
-            for c in 0..geo.cg {
-                let plane = band.buffer.as_ptr().add(c * band.plane_len);
-                for ky in 0..kh {
-                    let row = plane
-                        .add((oy * sh + ky * dh - band.first) * self.buffer_width)
-                        .add(ox0 * sw);
-                    acc = match sw {
-                        1 => accumulate::<S, KR, RV, 1>(acc, row, w, kw, dw),
-                        _ => accumulate::<S, KR, RV, 2>(acc, row, w, kw, dw),
-                    };
-                    w = w.add(kw * KR);
+            let origin = band
+                .buffer
+                .as_ptr()
+                .add((oy * geo.stride[0] - band.first) * self.buffer_width + ox0);
+            // One loop over every step, so that the tile stays in registers.
+            for &offset in &self.step_offsets {
+                let mut inputs = [S::zero(); RV];
+                for (v, x) in inputs.iter_mut().enumerate() {
+                    *x = S::load(origin.add(offset + v * S::LANES));
                 }
+                for (k, sums) in acc.iter_mut().enumerate() {
+                    let weight = S::splat(*w.add(k));
+                    for (sum, &x) in sums.iter_mut().zip(&inputs) {
+                        *sum = S::mul_add(x, weight, *sum);
+                    }
+                }
+                w = w.add(KR);
             }
             let first_channel = block * KR;
             let valid = (geo.kg - first_channel).min(KR);
             let bias = self.bias.as_ptr().add(unit * KR);
             let ow = geo.out_hw[1];
-            for (k, row) in acc.iter().enumerate().take(valid) {
+            for (k, row) in acc.iter().enumerate() {
+                if k >= valid {
+                    break;
+                }
                 let channel = group * geo.kg + first_channel + k;
                 let out = band
                     .output
@@ -239,49 +277,9 @@ impl Columns {
     }
 }
 
-/// `acc[k][v] += Σ_kx row[v·LANES·STRIDE + kx·dw ..] · w[kx][k]`: one kernel row of one input
-/// channel for a tile.
-///
-/// # Safety
-/// The CPU has `S::ISA`; `row` is readable for every column read, `w` for `kw·KR` values.
-#[inline(always)]
-unsafe fn accumulate<S: Simd, const KR: usize, const RV: usize, const STRIDE: usize>(
-    mut acc: [[S::F32; RV]; KR],
-    row: *const f32,
-    w: *const f32,
-    kw: usize,
-    dw: usize,
-) -> [[S::F32; RV]; KR] {
-    // SAFETY: forwarded contract.
-    unsafe {
-        for kx in 0..kw {
-            let base = row.add(kx * dw);
-            let mut inputs = [S::zero(); RV];
-            for (v, x) in inputs.iter_mut().enumerate() {
-                let at = base.add(v * S::LANES * STRIDE);
-                *x = if STRIDE == 1 {
-                    S::load(at)
-                } else {
-                    S::load_even(at)
-                };
-            }
-            let weights = w.add(kx * KR);
-            for (k, sums) in acc.iter_mut().enumerate() {
-                let weight = S::splat(*weights.add(k));
-                for (sum, &x) in sums.iter_mut().zip(&inputs) {
-                    *sum = S::mul_add(x, weight, *sum);
-                }
-            }
-        }
-        acc
-    }
-}
-
 /// One band's buffer and where its image's output starts.
 struct BandView<'a> {
     buffer: &'a [f32],
-    /// Elements per channel of the buffer.
-    plane_len: usize,
     /// Padded input row held by the buffer's first row.
     first: usize,
     output: *mut f32,

@@ -173,6 +173,49 @@ impl Geometry {
         }
     }
 
+    /// As [`Geometry::copy_padded_rows`], with each line split by column parity: padded
+    /// column `j` at `(j % 2)·width/2 + j / 2` (`width` even), so that a column-stride-2
+    /// tile reads its inputs for one tap as one contiguous run.
+    ///
+    /// # Safety
+    /// As [`Geometry::copy_padded_rows`].
+    pub unsafe fn copy_padded_rows_split(
+        &self,
+        input: *const f32,
+        plane: usize,
+        first: usize,
+        width: usize,
+        lines: &mut [f32],
+    ) {
+        let [h, w] = self.in_hw;
+        let left = self.pad[1];
+        let half = width / 2;
+        for (r, line) in lines.chunks_exact_mut(width).enumerate() {
+            line.fill(0.0);
+            let Some(iy) = (first + r).checked_sub(self.pad[0]).filter(|&iy| iy < h) else {
+                continue;
+            };
+            // SAFETY: row `iy` of the plane is inside the input tensor (contract).
+            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * self.in_row), w) };
+            let (even, odd) = line.split_at_mut(half);
+            // Padded column `left + ix` goes to the half of its parity.
+            let (first_even, first_odd) = (left.div_ceil(2), left / 2);
+            let from_even = left % 2;
+            for (dst, &x) in even[first_even..]
+                .iter_mut()
+                .zip(src[from_even..].iter().step_by(2))
+            {
+                *dst = x;
+            }
+            for (dst, &x) in odd[first_odd..]
+                .iter_mut()
+                .zip(src[1 - from_even..].iter().step_by(2))
+            {
+                *dst = x;
+            }
+        }
+    }
+
     /// OIHW weights and a bias re-laid in blocks of `block` output channels of a group, zero
     /// padded: weights `[group][block][step][block lane]`, where a block's steps are
     /// `(tap, c)` tap-major (`TapMajor`, the general kernel) or `(c, tap)` channel-major
