@@ -6,8 +6,8 @@
 //! for jc in columns, step NC          B block KC×NC packed once per (jc, pc): L2
 //!   for pc in depth, step KC
 //!     pack B(pc, jc)
-//!     for ic in rows, step MC         A block MC×KC: prepacked weights or packed here: L2
-//!       A(ic, pc)
+//!     for ic in rows, step MC         A block MC×KC: prepacked weights, A's own rows when
+//!       A(ic, pc)                     they are contiguous in depth, or packed here: L2
 //!       for ir in ic, step MR         A micro-panel MR×KC stays in L1 across jr
 //!         for jr in jc, step NR       microkernel on an MR×NR register tile, B from L2
 //! ```
@@ -434,10 +434,12 @@ impl Sgemm {
         let KernelShape {
             mr,
             nr,
-            kernel,
             store_pitched,
             ..
         } = self.shape;
+        // A read in place where its rows are contiguous (no packing: the standalone SGEMM's
+        // row-major A), else a prepacked panel, else packed here block by block.
+        let a_rows = job.a.rows();
         let Blocking { kc, mc, nc } = self.blocking;
         let (a_scratch, rest) = scratch.split_at_mut(packed_len(mc, kc, mr));
         let (tile_scratch, b_scratch) = rest.split_at_mut(mr * nr);
@@ -456,11 +458,12 @@ impl Sgemm {
                 };
                 for ic in (task.rows.0..m_end).step_by(mc) {
                     let rows = ic..(ic + mc).min(m_end);
-                    let a_panel: &[f32] = match job.a.prepacked(rows.clone(), depth.clone(), mr) {
-                        Some(panel) => panel,
-                        None => {
+                    let a_block = match (job.a.prepacked(rows.clone(), depth.clone(), mr), a_rows) {
+                        (Some(panel), _) => ABlock::Packed(panel),
+                        (None, Some((data, lda))) => ABlock::Rows { data, lda },
+                        (None, None) => {
                             job.a.pack(rows.clone(), depth.clone(), mr, a_scratch);
-                            a_scratch
+                            ABlock::Packed(a_scratch)
                         }
                     };
                     let tile_epilogue = |i: usize, j: usize| TileEpilogue {
@@ -477,7 +480,6 @@ impl Sgemm {
                         activation,
                     };
                     for ir in rows.clone().step_by(mr) {
-                        let a_micro = &a_panel[(ir - rows.start) * depth.len()..];
                         for jr in cols.clone().step_by(nr) {
                             let b_micro = &b_panel[(jr - cols.start) * depth.len()..];
                             let epilogue = tile_epilogue(ir, jr);
@@ -485,14 +487,16 @@ impl Sgemm {
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
                             match job.c.columns {
                                 // SAFETY: the panels hold depth×MR and depth×NR values from
-                                // these offsets (packed_len rounds up to whole groups); C's
+                                // these offsets (packed_len rounds up to whole groups), or A's
+                                // rows hold the block's depth range in place; C's
                                 // tile at (ir, jr) of tile_rows × tile_cols lies inside the
                                 // job's C by `run`'s contract; biases are offset within their
                                 // lengths.
                                 Columns::Contiguous => unsafe {
-                                    kernel(
-                                        depth.len(),
-                                        a_micro.as_ptr(),
+                                    a_block.tile(
+                                        &self.shape,
+                                        (ir, ir - rows.start),
+                                        &depth,
                                         b_micro.as_ptr(),
                                         job.c.ptr.add(ir * job.c.ldc + jr),
                                         job.c.ldc,
@@ -510,9 +514,10 @@ impl Sgemm {
                                         finish: false,
                                         ..epilogue
                                     };
-                                    kernel(
-                                        depth.len(),
-                                        a_micro.as_ptr(),
+                                    a_block.tile(
+                                        &self.shape,
+                                        (ir, ir - rows.start),
+                                        &depth,
                                         b_micro.as_ptr(),
                                         tile_scratch.as_mut_ptr(),
                                         nr,
@@ -535,6 +540,66 @@ impl Sgemm {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Where a task's block of A rows is read from.
+#[derive(Clone, Copy)]
+enum ABlock<'a> {
+    /// Panels of MR rows in packed order (prepacked, or packed into the worker's scratch),
+    /// from the block's first row.
+    Packed(&'a [f32]),
+    /// The source's rows in place: element `(i, p)` at `data[i·lda + p]`.
+    Rows { data: &'a [f32], lda: usize },
+}
+
+impl ABlock<'_> {
+    /// Runs the microkernel on the tile whose A rows start at source row `row` (the block's
+    /// row `offset`) over `depth`, into C at `c`.
+    ///
+    /// # Safety
+    /// As [`crate::kernel::MicroKernel`] for `c`, `ldc`, `rows`, `cols`, the B panel and the
+    /// epilogue; a packed block holds the panel of `offset` for `depth.len()` steps, and a
+    /// row source holds rows `row..row + rows` over `depth`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        &self,
+        shape: &KernelShape,
+        (row, offset): (usize, usize),
+        depth: &std::ops::Range<usize>,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        epilogue: &TileEpilogue,
+    ) {
+        // SAFETY: forwarded contract; both reads stay inside the slices' vouched ranges.
+        unsafe {
+            match *self {
+                ABlock::Packed(panel) => (shape.kernel)(
+                    depth.len(),
+                    panel.as_ptr().add(offset * depth.len()),
+                    b,
+                    c,
+                    ldc,
+                    rows,
+                    cols,
+                    epilogue,
+                ),
+                ABlock::Rows { data, lda } => (shape.kernel_rows)(
+                    depth.len(),
+                    data.as_ptr().add(row * lda + depth.start),
+                    lda,
+                    b,
+                    c,
+                    ldc,
+                    rows,
+                    cols,
+                    epilogue,
+                ),
             }
         }
     }

@@ -23,6 +23,12 @@ pub trait PanelSource: Sync {
         let _ = (outer, depth, width);
         None
     }
+
+    /// The source as rows read in place, when each outer index's depths are contiguous:
+    /// the data from element `(0, 0)` and the distance between outer indices.
+    fn rows(&self) -> Option<(&[f32], usize)> {
+        None
+    }
 }
 
 /// A plain matrix given by its strides: element `(outer, depth)` at
@@ -81,6 +87,10 @@ impl<'a> StridedMatrix<'a> {
 }
 
 impl PanelSource for StridedMatrix<'_> {
+    fn rows(&self) -> Option<(&[f32], usize)> {
+        (self.depth_stride == 1).then_some((self.data, self.outer_stride))
+    }
+
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         let depth_len = depth.len();
         for (group, panel) in dst[..packed_len(outer.len(), depth_len, width)]
