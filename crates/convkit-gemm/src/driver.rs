@@ -576,10 +576,11 @@ impl ABlock<'_> {
         cols: usize,
         epilogue: &TileEpilogue,
     ) {
+        let kernels = shape.kernels_for(cols);
         // SAFETY: forwarded contract; both reads stay inside the slices' vouched ranges.
         unsafe {
             match *self {
-                ABlock::Packed(panel) => (shape.kernel)(
+                ABlock::Packed(panel) => (kernels.packed)(
                     depth.len(),
                     panel.as_ptr().add(offset * depth.len()),
                     b,
@@ -589,7 +590,7 @@ impl ABlock<'_> {
                     cols,
                     epilogue,
                 ),
-                ABlock::Rows { data, lda } => (shape.kernel_rows)(
+                ABlock::Rows { data, lda } => (kernels.rows)(
                     depth.len(),
                     data.as_ptr().add(row * lda + depth.start),
                     lda,

@@ -18,6 +18,11 @@
 //! one value per row and step), which spares the standalone SGEMM the transposing pack of A
 //! for every column block (sgemm_1024, one thread: 78–82 % → 85–86 % of peak).
 //!
+//! The last tile of a row of tiles whose columns need fewer vectors than NR runs a narrow
+//! variant (`*_of_*`: `v < NV` vectors of the same NR-wide panel, `MR·v` accumulators), so no
+//! multiply-add is spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles:
+//! 1024 = 21·48 + 16).
+//!
 //! After the last depth block the tile gets the bias (per row or per column) and the
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
 //! on AVX2/AVX-512).
@@ -92,6 +97,13 @@ pub(crate) type PitchedStore = unsafe fn(
     epilogue: &TileEpilogue,
 );
 
+/// The entry points of one tile: A from packed panels, or from its rows in place.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kernels {
+    pub packed: MicroKernel,
+    pub rows: RowsKernel,
+}
+
 /// A microkernel with its tile shape.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelShape {
@@ -101,8 +113,11 @@ pub struct KernelShape {
     pub mr: usize,
     /// Tile columns (the B panel width).
     pub nr: usize,
-    pub(crate) kernel: MicroKernel,
-    pub(crate) kernel_rows: RowsKernel,
+    /// The whole MR × NR tile.
+    pub(crate) full: Kernels,
+    /// `narrow[v − 1]` computes only the first `v` vectors of the NR-wide B panel: a row of
+    /// tiles' last columns, without the multiply-adds of the zero columns past them.
+    pub(crate) narrow: &'static [Kernels],
     pub(crate) store_pitched: PitchedStore,
 }
 
@@ -117,16 +132,16 @@ impl KernelShape {
                     isa,
                     mr: 12,
                     nr: 32,
-                    kernel: x86::avx512_12x32,
-                    kernel_rows: x86::avx512_12x32_rows,
+                    full: x86::AVX512_12X32,
+                    narrow: &x86::AVX512_12X32_NARROW,
                     store_pitched: x86::store_pitched_avx512,
                 },
                 KernelShape {
                     isa,
                     mr: 16,
                     nr: 16,
-                    kernel: x86::avx512_16x16,
-                    kernel_rows: x86::avx512_16x16_rows,
+                    full: x86::AVX512_16X16,
+                    narrow: &[],
                     store_pitched: x86::store_pitched_avx512,
                 },
             ],
@@ -134,23 +149,45 @@ impl KernelShape {
         }
     }
 
+    /// f32 lanes of the path's vectors.
+    fn lanes(&self) -> usize {
+        if self.isa == Isa::Avx512 { 16 } else { 8 }
+    }
+
     /// Loads per fused multiply-add of the tile's inner loop: `(NV + MR) / (MR·NV)`. Narrow
     /// tiles spend more of their issue slots on loads.
     fn loads_per_fma(&self) -> f64 {
-        let lanes = if self.isa == Isa::Avx512 { 16 } else { 8 };
-        let vectors = (self.nr / lanes) as f64;
+        let vectors = (self.nr / self.lanes()) as f64;
         (vectors + self.mr as f64) / (self.mr as f64 * vectors)
     }
 
+    /// The entry points for a tile of `cols ≤ NR` columns: the narrow kernel of its vectors
+    /// where there is one, else the full tile.
+    pub(crate) fn kernels_for(&self, cols: usize) -> Kernels {
+        let vectors = cols.div_ceil(self.lanes());
+        vectors
+            .checked_sub(1)
+            .and_then(|v| self.narrow.get(v))
+            .copied()
+            .unwrap_or(self.full)
+    }
+
     /// The candidate of `isa` with the least estimated time on an `m × n` product: the
-    /// multiply-adds it computes (edge tiles compute their full MR × NR) weighted by
-    /// `1 + loads per FMA / 2`, a crude charge for load pressure that keeps the 8x48 tile
-    /// unless a narrower one saves real work.
+    /// multiply-adds it computes (edge tiles compute their full MR rows and their columns
+    /// rounded up to whole vectors, or to the whole NR for a tile without narrow kernels)
+    /// weighted by `1 + loads per FMA / 2`, a crude charge for load pressure that keeps the
+    /// 8x48 tile unless a narrower one saves real work.
     pub fn for_product(isa: Isa, m: usize, n: usize) -> KernelShape {
         let cost = |shape: &KernelShape| {
             // In f64: the padded product of two huge dimensions may not fit a usize.
             let rows = (m.div_ceil(shape.mr) * shape.mr) as f64;
-            let columns = (n.div_ceil(shape.nr) * shape.nr) as f64;
+            let edge_unit = if shape.narrow.is_empty() {
+                shape.nr
+            } else {
+                shape.lanes()
+            };
+            let columns =
+                (n / shape.nr * shape.nr + (n % shape.nr).next_multiple_of(edge_unit)) as f64;
             rows * columns * (1.0 + shape.loads_per_fma() / 2.0)
         };
         KernelShape::candidates(isa)
@@ -173,8 +210,8 @@ impl KernelShape {
                 isa,
                 mr: 8,
                 nr: 48,
-                kernel: x86::avx512_8x48,
-                kernel_rows: x86::avx512_8x48_rows,
+                full: x86::AVX512_8X48,
+                narrow: &x86::AVX512_8X48_NARROW,
                 store_pitched: x86::store_pitched_avx512,
             },
             #[cfg(target_arch = "x86_64")]
@@ -182,16 +219,19 @@ impl KernelShape {
                 isa,
                 mr: 6,
                 nr: 16,
-                kernel: x86::avx2_6x16,
-                kernel_rows: x86::avx2_6x16_rows,
+                full: x86::AVX2_6X16,
+                narrow: &x86::AVX2_6X16_NARROW,
                 store_pitched: x86::store_pitched_avx2,
             },
             _ => KernelShape {
                 isa: Isa::Scalar,
                 mr: 4,
                 nr: 8,
-                kernel: portable_4x8,
-                kernel_rows: portable_4x8_rows,
+                full: Kernels {
+                    packed: portable_4x8,
+                    rows: portable_4x8_rows,
+                },
+                narrow: &[],
                 store_pitched: store_pitched_portable,
             },
         }
@@ -213,7 +253,13 @@ impl KernelShape {
 /// As [`MicroKernel`], with `MR` rows and `NV·S::LANES` columns.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const ROWS: bool>(
+unsafe fn tile<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const PANEL_NV: usize,
+    const ROWS: bool,
+>(
     depth: usize,
     a: *const f32,
     lda: usize,
@@ -249,7 +295,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize, const ROWS: bool>(
                     *sum = S::mul_add(av, bj, *sum);
                 }
             }
-            b = b.add(NV * lanes);
+            b = b.add(PANEL_NV * lanes);
         }
 
         for (i, row) in acc.iter().enumerate() {
@@ -388,7 +434,7 @@ unsafe fn store_pitched<S: Simd>(
 /// Defines a [`MicroKernel`] entry point: `tile::<$simd, $mr, $nv>` compiled with
 /// `$features` (empty for the portable path).
 macro_rules! microkernel {
-    ($(#[$attr:meta])* $vis:vis $name:ident, $rows_name:ident, $simd:ty, $mr:literal, $nv:literal) => {
+    ($(#[$attr:meta])* $vis:vis $name:ident, $rows_name:ident, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
         /// # Safety
         /// As [`MicroKernel`]; the CPU has this kernel's path.
         $(#[$attr])*
@@ -404,7 +450,7 @@ macro_rules! microkernel {
             epilogue: &TileEpilogue,
         ) {
             // SAFETY: forwarded contract; the path's features are enabled for this function.
-            unsafe { tile::<$simd, $mr, $nv, false>(depth, a, $mr, b, c, ldc, rows, cols, epilogue) }
+            unsafe { tile::<$simd, $mr, $nv, $panel, false>(depth, a, $mr, b, c, ldc, rows, cols, epilogue) }
         }
 
         /// # Safety
@@ -423,7 +469,7 @@ macro_rules! microkernel {
             epilogue: &TileEpilogue,
         ) {
             // SAFETY: forwarded contract; the path's features are enabled for this function.
-            unsafe { tile::<$simd, $mr, $nv, true>(depth, a, lda, b, c, ldc, rows, cols, epilogue) }
+            unsafe { tile::<$simd, $mr, $nv, $panel, true>(depth, a, lda, b, c, ldc, rows, cols, epilogue) }
         }
     };
 }
@@ -451,30 +497,85 @@ macro_rules! pitched_store {
     };
 }
 
-microkernel!(portable_4x8, portable_4x8_rows, Portable, 4, 1);
+microkernel!(portable_4x8, portable_4x8_rows, Portable, 4, 1, 1);
 pitched_store!(store_pitched_portable, Portable);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{TileEpilogue, store_pitched, tile};
+    use super::{Kernels, TileEpilogue, store_pitched, tile};
     use convkit_simd::{Avx2, Avx512};
 
-    microkernel!(
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) avx2_6x16, avx2_6x16_rows, Avx2, 6, 2
-    );
-    microkernel!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-        pub(super) avx512_8x48, avx512_8x48_rows, Avx512, 8, 3
-    );
-    microkernel!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-        pub(super) avx512_12x32, avx512_12x32_rows, Avx512, 12, 2
-    );
-    microkernel!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-        pub(super) avx512_16x16, avx512_16x16_rows, Avx512, 16, 1
-    );
+    /// Defines a tile's two entry points on AVX2 (`avx2`) or AVX-512 (`avx512`): `$mr` rows ×
+    /// `$nv` vectors of a B panel `$panel` vectors wide.
+    macro_rules! x86_kernels {
+        (avx2 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
+            microkernel!(
+                #[target_feature(enable = "avx2,fma")]
+                $name,
+                $rows_name,
+                Avx2,
+                $mr,
+                $nv,
+                $panel
+            );
+        };
+        (avx512 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
+            microkernel!(
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+                $name,
+                $rows_name,
+                Avx512,
+                $mr,
+                $nv,
+                $panel
+            );
+        };
+    }
+
+    x86_kernels!(avx2 avx2_6x16, avx2_6x16_rows, 6, 2, 2);
+    x86_kernels!(avx2 avx2_6x8_of_16, avx2_6x8_of_16_rows, 6, 1, 2);
+    x86_kernels!(avx512 avx512_8x48, avx512_8x48_rows, 8, 3, 3);
+    x86_kernels!(avx512 avx512_8x16_of_48, avx512_8x16_of_48_rows, 8, 1, 3);
+    x86_kernels!(avx512 avx512_8x32_of_48, avx512_8x32_of_48_rows, 8, 2, 3);
+    x86_kernels!(avx512 avx512_12x32, avx512_12x32_rows, 12, 2, 2);
+    x86_kernels!(avx512 avx512_12x16_of_32, avx512_12x16_of_32_rows, 12, 1, 2);
+    x86_kernels!(avx512 avx512_16x16, avx512_16x16_rows, 16, 1, 1);
+
+    pub(super) const AVX2_6X16: Kernels = Kernels {
+        packed: avx2_6x16,
+        rows: avx2_6x16_rows,
+    };
+    pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [Kernels {
+        packed: avx2_6x8_of_16,
+        rows: avx2_6x8_of_16_rows,
+    }];
+    pub(super) const AVX512_8X48: Kernels = Kernels {
+        packed: avx512_8x48,
+        rows: avx512_8x48_rows,
+    };
+    pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [
+        Kernels {
+            packed: avx512_8x16_of_48,
+            rows: avx512_8x16_of_48_rows,
+        },
+        Kernels {
+            packed: avx512_8x32_of_48,
+            rows: avx512_8x32_of_48_rows,
+        },
+    ];
+    pub(super) const AVX512_12X32: Kernels = Kernels {
+        packed: avx512_12x32,
+        rows: avx512_12x32_rows,
+    };
+    pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [Kernels {
+        packed: avx512_12x16_of_32,
+        rows: avx512_12x16_of_32_rows,
+    }];
+    pub(super) const AVX512_16X16: Kernels = Kernels {
+        packed: avx512_16x16,
+        rows: avx512_16x16_rows,
+    };
+
     pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
     pitched_store!(
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
