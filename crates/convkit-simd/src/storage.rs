@@ -53,26 +53,47 @@ impl F32Storage for f32 {
     }
 }
 
+/// bf16 is the top half of an f32: widening is a shift, which the compiler vectorizes.
+#[inline(always)]
+fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
+    for (wide, narrow) in dst.iter_mut().zip(src) {
+        *wide = f32::from_bits(u32::from(narrow.to_bits()) << 16);
+    }
+}
+
+/// Round to nearest even on the dropped half; NaNs stay NaN (quiet bit set). Branch-free, so
+/// the compiler vectorizes it.
+#[inline(always)]
+fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
+    for (narrow, wide) in dst.iter_mut().zip(src) {
+        let bits = wide.to_bits();
+        let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+        let quiet_nan = (bits >> 16) | 0x40;
+        let value = if wide.is_nan() { quiet_nan } else { rounded };
+        *narrow = bf16::from_bits(value as u16);
+    }
+}
+
 impl F32Storage for bf16 {
-    #[inline]
     fn widen(src: &[bf16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
-        // bf16 is the top half of an f32: a shift, which the compiler vectorizes.
-        for (wide, narrow) in dst.iter_mut().zip(src) {
-            *wide = f32::from_bits(u32::from(narrow.to_bits()) << 16);
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_avx2() {
+            // SAFETY: AVX2 detected.
+            unsafe { x86::widen_bf16_avx2(src, dst) };
+            return;
         }
+        widen_bf16(src, dst);
     }
-    #[inline]
     fn narrow(src: &[f32], dst: &mut [bf16]) {
         assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
-        // Round to nearest even on the dropped half; NaNs stay NaN (quiet bit set).
-        for (narrow, wide) in dst.iter_mut().zip(src) {
-            let bits = wide.to_bits();
-            let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
-            let quiet_nan = (bits >> 16) | 0x40;
-            let value = if wide.is_nan() { quiet_nan } else { rounded };
-            *narrow = bf16::from_bits(value as u16);
+        #[cfg(target_arch = "x86_64")]
+        if x86::has_avx2() {
+            // SAFETY: AVX2 detected.
+            unsafe { x86::narrow_bf16_avx2(src, dst) };
+            return;
         }
+        narrow_bf16(src, dst);
     }
     #[inline]
     fn as_f32(_: &[bf16]) -> Option<&[f32]> {
@@ -117,9 +138,32 @@ impl F32Storage for f16 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use half::f16;
     use half::slice::HalfFloatSliceExt;
+    use half::{bf16, f16};
     use std::arch::x86_64::*;
+
+    /// Whether AVX2 is present (std caches the detection).
+    pub(super) fn has_avx2() -> bool {
+        std::is_x86_feature_detected!("avx2")
+    }
+
+    /// [`super::widen_bf16`] vectorized with AVX2 (the baseline build gets SSE2).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn widen_bf16_avx2(src: &[bf16], dst: &mut [f32]) {
+        super::widen_bf16(src, dst);
+    }
+
+    /// [`super::narrow_bf16`] vectorized with AVX2 (the baseline build gets SSE2).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn narrow_bf16_avx2(src: &[f32], dst: &mut [bf16]) {
+        super::narrow_bf16(src, dst);
+    }
 
     /// Whether F16C and AVX2 are present (std caches the detection).
     pub(super) fn has_f16c() -> bool {
