@@ -330,10 +330,10 @@ impl Geometry {
     /// One-thread time, fitted to the bench on AVX-512 (Zen 5) and scaled for the other
     /// paths: the transform-domain GEMMs at the path's rate (lower for few channels), plus the
     /// transformed filters streamed once per block, which the bench shows does not overlap
-    /// the GEMMs (from L3 while under 16 MiB, else from memory: 7x7 layers with 512
-    /// channels are bandwidth-bound beyond F2, and F6 on 256 channels re-reads 16.8 MB per
-    /// block of 32 tiles), plus the transforms per transformed value and a fixed cost per run
-    /// and per GEMM.
+    /// the GEMMs when several blocks re-read them, and does when one block reads them once
+    /// (from L3 while under 16 MiB, else from memory: 7x7 layers with 512 channels are
+    /// bandwidth-bound beyond F2, and F6 on 256 channels streams 16.8 MB for its 9 tiles),
+    /// plus the transforms per transformed value and a fixed cost per run and per GEMM.
     fn estimated_seconds(&self, shape: &ConvShape, isa: Isa) -> f64 {
         let (cg, kg) = (
             shape.in_channels_per_group() as f64,
@@ -358,7 +358,15 @@ impl Geometry {
         let streaming = blocks * filter_bytes / bandwidth;
         let transformed =
             tiles * elements * (self.channel_stride + self.chunks * self.chunk_stride) as f64;
-        gemm + streaming
+        // One block streams each filter element once, alongside its GEMM, and the two
+        // overlap (resnet_3x3_512 F2: 0.82–0.96 ms against 0.73 + 0.67 ms added up); blocks
+        // that re-read the filters pay for each pass.
+        let filters = if blocks <= 1.0 {
+            gemm.max(streaming)
+        } else {
+            gemm + streaming
+        };
+        filters
             + transformed / (transform_rate * self.transform_speed())
             + CALL_OVERHEAD_SECONDS
             + blocks * elements * GEMM_OVERHEAD_SECONDS
