@@ -144,6 +144,33 @@ impl Geometry {
         (band_rows - 1) * self.stride[0] + (self.kernel[0] - 1) * self.dilation[0] + 1
     }
 
+    /// The lines of a band buffer (`width` long) with the input row of one channel plane each
+    /// holds: line `r` holds padded row `first + r`, `None` where that row is padding.
+    ///
+    /// # Safety
+    /// `input` holds the plan's input tensor and `plane` is a channel plane's offset in it.
+    unsafe fn band_lines<'a>(
+        &self,
+        input: *const f32,
+        plane: usize,
+        first: usize,
+        width: usize,
+        lines: &'a mut [f32],
+    ) -> impl Iterator<Item = (&'a mut [f32], Option<&'a [f32]>)> {
+        let [h, w] = self.in_hw;
+        let (top, row_stride) = (self.pad[0], self.in_row);
+        lines
+            .chunks_exact_mut(width)
+            .enumerate()
+            .map(move |(r, line)| {
+                let row = (first + r).checked_sub(top).filter(|&iy| iy < h).map(|iy| {
+                    // SAFETY: row `iy` of the plane is inside the input tensor (contract).
+                    unsafe { std::slice::from_raw_parts(input.add(plane + iy * row_stride), w) }
+                });
+                (line, row)
+            })
+    }
+
     /// Fills `lines` (rows of a band buffer, each `width ≥ W + left padding` long) with the
     /// input rows of one channel plane starting at `plane`: line `r` holds padded row
     /// `first + r`, zero outside the image.
@@ -158,18 +185,17 @@ impl Geometry {
         width: usize,
         lines: &mut [f32],
     ) {
-        let [h, w] = self.in_hw;
-        let left = self.pad[1];
-        for (r, line) in lines.chunks_exact_mut(width).enumerate() {
-            let Some(iy) = (first + r).checked_sub(self.pad[0]).filter(|&iy| iy < h) else {
-                line.fill(0.0);
-                continue;
-            };
-            // SAFETY: row `iy` of the plane is inside the input tensor (contract).
-            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * self.in_row), w) };
-            line[..left].fill(0.0);
-            line[left..left + w].copy_from_slice(src);
-            line[left + w..].fill(0.0);
+        let (left, w) = (self.pad[1], self.in_hw[1]);
+        // SAFETY: forwarded contract.
+        for (line, row) in unsafe { self.band_lines(input, plane, first, width, lines) } {
+            match row {
+                Some(src) => {
+                    line[..left].fill(0.0);
+                    line[left..left + w].copy_from_slice(src);
+                    line[left + w..].fill(0.0);
+                }
+                None => line.fill(0.0),
+            }
         }
     }
 
@@ -187,20 +213,15 @@ impl Geometry {
         width: usize,
         lines: &mut [f32],
     ) {
-        let [h, w] = self.in_hw;
         let left = self.pad[1];
-        let half = width / 2;
-        for (r, line) in lines.chunks_exact_mut(width).enumerate() {
+        // Padded column `left + ix` goes to the half of its parity.
+        let (first_even, first_odd) = (left.div_ceil(2), left / 2);
+        let from_even = left % 2;
+        // SAFETY: forwarded contract.
+        for (line, row) in unsafe { self.band_lines(input, plane, first, width, lines) } {
             line.fill(0.0);
-            let Some(iy) = (first + r).checked_sub(self.pad[0]).filter(|&iy| iy < h) else {
-                continue;
-            };
-            // SAFETY: row `iy` of the plane is inside the input tensor (contract).
-            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * self.in_row), w) };
-            let (even, odd) = line.split_at_mut(half);
-            // Padded column `left + ix` goes to the half of its parity.
-            let (first_even, first_odd) = (left.div_ceil(2), left / 2);
-            let from_even = left % 2;
+            let Some(src) = row else { continue };
+            let (even, odd) = line.split_at_mut(width / 2);
             for (dst, &x) in even[first_even..]
                 .iter_mut()
                 .zip(src[from_even..].iter().step_by(2))

@@ -566,10 +566,11 @@ mod x86 {
     use super::{Kernels, TileEpilogue, store_pitched, tile};
     use convkit_simd::{Avx2, Avx512};
 
-    /// Defines a tile's two entry points on AVX2 (`avx2`) or AVX-512 (`avx512`): `$mr` rows ×
-    /// `$nv` vectors of a B panel `$panel` vectors wide.
+    /// Defines a tile's two entry points on AVX2 (`avx2`) or AVX-512 (`avx512`), `$mr` rows ×
+    /// `$nv` vectors of a B panel `$panel` vectors wide, and the [`Kernels`] constant `$set`
+    /// naming them.
     macro_rules! x86_kernels {
-        (avx2 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
+        ($set:ident: avx2 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
             microkernel!(
                 #[target_feature(enable = "avx2,fma")]
                 $name,
@@ -579,8 +580,12 @@ mod x86 {
                 $nv,
                 $panel
             );
+            pub(super) const $set: Kernels = Kernels {
+                packed: $name,
+                rows: $rows_name,
+            };
         };
-        (avx512 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
+        ($set:ident: avx512 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
             microkernel!(
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
                 $name,
@@ -590,52 +595,25 @@ mod x86 {
                 $nv,
                 $panel
             );
+            pub(super) const $set: Kernels = Kernels {
+                packed: $name,
+                rows: $rows_name,
+            };
         };
     }
 
-    x86_kernels!(avx2 avx2_6x16, avx2_6x16_rows, 6, 2, 2);
-    x86_kernels!(avx2 avx2_6x8_of_16, avx2_6x8_of_16_rows, 6, 1, 2);
-    x86_kernels!(avx512 avx512_8x48, avx512_8x48_rows, 8, 3, 3);
-    x86_kernels!(avx512 avx512_8x16_of_48, avx512_8x16_of_48_rows, 8, 1, 3);
-    x86_kernels!(avx512 avx512_8x32_of_48, avx512_8x32_of_48_rows, 8, 2, 3);
-    x86_kernels!(avx512 avx512_12x32, avx512_12x32_rows, 12, 2, 2);
-    x86_kernels!(avx512 avx512_12x16_of_32, avx512_12x16_of_32_rows, 12, 1, 2);
-    x86_kernels!(avx512 avx512_16x16, avx512_16x16_rows, 16, 1, 1);
+    x86_kernels!(AVX2_6X16: avx2 avx2_6x16, avx2_6x16_rows, 6, 2, 2);
+    x86_kernels!(AVX2_6X8_OF_16: avx2 avx2_6x8_of_16, avx2_6x8_of_16_rows, 6, 1, 2);
+    x86_kernels!(AVX512_8X48: avx512 avx512_8x48, avx512_8x48_rows, 8, 3, 3);
+    x86_kernels!(AVX512_8X16_OF_48: avx512 avx512_8x16_of_48, avx512_8x16_of_48_rows, 8, 1, 3);
+    x86_kernels!(AVX512_8X32_OF_48: avx512 avx512_8x32_of_48, avx512_8x32_of_48_rows, 8, 2, 3);
+    x86_kernels!(AVX512_12X32: avx512 avx512_12x32, avx512_12x32_rows, 12, 2, 2);
+    x86_kernels!(AVX512_12X16_OF_32: avx512 avx512_12x16_of_32, avx512_12x16_of_32_rows, 12, 1, 2);
+    x86_kernels!(AVX512_16X16: avx512 avx512_16x16, avx512_16x16_rows, 16, 1, 1);
 
-    pub(super) const AVX2_6X16: Kernels = Kernels {
-        packed: avx2_6x16,
-        rows: avx2_6x16_rows,
-    };
-    pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [Kernels {
-        packed: avx2_6x8_of_16,
-        rows: avx2_6x8_of_16_rows,
-    }];
-    pub(super) const AVX512_8X48: Kernels = Kernels {
-        packed: avx512_8x48,
-        rows: avx512_8x48_rows,
-    };
-    pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [
-        Kernels {
-            packed: avx512_8x16_of_48,
-            rows: avx512_8x16_of_48_rows,
-        },
-        Kernels {
-            packed: avx512_8x32_of_48,
-            rows: avx512_8x32_of_48_rows,
-        },
-    ];
-    pub(super) const AVX512_12X32: Kernels = Kernels {
-        packed: avx512_12x32,
-        rows: avx512_12x32_rows,
-    };
-    pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [Kernels {
-        packed: avx512_12x16_of_32,
-        rows: avx512_12x16_of_32_rows,
-    }];
-    pub(super) const AVX512_16X16: Kernels = Kernels {
-        packed: avx512_16x16,
-        rows: avx512_16x16_rows,
-    };
+    pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [AVX2_6X8_OF_16];
+    pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16_OF_48, AVX512_8X32_OF_48];
+    pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [AVX512_12X16_OF_32];
 
     pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
     pitched_store!(
