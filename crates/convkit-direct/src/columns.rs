@@ -16,7 +16,7 @@
 //! Register budget: `KR·RV` accumulators + `RV` inputs + 1 broadcast. AVX-512: 6×4, 8×3,
 //! 12×2 or 16×1 by the vectors per output row; AVX2: 6×2 or 8×1; portable: 4×1.
 
-use crate::geometry::{Geometry, StepOrder};
+use crate::geometry::{Geometry, LineOrder, StepOrder};
 use convkit_core::Isa;
 use convkit_simd::{Simd, VectorActivation};
 
@@ -60,6 +60,8 @@ pub(crate) struct Columns {
     pub activation: VectorActivation,
     /// Columns of a buffer row: every column a tile reads, zero outside the image.
     pub buffer_width: usize,
+    /// How a buffer line holds its columns: split by parity at column stride 2.
+    pub line_order: LineOrder,
     /// Output rows per band.
     pub band_rows: usize,
     /// Per `(c, ky, kx)` step, in weight order: where its inputs start in a band buffer,
@@ -86,11 +88,14 @@ impl Columns {
         let tile = ColumnTile::choose(isa, vectors);
         let max_rows = geometry.out_hw[0].div_ceil(parallel_bands.max(1));
         let (width, band_rows) = geometry.band_layout(lanes, geometry.cg, BAND_BUDGET, max_rows)?;
-        // A split line holds its two column parities in halves of equal length.
-        let buffer_width = if geometry.stride[1] == 2 {
-            width.checked_next_multiple_of(2)?
-        } else {
-            width
+        // At column stride 2 a line holds its two column parities in halves of equal length.
+        let line_order = match geometry.stride[1] {
+            1 => LineOrder::Plain,
+            _ => LineOrder::SplitByParity,
+        };
+        let buffer_width = match line_order {
+            LineOrder::Plain => width,
+            LineOrder::SplitByParity => width.checked_next_multiple_of(2)?,
         };
         let blocks = geometry.kg.div_ceil(tile.kr);
         let (packed, packed_bias) =
@@ -98,10 +103,9 @@ impl Columns {
         let plane_len = geometry.band_input_rows(band_rows) * buffer_width;
         let [kh, kw] = geometry.kernel;
         let [dh, dw] = geometry.dilation;
-        // Column stride 2 reads split lines (see `Geometry::copy_padded_rows_split`).
-        let tap_offset = |kx: usize| match geometry.stride[1] {
-            1 => kx * dw,
-            _ => (kx * dw) % 2 * (buffer_width / 2) + kx * dw / 2,
+        let tap_offset = |kx: usize| match line_order {
+            LineOrder::Plain => kx * dw,
+            LineOrder::SplitByParity => (kx * dw) % 2 * (buffer_width / 2) + kx * dw / 2,
         };
         let step_offsets = (0..geometry.cg)
             .flat_map(|c| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (c, ky, kx))))
@@ -115,6 +119,7 @@ impl Columns {
             bias: packed_bias,
             activation,
             buffer_width,
+            line_order,
             band_rows,
             step_offsets,
         })
@@ -157,11 +162,13 @@ impl Columns {
             let plane = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
             // SAFETY: `plane` is channel `c` of this group of image `n` (contract).
             unsafe {
-                if geo.stride[1] == 2 {
-                    geo.copy_padded_rows_split(input, plane, first, self.buffer_width, lines)
-                } else {
-                    geo.copy_padded_rows(input, plane, first, self.buffer_width, lines)
-                }
+                geo.copy_padded_rows(
+                    input,
+                    plane,
+                    first,
+                    (self.buffer_width, self.line_order),
+                    lines,
+                )
             };
         }
         let band_view = BandView {

@@ -16,7 +16,7 @@
 //!   vectors of columns (a whole row when it fits), about 16 accumulators so that the FMA
 //!   latency chains overlap.
 
-use crate::geometry::Geometry;
+use crate::geometry::{Geometry, LineOrder};
 use convkit_core::Isa;
 use convkit_simd::{Simd, VectorActivation};
 
@@ -342,7 +342,15 @@ impl DepthwiseNchw {
         let buffer = &mut buffer[..buffer_rows * self.buffer_width];
         let plane = n * geo.in_image + c * geo.in_channel;
         // SAFETY: `plane` is channel `c` of image `n` (contract).
-        unsafe { geo.copy_padded_rows(input, plane, first, self.buffer_width, buffer) };
+        unsafe {
+            geo.copy_padded_rows(
+                input,
+                plane,
+                first,
+                (self.buffer_width, LineOrder::Plain),
+                buffer,
+            )
+        };
         let weights = &self.weights[c * kh * kw..(c + 1) * kh * kw];
         let out = Band {
             buffer,

@@ -12,6 +12,16 @@ pub(crate) enum StepOrder {
     ChannelMajor,
 }
 
+/// How a band-buffer line holds its padded columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineOrder {
+    /// Column `j` at `j`.
+    Plain,
+    /// Column `j` at `(j % 2)·width/2 + j / 2` (`width` even): the even columns, then the odd
+    /// ones, so that a column-stride-2 tile reads its inputs for one tap as one run.
+    SplitByParity,
+}
+
 /// Strides (in f32 elements) and sizes the kernels index with.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
@@ -144,36 +154,9 @@ impl Geometry {
         (band_rows - 1) * self.stride[0] + (self.kernel[0] - 1) * self.dilation[0] + 1
     }
 
-    /// The lines of a band buffer (`width` long) with the input row of one channel plane each
-    /// holds: line `r` holds padded row `first + r`, `None` where that row is padding.
-    ///
-    /// # Safety
-    /// `input` holds the plan's input tensor and `plane` is a channel plane's offset in it.
-    unsafe fn band_lines<'a>(
-        &self,
-        input: *const f32,
-        plane: usize,
-        first: usize,
-        width: usize,
-        lines: &'a mut [f32],
-    ) -> impl Iterator<Item = (&'a mut [f32], Option<&'a [f32]>)> {
-        let [h, w] = self.in_hw;
-        let (top, row_stride) = (self.pad[0], self.in_row);
-        lines
-            .chunks_exact_mut(width)
-            .enumerate()
-            .map(move |(r, line)| {
-                let row = (first + r).checked_sub(top).filter(|&iy| iy < h).map(|iy| {
-                    // SAFETY: row `iy` of the plane is inside the input tensor (contract).
-                    unsafe { std::slice::from_raw_parts(input.add(plane + iy * row_stride), w) }
-                });
-                (line, row)
-            })
-    }
-
     /// Fills `lines` (rows of a band buffer, each `width ≥ W + left padding` long) with the
     /// input rows of one channel plane starting at `plane`: line `r` holds padded row
-    /// `first + r`, zero outside the image.
+    /// `first + r`, zero outside the image, its columns in `order`.
     ///
     /// # Safety
     /// `input` holds the plan's input tensor and `plane` is a channel plane's offset in it.
@@ -182,57 +165,38 @@ impl Geometry {
         input: *const f32,
         plane: usize,
         first: usize,
-        width: usize,
+        (width, order): (usize, LineOrder),
         lines: &mut [f32],
     ) {
-        let (left, w) = (self.pad[1], self.in_hw[1]);
-        // SAFETY: forwarded contract.
-        for (line, row) in unsafe { self.band_lines(input, plane, first, width, lines) } {
-            match row {
-                Some(src) => {
+        let [h, w] = self.in_hw;
+        let left = self.pad[1];
+        for (r, line) in lines.chunks_exact_mut(width).enumerate() {
+            let Some(iy) = (first + r).checked_sub(self.pad[0]).filter(|&iy| iy < h) else {
+                line.fill(0.0);
+                continue;
+            };
+            // SAFETY: row `iy` of the plane is inside the input tensor (contract).
+            let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * self.in_row), w) };
+            match order {
+                LineOrder::Plain => {
                     line[..left].fill(0.0);
                     line[left..left + w].copy_from_slice(src);
                     line[left + w..].fill(0.0);
                 }
-                None => line.fill(0.0),
-            }
-        }
-    }
-
-    /// As [`Geometry::copy_padded_rows`], with each line split by column parity: padded
-    /// column `j` at `(j % 2)·width/2 + j / 2` (`width` even), so that a column-stride-2
-    /// tile reads its inputs for one tap as one contiguous run.
-    ///
-    /// # Safety
-    /// As [`Geometry::copy_padded_rows`].
-    pub unsafe fn copy_padded_rows_split(
-        &self,
-        input: *const f32,
-        plane: usize,
-        first: usize,
-        width: usize,
-        lines: &mut [f32],
-    ) {
-        let left = self.pad[1];
-        // Padded column `left + ix` goes to the half of its parity.
-        let (first_even, first_odd) = (left.div_ceil(2), left / 2);
-        let from_even = left % 2;
-        // SAFETY: forwarded contract.
-        for (line, row) in unsafe { self.band_lines(input, plane, first, width, lines) } {
-            line.fill(0.0);
-            let Some(src) = row else { continue };
-            let (even, odd) = line.split_at_mut(width / 2);
-            for (dst, &x) in even[first_even..]
-                .iter_mut()
-                .zip(src[from_even..].iter().step_by(2))
-            {
-                *dst = x;
-            }
-            for (dst, &x) in odd[first_odd..]
-                .iter_mut()
-                .zip(src[1 - from_even..].iter().step_by(2))
-            {
-                *dst = x;
+                LineOrder::SplitByParity => {
+                    line.fill(0.0);
+                    // Padded column `left + ix` goes to the half of its parity.
+                    let (even, odd) = line.split_at_mut(width / 2);
+                    let from_even = left % 2;
+                    let evens = src[from_even..].iter().step_by(2);
+                    for (dst, &x) in even[left.div_ceil(2)..].iter_mut().zip(evens) {
+                        *dst = x;
+                    }
+                    let odds = src[1 - from_even..].iter().step_by(2);
+                    for (dst, &x) in odd[left / 2..].iter_mut().zip(odds) {
+                        *dst = x;
+                    }
+                }
             }
         }
     }

@@ -22,7 +22,7 @@
 //! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
 //! no core idles at the end.
 
-use crate::kernel::{KernelShape, TileEpilogue};
+use crate::kernel::{KernelShape, MicroKernel, TileEpilogue};
 use crate::panel::{PanelSource, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
 use convkit_simd::VectorActivation;
@@ -485,6 +485,12 @@ impl Sgemm {
                             let epilogue = tile_epilogue(ir, jr);
                             let (tile_rows, tile_cols) =
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
+                            let (kernel, a, lda) = a_block.operand(
+                                &self.shape,
+                                tile_cols,
+                                (ir, ir - rows.start),
+                                &depth,
+                            );
                             match job.c.columns {
                                 // SAFETY: the panels hold depth×MR and depth×NR values from
                                 // these offsets (packed_len rounds up to whole groups), or A's
@@ -493,10 +499,10 @@ impl Sgemm {
                                 // job's C by `run`'s contract; biases are offset within their
                                 // lengths.
                                 Columns::Contiguous => unsafe {
-                                    a_block.tile(
-                                        &self.shape,
-                                        (ir, ir - rows.start),
-                                        &depth,
+                                    kernel(
+                                        depth.len(),
+                                        a,
+                                        lda,
                                         b_micro.as_ptr(),
                                         job.c.ptr.add(ir * job.c.ldc + jr),
                                         job.c.ldc,
@@ -514,10 +520,10 @@ impl Sgemm {
                                         finish: false,
                                         ..epilogue
                                     };
-                                    a_block.tile(
-                                        &self.shape,
-                                        (ir, ir - rows.start),
-                                        &depth,
+                                    kernel(
+                                        depth.len(),
+                                        a,
+                                        lda,
                                         b_micro.as_ptr(),
                                         tile_scratch.as_mut_ptr(),
                                         nr,
@@ -556,51 +562,24 @@ enum ABlock<'a> {
 }
 
 impl ABlock<'_> {
-    /// Runs the microkernel on the tile whose A rows start at source row `row` (the block's
-    /// row `offset`) over `depth`, into C at `c`.
-    ///
-    /// # Safety
-    /// As [`crate::kernel::MicroKernel`] for `c`, `ldc`, `rows`, `cols`, the B panel and the
-    /// epilogue; a packed block holds the panel of `offset` for `depth.len()` steps, and a
-    /// row source holds rows `row..row + rows` over `depth`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
+    /// The microkernel for a tile `cols` wide whose A rows start at source row `row` (the
+    /// block's row `offset`), with its A pointer and row stride over `depth`.
+    fn operand(
         &self,
         shape: &KernelShape,
+        cols: usize,
         (row, offset): (usize, usize),
         depth: &std::ops::Range<usize>,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        rows: usize,
-        cols: usize,
-        epilogue: &TileEpilogue,
-    ) {
+    ) -> (MicroKernel, *const f32, usize) {
         let kernels = shape.kernels_for(cols);
-        // SAFETY: forwarded contract; both reads stay inside the slices' vouched ranges.
-        unsafe {
-            match *self {
-                ABlock::Packed(panel) => (kernels.packed)(
-                    depth.len(),
-                    panel.as_ptr().add(offset * depth.len()),
-                    b,
-                    c,
-                    ldc,
-                    rows,
-                    cols,
-                    epilogue,
-                ),
-                ABlock::Rows { data, lda } => (kernels.rows)(
-                    depth.len(),
-                    data.as_ptr().add(row * lda + depth.start),
-                    lda,
-                    b,
-                    c,
-                    ldc,
-                    rows,
-                    cols,
-                    epilogue,
-                ),
+        match *self {
+            ABlock::Packed(panel) => (
+                kernels.packed,
+                panel[offset * depth.len()..].as_ptr(),
+                shape.mr,
+            ),
+            ABlock::Rows { data, lda } => {
+                (kernels.rows, data[row * lda + depth.start..].as_ptr(), lda)
             }
         }
     }
