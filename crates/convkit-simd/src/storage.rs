@@ -138,7 +138,6 @@ impl F32Storage for f16 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use half::slice::HalfFloatSliceExt;
     use half::{bf16, f16};
     use std::arch::x86_64::*;
 
@@ -170,31 +169,53 @@ mod x86 {
         std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx2")
     }
 
-    /// Eight lanes at a time, the tail through `half`.
+    /// Eight lanes at a time; a tail under eight is covered by one more eight-lane step that
+    /// ends at the last element (it converts a few elements twice, to the same values), so
+    /// short rows (the bands' row segments) take no per-element path. Rows under eight
+    /// lanes convert one element at a time.
     ///
     /// # Safety
     /// The CPU has F16C and AVX2; `src` and `dst` have equal lengths.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn widen(src: &[f16], dst: &mut [f32]) {
-        let full = src.len() / 8 * 8;
-        for i in (0..full).step_by(8) {
+        let len = src.len();
+        if len < 8 {
+            for (wide, narrow) in dst.iter_mut().zip(src) {
+                let packed = _mm_cvtsi32_si128(i32::from(narrow.to_bits()));
+                *wide = _mm_cvtss_f32(_mm_cvtph_ps(packed));
+            }
+            return;
+        }
+        let steps = (0..len - 7)
+            .step_by(8)
+            .chain((!len.is_multiple_of(8)).then_some(len - 8));
+        for i in steps {
             // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
             unsafe {
                 let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
                 _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
             }
         }
-        src[full..].convert_to_f32_slice(&mut dst[full..]);
     }
 
-    /// Eight lanes at a time (round to nearest even), the tail through `half`.
+    /// Eight lanes at a time (round to nearest even), the tail as in [`widen`].
     ///
     /// # Safety
     /// The CPU has F16C and AVX2; `src` and `dst` have equal lengths.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn narrow(src: &[f32], dst: &mut [f16]) {
-        let full = src.len() / 8 * 8;
-        for i in (0..full).step_by(8) {
+        let len = src.len();
+        if len < 8 {
+            for (narrow, &wide) in dst.iter_mut().zip(src) {
+                let packed = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(wide));
+                *narrow = f16::from_bits(_mm_extract_epi16::<0>(packed) as u16);
+            }
+            return;
+        }
+        let steps = (0..len - 7)
+            .step_by(8)
+            .chain((!len.is_multiple_of(8)).then_some(len - 8));
+        for i in steps {
             // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
             unsafe {
                 let singles = _mm256_loadu_ps(src.as_ptr().add(i));
@@ -202,7 +223,6 @@ mod x86 {
                 _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
             }
         }
-        dst[full..].convert_from_f32_slice(&src[full..]);
     }
 }
 
