@@ -110,6 +110,16 @@ fn multi_worker_problems_match_the_reference() {
                 left: 1,
                 right: 3,
             }),
+        // Dense 3x3 (Direct's NCHW row-sharing tiles): asymmetric padding, and a row of
+        // under one vector (one column vector, eight-row tiles).
+        ConvSpec::new(1, 5, 5, [37, 9], [3, 3])
+            .groups(5)
+            .padding(Padding {
+                top: 2,
+                bottom: 0,
+                left: 0,
+                right: 2,
+            }),
         ConvSpec::new(1, 17, 17, [40, 90], [3, 3])
             .groups(17)
             .stride([3, 3])
