@@ -449,13 +449,16 @@ impl Sgemm {
             let cols = jc..(jc + nc).min(n_end);
             for pc in (0..job.k).step_by(kc) {
                 let depth = pc..(pc + kc).min(job.k);
-                let b_panel: &[f32] = match job.b.prepacked(cols.clone(), depth.clone(), nr) {
-                    Some(panel) => panel,
-                    None => {
-                        job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
-                        b_scratch
-                    }
-                };
+                // A prepacked B streams from memory (the kernels prefetch it); one packed
+                // here sits in L2.
+                let (b_panel, b_streamed): (&[f32], bool) =
+                    match job.b.prepacked(cols.clone(), depth.clone(), nr) {
+                        Some(panel) => (panel, true),
+                        None => {
+                            job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
+                            (b_scratch, false)
+                        }
+                    };
                 for ic in (task.rows.0..m_end).step_by(mc) {
                     let rows = ic..(ic + mc).min(m_end);
                     let a_block = match (job.a.prepacked(rows.clone(), depth.clone(), mr), a_rows) {
@@ -487,7 +490,7 @@ impl Sgemm {
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
                             let (kernel, a, lda) = a_block.operand(
                                 &self.shape,
-                                tile_cols,
+                                (tile_cols, b_streamed),
                                 (ir, ir - rows.start),
                                 &depth,
                             );
@@ -563,24 +566,27 @@ enum ABlock<'a> {
 
 impl ABlock<'_> {
     /// The microkernel for a tile `cols` wide whose A rows start at source row `row` (the
-    /// block's row `offset`), with its A pointer and row stride over `depth`.
+    /// block's row `offset`) and whose B is `streamed` from memory or not, with its A pointer
+    /// and row stride over `depth`.
     fn operand(
         &self,
         shape: &KernelShape,
-        cols: usize,
+        (cols, streamed): (usize, bool),
         (row, offset): (usize, usize),
         depth: &std::ops::Range<usize>,
     ) -> (MicroKernel, *const f32, usize) {
         let kernels = shape.kernels_for(cols);
         match *self {
             ABlock::Packed(panel) => (
-                kernels.packed,
+                kernels.select(false, streamed),
                 panel[offset * depth.len()..].as_ptr(),
                 shape.mr,
             ),
-            ABlock::Rows { data, lda } => {
-                (kernels.rows, data[row * lda + depth.start..].as_ptr(), lda)
-            }
+            ABlock::Rows { data, lda } => (
+                kernels.select(true, streamed),
+                data[row * lda + depth.start..].as_ptr(),
+                lda,
+            ),
         }
     }
 }

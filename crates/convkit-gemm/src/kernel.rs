@@ -84,11 +84,47 @@ pub(crate) type PitchedStore = unsafe fn(
     epilogue: &TileEpilogue,
 );
 
-/// The entry points of one tile: A from packed panels, or from its rows in place.
+/// The entry points of one tile: A from packed panels, or from its rows in place; B packed
+/// into the worker's scratch (in cache), or streamed from a prepacked operand in memory.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Kernels {
     pub packed: MicroKernel,
     pub rows: MicroKernel,
+    pub packed_streaming_b: MicroKernel,
+    pub rows_streaming_b: MicroKernel,
+}
+
+impl Kernels {
+    /// The entry point for A read as `rows` (else packed) and B `streamed` (else packed).
+    pub fn select(&self, rows: bool, streamed: bool) -> MicroKernel {
+        match (rows, streamed) {
+            (false, false) => self.packed,
+            (true, false) => self.rows,
+            (false, true) => self.packed_streaming_b,
+            (true, true) => self.rows_streaming_b,
+        }
+    }
+}
+
+/// Depth steps ahead of the loads that a streaming-B kernel prefetches its B panel (the
+/// panels of a prepacked B follow each other, so the last steps of a tile fetch the next
+/// tile's first). A prepacked B (Winograd's transformed filters, 16 MiB on resnet_3x3_512)
+/// comes from L3 or DRAM once per run; the hardware prefetcher alone left that GEMM at
+/// 88–125 % of the FMA peak in effective FLOPs, the prefetch 108–139 % (64 steps: 3·64 lines,
+/// 12 KiB ahead on the 8x48 tile). A B packed into scratch is in L2, where the extra loads
+/// only cost (sgemm_1024 −1–2 %), so those kernels do not prefetch.
+const B_PREFETCH_STEPS: usize = 64;
+
+/// Asks for the line holding `ptr` in L1; never faults.
+#[inline(always)]
+fn prefetch(ptr: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing architecturally and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
 }
 
 /// A microkernel with its tile shape.
@@ -214,10 +250,7 @@ impl KernelShape {
                 isa: Isa::Scalar,
                 mr: 4,
                 nr: 8,
-                full: Kernels {
-                    packed: portable_4x8,
-                    rows: portable_4x8_rows,
-                },
+                full: portable_4x8::KERNELS,
                 narrow: &[],
                 store_pitched: store_pitched_portable,
             },
@@ -246,6 +279,7 @@ unsafe fn tile<
     const NV: usize,
     const PANEL_NV: usize,
     const ROWS: bool,
+    const STREAMING_B: bool,
 >(
     depth: usize,
     a: *const f32,
@@ -275,6 +309,9 @@ unsafe fn tile<
             let mut bv = [S::zero(); NV];
             for (j, v) in bv.iter_mut().enumerate() {
                 *v = S::load(b.add(j * lanes));
+                if STREAMING_B {
+                    prefetch(b.wrapping_add((B_PREFETCH_STEPS * PANEL_NV + j) * lanes));
+                }
             }
             for (row, &a_row) in acc.iter_mut().zip(&a_rows) {
                 let av = S::splat(*a_row.add(p * a_step));
@@ -444,14 +481,28 @@ unsafe fn store_pitched<S: Simd>(
     }
 }
 
-/// Defines a [`MicroKernel`] entry point: `tile::<$simd, $mr, $nv>` compiled with
-/// `$features` (empty for the portable path).
-macro_rules! microkernel {
-    ($(#[$attr:meta])* $name:ident, $rows_name:ident, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
-        microkernel!(@entry $(#[$attr])* $name, false, $simd, $mr, $nv, $panel);
-        microkernel!(@entry $(#[$attr])* $rows_name, true, $simd, $mr, $nv, $panel);
+/// Defines a module `$module` holding the four [`MicroKernel`] entry points of
+/// `tile::<$simd, $mr, $nv, $panel, ..>` compiled with `$features` (none for the portable
+/// path), and their [`Kernels`] as `$module::KERNELS`.
+macro_rules! microkernels {
+    ($(#[$attr:meta])* $module:ident, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
+        mod $module {
+            use super::*;
+
+            microkernels!(@entry $(#[$attr])* packed, false, false, $simd, $mr, $nv, $panel);
+            microkernels!(@entry $(#[$attr])* rows, true, false, $simd, $mr, $nv, $panel);
+            microkernels!(@entry $(#[$attr])* packed_streaming_b, false, true, $simd, $mr, $nv, $panel);
+            microkernels!(@entry $(#[$attr])* rows_streaming_b, true, true, $simd, $mr, $nv, $panel);
+
+            pub(crate) const KERNELS: Kernels = Kernels {
+                packed,
+                rows,
+                packed_streaming_b,
+                rows_streaming_b,
+            };
+        }
     };
-    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
+    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
         /// # Safety
         /// As [`MicroKernel`]; the CPU has this kernel's path.
         $(#[$attr])*
@@ -469,7 +520,9 @@ macro_rules! microkernel {
         ) {
             // SAFETY: forwarded contract; the path's features are enabled for this function.
             unsafe {
-                tile::<$simd, $mr, $nv, $panel, $rows>(depth, a, lda, b, c, ldc, rows, cols, epilogue)
+                tile::<$simd, $mr, $nv, $panel, $rows, $streaming>(
+                    depth, a, lda, b, c, ldc, rows, cols, epilogue,
+                )
             }
         }
     };
@@ -498,7 +551,7 @@ macro_rules! pitched_store {
     };
 }
 
-microkernel!(portable_4x8, portable_4x8_rows, Portable, 4, 1, 1);
+microkernels!(portable_4x8, Portable, 4, 1, 1);
 pitched_store!(store_pitched_portable, Portable);
 
 #[cfg(target_arch = "x86_64")]
@@ -506,50 +559,42 @@ mod x86 {
     use super::{Kernels, TileEpilogue, store_pitched, tile};
     use convkit_simd::{Avx2, Avx512};
 
-    /// Defines a tile's two entry points on AVX2 (`avx2`) or AVX-512 (`avx512`), `$mr` rows ×
+    /// Defines a tile's entry points on AVX2 (`avx2`) or AVX-512 (`avx512`), `$mr` rows ×
     /// `$nv` vectors of a B panel `$panel` vectors wide, and the [`Kernels`] constant `$set`
     /// naming them.
     macro_rules! x86_kernels {
-        ($set:ident: avx2 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
-            microkernel!(
+        ($set:ident: avx2 $module:ident, $mr:literal, $nv:literal, $panel:literal) => {
+            microkernels!(
                 #[target_feature(enable = "avx2,fma")]
-                $name,
-                $rows_name,
+                $module,
                 Avx2,
                 $mr,
                 $nv,
                 $panel
             );
-            pub(super) const $set: Kernels = Kernels {
-                packed: $name,
-                rows: $rows_name,
-            };
+            pub(super) const $set: Kernels = $module::KERNELS;
         };
-        ($set:ident: avx512 $name:ident, $rows_name:ident, $mr:literal, $nv:literal, $panel:literal) => {
-            microkernel!(
+        ($set:ident: avx512 $module:ident, $mr:literal, $nv:literal, $panel:literal) => {
+            microkernels!(
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-                $name,
-                $rows_name,
+                $module,
                 Avx512,
                 $mr,
                 $nv,
                 $panel
             );
-            pub(super) const $set: Kernels = Kernels {
-                packed: $name,
-                rows: $rows_name,
-            };
+            pub(super) const $set: Kernels = $module::KERNELS;
         };
     }
 
-    x86_kernels!(AVX2_6X16: avx2 avx2_6x16, avx2_6x16_rows, 6, 2, 2);
-    x86_kernels!(AVX2_6X8_OF_16: avx2 avx2_6x8_of_16, avx2_6x8_of_16_rows, 6, 1, 2);
-    x86_kernels!(AVX512_8X48: avx512 avx512_8x48, avx512_8x48_rows, 8, 3, 3);
-    x86_kernels!(AVX512_8X16_OF_48: avx512 avx512_8x16_of_48, avx512_8x16_of_48_rows, 8, 1, 3);
-    x86_kernels!(AVX512_8X32_OF_48: avx512 avx512_8x32_of_48, avx512_8x32_of_48_rows, 8, 2, 3);
-    x86_kernels!(AVX512_12X32: avx512 avx512_12x32, avx512_12x32_rows, 12, 2, 2);
-    x86_kernels!(AVX512_12X16_OF_32: avx512 avx512_12x16_of_32, avx512_12x16_of_32_rows, 12, 1, 2);
-    x86_kernels!(AVX512_16X16: avx512 avx512_16x16, avx512_16x16_rows, 16, 1, 1);
+    x86_kernels!(AVX2_6X16: avx2 avx2_6x16, 6, 2, 2);
+    x86_kernels!(AVX2_6X8_OF_16: avx2 avx2_6x8_of_16, 6, 1, 2);
+    x86_kernels!(AVX512_8X48: avx512 avx512_8x48, 8, 3, 3);
+    x86_kernels!(AVX512_8X16_OF_48: avx512 avx512_8x16_of_48, 8, 1, 3);
+    x86_kernels!(AVX512_8X32_OF_48: avx512 avx512_8x32_of_48, 8, 2, 3);
+    x86_kernels!(AVX512_12X32: avx512 avx512_12x32, 12, 2, 2);
+    x86_kernels!(AVX512_12X16_OF_32: avx512 avx512_12x16_of_32, 12, 1, 2);
+    x86_kernels!(AVX512_16X16: avx512 avx512_16x16, 16, 1, 1);
 
     pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [AVX2_6X8_OF_16];
     pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16_OF_48, AVX512_8X32_OF_48];
