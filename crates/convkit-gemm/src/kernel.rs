@@ -28,7 +28,7 @@
 //! on AVX2/AVX-512).
 
 use convkit_core::Isa;
-use convkit_simd::{Portable, Simd, VectorActivation};
+use convkit_simd::{Portable, Simd, VectorActivation, prefetch_l1};
 
 /// What happens to a tile after its products are summed.
 #[derive(Clone, Copy, Debug)]
@@ -114,18 +114,6 @@ impl Kernels {
 /// 12 KiB ahead on the 8x48 tile). A B packed into scratch is in L2, where the extra loads
 /// only cost (sgemm_1024 −1–2 %), so those kernels do not prefetch.
 const B_PREFETCH_STEPS: usize = 64;
-
-/// Asks for the line holding `ptr` in L1; never faults.
-#[inline(always)]
-fn prefetch(ptr: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it reads nothing architecturally and never faults.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
 
 /// A microkernel with its tile shape.
 #[derive(Clone, Copy, Debug)]
@@ -310,7 +298,7 @@ unsafe fn tile<
             for (j, v) in bv.iter_mut().enumerate() {
                 *v = S::load(b.add(j * lanes));
                 if STREAMING_B {
-                    prefetch(b.wrapping_add((B_PREFETCH_STEPS * PANEL_NV + j) * lanes));
+                    prefetch_l1(b.wrapping_add((B_PREFETCH_STEPS * PANEL_NV + j) * lanes));
                 }
             }
             for (row, &a_row) in acc.iter_mut().zip(&a_rows) {

@@ -7,11 +7,13 @@
 
 mod detect;
 pub mod peak;
+mod prefetch;
 mod storage;
 pub mod transpose;
 mod vector;
 
 pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};
+pub use prefetch::prefetch_l1;
 pub use storage::F32Storage;
 #[cfg(target_arch = "x86_64")]
 pub use vector::{Avx2, Avx512};
