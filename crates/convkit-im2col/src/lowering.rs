@@ -16,6 +16,7 @@
 
 use convkit_core::{ConvShape, Isa};
 use convkit_gemm::{PanelSource, packed_len};
+use convkit_simd::transpose::interleave8;
 use convkit_simd::{Portable, Simd};
 use std::ops::Range;
 
@@ -352,6 +353,28 @@ pub(crate) struct NhwcLowering<'a> {
     pub window: Window,
 }
 
+/// Widest panel a lowering fills (the widest microkernel's NR).
+const MAX_WIDTH: usize = 64;
+
+/// The eight values when all are present.
+fn all_some(values: [Option<usize>; 8]) -> Option<[usize; 8]> {
+    let mut all = [0; 8];
+    for (slot, value) in all.iter_mut().zip(values) {
+        *slot = value?;
+    }
+    Some(all)
+}
+
+/// Writes `run` (zeros when `None`: the lane's tap is in the padding) down lane `lane` of
+/// `rows` (`width` values per depth step).
+fn copy_lane(run: Option<&[f32]>, rows: &mut [f32], width: usize, lane: usize) {
+    let column = rows[lane..].iter_mut().step_by(width);
+    match run {
+        Some(values) => column.zip(values).for_each(|(slot, &value)| *slot = value),
+        None => column.for_each(|slot| *slot = 0.0),
+    }
+}
+
 impl PanelSource for NhwcLowering<'_> {
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         let w = &self.window;
@@ -360,20 +383,23 @@ impl PanelSource for NhwcLowering<'_> {
         let [out_h, out_w] = w.output_hw;
         let cg = self.group_channels;
         let depth_len = depth.len();
-        // (image, oy, ox) of each lane of the current group.
-        let mut pixels: Vec<(usize, usize, usize)> = Vec::with_capacity(width);
+        assert!(
+            width <= MAX_WIDTH,
+            "NHWC lowering: panel wider than {MAX_WIDTH}"
+        );
+        // (image, oy, ox) of output pixel `pixel`.
+        let coordinates = |pixel: usize| {
+            (
+                pixel / (out_h * out_w),
+                pixel / out_w % out_h,
+                pixel % out_w,
+            )
+        };
         let groups =
             dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
         for (group, panel) in groups.enumerate() {
             let first = outer.start + group * width;
-            pixels.clear();
-            pixels.extend((first..outer.end.min(first + width)).map(|pixel| {
-                (
-                    pixel / (out_h * out_w),
-                    pixel / out_w % out_h,
-                    pixel % out_w,
-                )
-            }));
+            let valid = width.min(outer.end - first);
             // Depth runs one tap (ky, kx) at a time: a contiguous run of channels per lane.
             let mut r = depth.start;
             while r < depth.end {
@@ -382,25 +408,36 @@ impl PanelSource for NhwcLowering<'_> {
                 let (ky, kx) = (tap / kw, tap % kw);
                 let offset = (r - depth.start) * width;
                 let rows = &mut panel[offset..offset + run * width];
-                for (lane, &(n, oy, ox)) in pixels.iter().enumerate() {
+                // Where each lane's run of channels starts in the input (None: padding).
+                let mut sources = [None; MAX_WIDTH];
+                for (lane, source) in sources.iter_mut().enumerate().take(valid) {
+                    let (n, oy, ox) = coordinates(first + lane);
                     let y = w.input_row(oy, ky);
                     let x = (ox * w.stride[1] + kx * w.dilation[1])
                         .checked_sub(w.pad_left)
                         .filter(|&x| x < in_w);
-                    let column = rows[lane..].iter_mut().step_by(width);
-                    match (y, x) {
-                        (Some(y), Some(x)) => {
-                            let base = ((n * in_h + y) * in_w + x) * self.channels
-                                + self.channel_offset
-                                + c0;
-                            for (slot, &value) in column.zip(&self.input[base..base + run]) {
-                                *slot = value;
-                            }
-                        }
-                        _ => column.for_each(|slot| *slot = 0.0),
-                    }
+                    *source = y.zip(x).map(|(y, x)| {
+                        ((n * in_h + y) * in_w + x) * self.channels + self.channel_offset + c0
+                    });
                 }
-                for lane in pixels.len()..width {
+                let run_at = |base: usize| &self.input[base..base + run];
+                // Eight lanes inside the image: one 8x8-transposing interleave of their runs.
+                let mut lane0 = 0;
+                while lane0 + 8 <= valid {
+                    let eight: [Option<usize>; 8] = std::array::from_fn(|i| sources[lane0 + i]);
+                    if let Some(bases) = all_some(eight) {
+                        interleave8(bases.map(run_at), rows, width, lane0);
+                    } else {
+                        for (lane, source) in (lane0..).zip(eight) {
+                            copy_lane(source.map(run_at), rows, width, lane);
+                        }
+                    }
+                    lane0 += 8;
+                }
+                for (lane, source) in sources.iter().enumerate().take(valid).skip(lane0) {
+                    copy_lane(source.map(run_at), rows, width, lane);
+                }
+                for lane in valid..width {
                     rows[lane..]
                         .iter_mut()
                         .step_by(width)
