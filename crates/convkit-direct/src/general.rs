@@ -103,12 +103,18 @@ pub(crate) fn to_channels_last(
     if run == 0 {
         return;
     }
+    let row = |channel: usize| {
+        let start = channel * plane + pixels.start;
+        &image[start..start + run]
+    };
+    let sixteens = channels / 16;
+    for v in 0..sixteens {
+        let rows: [&[f32]; 16] = std::array::from_fn(|lane| row(16 * v + lane));
+        convkit_simd::transpose::interleave16(rows, dst, channels, 16 * v);
+    }
     let vectors = channels / 8;
-    for v in 0..vectors {
-        let rows: [&[f32]; 8] = std::array::from_fn(|lane| {
-            let start = (8 * v + lane) * plane + pixels.start;
-            &image[start..start + run]
-        });
+    for v in 2 * sixteens..vectors {
+        let rows: [&[f32]; 8] = std::array::from_fn(|lane| row(8 * v + lane));
         convkit_simd::transpose::interleave8(rows, dst, channels, 8 * v);
     }
     let first = 8 * vectors;

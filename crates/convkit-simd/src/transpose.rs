@@ -1,9 +1,12 @@
-//! 8-lane interleaving through 8x8 register transposes: eight rows into every `stride`-th
-//! group of eight slots, and back. Packing a GEMM operand and converting NCHW rows to and from
-//! channel-interleaved bands are both this operation.
+//! 8- and 16-lane interleaving through register transposes: eight (sixteen) rows into every
+//! `stride`-th group of eight (sixteen) slots, and back. Packing a GEMM operand and converting
+//! NCHW rows to and from channel-interleaved bands are both this operation.
 //!
 //! With AVX2 (detected once per process), eight values of each row move per 8x8 transpose
-//! (8 loads, 24 shuffles, 8 stores); the remainder, and other CPUs, go value by value.
+//! (8 loads, 24 shuffles, 8 stores); with AVX-512, sixteen per 16x16 transpose (16 whole-line
+//! loads, 64 shuffles, 16 whole-line stores: a third of the shuffles per value, and each
+//! destination line written at once instead of in two halves). The remainder, and other
+//! CPUs, go value by value.
 
 use crate::available;
 use convkit_core::Isa;
@@ -40,6 +43,46 @@ pub fn interleave8(rows: [&[f32]; 8], dst: &mut [f32], stride: usize, offset: us
         for (lane, row) in rows.iter().enumerate() {
             dst[p * stride + offset + lane] = row[p];
         }
+    }
+}
+
+/// `dst[p·stride + offset + lane] = rows[lane][p]` for every `p < rows[0].len()`, sixteen
+/// lanes: one 16x16 transpose per sixteen values of each row with AVX-512, else two
+/// [`interleave8`]s.
+///
+/// # Panics
+/// When the rows differ in length, `offset + 16 > stride`, or `dst` is too short.
+pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: usize) {
+    let len = rows[0].len();
+    assert!(
+        rows.iter().all(|r| r.len() == len)
+            && offset + 16 <= stride
+            && (len == 0 || dst.len() >= (len - 1) * stride + offset + 16),
+        "interleave16: rows of unequal length or destination too short"
+    );
+    let blocks = if has_avx512() { len / 16 } else { 0 };
+    #[cfg(target_arch = "x86_64")]
+    if blocks > 0 {
+        // SAFETY: AVX-512 was detected; every row holds `len ≥ 16·blocks` values and `dst`
+        // reaches `(len − 1)·stride + offset + 16`, checked above.
+        unsafe {
+            for block in 0..blocks {
+                let p = 16 * block;
+                let out = dst.as_mut_ptr().add(p * stride + offset);
+                x86::transpose16(
+                    std::array::from_fn(|lane| rows[lane].as_ptr().add(p)),
+                    std::array::from_fn(|j| out.add(j * stride)),
+                );
+            }
+        }
+    }
+    let done = blocks * 16;
+    if done < len {
+        let rest = &mut dst[done * stride..];
+        let low: [&[f32]; 8] = std::array::from_fn(|lane| &rows[lane][done..]);
+        let high: [&[f32]; 8] = std::array::from_fn(|lane| &rows[8 + lane][done..]);
+        interleave8(low, rest, stride, offset);
+        interleave8(high, rest, stride, offset + 8);
     }
 }
 
@@ -85,6 +128,11 @@ fn has_avx2() -> bool {
     cfg!(target_arch = "x86_64") && available(Isa::Avx2)
 }
 
+/// Whether the AVX-512 transposes can run.
+fn has_avx512() -> bool {
+    cfg!(target_arch = "x86_64") && available(Isa::Avx512)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -114,11 +162,94 @@ mod x86 {
             }
         }
     }
+
+    /// Reads sixteen values from each `rows[i]` and writes column `j` (value `j` of every
+    /// row) to `columns[j]`: 32-bit then 64-bit interleaves of row pairs, then two rounds of
+    /// 128-bit lane shuffles (a 4x4 transpose of lanes).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; each source is readable and each destination writable for 16
+    /// f32.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose16(rows: [*const f32; 16], columns: [*mut f32; 16]) {
+        // SAFETY: the caller guarantees the pointers and the CPU.
+        unsafe {
+            let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows[i]));
+            // t[2i], t[2i+1], 128-bit lane k: rows 2i, 2i+1 interleaved at columns 4k, 4k+1
+            // and 4k+2, 4k+3.
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            // u[4g + j], lane k: rows 4g..4g+4 at column 4k + j.
+            let mut u = [_mm512_setzero_ps(); 16];
+            for g in 0..4 {
+                let pd = |v: __m512| _mm512_castps_pd(v);
+                let (a, b, c, d) = (
+                    pd(t[4 * g]),
+                    pd(t[4 * g + 1]),
+                    pd(t[4 * g + 2]),
+                    pd(t[4 * g + 3]),
+                );
+                u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+                u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+                u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+                u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+            }
+            // Column 4k + j gathers lane k of u[j], u[4 + j], u[8 + j], u[12 + j].
+            for j in 0..4 {
+                let v0 = _mm512_shuffle_f32x4::<0b01_00_01_00>(u[j], u[4 + j]);
+                let v1 = _mm512_shuffle_f32x4::<0b11_10_11_10>(u[j], u[4 + j]);
+                let v2 = _mm512_shuffle_f32x4::<0b01_00_01_00>(u[8 + j], u[12 + j]);
+                let v3 = _mm512_shuffle_f32x4::<0b11_10_11_10>(u[8 + j], u[12 + j]);
+                _mm512_storeu_ps(columns[j], _mm512_shuffle_f32x4::<0b10_00_10_00>(v0, v2));
+                _mm512_storeu_ps(
+                    columns[4 + j],
+                    _mm512_shuffle_f32x4::<0b11_01_11_01>(v0, v2),
+                );
+                _mm512_storeu_ps(
+                    columns[8 + j],
+                    _mm512_shuffle_f32x4::<0b10_00_10_00>(v1, v3),
+                );
+                _mm512_storeu_ps(
+                    columns[12 + j],
+                    _mm512_shuffle_f32x4::<0b11_01_11_01>(v1, v3),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleave16_matches_the_definition_for_every_length() {
+        for len in 0..40 {
+            let rows: Vec<Vec<f32>> = (0..16)
+                .map(|lane| (0..len).map(|p| (lane * 100 + p) as f32).collect())
+                .collect();
+            let stride = 37;
+            let mut dst = vec![f32::NAN; len * stride + 16];
+            interleave16(
+                std::array::from_fn(|i| rows[i].as_slice()),
+                &mut dst,
+                stride,
+                5,
+            );
+            for p in 0..len {
+                for lane in 0..16 {
+                    assert_eq!(
+                        dst[p * stride + 5 + lane],
+                        rows[lane][p],
+                        "p {p} lane {lane}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn interleave_and_deinterleave_are_inverse_for_every_length() {
