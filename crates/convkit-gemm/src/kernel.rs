@@ -18,6 +18,11 @@
 //! one value per row and step), which spares the standalone SGEMM the transposing pack of A
 //! for every column block (sgemm_1024, one thread: 78–82 % → 85–86 % of peak).
 //!
+//! A B that was prepacked at plan time (Winograd's transformed filters) is read from L3 or
+//! memory, once per run: the `*_streaming_b` entry points prefetch it [`B_PREFETCH_STEPS`]
+//! depth steps ahead of their loads. A B packed into the worker's scratch sits in L2 and is
+//! read by entry points without the prefetch.
+//!
 //! The last tile of a row of tiles whose columns need fewer vectors than NR runs a narrow
 //! variant (`*_of_*`: `v < NV` vectors of the same NR-wide panel, `MR·v` accumulators), so no
 //! multiply-add is spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles:
@@ -470,8 +475,9 @@ unsafe fn store_pitched<S: Simd>(
 }
 
 /// Defines a module `$module` holding the four [`MicroKernel`] entry points of
-/// `tile::<$simd, $mr, $nv, $panel, ..>` compiled with `$features` (none for the portable
-/// path), and their [`Kernels`] as `$module::KERNELS`.
+/// `tile::<$simd, $mr, $nv, $panel, ..>` (A packed or rows, B packed or streaming) compiled
+/// with the `$attr` target features (none for the portable path), and their [`Kernels`] as
+/// `$module::KERNELS`.
 macro_rules! microkernels {
     ($(#[$attr:meta])* $module:ident, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
         mod $module {
