@@ -111,10 +111,41 @@ impl std::fmt::Debug for GemmJob<'_> {
     }
 }
 
-/// A GEMM's sub-block handed to one worker.
+/// The products of one [`Sgemm::run`] call, handed out one at a time so that a caller can
+/// build them on the fly (no list of jobs to allocate per run).
+pub trait GemmJobs {
+    /// How many products.
+    fn count(&self) -> usize;
+    /// Calls `f` with product `index` (`< count`).
+    fn with_job(&self, index: usize, f: &mut dyn FnMut(&GemmJob<'_>));
+}
+
+impl<const N: usize> GemmJobs for [GemmJob<'_>; N] {
+    fn count(&self) -> usize {
+        N
+    }
+
+    fn with_job(&self, index: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
+        f(&self[index]);
+    }
+}
+
+/// How a job is cut among tasks: `rows × cols` parts.
+#[derive(Clone, Copy, Debug)]
+struct Split {
+    rows: usize,
+    cols: usize,
+}
+
+impl Split {
+    fn parts(&self) -> usize {
+        self.rows * self.cols
+    }
+}
+
+/// A job's sub-block handed to one worker.
 #[derive(Clone, Copy, Debug)]
 struct Task {
-    job: usize,
     rows: (usize, usize),
     cols: (usize, usize),
 }
@@ -129,18 +160,18 @@ pub struct Sgemm {
     blocking: Blocking,
 }
 
-/// Sends raw output pointers to the workers; tasks write disjoint tiles.
+/// Sends the jobs (raw output pointers) to the workers; tasks write disjoint tiles.
 #[derive(Clone, Copy)]
-struct SharedJobs<'a, 'b>(&'a [GemmJob<'b>]);
-// SAFETY: the only non-Sync parts are the C pointers; `Sgemm::run`'s contract makes tasks
-// write disjoint parts of C, and sources are `Sync`.
-unsafe impl Sync for SharedJobs<'_, '_> {}
+struct SharedJobs<'a>(&'a dyn GemmJobs);
+// SAFETY: the jobs are only read (their C pointers written through by disjoint tasks), and
+// `Sgemm::run`'s contract makes `with_job` callable from any thread.
+unsafe impl Sync for SharedJobs<'_> {}
 // SAFETY: as above.
-unsafe impl Send for SharedJobs<'_, '_> {}
+unsafe impl Send for SharedJobs<'_> {}
 
-impl<'b> SharedJobs<'_, 'b> {
+impl SharedJobs<'_> {
     /// The jobs (a method, so that closures capture the whole `Sync` wrapper).
-    fn jobs(&self) -> &[GemmJob<'b>] {
+    fn jobs(&self) -> &dyn GemmJobs {
         self.0
     }
 }
@@ -336,69 +367,75 @@ impl Sgemm {
         Ok(())
     }
 
-    /// Splits every job into tasks whose count is a multiple of `workers` where possible.
-    fn tasks(&self, jobs: &[GemmJob<'_>], workers: usize) -> Vec<Task> {
+    /// How a job of `m × n` is cut into row and column parts when `jobs` jobs share
+    /// `workers` workers: the task count is a multiple of `workers` where possible.
+    fn split(&self, [m, n]: [usize; 2], jobs: usize, workers: usize) -> Split {
         let (mr, nr) = (self.shape.mr, self.shape.nr);
-        let mut tasks = Vec::new();
-        for (index, job) in jobs.iter().enumerate() {
-            let (row_units, col_units) = (job.m.div_ceil(mr), job.n.div_ceil(nr));
-            let mut col_split = col_units.div_ceil(self.blocking.nc / nr).max(1);
-            let mut row_split = 1;
-            if workers > 1 && jobs.len() < 4 * workers {
-                // Few jobs: split each so that the workers get equal shares. Splitting rows
-                // makes every part pack the same B columns again, splitting columns makes
-                // every part stream all of A: split the operand that is larger.
-                if job.n < job.m && col_split < workers {
-                    row_split = workers.min(row_units);
-                }
-                while !(jobs.len() * col_split * row_split).is_multiple_of(workers) {
-                    if col_split < col_units {
-                        col_split += 1;
-                    } else if row_split < row_units {
-                        row_split += 1;
-                    } else {
-                        break;
-                    }
-                }
+        let (row_units, col_units) = (m.div_ceil(mr), n.div_ceil(nr));
+        let mut cols = col_units.div_ceil(self.blocking.nc / nr).max(1);
+        let mut rows = 1;
+        if workers > 1 && jobs < 4 * workers {
+            // Few jobs: split each so that the workers get equal shares. Splitting rows
+            // makes every part pack the same B columns again, splitting columns makes
+            // every part stream all of A: split the operand that is larger.
+            if n < m && cols < workers {
+                rows = workers.min(row_units);
             }
-            let even = |units: usize, parts: usize, part: usize, unit: usize, limit: usize| {
-                ((units * part / parts) * unit).min(limit)
-            };
-            for r in 0..row_split {
-                for c in 0..col_split {
-                    let rows = (
-                        even(row_units, row_split, r, mr, job.m),
-                        even(row_units, row_split, r + 1, mr, job.m),
-                    );
-                    let cols = (
-                        even(col_units, col_split, c, nr, job.n),
-                        even(col_units, col_split, c + 1, nr, job.n),
-                    );
-                    if rows.0 < rows.1 && cols.0 < cols.1 {
-                        tasks.push(Task {
-                            job: index,
-                            rows,
-                            cols,
-                        });
-                    }
+            while !(jobs * cols * rows).is_multiple_of(workers) {
+                if cols < col_units {
+                    cols += 1;
+                } else if rows < row_units {
+                    rows += 1;
+                } else {
+                    break;
                 }
             }
         }
-        tasks
+        Split { rows, cols }
     }
 
-    /// Runs every job, in parallel over the caller's rayon pool.
+    /// Part `part` (row-major over the split) of a job of `m × n`: its rows and columns,
+    /// whole tiles except at the edges; `None` when the part is empty.
+    fn part(&self, [m, n]: [usize; 2], split: Split, part: usize) -> Option<Task> {
+        let (mr, nr) = (self.shape.mr, self.shape.nr);
+        let (row_units, col_units) = (m.div_ceil(mr), n.div_ceil(nr));
+        let even = |units: usize, parts: usize, part: usize, unit: usize, limit: usize| {
+            ((units * part / parts) * unit).min(limit)
+        };
+        let (r, c) = (part / split.cols, part % split.cols);
+        let rows = (
+            even(row_units, split.rows, r, mr, m),
+            even(row_units, split.rows, r + 1, mr, m),
+        );
+        let cols = (
+            even(col_units, split.cols, c, nr, n),
+            even(col_units, split.cols, c + 1, nr, n),
+        );
+        (rows.0 < rows.1 && cols.0 < cols.1).then_some(Task { rows, cols })
+    }
+
+    /// Runs every job, in parallel over the caller's rayon pool. Allocates nothing: tasks are
+    /// numbered across the jobs and each worker maps the numbers it takes to a job's part
+    /// (directly when all jobs have one shape, as convkit's own calls do).
     ///
     /// # Safety
     /// For every job: `a` covers `m` outer × `k` depth and `b` covers `n` × `k`; `c.ptr` is
     /// valid for writes of `m` rows at stride `c.ldc` of the columns `c.columns` maps `n`
     /// columns to (and a pitched C has no column bias), and no two jobs' C
     /// regions overlap (nor are they read elsewhere during the call); biases hold `m` (row)
-    /// and `n` (column) values. `scratch` holds at least [`Sgemm::scratch_per_worker`]
-    /// elements. The CPU has this SGEMM's path.
-    pub unsafe fn run(&self, jobs: &[GemmJob<'_>], scratch: &mut [f32]) {
+    /// and `n` (column) values. `jobs` hands out the same jobs whenever asked, from any
+    /// thread. `scratch` holds at least [`Sgemm::scratch_per_worker`] elements. The CPU has
+    /// this SGEMM's path.
+    pub unsafe fn run(&self, jobs: &dyn GemmJobs, scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
-        let flops: usize = jobs.iter().map(|j| 2 * j.m * j.n * j.k).sum();
+        let count = jobs.count();
+        let (mut flops, mut shape, mut uniform) = (0usize, None, true);
+        for index in 0..count {
+            jobs.with_job(index, &mut |job| {
+                flops = flops.saturating_add(2 * job.m * job.n * job.k);
+                uniform &= *shape.get_or_insert([job.m, job.n]) == [job.m, job.n];
+            });
+        }
         let workers = if flops < PARALLEL_MIN_FLOPS {
             1
         } else {
@@ -406,15 +443,49 @@ impl Sgemm {
                 .min(scratch.len() / per_worker)
                 .max(1)
         };
-        let tasks = self.tasks(jobs, workers);
+        let split_of = |dims| self.split(dims, count, workers);
+        // Tasks per job when every job has one shape; else each lookup walks the jobs.
+        let per_job = shape.filter(|_| uniform).map(split_of);
+        let total = match per_job {
+            Some(split) => count * split.parts(),
+            None => (0..count)
+                .map(|index| {
+                    let mut parts = 0;
+                    jobs.with_job(index, &mut |job| parts = split_of([job.m, job.n]).parts());
+                    parts
+                })
+                .sum(),
+        };
         let shared = SharedJobs(jobs);
         let next = AtomicUsize::new(0);
         let work = |scratch: &mut [f32]| {
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(task) = tasks.get(index) else { break };
-                // SAFETY: forwarded contract; tasks of one job cover disjoint tiles.
-                unsafe { self.run_task(&shared.jobs()[task.job], *task, scratch) };
+                let mut index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= total {
+                    break;
+                }
+                let mut job_index = 0;
+                if let Some(split) = per_job {
+                    (job_index, index) = (index / split.parts(), index % split.parts());
+                } else {
+                    loop {
+                        let mut parts = 0;
+                        shared.jobs().with_job(job_index, &mut |job| {
+                            parts = split_of([job.m, job.n]).parts()
+                        });
+                        if index < parts {
+                            break;
+                        }
+                        (job_index, index) = (job_index + 1, index - parts);
+                    }
+                }
+                shared.jobs().with_job(job_index, &mut |job| {
+                    let dims = [job.m, job.n];
+                    if let Some(task) = self.part(dims, split_of(dims), index) {
+                        // SAFETY: forwarded contract; the parts of one job are disjoint tiles.
+                        unsafe { self.run_task(job, task, scratch) };
+                    }
+                });
             }
         };
         if workers == 1 {

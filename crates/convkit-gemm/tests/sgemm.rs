@@ -314,3 +314,63 @@ fn pitched_columns_drop_the_wrapped_ones() {
         }
     }
 }
+
+#[test]
+fn jobs_of_different_shapes_share_one_run() {
+    // Three products of different shapes in one call (the driver maps task numbers to jobs
+    // by walking them), on one and on two workers, each big enough to be split.
+    let shapes = [[200, 150, 90], [37, 400, 33], [96, 96, 300]];
+    let operands: Vec<(Vec<f32>, Vec<f32>)> = shapes
+        .iter()
+        .enumerate()
+        .map(|(s, &[m, n, k])| (integers(m * k, s + 1), integers(k * n, s + 5)))
+        .collect();
+    for isa in isas() {
+        let sgemm = Sgemm::new(isa);
+        for threads in [1, 2] {
+            let views: Vec<(StridedMatrix<'_>, StridedMatrix<'_>)> = shapes
+                .iter()
+                .zip(&operands)
+                .map(|(&[_, n, k], (a, b))| {
+                    (StridedMatrix::new(a, k, 1), StridedMatrix::new(b, 1, n))
+                })
+                .collect();
+            let mut outputs: Vec<Vec<f32>> = shapes
+                .iter()
+                .map(|&[m, n, _]| vec![f32::NAN; m * n])
+                .collect();
+            let mut scratch = vec![f32::NAN; sgemm.scratch_len(threads)];
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a pool");
+            pool.install(|| {
+                let mut pointers = outputs.iter_mut().map(|c| c.as_mut_ptr());
+                let jobs: [GemmJob<'_>; 3] = std::array::from_fn(|j| {
+                    let [m, n, k] = shapes[j];
+                    GemmJob {
+                        m,
+                        n,
+                        k,
+                        a: &views[j].0,
+                        b: &views[j].1,
+                        c: OutputTile {
+                            ptr: pointers.next().expect("one output per job"),
+                            ldc: n,
+                            columns: Columns::Contiguous,
+                        },
+                        epilogue: Epilogue::default(),
+                    }
+                });
+                // SAFETY: each view covers its m×k or n×k; each C holds m rows of n values
+                // and belongs to one job; no biases; scratch for `threads` workers.
+                unsafe { sgemm.run(&jobs, &mut scratch) };
+            });
+            for (j, &[m, n, k]) in shapes.iter().enumerate() {
+                let (a, b) = &operands[j];
+                let expected = naive([m, n, k], a, k, b, n, &Epilogue::default());
+                assert_eq!(outputs[j], expected, "{isa} {threads} threads, job {j}");
+            }
+        }
+    }
+}

@@ -22,8 +22,8 @@ use convkit_core::{
     Layout, PlanRequest,
 };
 use convkit_gemm::{
-    Columns, Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm,
-    StridedMatrix,
+    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, PanelSource,
+    Sgemm, StridedMatrix,
 };
 use lowering::{NchwLowering, NhwcLowering, PitchedLowering, Window};
 use rayon::prelude::*;
@@ -157,6 +157,21 @@ impl Pitched {
         (band_rows >= MIN_BAND_ROWS).then_some(layout(band_rows, 1))
     }
 
+    /// Per tap `(ky, kx)` (row-major): the phase plane it reads, `(ky·dh mod s_h)·s_w + kx·dw
+    /// mod s_w`, and its offset within the plane, `⌊ky·dh / s_h⌋·P + ⌊kx·dw / s_w⌋`.
+    fn taps(&self, shape: &ConvShape) -> Vec<(usize, usize)> {
+        let [kh, kw] = shape.kernel_hw();
+        let [dh, dw] = shape.dilation();
+        let [sh, sw] = self.stride;
+        (0..kh * kw)
+            .map(|tap| {
+                let (row_tap, column_tap) = (tap / kw * dh, tap % kw * dw);
+                let phase = (row_tap % sh) * sw + column_tap % sw;
+                (phase, row_tap / sh * self.pitch + column_tap / sw)
+            })
+            .collect()
+    }
+
     /// Elements of one phase plane for a band of `rows` output rows.
     fn plane_len(&self, rows: usize) -> usize {
         (rows + self.halo) * self.pitch
@@ -201,6 +216,9 @@ struct Im2colPlan {
     /// NCHW with strides up to 2 (but 1x1 stride-1 layers): lowered from padded phase planes
     /// (of images or bands of rows, within [`PADDED_BUDGET`]) on a pitched grid.
     pitched: Option<Pitched>,
+    /// With `pitched`: where tap `(ky, kx)` reads in a channel's phase planes, as (phase
+    /// plane, offset within it): see [`PitchedLowering::taps`].
+    pitched_taps: Vec<(usize, usize)>,
     workers: usize,
 }
 
@@ -289,6 +307,7 @@ impl Im2colPlan {
                 }
             })
             .collect();
+        let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
         Im2colPlan {
             shape,
             sgemm,
@@ -298,6 +317,7 @@ impl Im2colPlan {
             window: Window::new(&shape),
             pointwise,
             pitched,
+            pitched_taps,
             workers: rayon::current_num_threads(),
         }
     }
@@ -374,7 +394,7 @@ impl Im2colPlan {
     /// holds the padded copies of the wave starting at image `wave_first`, bands of
     /// `band_rows` output rows, when the plan is pitched.
     fn lowered<'a>(
-        &self,
+        &'a self,
         input: &'a [f32],
         padded: &'a [f32],
         (wave_first, band_rows): (usize, usize),
@@ -394,10 +414,9 @@ impl Im2colPlan {
                     Lowered::Pitched(PitchedLowering {
                         padded: &padded[job * len..(job + 1) * len],
                         plane_len: pitched.plane_len(band_rows),
-                        pitch: pitched.pitch,
-                        stride: pitched.stride,
+                        phases: pitched.stride[0] * pitched.stride[1],
+                        taps: &self.pitched_taps,
                         kernel_hw: shape.kernel_hw(),
-                        dilation: shape.dilation(),
                         isa: self.sgemm.kernel().isa,
                     })
                 } else if self.pointwise {
@@ -436,71 +455,15 @@ impl Im2colPlan {
         output: &mut [f32],
         gemm_scratch: &mut [f32],
     ) {
-        let shape = &self.shape;
-        let (groups, kg) = (shape.groups(), shape.out_channels_per_group());
-        let [oh, ow] = shape.output_hw();
-        let pixels = oh * ow;
-        let depth = shape.reduction_len();
-        let first = images.start;
-        let lowered: Vec<Lowered<'_>> = images
-            .flat_map(|n| (0..groups).map(move |g| (n, g)))
-            .map(|(n, g)| self.lowered(input, padded, (first, rows.len()), n, g))
-            .collect();
-        let out = output.as_mut_ptr();
-        let jobs: Vec<GemmJob<'_>> = lowered
-            .iter()
-            .enumerate()
-            .map(|(index, lowered)| {
-                let (n, g) = (first + index / groups, index % groups);
-                let bias = self.bias.as_deref().map(|b| &b[g * kg..(g + 1) * kg]);
-                let epilogue = |row_bias, col_bias| Epilogue {
-                    row_bias,
-                    col_bias,
-                    activation: self.activation,
-                };
-                match shape.layout() {
-                    Layout::Nchw => GemmJob {
-                        m: kg,
-                        n: match self.pitched {
-                            Some(pitched) => (rows.len() - 1) * pitched.pitch + ow,
-                            None => pixels,
-                        },
-                        k: depth,
-                        a: &self.weights[g],
-                        b: lowered,
-                        // SAFETY (pointer arithmetic): the offset is inside `output`, whose
-                        // length the caller checked against the shape.
-                        c: OutputTile {
-                            ptr: out.wrapping_add(
-                                (n * shape.out_channels() + g * kg) * pixels + rows.start * ow,
-                            ),
-                            ldc: pixels,
-                            columns: match self.pitched {
-                                Some(pitched) => Columns::Pitched {
-                                    pitch: pitched.pitch,
-                                    valid: ow,
-                                },
-                                None => Columns::Contiguous,
-                            },
-                        },
-                        epilogue: epilogue(bias, None),
-                    },
-                    Layout::Nhwc => GemmJob {
-                        m: shape.batch() * pixels,
-                        n: kg,
-                        k: depth,
-                        a: lowered,
-                        b: &self.weights[g],
-                        c: OutputTile {
-                            ptr: out.wrapping_add(g * kg),
-                            ldc: shape.out_channels(),
-                            columns: Columns::Contiguous,
-                        },
-                        epilogue: epilogue(None, bias),
-                    },
-                }
-            })
-            .collect();
+        let jobs = WaveJobs {
+            plan: self,
+            input,
+            padded,
+            first: images.start,
+            jobs: images.len() * self.shape.groups(),
+            rows,
+            out: output.as_mut_ptr(),
+        };
         // SAFETY: `run` checked the input and output lengths against the shape. Each job's
         // operands cover its m×k and n×k (weights packed for kg × depth; lowerings index the
         // input inside its checked length; pitched lowerings read only their padded copy,
@@ -510,6 +473,93 @@ impl Im2colPlan {
         // pixel row (stride K): disjoint across jobs, inside `output`. Biases hold kg values.
         // The scratch holds at least one worker's blocks, and the plan's ISA was detected.
         unsafe { self.sgemm.run(&jobs, gemm_scratch) };
+    }
+}
+
+/// The GEMMs of one wave, one per (image, group), built when the driver asks for them.
+struct WaveJobs<'a> {
+    plan: &'a Im2colPlan,
+    input: &'a [f32],
+    padded: &'a [f32],
+    /// First image of the wave.
+    first: usize,
+    jobs: usize,
+    /// Output rows of the band.
+    rows: Range<usize>,
+    out: *mut f32,
+}
+
+impl GemmJobs for WaveJobs<'_> {
+    fn count(&self) -> usize {
+        self.jobs
+    }
+
+    fn with_job(&self, index: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
+        let WaveJobs {
+            plan,
+            input,
+            padded,
+            first,
+            ref rows,
+            out,
+            ..
+        } = *self;
+        let shape = &plan.shape;
+        let (groups, kg) = (shape.groups(), shape.out_channels_per_group());
+        let [oh, ow] = shape.output_hw();
+        let pixels = oh * ow;
+        let depth = shape.reduction_len();
+        let (n, g) = (first + index / groups, index % groups);
+        let lowered = plan.lowered(input, padded, (first, rows.len()), n, g);
+        let lowered = &lowered;
+        let bias = plan.bias.as_deref().map(|b| &b[g * kg..(g + 1) * kg]);
+        let epilogue = |row_bias, col_bias| Epilogue {
+            row_bias,
+            col_bias,
+            activation: plan.activation,
+        };
+        let job = match shape.layout() {
+            Layout::Nchw => GemmJob {
+                m: kg,
+                n: match plan.pitched {
+                    Some(pitched) => (rows.len() - 1) * pitched.pitch + ow,
+                    None => pixels,
+                },
+                k: depth,
+                a: &plan.weights[g],
+                b: lowered,
+                // SAFETY (pointer arithmetic): the offset is inside `output`, whose
+                // length the caller checked against the shape.
+                c: OutputTile {
+                    ptr: out.wrapping_add(
+                        (n * shape.out_channels() + g * kg) * pixels + rows.start * ow,
+                    ),
+                    ldc: pixels,
+                    columns: match plan.pitched {
+                        Some(pitched) => Columns::Pitched {
+                            pitch: pitched.pitch,
+                            valid: ow,
+                        },
+                        None => Columns::Contiguous,
+                    },
+                },
+                epilogue: epilogue(bias, None),
+            },
+            Layout::Nhwc => GemmJob {
+                m: shape.batch() * pixels,
+                n: kg,
+                k: depth,
+                a: lowered,
+                b: &plan.weights[g],
+                c: OutputTile {
+                    ptr: out.wrapping_add(g * kg),
+                    ldc: shape.out_channels(),
+                    columns: Columns::Contiguous,
+                },
+                epilogue: epilogue(None, bias),
+            },
+        };
+        f(&job);
     }
 }
 

@@ -20,6 +20,9 @@ use convkit_simd::transpose::interleave8;
 use convkit_simd::{Portable, Simd};
 use std::ops::Range;
 
+/// Widest panel a lowering fills (wider than any microkernel's MR or NR).
+const MAX_WIDTH: usize = 64;
+
 /// Geometry shared by both lowerings.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Window {
@@ -238,28 +241,33 @@ unsafe fn pack_nchw<S: Simd>(
     let out_w = w.output_hw[1];
     let plane_len = in_h * in_w;
     let depth_len = depth.len();
-    // The output-row runs `(oy, ox, lane, len)` one group of pixels spans.
-    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(width.min(64));
+    // The output-row runs `(oy, ox, lane, len)` one group of pixels spans (at most one per
+    // lane).
+    assert!(
+        width <= MAX_WIDTH,
+        "NCHW lowering: panel wider than {MAX_WIDTH}"
+    );
+    let mut runs = [(0, 0, 0, 0); MAX_WIDTH];
     let groups =
         dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
     for (group, panel) in groups.enumerate() {
         let first = outer.start + group * width;
         let valid = width.min(outer.end - first);
-        runs.clear();
-        let mut lane = 0;
+        let (mut lane, mut count) = (0, 0);
         while lane < valid {
             let pixel = first + lane;
             let (oy, ox) = (pixel / out_w, pixel % out_w);
             let len = (out_w - ox).min(valid - lane);
-            runs.push((oy, ox, lane, len));
-            lane += len;
+            runs[count] = (oy, ox, lane, len);
+            (lane, count) = (lane + len, count + 1);
         }
+        let runs = &runs[..count];
         for (lanes, (c, ky, kx)) in panel
             .chunks_exact_mut(width)
             .zip(taps(depth.start, [kh, kw]))
         {
             let plane = &lowering.input[c * plane_len..(c + 1) * plane_len];
-            for &(oy, ox, lane, len) in &runs {
+            for &(oy, ox, lane, len) in runs {
                 let dst_run = &mut lanes[lane..lane + len];
                 match w.input_row(oy, ky) {
                     // SAFETY: forwarded ISA guarantee.
@@ -286,10 +294,13 @@ pub(crate) struct PitchedLowering<'a> {
     /// `OW − 1 + ⌊(KW−1)·dw / s_w⌋ < P`.
     pub padded: &'a [f32],
     pub plane_len: usize,
-    pub pitch: usize,
-    pub stride: [usize; 2],
+    /// Phase planes per channel, `s_h·s_w`.
+    pub phases: usize,
+    /// Per tap `(ky, kx)`: the phase plane it reads and its offset within the plane (the
+    /// plan's table: `phase(c, ky·dh mod s_h, kx·dw mod s_w)` and `(ky·dh / s_h)·P + kx·dw /
+    /// s_w` above).
+    pub taps: &'a [(usize, usize)],
     pub kernel_hw: [usize; 2],
-    pub dilation: [usize; 2],
     /// The plan's path (available on this CPU).
     pub isa: Isa,
 }
@@ -309,17 +320,11 @@ unsafe fn pack_pitched<S: Simd>(
     dst: &mut [f32],
 ) {
     let [kh, kw] = lowering.kernel_hw;
-    let [dh, dw] = lowering.dilation;
-    let [sh, sw] = lowering.stride;
-    let channel_len = sh * sw * lowering.plane_len;
-    // Offset of each tap (ky, kx) within a channel's phase planes.
-    let tap_offsets: Vec<usize> = (0..kh * kw)
-        .map(|tap| {
-            let (row_tap, column_tap) = (tap / kw * dh, tap % kw * dw);
-            let phase = (row_tap % sh) * sw + column_tap % sw;
-            phase * lowering.plane_len + row_tap / sh * lowering.pitch + column_tap / sw
-        })
-        .collect();
+    let channel_len = lowering.phases * lowering.plane_len;
+    let tap_offset = |ky: usize, kx: usize| {
+        let (phase, offset) = lowering.taps[ky * kw + kx];
+        phase * lowering.plane_len + offset
+    };
     let depth_len = depth.len();
     let groups =
         dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
@@ -330,7 +335,7 @@ unsafe fn pack_pitched<S: Simd>(
             .chunks_exact_mut(width)
             .zip(taps(depth.start, [kh, kw]))
         {
-            let start = c * channel_len + tap_offsets[ky * kw + kx] + first;
+            let start = c * channel_len + tap_offset(ky, kx) + first;
             let row = &lowering.padded[start..start + valid];
             // SAFETY: forwarded ISA guarantee.
             unsafe { copy_strided::<S>(row, 0, 1, &mut lanes[..valid]) };
@@ -352,9 +357,6 @@ pub(crate) struct NhwcLowering<'a> {
     pub group_channels: usize,
     pub window: Window,
 }
-
-/// Widest panel a lowering fills (the widest microkernel's NR).
-const MAX_WIDTH: usize = 64;
 
 /// The eight values when all are present.
 fn all_some(values: [Option<usize>; 8]) -> Option<[usize; 8]> {

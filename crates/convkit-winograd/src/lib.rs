@@ -36,8 +36,8 @@ use convkit_core::{
     Layout, PlanRequest,
 };
 use convkit_gemm::{
-    Columns, Epilogue, GemmJob, KernelShape, OutputTile, PackedPanels, PanelSource, Sgemm,
-    StridedMatrix,
+    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, PanelSource,
+    Sgemm, StridedMatrix,
 };
 use convkit_simd::transpose::{deinterleave8, interleave8};
 use convkit_simd::{F32Storage, VectorActivation};
@@ -511,6 +511,55 @@ impl PanelSource for Shifted<'_> {
     }
 }
 
+/// The transform-domain GEMMs of one tile block, one per tile element `e`:
+/// `M_e[tiles × (k1 − k0)] = V_e[tiles × depth] · U_e[depth × (k0..k1)]`, built when the
+/// driver asks for them.
+struct ElementJobs<'a> {
+    /// V, element `e` from `e·v_element`, tile rows `channel_stride` apart.
+    v: &'a [f32],
+    v_element: usize,
+    channel_stride: usize,
+    /// The group's transformed filters, one per element.
+    filters: &'a [PackedPanels],
+    /// Output channels `[k0, k1)` of the group.
+    channels: [usize; 2],
+    tiles: usize,
+    depth: usize,
+    /// M, element `e` from `e·products_element`, tile rows `chunk_stride` apart.
+    products: *mut f32,
+    products_element: usize,
+    chunk_stride: usize,
+}
+
+impl GemmJobs for ElementJobs<'_> {
+    fn count(&self) -> usize {
+        self.filters.len()
+    }
+
+    fn with_job(&self, e: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
+        let [k0, k1] = self.channels;
+        let source = StridedMatrix::new(&self.v[e * self.v_element..], self.channel_stride, 1);
+        let filter = Shifted {
+            panels: &self.filters[e],
+            start: k0,
+        };
+        f(&GemmJob {
+            m: self.tiles,
+            n: k1 - k0,
+            k: self.depth,
+            a: &source,
+            b: &filter,
+            c: OutputTile {
+                // In bounds: e < elements and the element stride is M's block share.
+                ptr: self.products.wrapping_add(e * self.products_element),
+                ldc: self.chunk_stride,
+                columns: Columns::Contiguous,
+            },
+            epilogue: Epilogue::default(),
+        });
+    }
+}
+
 /// A prepared Winograd convolution.
 struct WinogradPlan {
     algorithm: Algorithm,
@@ -696,32 +745,18 @@ impl WinogradPlan {
             }
         }
 
-        let sources: Vec<StridedMatrix<'_>> = (0..elements)
-            .map(|e| StridedMatrix::new(&v[e * v_operand.element..], geometry.channel_stride, 1))
-            .collect();
-        let filters: Vec<Shifted<'_>> = (0..elements)
-            .map(|e| Shifted {
-                panels: &self.filters[g * elements + e],
-                start: k0,
-            })
-            .collect();
-        let products_ptr = products.as_mut_ptr();
-        let jobs: Vec<GemmJob<'_>> = (0..elements)
-            .map(|e| GemmJob {
-                m: used,
-                n: k1 - k0,
-                k: cg,
-                a: &sources[e],
-                b: &filters[e],
-                c: OutputTile {
-                    // In bounds: e < elements and the element stride is M's block share.
-                    ptr: products_ptr.wrapping_add(e * m_operand.element),
-                    ldc: geometry.chunk_stride,
-                    columns: Columns::Contiguous,
-                },
-                epilogue: Epilogue::default(),
-            })
-            .collect();
+        let jobs = ElementJobs {
+            v,
+            v_element: v_operand.element,
+            channel_stride: geometry.channel_stride,
+            filters: &self.filters[g * elements..(g + 1) * elements],
+            channels: [k0, k1],
+            tiles: used,
+            depth: cg,
+            products: products.as_mut_ptr(),
+            products_element: m_operand.element,
+            chunk_stride: geometry.chunk_stride,
+        };
         // SAFETY: source e covers `used ≤ t_cap` tiles of `cg` channels at stride
         // `channel_stride`; filter e (shifted by k0, a multiple of NR) covers `k1 − k0`
         // channels; each job's C is its own element share of M (`used` rows of
