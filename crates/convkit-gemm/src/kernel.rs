@@ -498,7 +498,7 @@ macro_rules! microkernels {
     };
     (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
         /// # Safety
-        /// As [`MicroKernel`]; the CPU has this kernel's path.
+        /// As [`MicroKernel`](crate::kernel::MicroKernel); the CPU has this kernel's path.
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
@@ -526,7 +526,7 @@ macro_rules! microkernels {
 macro_rules! pitched_store {
     ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty) => {
         /// # Safety
-        /// As [`PitchedStore`]; the CPU has this path.
+        /// As [`PitchedStore`](crate::kernel::PitchedStore); the CPU has this path.
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         $vis unsafe fn $name(
