@@ -116,6 +116,11 @@ impl std::fmt::Debug for GemmJob<'_> {
 pub trait GemmJobs {
     /// How many products.
     fn count(&self) -> usize;
+    /// `[m, n, k]` when every product has it: the driver then plans the tasks once instead
+    /// of asking each job (small products, as Winograd's, feel a per-job cost).
+    fn common_shape(&self) -> Option<[usize; 3]> {
+        None
+    }
     /// Calls `f` with product `index` (`< count`).
     fn with_job(&self, index: usize, f: &mut dyn FnMut(&GemmJob<'_>));
 }
@@ -429,13 +434,20 @@ impl Sgemm {
     pub unsafe fn run(&self, jobs: &dyn GemmJobs, scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
         let count = jobs.count();
-        let (mut flops, mut shape, mut uniform) = (0usize, None, true);
-        for index in 0..count {
-            jobs.with_job(index, &mut |job| {
-                flops = flops.saturating_add(2 * job.m * job.n * job.k);
-                uniform &= *shape.get_or_insert([job.m, job.n]) == [job.m, job.n];
-            });
-        }
+        // The shape every job has, if one: given, or found by asking each job once.
+        let (common, flops) = match jobs.common_shape() {
+            Some([m, n, k]) => (Some([m, n]), count.saturating_mul(2 * m * n * k)),
+            None => {
+                let (mut flops, mut shape, mut uniform) = (0usize, None, true);
+                for index in 0..count {
+                    jobs.with_job(index, &mut |job| {
+                        flops = flops.saturating_add(2 * job.m * job.n * job.k);
+                        uniform &= *shape.get_or_insert([job.m, job.n]) == [job.m, job.n];
+                    });
+                }
+                (shape.filter(|_| uniform), flops)
+            }
+        };
         let workers = if flops < PARALLEL_MIN_FLOPS {
             1
         } else {
@@ -444,10 +456,10 @@ impl Sgemm {
                 .max(1)
         };
         let split_of = |dims| self.split(dims, count, workers);
-        // Tasks per job when every job has one shape; else each lookup walks the jobs.
-        let per_job = shape.filter(|_| uniform).map(split_of);
-        let total = match per_job {
-            Some(split) => count * split.parts(),
+        // One split for all jobs when they share a shape; else each lookup walks the jobs.
+        let common = common.map(|dims| (dims, split_of(dims)));
+        let total = match common {
+            Some((_, split)) => count * split.parts(),
             None => (0..count)
                 .map(|index| {
                     let mut parts = 0;
@@ -460,29 +472,35 @@ impl Sgemm {
         let next = AtomicUsize::new(0);
         let work = |scratch: &mut [f32]| {
             loop {
-                let mut index = next.fetch_add(1, Ordering::Relaxed);
+                let index = next.fetch_add(1, Ordering::Relaxed);
                 if index >= total {
                     break;
                 }
-                let mut job_index = 0;
-                if let Some(split) = per_job {
-                    (job_index, index) = (index / split.parts(), index % split.parts());
-                } else {
-                    loop {
-                        let mut parts = 0;
-                        shared.jobs().with_job(job_index, &mut |job| {
-                            parts = split_of([job.m, job.n]).parts()
-                        });
-                        if index < parts {
-                            break;
-                        }
-                        (job_index, index) = (job_index + 1, index - parts);
+                if let Some((dims, split)) = common {
+                    let Some(task) = self.part(dims, split, index % split.parts()) else {
+                        continue;
+                    };
+                    shared.jobs().with_job(index / split.parts(), &mut |job| {
+                        // SAFETY: forwarded contract; the parts of one job are disjoint.
+                        unsafe { self.run_task(job, task, scratch) };
+                    });
+                    continue;
+                }
+                let (mut job_index, mut part) = (0, index);
+                loop {
+                    let mut parts = 0;
+                    shared.jobs().with_job(job_index, &mut |job| {
+                        parts = split_of([job.m, job.n]).parts()
+                    });
+                    if part < parts {
+                        break;
                     }
+                    (job_index, part) = (job_index + 1, part - parts);
                 }
                 shared.jobs().with_job(job_index, &mut |job| {
                     let dims = [job.m, job.n];
-                    if let Some(task) = self.part(dims, split_of(dims), index) {
-                        // SAFETY: forwarded contract; the parts of one job are disjoint tiles.
+                    if let Some(task) = self.part(dims, split_of(dims), part) {
+                        // SAFETY: forwarded contract; the parts of one job are disjoint.
                         unsafe { self.run_task(job, task, scratch) };
                     }
                 });

@@ -489,9 +489,29 @@ struct WaveJobs<'a> {
     out: *mut f32,
 }
 
+impl WaveJobs<'_> {
+    /// `[m, n, k]` of every job of the wave.
+    fn job_shape(&self) -> [usize; 3] {
+        let shape = &self.plan.shape;
+        let [oh, ow] = shape.output_hw();
+        let (kg, depth) = (shape.out_channels_per_group(), shape.reduction_len());
+        match shape.layout() {
+            Layout::Nchw => match self.plan.pitched {
+                Some(pitched) => [kg, (self.rows.len() - 1) * pitched.pitch + ow, depth],
+                None => [kg, oh * ow, depth],
+            },
+            Layout::Nhwc => [shape.batch() * oh * ow, kg, depth],
+        }
+    }
+}
+
 impl GemmJobs for WaveJobs<'_> {
     fn count(&self) -> usize {
         self.jobs
+    }
+
+    fn common_shape(&self) -> Option<[usize; 3]> {
+        Some(self.job_shape())
     }
 
     fn with_job(&self, index: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
@@ -508,7 +528,7 @@ impl GemmJobs for WaveJobs<'_> {
         let (groups, kg) = (shape.groups(), shape.out_channels_per_group());
         let [oh, ow] = shape.output_hw();
         let pixels = oh * ow;
-        let depth = shape.reduction_len();
+        let [m, n_columns, depth] = self.job_shape();
         let (n, g) = (first + index / groups, index % groups);
         let lowered = plan.lowered(input, padded, (first, rows.len()), n, g);
         let lowered = &lowered;
@@ -520,11 +540,8 @@ impl GemmJobs for WaveJobs<'_> {
         };
         let job = match shape.layout() {
             Layout::Nchw => GemmJob {
-                m: kg,
-                n: match plan.pitched {
-                    Some(pitched) => (rows.len() - 1) * pitched.pitch + ow,
-                    None => pixels,
-                },
+                m,
+                n: n_columns,
                 k: depth,
                 a: &plan.weights[g],
                 b: lowered,
@@ -546,8 +563,8 @@ impl GemmJobs for WaveJobs<'_> {
                 epilogue: epilogue(bias, None),
             },
             Layout::Nhwc => GemmJob {
-                m: shape.batch() * pixels,
-                n: kg,
+                m,
+                n: n_columns,
                 k: depth,
                 a: lowered,
                 b: &plan.weights[g],

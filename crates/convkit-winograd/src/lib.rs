@@ -536,6 +536,11 @@ impl GemmJobs for ElementJobs<'_> {
         self.filters.len()
     }
 
+    fn common_shape(&self) -> Option<[usize; 3]> {
+        let [k0, k1] = self.channels;
+        Some([self.tiles, k1 - k0, self.depth])
+    }
+
     fn with_job(&self, e: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
         let [k0, k1] = self.channels;
         let source = StridedMatrix::new(&self.v[e * self.v_element..], self.channel_stride, 1);
