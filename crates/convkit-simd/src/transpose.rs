@@ -16,30 +16,14 @@ use convkit_core::Isa;
 /// # Panics
 /// When the rows differ in length, `offset + 8 > stride`, or `dst` is too short.
 pub fn interleave8(rows: [&[f32]; 8], dst: &mut [f32], stride: usize, offset: usize) {
-    let len = rows[0].len();
-    assert!(
-        rows.iter().all(|r| r.len() == len)
-            && offset + 8 <= stride
-            && (len == 0 || dst.len() >= (len - 1) * stride + offset + 8),
-        "interleave8: rows of unequal length or destination too short"
-    );
-    let blocks = if has_avx2() { len / 8 } else { 0 };
+    let len = checked_len(&rows, dst.len(), stride, offset);
+    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if blocks > 0 {
-        // SAFETY: AVX2 was detected; every row holds `len ≥ 8·blocks` values and `dst`
-        // reaches `(len − 1)·stride + offset + 8`, checked above.
-        unsafe {
-            for block in 0..blocks {
-                let p = 8 * block;
-                let out = dst.as_mut_ptr().add(p * stride + offset);
-                x86::transpose(
-                    std::array::from_fn(|lane| rows[lane].as_ptr().add(p)),
-                    std::array::from_fn(|j| out.add(j * stride)),
-                );
-            }
-        }
+    if has_avx2() {
+        // SAFETY: AVX2 was detected; the lengths were checked.
+        done = unsafe { transpose_blocks(&rows, dst, stride, offset, x86::transpose) };
     }
-    for p in blocks * 8..len {
+    for p in done..len {
         for (lane, row) in rows.iter().enumerate() {
             dst[p * stride + offset + lane] = row[p];
         }
@@ -47,36 +31,19 @@ pub fn interleave8(rows: [&[f32]; 8], dst: &mut [f32], stride: usize, offset: us
 }
 
 /// `dst[p·stride + offset + lane] = rows[lane][p]` for every `p < rows[0].len()`, sixteen
-/// lanes: one 16x16 transpose per sixteen values of each row with AVX-512, else two
-/// [`interleave8`]s.
+/// lanes: one 16x16 transpose per sixteen values of each row with AVX-512, the rest (or all,
+/// without AVX-512) as two [`interleave8`]s.
 ///
 /// # Panics
 /// When the rows differ in length, `offset + 16 > stride`, or `dst` is too short.
 pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: usize) {
-    let len = rows[0].len();
-    assert!(
-        rows.iter().all(|r| r.len() == len)
-            && offset + 16 <= stride
-            && (len == 0 || dst.len() >= (len - 1) * stride + offset + 16),
-        "interleave16: rows of unequal length or destination too short"
-    );
-    let blocks = if has_avx512() { len / 16 } else { 0 };
+    let len = checked_len(&rows, dst.len(), stride, offset);
+    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if blocks > 0 {
-        // SAFETY: AVX-512 was detected; every row holds `len ≥ 16·blocks` values and `dst`
-        // reaches `(len − 1)·stride + offset + 16`, checked above.
-        unsafe {
-            for block in 0..blocks {
-                let p = 16 * block;
-                let out = dst.as_mut_ptr().add(p * stride + offset);
-                x86::transpose16(
-                    std::array::from_fn(|lane| rows[lane].as_ptr().add(p)),
-                    std::array::from_fn(|j| out.add(j * stride)),
-                );
-            }
-        }
+    if has_avx512() {
+        // SAFETY: AVX-512 was detected; the lengths were checked.
+        done = unsafe { transpose_blocks(&rows, dst, stride, offset, x86::transpose16) };
     }
-    let done = blocks * 16;
     if done < len {
         let rest = &mut dst[done * stride..];
         let low: [&[f32]; 8] = std::array::from_fn(|lane| &rows[lane][done..]);
@@ -84,6 +51,55 @@ pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: 
         interleave8(low, rest, stride, offset);
         interleave8(high, rest, stride, offset + 8);
     }
+}
+
+/// The common length of `N` rows to interleave into `N` slots from `offset` of every
+/// `stride`-th group of a `dst_len` destination.
+///
+/// # Panics
+/// When the rows differ in length, `offset + N > stride`, or the destination is too short.
+fn checked_len<const N: usize>(
+    rows: &[&[f32]; N],
+    dst_len: usize,
+    stride: usize,
+    offset: usize,
+) -> usize {
+    let len = rows[0].len();
+    assert!(
+        rows.iter().all(|r| r.len() == len)
+            && offset + N <= stride
+            && (len == 0 || dst_len >= (len - 1) * stride + offset + N),
+        "interleave{N}: rows of unequal length or destination too short"
+    );
+    len
+}
+
+/// The whole blocks of `N` values of each row through `transpose` (an N×N register
+/// transpose); returns how many values of each row were moved.
+///
+/// # Safety
+/// The CPU runs `transpose`; the rows and `dst` passed [`checked_len`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn transpose_blocks<const N: usize>(
+    rows: &[&[f32]; N],
+    dst: &mut [f32],
+    stride: usize,
+    offset: usize,
+    transpose: unsafe fn([*const f32; N], [*mut f32; N]),
+) -> usize {
+    let done = rows[0].len() / N * N;
+    for p in (0..done).step_by(N) {
+        // SAFETY: every row holds p + N ≤ len values; `dst` reaches
+        // `(len − 1)·stride + offset + N` (checked); the caller guarantees the CPU.
+        unsafe {
+            let out = dst.as_mut_ptr().add(p * stride + offset);
+            transpose(
+                std::array::from_fn(|lane| rows[lane].as_ptr().add(p)),
+                std::array::from_fn(|j| out.add(j * stride)),
+            );
+        }
+    }
+    done
 }
 
 /// `rows[lane][p] = src[p·stride + offset + lane]` for every `p < rows[0].len()`: the inverse
@@ -129,8 +145,9 @@ fn has_avx2() -> bool {
 }
 
 /// Whether the AVX-512 transposes can run.
+#[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
-    cfg!(target_arch = "x86_64") && available(Isa::Avx512)
+    available(Isa::Avx512)
 }
 
 #[cfg(target_arch = "x86_64")]

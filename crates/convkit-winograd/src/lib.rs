@@ -531,27 +531,34 @@ struct ElementJobs<'a> {
     chunk_stride: usize,
 }
 
+impl ElementJobs<'_> {
+    /// `[m, n, k]` of every element's GEMM.
+    fn shape(&self) -> [usize; 3] {
+        let [k0, k1] = self.channels;
+        [self.tiles, k1 - k0, self.depth]
+    }
+}
+
 impl GemmJobs for ElementJobs<'_> {
     fn count(&self) -> usize {
         self.filters.len()
     }
 
     fn common_shape(&self) -> Option<[usize; 3]> {
-        let [k0, k1] = self.channels;
-        Some([self.tiles, k1 - k0, self.depth])
+        Some(self.shape())
     }
 
     fn with_job(&self, e: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
-        let [k0, k1] = self.channels;
+        let [m, n, k] = self.shape();
         let source = StridedMatrix::new(&self.v[e * self.v_element..], self.channel_stride, 1);
         let filter = Shifted {
             panels: &self.filters[e],
-            start: k0,
+            start: self.channels[0],
         };
         f(&GemmJob {
-            m: self.tiles,
-            n: k1 - k0,
-            k: self.depth,
+            m,
+            n,
+            k,
             a: &source,
             b: &filter,
             c: OutputTile {
