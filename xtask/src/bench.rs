@@ -50,7 +50,8 @@ struct Timing {
 /// The standalone SGEMM row's name.
 const SGEMM_ROW: &str = "sgemm_1024";
 
-/// Times `C = A·B` for 1024×1024×1024 row-major matrices on the widest path.
+/// Times `C = A·B` for 1024×1024×1024 row-major matrices on the widest path, planned for that
+/// product ([`convkit_gemm::Sgemm::for_product`]).
 fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
     const SIZE: usize = 1024;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -58,7 +59,7 @@ fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
         .build()
         .expect("a rayon pool of the requested size");
     let isa = convkit_simd::resolve(convkit_gemm::KernelShape::ISAS, convkit_simd::best());
-    let sgemm = convkit_gemm::Sgemm::new(isa);
+    let sgemm = convkit_gemm::Sgemm::for_product(isa, [SIZE; 3]);
     let a: Vec<f32> = (0..SIZE * SIZE)
         .map(|i| (i % 17) as f32 / 17.0 - 0.5)
         .collect();
@@ -67,17 +68,27 @@ fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
         .collect();
     let mut c = vec![0.0f32; SIZE * SIZE];
     let epilogue = convkit_gemm::Epilogue::default();
+    // Scratch allocated once, as a caller's hot loop would.
+    let mut scratch = vec![0.0f32; sgemm.scratch_len(threads)];
     let (seconds, runs) = pool.install(|| {
         time_runs(
             || {
                 sgemm
-                    .gemm([SIZE; 3], &a, SIZE, &b, SIZE, &mut c, SIZE, &epilogue)
+                    .gemm_strided(
+                        [SIZE; 3],
+                        convkit_gemm::StridedMatrix::new(&a, SIZE, 1),
+                        convkit_gemm::StridedMatrix::new(&b, 1, SIZE),
+                        &mut c,
+                        SIZE,
+                        &epilogue,
+                        &mut scratch,
+                    )
                     .expect("valid sgemm");
             },
             timing,
         )
     });
-    let scratch = sgemm.scratch_len(threads) * std::mem::size_of::<f32>();
+    let scratch = std::mem::size_of_val(scratch.as_slice());
     Row::sgemm(
         SGEMM_ROW,
         isa,
