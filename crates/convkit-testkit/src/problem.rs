@@ -72,6 +72,9 @@ pub struct ProblemParams {
     pub seed: u64,
     /// Force a 3x3 window with stride 1 and dilation 1 (Winograd's domain).
     pub winograd: bool,
+    /// Force a 1x1 window with stride 1 and no padding (a GEMM on the input itself), which
+    /// the free draws almost never make; ignored with `winograd`.
+    pub pointwise: bool,
 }
 
 impl ProblemParams {
@@ -103,6 +106,8 @@ impl ProblemParams {
         };
         let (kernel, stride, dilation) = if self.winograd {
             ([3, 3], [1, 1], [1, 1])
+        } else if self.pointwise {
+            ([1, 1], [1, 1], [1, 1])
         } else {
             (
                 self.kernel.map(|k| wrap(k, 1, 7)),
@@ -111,7 +116,14 @@ impl ProblemParams {
             )
         };
         let extent = [0, 1].map(|a| dilation[a] * (kernel[a] - 1) + 1);
-        let pad = |i: usize, axis: usize| self.padding[i] % (kernel[axis] + 1);
+        let pointwise = self.pointwise && !self.winograd;
+        let pad = |i: usize, axis: usize| {
+            if pointwise {
+                0
+            } else {
+                self.padding[i] % (kernel[axis] + 1)
+            }
+        };
         let padding = Padding {
             top: pad(0, 0),
             bottom: pad(1, 0),
@@ -206,11 +218,14 @@ fn problems(winograd: bool) -> impl Strategy<Value = ConvProblem> {
         any::<bool>(),
         any::<u64>(),
     );
-    (channels, window, epilogue).prop_map(
+    // One problem in eight pointwise.
+    let pointwise = (0u8..8).prop_map(|draw| draw == 0);
+    (channels, window, epilogue, pointwise).prop_map(
         move |(
             (batch, group_mode, groups, in_per_group, out_per_group),
             (kernel, stride, dilation, padding, output, remainder),
             (nhwc, has_bias, activation, integer, seed),
+            pointwise,
         )| {
             ProblemParams {
                 batch,
@@ -230,6 +245,7 @@ fn problems(winograd: bool) -> impl Strategy<Value = ConvProblem> {
                 integer,
                 seed,
                 winograd,
+                pointwise,
             }
             .build()
         },
@@ -259,6 +275,8 @@ impl<'a> Arbitrary<'a> for ConvProblem {
             seed: 0,
             // A quarter of the problems in Winograd's domain, which is rare otherwise.
             winograd: small(3)? == 0,
+            // An eighth pointwise (1x1, stride 1, unpadded), as rare otherwise.
+            pointwise: small(7)? == 0,
         };
         Ok(ProblemParams {
             seed: u.arbitrary()?,
