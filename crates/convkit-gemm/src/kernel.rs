@@ -18,15 +18,16 @@
 //! one value per row and step), which spares the standalone SGEMM the transposing pack of A
 //! for every column block (sgemm_1024, one thread: 78–82 % → 85–86 % of peak).
 //!
-//! A B that was prepacked at plan time (Winograd's transformed filters) is read from L3 or
-//! memory, once per run: the `*_streaming_b` entry points prefetch it [`B_PREFETCH_STEPS`]
-//! depth steps ahead of their loads. A B packed into the worker's scratch sits in L2 and is
-//! read by entry points without the prefetch.
+//! B's depth steps are `ldb` apart: NR for a packed panel, or the distance between the rows
+//! of a B read in place (its columns contiguous, as a pointwise layer's NCHW input). A B that
+//! was prepacked at plan time (Winograd's transformed filters) is read from L3 or memory,
+//! once per run: the `*_streaming_b` entry points prefetch it [`B_PREFETCH_STEPS`] depth
+//! steps ahead of their loads. A B packed into the worker's scratch sits in L2 and is read by
+//! entry points without the prefetch.
 //!
 //! The last tile of a row of tiles whose columns need fewer vectors than NR runs a narrow
-//! variant (`*_of_*`: `v < NV` vectors of the same NR-wide panel, `MR·v` accumulators), so no
-//! multiply-add is spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles:
-//! 1024 = 21·48 + 16).
+//! tile (`v < NV` vectors of the same panel, `MR·v` accumulators), so no multiply-add is
+//! spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles: 1024 = 21·48 + 16).
 //!
 //! After the last depth block the tile gets the bias (per row or per column) and the
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
@@ -53,7 +54,8 @@ pub(crate) struct TileEpilogue {
 /// A microkernel entry point.
 ///
 /// # Safety
-/// The CPU has the kernel's path. `b` holds `depth` steps of the kernel's B panel; `a` holds
+/// The CPU has the kernel's path. `b` holds `depth` steps `ldb` elements apart, each of the
+/// kernel's vectors (NR columns, or `v` vectors for a narrow kernel) readable; `a` holds
 /// `depth·MR` packed values (packed kernels, which ignore `lda`), or `rows` rows of `depth`
 /// values at stride `lda` (rows kernels: tile row `i` at `a + i·lda`, rows past `rows` read
 /// row `rows − 1`, whose products are never stored); `c` is writable for `rows ≤ MR` rows of
@@ -64,6 +66,7 @@ pub(crate) type MicroKernel = unsafe fn(
     a: *const f32,
     lda: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -166,7 +169,7 @@ impl KernelShape {
     }
 
     /// f32 lanes of the path's vectors.
-    fn lanes(&self) -> usize {
+    pub(crate) fn lanes(&self) -> usize {
         if self.isa == Isa::Avx512 { 16 } else { 8 }
     }
 
@@ -270,7 +273,6 @@ unsafe fn tile<
     S: Simd,
     const MR: usize,
     const NV: usize,
-    const PANEL_NV: usize,
     const ROWS: bool,
     const STREAMING_B: bool,
 >(
@@ -278,6 +280,7 @@ unsafe fn tile<
     a: *const f32,
     lda: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -303,7 +306,7 @@ unsafe fn tile<
             for (j, v) in bv.iter_mut().enumerate() {
                 *v = S::load(b.add(j * lanes));
                 if STREAMING_B {
-                    prefetch_l1(b.wrapping_add((B_PREFETCH_STEPS * PANEL_NV + j) * lanes));
+                    prefetch_l1(b.wrapping_add(B_PREFETCH_STEPS * ldb + j * lanes));
                 }
             }
             for (row, &a_row) in acc.iter_mut().zip(&a_rows) {
@@ -312,7 +315,7 @@ unsafe fn tile<
                     *sum = S::mul_add(av, bj, *sum);
                 }
             }
-            b = b.add(PANEL_NV * lanes);
+            b = b.add(ldb);
         }
 
         // A whole tile takes the store with constant bounds, which keeps it in registers
@@ -475,18 +478,18 @@ unsafe fn store_pitched<S: Simd>(
 }
 
 /// Defines a module `$module` holding the four [`MicroKernel`] entry points of
-/// `tile::<$simd, $mr, $nv, $panel, ..>` (A packed or rows, B packed or streaming) compiled
+/// `tile::<$simd, $mr, $nv, ..>` (A packed or rows, B packed or streaming) compiled
 /// with the `$attr` target features (none for the portable path), and their [`Kernels`] as
 /// `$module::KERNELS`.
 macro_rules! microkernels {
-    ($(#[$attr:meta])* $module:ident, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
+    ($(#[$attr:meta])* $module:ident, $simd:ty, $mr:literal, $nv:literal) => {
         mod $module {
             use super::*;
 
-            microkernels!(@entry $(#[$attr])* packed, false, false, $simd, $mr, $nv, $panel);
-            microkernels!(@entry $(#[$attr])* rows, true, false, $simd, $mr, $nv, $panel);
-            microkernels!(@entry $(#[$attr])* packed_streaming_b, false, true, $simd, $mr, $nv, $panel);
-            microkernels!(@entry $(#[$attr])* rows_streaming_b, true, true, $simd, $mr, $nv, $panel);
+            microkernels!(@entry $(#[$attr])* packed, false, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* rows, true, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed_streaming_b, false, true, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* rows_streaming_b, true, true, $simd, $mr, $nv);
 
             pub(crate) const KERNELS: Kernels = Kernels {
                 packed,
@@ -496,7 +499,7 @@ macro_rules! microkernels {
             };
         }
     };
-    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $simd:ty, $mr:literal, $nv:literal, $panel:literal) => {
+    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $simd:ty, $mr:literal, $nv:literal) => {
         /// # Safety
         /// As [`MicroKernel`](crate::kernel::MicroKernel); the CPU has this kernel's path.
         $(#[$attr])*
@@ -506,6 +509,7 @@ macro_rules! microkernels {
             a: *const f32,
             lda: usize,
             b: *const f32,
+            ldb: usize,
             c: *mut f32,
             ldc: usize,
             rows: usize,
@@ -514,8 +518,8 @@ macro_rules! microkernels {
         ) {
             // SAFETY: forwarded contract; the path's features are enabled for this function.
             unsafe {
-                tile::<$simd, $mr, $nv, $panel, $rows, $streaming>(
-                    depth, a, lda, b, c, ldc, rows, cols, epilogue,
+                tile::<$simd, $mr, $nv, $rows, $streaming>(
+                    depth, a, lda, b, ldb, c, ldc, rows, cols, epilogue,
                 )
             }
         }
@@ -545,7 +549,7 @@ macro_rules! pitched_store {
     };
 }
 
-microkernels!(portable_4x8, Portable, 4, 1, 1);
+microkernels!(portable_4x8, Portable, 4, 1);
 pitched_store!(store_pitched_portable, Portable);
 
 #[cfg(target_arch = "x86_64")]
@@ -554,45 +558,42 @@ mod x86 {
     use convkit_simd::{Avx2, Avx512};
 
     /// Defines a tile's entry points on AVX2 (`avx2`) or AVX-512 (`avx512`), `$mr` rows ×
-    /// `$nv` vectors of a B panel `$panel` vectors wide, and the [`Kernels`] constant `$set`
-    /// naming them.
+    /// `$nv` vectors, and the [`Kernels`] constant `$set` naming them.
     macro_rules! x86_kernels {
-        ($set:ident: avx2 $module:ident, $mr:literal, $nv:literal, $panel:literal) => {
+        ($set:ident: avx2 $module:ident, $mr:literal, $nv:literal) => {
             microkernels!(
                 #[target_feature(enable = "avx2,fma")]
                 $module,
                 Avx2,
                 $mr,
-                $nv,
-                $panel
+                $nv
             );
             pub(super) const $set: Kernels = $module::KERNELS;
         };
-        ($set:ident: avx512 $module:ident, $mr:literal, $nv:literal, $panel:literal) => {
+        ($set:ident: avx512 $module:ident, $mr:literal, $nv:literal) => {
             microkernels!(
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
                 $module,
                 Avx512,
                 $mr,
-                $nv,
-                $panel
+                $nv
             );
             pub(super) const $set: Kernels = $module::KERNELS;
         };
     }
 
-    x86_kernels!(AVX2_6X16: avx2 avx2_6x16, 6, 2, 2);
-    x86_kernels!(AVX2_6X8_OF_16: avx2 avx2_6x8_of_16, 6, 1, 2);
-    x86_kernels!(AVX512_8X48: avx512 avx512_8x48, 8, 3, 3);
-    x86_kernels!(AVX512_8X16_OF_48: avx512 avx512_8x16_of_48, 8, 1, 3);
-    x86_kernels!(AVX512_8X32_OF_48: avx512 avx512_8x32_of_48, 8, 2, 3);
-    x86_kernels!(AVX512_12X32: avx512 avx512_12x32, 12, 2, 2);
-    x86_kernels!(AVX512_12X16_OF_32: avx512 avx512_12x16_of_32, 12, 1, 2);
-    x86_kernels!(AVX512_16X16: avx512 avx512_16x16, 16, 1, 1);
+    x86_kernels!(AVX2_6X16: avx2 avx2_6x16, 6, 2);
+    x86_kernels!(AVX2_6X8: avx2 avx2_6x8, 6, 1);
+    x86_kernels!(AVX512_8X48: avx512 avx512_8x48, 8, 3);
+    x86_kernels!(AVX512_8X16: avx512 avx512_8x16, 8, 1);
+    x86_kernels!(AVX512_8X32: avx512 avx512_8x32, 8, 2);
+    x86_kernels!(AVX512_12X32: avx512 avx512_12x32, 12, 2);
+    x86_kernels!(AVX512_12X16: avx512 avx512_12x16, 12, 1);
+    x86_kernels!(AVX512_16X16: avx512 avx512_16x16, 16, 1);
 
-    pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [AVX2_6X8_OF_16];
-    pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16_OF_48, AVX512_8X32_OF_48];
-    pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [AVX512_12X16_OF_32];
+    pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [AVX2_6X8];
+    pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16, AVX512_8X32];
+    pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [AVX512_12X16];
 
     pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
     pitched_store!(

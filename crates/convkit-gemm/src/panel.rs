@@ -29,6 +29,12 @@ pub trait PanelSource: Sync {
     fn rows(&self) -> Option<(&[f32], usize)> {
         None
     }
+
+    /// The source read in place as columns, when each depth index's outer indices are
+    /// contiguous: the data from element `(0, 0)` and the distance between depth indices.
+    fn columns(&self) -> Option<(&[f32], usize)> {
+        None
+    }
 }
 
 /// A plain matrix given by its strides: element `(outer, depth)` at
@@ -89,6 +95,10 @@ impl<'a> StridedMatrix<'a> {
 impl PanelSource for StridedMatrix<'_> {
     fn rows(&self) -> Option<(&[f32], usize)> {
         (self.depth_stride == 1).then_some((self.data, self.outer_stride))
+    }
+
+    fn columns(&self) -> Option<(&[f32], usize)> {
+        (self.outer_stride == 1).then_some((self.data, self.depth_stride))
     }
 
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {

@@ -13,7 +13,7 @@
 //! | NHWC   | lowered batch, N·OH·OW × · | weights, K/g × KH·KW·C/g | `out[pixel][k]`, column bias |
 //!
 //! A 1x1 convolution with stride 1 and no padding needs no lowering: the GEMM reads the input
-//! tensor itself as its operand.
+//! tensor itself as its operand (NCHW with few output channels: in place, not even packed).
 
 mod lowering;
 
@@ -231,6 +231,13 @@ enum Lowered<'a> {
 }
 
 impl PanelSource for Lowered<'_> {
+    fn columns(&self) -> Option<(&[f32], usize)> {
+        match self {
+            Lowered::Direct(matrix) => matrix.columns(),
+            _ => None,
+        }
+    }
+
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         match self {
             Lowered::Direct(matrix) => matrix.pack(outer, depth, width, dst),
