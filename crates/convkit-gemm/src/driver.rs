@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! for jc in columns, step NC          B block KC×NC packed once per (jc, pc): L2
-//!   for pc in depth, step KC           (or read in place: few rows of A, B's columns
-//!     pack B(pc, jc)                    contiguous, see `Sgemm::reads_b_in_place`)
+//!   for pc in depth, step KC           (or read in place: B's columns contiguous and few
+//!     pack B(pc, jc)                    rows of A, see `Sgemm::reads_b_in_place`, or a
+//!                                       source with a table of steps, `PanelSource::stepped`)
 //!     for ic in rows, step MC         A block MC×KC: prepacked weights, A's own rows when
 //!       A(ic, pc)                     they are contiguous in depth, or packed here: L2
 //!       for ir in ic, step MR         A micro-panel MR×KC stays in L1 across jr
@@ -22,7 +23,7 @@
 //! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
 //! no core idles at the end.
 
-use crate::kernel::{KernelShape, MicroKernel, TileEpilogue};
+use crate::kernel::{BAccess, KernelShape, MicroKernel, TileEpilogue};
 use crate::panel::{PanelSource, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
 use convkit_simd::VectorActivation;
@@ -561,22 +562,36 @@ impl Sgemm {
             for pc in (0..job.k).step_by(kc) {
                 let depth = pc..(pc + kc).min(job.k);
                 // A prepacked B streams from memory (the kernels prefetch it); one packed
-                // here sits in L2; one read in place (few rows of A) is read where it is.
+                // here sits in L2; one read in place (few rows of A, or a stepped source
+                // with A packed) is read where it is.
                 let in_place = job
                     .b
                     .columns()
                     .filter(|&(_, ldb)| self.reads_b_in_place(job.m, cols.len(), ldb));
-                let (b_panel, b_streamed, ldb, group_len): (&[f32], bool, usize, usize) =
-                    match (job.b.prepacked(cols.clone(), depth.clone(), nr), in_place) {
-                        (Some(panel), _) => (panel, true, nr, nr * depth.len()),
-                        (None, Some((data, ldb))) => {
-                            (&data[depth.start * ldb + cols.start..], false, ldb, nr)
-                        }
-                        (None, None) => {
+                let stepped = job.b.stepped().filter(|_| a_rows.is_none());
+                let b_block = match (job.b.prepacked(cols.clone(), depth.clone(), nr), in_place) {
+                    (Some(panel), _) => BBlock::Panel {
+                        data: panel,
+                        access: BAccess::Streamed,
+                    },
+                    (None, Some((data, ldb))) => BBlock::InPlace {
+                        data: &data[depth.start * ldb..],
+                        ldb,
+                    },
+                    (None, None) => match stepped {
+                        Some((data, steps)) => BBlock::Stepped {
+                            data,
+                            steps: &steps[depth.start..depth.end],
+                        },
+                        None => {
                             job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
-                            (b_scratch, false, nr, nr * depth.len())
+                            BBlock::Panel {
+                                data: b_scratch,
+                                access: BAccess::Strided,
+                            }
                         }
-                    };
+                    },
+                };
                 for ic in (task.rows.0..m_end).step_by(mc) {
                     let rows = ic..(ic + mc).min(m_end);
                     let a_block = match (job.a.prepacked(rows.clone(), depth.clone(), mr), a_rows) {
@@ -602,13 +617,14 @@ impl Sgemm {
                     };
                     for ir in rows.clone().step_by(mr) {
                         for jr in cols.clone().step_by(nr) {
-                            let b_micro = &b_panel[(jr - cols.start) / nr * group_len..];
+                            let (b_micro, b_access, ldb, b_steps) =
+                                b_block.operand(jr, jr - cols.start, &depth, nr);
                             let epilogue = tile_epilogue(ir, jr);
                             let (tile_rows, tile_cols) =
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
                             let (kernel, a, lda) = a_block.operand(
                                 &self.shape,
-                                (tile_cols, b_streamed),
+                                (tile_cols, b_access),
                                 (ir, ir - rows.start),
                                 &depth,
                             );
@@ -624,8 +640,9 @@ impl Sgemm {
                                         depth.len(),
                                         a,
                                         lda,
-                                        b_micro.as_ptr(),
+                                        b_micro,
                                         ldb,
+                                        b_steps,
                                         job.c.ptr.add(ir * job.c.ldc + jr),
                                         job.c.ldc,
                                         tile_rows,
@@ -646,8 +663,9 @@ impl Sgemm {
                                         depth.len(),
                                         a,
                                         lda,
-                                        b_micro.as_ptr(),
+                                        b_micro,
                                         ldb,
+                                        b_steps,
                                         tile_scratch.as_mut_ptr(),
                                         nr,
                                         tile_rows,
@@ -674,6 +692,50 @@ impl Sgemm {
     }
 }
 
+/// Where a task's block of B (one column block, one depth block) is read from.
+#[derive(Clone, Copy)]
+enum BBlock<'a> {
+    /// Panels of NR columns in packed order (packed into scratch, or prepacked), from the
+    /// block's first column.
+    Panel { data: &'a [f32], access: BAccess },
+    /// The source in place, from the block's first depth index: element `(j, p)` at
+    /// `data[p·ldb + j]`.
+    InPlace { data: &'a [f32], ldb: usize },
+    /// The source in place at the block's step offsets: element `(j, p)` at
+    /// `data[steps[p] + j]`.
+    Stepped { data: &'a [f32], steps: &'a [u32] },
+}
+
+impl BBlock<'_> {
+    /// The B pointer, access, step and step table of the tile at source column `column`
+    /// (the block's column `offset`, a multiple of `nr`) over `depth`.
+    fn operand(
+        &self,
+        column: usize,
+        offset: usize,
+        depth: &std::ops::Range<usize>,
+        nr: usize,
+    ) -> (*const f32, BAccess, usize, *const u32) {
+        match *self {
+            BBlock::Panel { data, access } => (
+                data[offset * depth.len()..].as_ptr(),
+                access,
+                nr,
+                std::ptr::null(),
+            ),
+            BBlock::InPlace { data, ldb } => (
+                data[column..].as_ptr(),
+                BAccess::Strided,
+                ldb,
+                std::ptr::null(),
+            ),
+            BBlock::Stepped { data, steps } => {
+                (data[column..].as_ptr(), BAccess::Stepped, 0, steps.as_ptr())
+            }
+        }
+    }
+}
+
 /// Where a task's block of A rows is read from.
 #[derive(Clone, Copy)]
 enum ABlock<'a> {
@@ -686,24 +748,24 @@ enum ABlock<'a> {
 
 impl ABlock<'_> {
     /// The microkernel for a tile `cols` wide whose A rows start at source row `row` (the
-    /// block's row `offset`) and whose B is `streamed` from memory or not, with its A pointer
-    /// and row stride over `depth`.
+    /// block's row `offset`) and whose B is read as `b`, with its A pointer and row stride
+    /// over `depth`.
     fn operand(
         &self,
         shape: &KernelShape,
-        (cols, streamed): (usize, bool),
+        (cols, b): (usize, BAccess),
         (row, offset): (usize, usize),
         depth: &std::ops::Range<usize>,
     ) -> (MicroKernel, *const f32, usize) {
         let kernels = shape.kernels_for(cols);
         match *self {
             ABlock::Packed(panel) => (
-                kernels.select(false, streamed),
+                kernels.select(false, b),
                 panel[offset * depth.len()..].as_ptr(),
                 shape.mr,
             ),
             ABlock::Rows { data, lda } => (
-                kernels.select(true, streamed),
+                kernels.select(true, b),
                 data[row * lda + depth.start..].as_ptr(),
                 lda,
             ),

@@ -19,7 +19,9 @@
 //! for every column block (sgemm_1024, one thread: 78–82 % → 85–86 % of peak).
 //!
 //! B's depth steps are `ldb` apart: NR for a packed panel, or the distance between the rows
-//! of a B read in place (its columns contiguous, as a pointwise layer's NCHW input). A B that
+//! of a B read in place (its columns contiguous, as a pointwise layer's NCHW input); the
+//! `*_stepped_b` entry points read B in place at a table of step offsets instead (im2col's
+//! padded copies, where the taps of a channel are unevenly spaced). A B that
 //! was prepacked at plan time (Winograd's transformed filters) is read from L3 or memory,
 //! once per run: the `*_streaming_b` entry points prefetch it [`B_PREFETCH_STEPS`] depth
 //! steps ahead of their loads. A B packed into the worker's scratch sits in L2 and is read by
@@ -54,8 +56,9 @@ pub(crate) struct TileEpilogue {
 /// A microkernel entry point.
 ///
 /// # Safety
-/// The CPU has the kernel's path. `b` holds `depth` steps `ldb` elements apart, each of the
-/// kernel's vectors (NR columns, or `v` vectors for a narrow kernel) readable; `a` holds
+/// The CPU has the kernel's path. `b` holds `depth` steps `ldb` elements apart (stepped
+/// kernels: step `p` at `b + b_steps[p]`, `ldb` unused), each of the kernel's vectors (NR
+/// columns, or `v` vectors for a narrow kernel) readable; `a` holds
 /// `depth·MR` packed values (packed kernels, which ignore `lda`), or `rows` rows of `depth`
 /// values at stride `lda` (rows kernels: tile row `i` at `a + i·lda`, rows past `rows` read
 /// row `rows − 1`, whose products are never stored); `c` is writable for `rows ≤ MR` rows of
@@ -67,6 +70,7 @@ pub(crate) type MicroKernel = unsafe fn(
     lda: usize,
     b: *const f32,
     ldb: usize,
+    b_steps: *const u32,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -100,16 +104,31 @@ pub(crate) struct Kernels {
     pub rows: MicroKernel,
     pub packed_streaming_b: MicroKernel,
     pub rows_streaming_b: MicroKernel,
+    /// A packed; B read in place at a table of step offsets.
+    pub packed_stepped_b: MicroKernel,
+}
+
+/// How a microkernel reads B.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BAccess {
+    /// Steps `ldb` apart in cache: packed into scratch, or read in place.
+    Strided,
+    /// A prepacked panel streamed from memory (prefetched).
+    Streamed,
+    /// In place at a table of step offsets (A packed).
+    Stepped,
 }
 
 impl Kernels {
-    /// The entry point for A read as `rows` (else packed) and B `streamed` (else packed).
-    pub fn select(&self, rows: bool, streamed: bool) -> MicroKernel {
-        match (rows, streamed) {
-            (false, false) => self.packed,
-            (true, false) => self.rows,
-            (false, true) => self.packed_streaming_b,
-            (true, true) => self.rows_streaming_b,
+    /// The entry point for A read as `rows` (else packed) and B read as `b`; a stepped B
+    /// takes a packed A.
+    pub fn select(&self, rows: bool, b: BAccess) -> MicroKernel {
+        match (rows, b) {
+            (false, BAccess::Strided) => self.packed,
+            (true, BAccess::Strided) => self.rows,
+            (false, BAccess::Streamed) => self.packed_streaming_b,
+            (true, BAccess::Streamed) => self.rows_streaming_b,
+            (_, BAccess::Stepped) => self.packed_stepped_b,
         }
     }
 }
@@ -275,12 +294,14 @@ unsafe fn tile<
     const NV: usize,
     const ROWS: bool,
     const STREAMING_B: bool,
+    const STEPPED_B: bool,
 >(
     depth: usize,
     a: *const f32,
     lda: usize,
     b: *const f32,
     ldb: usize,
+    b_steps: *const u32,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -300,8 +321,13 @@ unsafe fn tile<
             std::array::from_fn(|i| a.add(i))
         };
         let a_step = if ROWS { 1 } else { MR };
-        let mut b = b;
+        let mut b_next = b;
         for p in 0..depth {
+            let b = if STEPPED_B {
+                b_next.add(*b_steps.add(p) as usize)
+            } else {
+                b_next
+            };
             let mut bv = [S::zero(); NV];
             for (j, v) in bv.iter_mut().enumerate() {
                 *v = S::load(b.add(j * lanes));
@@ -315,7 +341,9 @@ unsafe fn tile<
                     *sum = S::mul_add(av, bj, *sum);
                 }
             }
-            b = b.add(ldb);
+            if !STEPPED_B {
+                b_next = b_next.add(ldb);
+            }
         }
 
         // A whole tile takes the store with constant bounds, which keeps it in registers
@@ -477,8 +505,9 @@ unsafe fn store_pitched<S: Simd>(
     }
 }
 
-/// Defines a module `$module` holding the four [`MicroKernel`] entry points of
-/// `tile::<$simd, $mr, $nv, ..>` (A packed or rows, B packed or streaming) compiled
+/// Defines a module `$module` holding the five [`MicroKernel`] entry points of
+/// `tile::<$simd, $mr, $nv, ..>` (A packed or rows × B packed or streaming, and A packed with
+/// B stepped) compiled
 /// with the `$attr` target features (none for the portable path), and their [`Kernels`] as
 /// `$module::KERNELS`.
 macro_rules! microkernels {
@@ -486,20 +515,22 @@ macro_rules! microkernels {
         mod $module {
             use super::*;
 
-            microkernels!(@entry $(#[$attr])* packed, false, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* rows, true, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* packed_streaming_b, false, true, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* rows_streaming_b, true, true, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed, false, false, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* rows, true, false, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed_streaming_b, false, true, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* rows_streaming_b, true, true, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed_stepped_b, false, false, true, $simd, $mr, $nv);
 
             pub(crate) const KERNELS: Kernels = Kernels {
                 packed,
                 rows,
                 packed_streaming_b,
                 rows_streaming_b,
+                packed_stepped_b,
             };
         }
     };
-    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $simd:ty, $mr:literal, $nv:literal) => {
+    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $stepped:literal, $simd:ty, $mr:literal, $nv:literal) => {
         /// # Safety
         /// As [`MicroKernel`](crate::kernel::MicroKernel); the CPU has this kernel's path.
         $(#[$attr])*
@@ -510,6 +541,7 @@ macro_rules! microkernels {
             lda: usize,
             b: *const f32,
             ldb: usize,
+            b_steps: *const u32,
             c: *mut f32,
             ldc: usize,
             rows: usize,
@@ -518,8 +550,8 @@ macro_rules! microkernels {
         ) {
             // SAFETY: forwarded contract; the path's features are enabled for this function.
             unsafe {
-                tile::<$simd, $mr, $nv, $rows, $streaming>(
-                    depth, a, lda, b, ldb, c, ldc, rows, cols, epilogue,
+                tile::<$simd, $mr, $nv, $rows, $streaming, $stepped>(
+                    depth, a, lda, b, ldb, b_steps, c, ldc, rows, cols, epilogue,
                 )
             }
         }

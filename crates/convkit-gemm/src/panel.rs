@@ -35,6 +35,14 @@ pub trait PanelSource: Sync {
     fn columns(&self) -> Option<(&[f32], usize)> {
         None
     }
+
+    /// The source read in place at a table of depth offsets, when each depth index's outer
+    /// indices are contiguous but the indices are not evenly spaced: `(data, steps)` with
+    /// element `(j, p)` at `data[steps[p] + j]`, and `data` readable past every step's last
+    /// outer index to the next multiple of 16 (whole vectors).
+    fn stepped(&self) -> Option<(&[f32], &[u32])> {
+        None
+    }
 }
 
 /// A plain matrix given by its strides: element `(outer, depth)` at

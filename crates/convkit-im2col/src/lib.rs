@@ -2,10 +2,11 @@
 //!
 //! The workhorse: it takes every valid problem (any stride, dilation, padding, groups, batch,
 //! NCHW or NHWC). Weights are packed once at plan time into the GEMM's panel order; at run
-//! time the lowered input is packed block by block straight from the image, or from a
-//! zero-padded copy of it split into stride phases (see `lowering`), so the extra memory is
-//! the GEMM's per-worker blocks plus at most 1 MiB of padded copies (made in bands of output
-//! rows when an image is larger), never the lowered matrix.
+//! time the lowered input is read by the GEMM in place from a zero-padded copy of the image
+//! split into stride phases, at a plan-time table of where each `(c, ky, kx)` row starts
+//! (see `lowering`), or packed block by block straight from the image, so the extra memory
+//! is the GEMM's per-worker blocks plus at most 1 MiB of padded copies (made in bands of
+//! output rows when an image is larger), never the lowered matrix.
 //!
 //! | layout | A (broadcast side)        | B (vector side)            | C                 |
 //! |--------|---------------------------|----------------------------|-------------------|
@@ -96,6 +97,10 @@ const PARALLEL_PADDING_MIN: usize = 1 << 15;
 /// 576 on 256-channel layers).
 const PITCHED_MAX_DEPTH_BLOCK: usize = 2400;
 
+/// Elements past the padded copies that a stepped B read may touch: the last job's whole
+/// vectors past its last column (computed, never stored).
+const STEPPED_SLACK: usize = 16;
+
 /// Largest stride folded into phase planes: beyond it most phases would be copied and never
 /// read (a stride-s layer reads only the phases its taps land on).
 const MAX_PHASE_STRIDE: usize = 2;
@@ -172,6 +177,19 @@ impl Pitched {
             .collect()
     }
 
+    /// Per depth index `(c, ky, kx)`: where its row of B starts in a job's padded copy of
+    /// `rows` output rows (the stepped read of `PitchedLowering`), or `None` past `u32`.
+    fn steps(&self, taps: &[(usize, usize)], channels: usize, rows: usize) -> Option<Vec<u32>> {
+        let (phases, plane_len) = (self.stride[0] * self.stride[1], self.plane_len(rows));
+        (0..channels)
+            .flat_map(|c| {
+                taps.iter()
+                    .map(move |&(phase, offset)| (c * phases + phase) * plane_len + offset)
+            })
+            .map(|step| u32::try_from(step).ok())
+            .collect()
+    }
+
     /// Elements of one phase plane for a band of `rows` output rows.
     fn plane_len(&self, rows: usize) -> usize {
         (rows + self.halo) * self.pitch
@@ -219,6 +237,9 @@ struct Im2colPlan {
     /// With `pitched`: where tap `(ky, kx)` reads in a channel's phase planes, as (phase
     /// plane, offset within it): see [`PitchedLowering::taps`].
     pitched_taps: Vec<(usize, usize)>,
+    /// With `pitched`: the step tables of a band of `band_rows` output rows and of the last,
+    /// shorter band (see [`Pitched::steps`]; empty where there is none or it overflows).
+    pitched_steps: [Vec<u32>; 2],
     workers: usize,
 }
 
@@ -234,6 +255,13 @@ impl PanelSource for Lowered<'_> {
     fn columns(&self) -> Option<(&[f32], usize)> {
         match self {
             Lowered::Direct(matrix) => matrix.columns(),
+            _ => None,
+        }
+    }
+
+    fn stepped(&self) -> Option<(&[f32], &[u32])> {
+        match self {
+            Lowered::Pitched(lowering) => lowering.stepped,
             _ => None,
         }
     }
@@ -315,6 +343,20 @@ impl Im2colPlan {
             })
             .collect();
         let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
+        let pitched_steps = pitched.map_or_else(Default::default, |pitched| {
+            let cg = shape.in_channels_per_group();
+            let band = |rows: usize| {
+                (rows > 0)
+                    .then(|| pitched.steps(&pitched_taps, cg, rows))
+                    .flatten()
+                    .unwrap_or_default()
+            };
+            let oh = shape.output_hw()[0];
+            [
+                band(pitched.band_rows.min(oh)),
+                band(oh % pitched.band_rows.min(oh)),
+            ]
+        });
         Im2colPlan {
             shape,
             sgemm,
@@ -325,6 +367,7 @@ impl Im2colPlan {
             pointwise,
             pitched,
             pitched_taps,
+            pitched_steps,
             workers: rayon::current_num_threads(),
         }
     }
@@ -418,8 +461,14 @@ impl Im2colPlan {
                 if let Some(pitched) = self.pitched {
                     let job = (n - wave_first) * shape.groups() + g;
                     let len = pitched.group_len(cg, band_rows);
+                    let steps = if band_rows == pitched.band_rows.min(shape.output_hw()[0]) {
+                        &self.pitched_steps[0]
+                    } else {
+                        &self.pitched_steps[1]
+                    };
                     Lowered::Pitched(PitchedLowering {
                         padded: &padded[job * len..(job + 1) * len],
+                        stepped: (!steps.is_empty()).then(|| (&padded[job * len..], &steps[..])),
                         plane_len: pitched.plane_len(band_rows),
                         phases: pitched.stride[0] * pitched.stride[1],
                         taps: &self.pitched_taps,
@@ -605,6 +654,7 @@ impl ConvPlan<f32> for Im2colPlan {
             pitched.wave
                 * self.shape.groups()
                 * pitched.group_len(self.shape.in_channels_per_group(), pitched.band_rows)
+                + STEPPED_SLACK
         });
         self.sgemm.scratch_len(self.workers) + padded
     }

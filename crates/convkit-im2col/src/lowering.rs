@@ -3,9 +3,11 @@
 //!
 //! - NCHW, pitched ([`PitchedLowering`], strides up to 2, within a padded-copy budget): the
 //!   image is first copied, zero-padded and split into stride phases, so that every panel
-//!   row (one depth `(c, ky, kx)`, NR consecutive output columns of a pitched grid) is one
-//!   unbroken SIMD copy; the few grid columns whose window wraps around a row are dropped on
-//!   store.
+//!   row (one depth `(c, ky, kx)`, consecutive output columns of a pitched grid) is one
+//!   unbroken run of the copy, which the GEMM reads in place at a table of run starts
+//!   (packing it cost 8–13 % of the peak on the 3x3 layers: resnet_3x3_64 77 → 89 %, vgg_3x3_256
+//!   84 → 90 %, dilated_3x3_64 75 → 84 % in place, one thread); the few grid columns whose
+//!   window wraps around a row are dropped on store.
 //! - NCHW, per row ([`NchwLowering`]): the lowered matrix is B, `(C/g·KH·KW) × (OH·OW)` per
 //!   image and group; its outer index is the output pixel and its depth `(c, ky, kx)`, the
 //!   OIHW weight order. A panel row is cut into runs of input rows: SIMD copies at stride 1,
@@ -300,6 +302,9 @@ pub(crate) struct PitchedLowering<'a> {
     /// plan's table: `phase(c, ky·dh mod s_h, kx·dw mod s_w)` and `(ky·dh / s_h)·P + kx·dw /
     /// s_w` above).
     pub taps: &'a [(usize, usize)],
+    /// The copies from this job's to the end of the scratch (the slack past the last job
+    /// included) with the plan's step table, which the GEMM reads in place.
+    pub stepped: Option<(&'a [f32], &'a [u32])>,
     pub kernel_hw: [usize; 2],
     /// The plan's path (available on this CPU).
     pub isa: Isa,
