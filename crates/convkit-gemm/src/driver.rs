@@ -172,6 +172,18 @@ const PARALLEL_MIN_FLOPS: usize = 4 << 20;
 pub struct Sgemm {
     shape: KernelShape,
     blocking: Blocking,
+    packing: Packing,
+}
+
+/// Which operands a run may have to pack into the workers' scratch; an operand that every job
+/// provides prepacked or in place needs no block there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packing {
+    /// Some job's A is packed block by block (neither prepacked nor rows in place).
+    pub a: bool,
+    /// Some job's B is packed block by block (neither prepacked nor in place: contiguous
+    /// columns with few rows of A, or stepped).
+    pub b: bool,
 }
 
 /// Sends the jobs (raw output pointers) to the workers; tasks write disjoint tiles.
@@ -242,7 +254,19 @@ impl Sgemm {
                 nc: 256,
             },
         };
-        Sgemm { shape, blocking }
+        Sgemm {
+            shape,
+            blocking,
+            packing: Packing { a: true, b: true },
+        }
+    }
+
+    /// The SGEMM reserving scratch blocks only for the operands that `packing` says are
+    /// packed; running a job that must pack another one is outside [`Sgemm::run`]'s
+    /// contract.
+    pub fn with_packing(mut self, packing: Packing) -> Sgemm {
+        self.packing = packing;
+        self
     }
 
     /// The microkernel's path and tile.
@@ -255,11 +279,31 @@ impl Sgemm {
         self.blocking
     }
 
-    /// Scratch (f32 elements) one worker needs: one A block, one B block and one tile.
+    /// Scratch (f32 elements) one worker needs: one A block and one B block (those that are
+    /// packed, see [`Sgemm::with_packing`]) and one tile.
     pub fn scratch_per_worker(&self) -> usize {
-        let Blocking { kc, mc, nc } = self.blocking;
         let tile = self.shape.mr * self.shape.nr;
-        packed_len(mc, kc, self.shape.mr) + packed_len(nc, kc, self.shape.nr) + tile
+        self.a_block_len() + self.b_block_len() + tile
+    }
+
+    /// Elements of a worker's A block (none when A is never packed).
+    fn a_block_len(&self) -> usize {
+        let Blocking { kc, mc, .. } = self.blocking;
+        if self.packing.a {
+            packed_len(mc, kc, self.shape.mr)
+        } else {
+            0
+        }
+    }
+
+    /// Elements of a worker's B block (none when B is never packed).
+    fn b_block_len(&self) -> usize {
+        let Blocking { kc, nc, .. } = self.blocking;
+        if self.packing.b {
+            packed_len(nc, kc, self.shape.nr)
+        } else {
+            0
+        }
     }
 
     /// Scratch for `workers` workers.
@@ -452,7 +496,8 @@ impl Sgemm {
     /// columns to (and a pitched C has no column bias), and no two jobs' C
     /// regions overlap (nor are they read elsewhere during the call); biases hold `m` (row)
     /// and `n` (column) values. `jobs` hands out the same jobs whenever asked, from any
-    /// thread. `scratch` holds at least [`Sgemm::scratch_per_worker`] elements. The CPU has
+    /// thread. `scratch` holds at least [`Sgemm::scratch_per_worker`] elements, and no job
+    /// packs an operand that [`Sgemm::with_packing`] excluded. The CPU has
     /// this SGEMM's path.
     pub unsafe fn run(&self, jobs: &dyn GemmJobs, scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
@@ -553,8 +598,9 @@ impl Sgemm {
         // row-major A), else a prepacked panel, else packed here block by block.
         let a_rows = job.a.rows();
         let Blocking { kc, mc, nc } = self.blocking;
-        let (a_scratch, rest) = scratch.split_at_mut(packed_len(mc, kc, mr));
-        let (tile_scratch, b_scratch) = rest.split_at_mut(mr * nr);
+        let (a_scratch, rest) = scratch.split_at_mut(self.a_block_len());
+        let (tile_scratch, rest) = rest.split_at_mut(mr * nr);
+        let b_scratch = &mut rest[..self.b_block_len()];
         let activation = VectorActivation::new(job.epilogue.activation);
         let (m_end, n_end) = (task.rows.1, task.cols.1);
         for jc in (task.cols.0..n_end).step_by(nc) {

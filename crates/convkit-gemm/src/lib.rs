@@ -13,6 +13,6 @@ mod driver;
 mod kernel;
 mod panel;
 
-pub use driver::{Blocking, Columns, Epilogue, GemmJob, GemmJobs, OutputTile, Sgemm};
+pub use driver::{Blocking, Columns, Epilogue, GemmJob, GemmJobs, OutputTile, Packing, Sgemm};
 pub use kernel::KernelShape;
 pub use panel::{PackedPanels, PanelSource, StridedMatrix, packed_len};

@@ -23,8 +23,8 @@ use convkit_core::{
     Layout, PlanRequest,
 };
 use convkit_gemm::{
-    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, PanelSource,
-    Sgemm, StridedMatrix,
+    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, Packing,
+    PanelSource, Sgemm, StridedMatrix,
 };
 use lowering::{NchwLowering, NhwcLowering, PitchedLowering, Window};
 use rayon::prelude::*;
@@ -252,6 +252,13 @@ enum Lowered<'a> {
 }
 
 impl PanelSource for Lowered<'_> {
+    fn rows(&self) -> Option<(&[f32], usize)> {
+        match self {
+            Lowered::Direct(matrix) => matrix.rows(),
+            _ => None,
+        }
+    }
+
     fn columns(&self) -> Option<(&[f32], usize)> {
         match self {
             Lowered::Direct(matrix) => matrix.columns(),
@@ -356,6 +363,25 @@ impl Im2colPlan {
                 band(pitched.band_rows.min(oh)),
                 band(oh % pitched.band_rows.min(oh)),
             ]
+        });
+        // Scratch blocks only for what is packed at run time: NCHW's A is the prepacked
+        // weights, its B the padded copies read in place (where every band has its table)
+        // or the input (packed: pointwise, per-row lowering); NHWC's B is the prepacked
+        // weights, its A the input's rows in place (pointwise) or the lowering (packed).
+        let stepped = pitched.is_some_and(|pitched| {
+            let oh = shape.output_hw()[0];
+            !pitched_steps[0].is_empty()
+                && (oh % pitched.band_rows.min(oh) == 0 || !pitched_steps[1].is_empty())
+        });
+        let sgemm = sgemm.with_packing(match shape.layout() {
+            Layout::Nchw => Packing {
+                a: false,
+                b: !stepped,
+            },
+            Layout::Nhwc => Packing {
+                a: !pointwise,
+                b: false,
+            },
         });
         Im2colPlan {
             shape,

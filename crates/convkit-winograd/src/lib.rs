@@ -36,8 +36,8 @@ use convkit_core::{
     Layout, PlanRequest,
 };
 use convkit_gemm::{
-    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, PanelSource,
-    Sgemm, StridedMatrix,
+    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, Packing,
+    PanelSource, Sgemm, StridedMatrix,
 };
 use convkit_simd::transpose::{deinterleave8, interleave8};
 use convkit_simd::{F32Storage, VectorActivation};
@@ -253,7 +253,9 @@ impl Geometry {
         };
         let chunks = kg.div_ceil(chunk);
         let t = block[0] * block[1];
-        let sgemm = Sgemm::for_product(isa, [t, chunk, cg]);
+        // B, the transformed filters, is prepacked: only A is packed at run time.
+        let sgemm =
+            Sgemm::for_product(isa, [t, chunk, cg]).with_packing(Packing { a: true, b: false });
         Ok(Geometry {
             tile,
             lanes,
