@@ -677,7 +677,11 @@ impl Sgemm {
                             match job.c.columns {
                                 // SAFETY: the panels hold depth×MR and depth×NR values from
                                 // these offsets (packed_len rounds up to whole groups), or A's
-                                // rows hold the block's depth range in place; C's
+                                // rows hold the block's depth range in place; a B read in
+                                // place holds the block's steps `ldb` apart with whole
+                                // vectors up to the block's end (`reads_b_in_place`), a
+                                // stepped B whole vectors past each step's last column
+                                // (`PanelSource::stepped`'s contract); C's
                                 // tile at (ir, jr) of tile_rows × tile_cols lies inside the
                                 // job's C by `run`'s contract; biases are offset within their
                                 // lengths.

@@ -321,12 +321,13 @@ unsafe fn tile<
             std::array::from_fn(|i| a.add(i))
         };
         let a_step = if ROWS { 1 } else { MR };
-        let mut b_next = b;
+        // The next step's B (strided), or the base that the step table offsets (stepped).
+        let mut b_base = b;
         for p in 0..depth {
             let b = if STEPPED_B {
-                b_next.add(*b_steps.add(p) as usize)
+                b_base.add(*b_steps.add(p) as usize)
             } else {
-                b_next
+                b_base
             };
             let mut bv = [S::zero(); NV];
             for (j, v) in bv.iter_mut().enumerate() {
@@ -342,7 +343,7 @@ unsafe fn tile<
                 }
             }
             if !STEPPED_B {
-                b_next = b_next.add(ldb);
+                b_base = b_base.add(ldb);
             }
         }
 
