@@ -122,7 +122,8 @@ struct Pitched {
     halo: usize,
     /// `[s_h, s_w]`: phases per channel are `s_h·s_w`.
     stride: [usize; 2],
-    /// Output rows convolved at a time (`OH`: whole images).
+    /// Output rows convolved at a time: `OH` (whole images) when an image fits the budget,
+    /// else fewer (`≤ OH − 1`).
     band_rows: usize,
     /// Images convolved at a time (1 when banded).
     wave: usize,
@@ -237,10 +238,18 @@ struct Im2colPlan {
     /// With `pitched`: where tap `(ky, kx)` reads in a channel's phase planes, as (phase
     /// plane, offset within it): see [`PitchedLowering::taps`].
     pitched_taps: Vec<(usize, usize)>,
-    /// With `pitched`: the step tables of a band of `band_rows` output rows and of the last,
-    /// shorter band (see [`Pitched::steps`]; empty where there is none or it overflows).
-    pitched_steps: [Vec<u32>; 2],
+    /// With `pitched`, when every band's table fits `u32`: where each depth index's row
+    /// starts in a job's padded copies, which the GEMM then reads in place.
+    pitched_steps: Option<StepTables>,
     workers: usize,
+}
+
+/// A pitched plan's step tables (see [`Pitched::steps`]): for a band of `band_rows` output
+/// rows, and for the last, shorter band (empty when the bands divide the image).
+#[derive(Debug)]
+struct StepTables {
+    full: Vec<u32>,
+    last: Vec<u32>,
 }
 
 /// The lowered-input operand of one GEMM job.
@@ -350,33 +359,26 @@ impl Im2colPlan {
             })
             .collect();
         let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
-        let pitched_steps = pitched.map_or_else(Default::default, |pitched| {
+        let pitched_steps = pitched.and_then(|pitched| {
             let cg = shape.in_channels_per_group();
-            let band = |rows: usize| {
-                (rows > 0)
-                    .then(|| pitched.steps(&pitched_taps, cg, rows))
-                    .flatten()
-                    .unwrap_or_default()
-            };
-            let oh = shape.output_hw()[0];
-            [
-                band(pitched.band_rows.min(oh)),
-                band(oh % pitched.band_rows.min(oh)),
-            ]
+            // A last band shorter than the others has its own plane length.
+            let last = shape.output_hw()[0] % pitched.band_rows;
+            Some(StepTables {
+                full: pitched.steps(&pitched_taps, cg, pitched.band_rows)?,
+                last: match last {
+                    0 => Vec::new(),
+                    rows => pitched.steps(&pitched_taps, cg, rows)?,
+                },
+            })
         });
         // Scratch blocks only for what is packed at run time: NCHW's A is the prepacked
-        // weights, its B the padded copies read in place (where every band has its table)
-        // or the input (packed: pointwise, per-row lowering); NHWC's B is the prepacked
-        // weights, its A the input's rows in place (pointwise) or the lowering (packed).
-        let stepped = pitched.is_some_and(|pitched| {
-            let oh = shape.output_hw()[0];
-            !pitched_steps[0].is_empty()
-                && (oh % pitched.band_rows.min(oh) == 0 || !pitched_steps[1].is_empty())
-        });
+        // weights, its B the padded copies read in place (where the step tables fit) or the
+        // input (packed: pointwise, per-row lowering); NHWC's B is the prepacked weights, its
+        // A the input's rows in place (pointwise) or the lowering (packed).
         let sgemm = sgemm.with_packing(match shape.layout() {
             Layout::Nchw => Packing {
                 a: false,
-                b: !stepped,
+                b: pitched_steps.is_none(),
             },
             Layout::Nhwc => Packing {
                 a: !pointwise,
@@ -487,14 +489,16 @@ impl Im2colPlan {
                 if let Some(pitched) = self.pitched {
                     let job = (n - wave_first) * shape.groups() + g;
                     let len = pitched.group_len(cg, band_rows);
-                    let steps = if band_rows == pitched.band_rows.min(shape.output_hw()[0]) {
-                        &self.pitched_steps[0]
-                    } else {
-                        &self.pitched_steps[1]
-                    };
+                    let steps = self.pitched_steps.as_ref().map(|tables| {
+                        if band_rows == pitched.band_rows {
+                            &tables.full[..]
+                        } else {
+                            &tables.last[..]
+                        }
+                    });
                     Lowered::Pitched(PitchedLowering {
                         padded: &padded[job * len..(job + 1) * len],
-                        stepped: (!steps.is_empty()).then(|| (&padded[job * len..], &steps[..])),
+                        stepped: steps.map(|steps| (&padded[job * len..], steps)),
                         plane_len: pitched.plane_len(band_rows),
                         phases: pitched.stride[0] * pitched.stride[1],
                         taps: &self.pitched_taps,

@@ -242,56 +242,47 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// `LANES` rows of `len` distinct values, interleaved by `interleave` at `stride` from
+    /// `offset` and checked against the definition; the rows and the destination returned.
+    fn check_interleave<const LANES: usize>(
+        len: usize,
+        (stride, offset): (usize, usize),
+        interleave: fn([&[f32]; LANES], &mut [f32], usize, usize),
+    ) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let rows: Vec<Vec<f32>> = (0..LANES)
+            .map(|lane| (0..len).map(|p| (lane * 100 + p) as f32).collect())
+            .collect();
+        let mut dst = vec![f32::NAN; len * stride + LANES];
+        interleave(
+            std::array::from_fn(|i| rows[i].as_slice()),
+            &mut dst,
+            stride,
+            offset,
+        );
+        for p in 0..len {
+            for (lane, row) in rows.iter().enumerate() {
+                assert_eq!(dst[p * stride + offset + lane], row[p], "p {p} lane {lane}");
+            }
+        }
+        (rows, dst)
+    }
+
     #[test]
     fn interleave16_matches_the_definition_for_every_length() {
         for len in 0..40 {
-            let rows: Vec<Vec<f32>> = (0..16)
-                .map(|lane| (0..len).map(|p| (lane * 100 + p) as f32).collect())
-                .collect();
-            let stride = 37;
-            let mut dst = vec![f32::NAN; len * stride + 16];
-            interleave16(
-                std::array::from_fn(|i| rows[i].as_slice()),
-                &mut dst,
-                stride,
-                5,
-            );
-            for p in 0..len {
-                for lane in 0..16 {
-                    assert_eq!(
-                        dst[p * stride + 5 + lane],
-                        rows[lane][p],
-                        "p {p} lane {lane}"
-                    );
-                }
-            }
+            check_interleave::<16>(len, (37, 5), interleave16);
         }
     }
 
     #[test]
     fn interleave_and_deinterleave_are_inverse_for_every_length() {
         for len in 0..27 {
-            let rows: Vec<Vec<f32>> = (0..8)
-                .map(|lane| (0..len).map(|p| (lane * 100 + p) as f32).collect())
-                .collect();
-            let stride = 19;
-            let mut dst = vec![f32::NAN; len * stride + 8];
-            interleave8(
-                std::array::from_fn(|i| rows[i].as_slice()),
-                &mut dst,
-                stride,
-                3,
-            );
-            for p in 0..len {
-                for lane in 0..8 {
-                    assert_eq!(dst[p * stride + 3 + lane], rows[lane][p]);
-                }
-            }
+            let (rows, dst) = check_interleave::<8>(len, (19, 3), interleave8);
             let mut back = vec![vec![f32::NAN; len]; 8];
             let [r0, r1, r2, r3, r4, r5, r6, r7] = back.as_mut_slice() else {
                 unreachable!()
             };
-            deinterleave8(&dst, stride, 3, [r0, r1, r2, r3, r4, r5, r6, r7]);
+            deinterleave8(&dst, 19, 3, [r0, r1, r2, r3, r4, r5, r6, r7]);
             assert_eq!(back, rows);
         }
     }
