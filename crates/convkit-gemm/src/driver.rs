@@ -23,8 +23,8 @@
 //! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
 //! no core idles at the end.
 
-use crate::kernel::{BAccess, KernelShape, MicroKernel, TileEpilogue};
-use crate::panel::{PanelSource, StridedMatrix, packed_len};
+use crate::kernel::{AAccess, AOperand, BAccess, KernelShape, MicroKernel, TileEpilogue};
+use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
 use convkit_simd::VectorActivation;
 use rayon::prelude::*;
@@ -68,6 +68,9 @@ pub enum Columns {
         /// Columns kept per line (`1..=pitch`).
         valid: usize,
     },
+    /// C is stored transposed: element `(i, j)` at `ptr + j·ldc + i` (an NCHW output computed
+    /// with the pixels as the rows of C).
+    Transposed,
 }
 
 /// Where a job's C lives: `m` rows at row stride `ldc` from `ptr`, columns laid out as
@@ -592,11 +595,14 @@ impl Sgemm {
             mr,
             nr,
             store_pitched,
+            store_transposed,
             ..
         } = self.shape;
         // A read in place where its rows are contiguous (no packing: the standalone SGEMM's
-        // row-major A), else a prepacked panel, else packed here block by block.
+        // row-major A) or at tables of offsets, else a prepacked panel, else packed here
+        // block by block.
         let a_rows = job.a.rows();
+        let a_stepped = job.a.stepped_rows();
         let Blocking { kc, mc, nc } = self.blocking;
         let (a_scratch, rest) = scratch.split_at_mut(self.a_block_len());
         let (tile_scratch, rest) = rest.split_at_mut(mr * nr);
@@ -614,7 +620,10 @@ impl Sgemm {
                     .b
                     .columns()
                     .filter(|&(_, ldb)| self.reads_b_in_place(job.m, cols.len(), ldb));
-                let stepped = job.b.stepped().filter(|_| a_rows.is_none());
+                let stepped = job
+                    .b
+                    .stepped()
+                    .filter(|_| a_rows.is_none() && a_stepped.is_none());
                 let b_block = match (job.b.prepacked(cols.clone(), depth.clone(), nr), in_place) {
                     (Some(panel), _) => BBlock::Panel {
                         data: panel,
@@ -640,10 +649,12 @@ impl Sgemm {
                 };
                 for ic in (task.rows.0..m_end).step_by(mc) {
                     let rows = ic..(ic + mc).min(m_end);
-                    let a_block = match (job.a.prepacked(rows.clone(), depth.clone(), mr), a_rows) {
-                        (Some(panel), _) => ABlock::Packed(panel),
-                        (None, Some((data, lda))) => ABlock::Rows { data, lda },
-                        (None, None) => {
+                    let prepacked = job.a.prepacked(rows.clone(), depth.clone(), mr);
+                    let a_block = match (prepacked, a_rows, a_stepped) {
+                        (Some(panel), _, _) => ABlock::Packed(panel),
+                        (None, Some((data, lda)), _) => ABlock::Rows { data, lda },
+                        (None, None, Some(stepped)) => ABlock::Stepped(stepped),
+                        (None, None, None) => {
                             job.a.pack(rows.clone(), depth.clone(), mr, a_scratch);
                             ABlock::Packed(a_scratch)
                         }
@@ -668,7 +679,7 @@ impl Sgemm {
                             let epilogue = tile_epilogue(ir, jr);
                             let (tile_rows, tile_cols) =
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
-                            let (kernel, a, lda) = a_block.operand(
+                            let (kernel, a) = a_block.operand(
                                 &self.shape,
                                 (tile_cols, b_access),
                                 (ir, ir - rows.start),
@@ -689,7 +700,6 @@ impl Sgemm {
                                     kernel(
                                         depth.len(),
                                         a,
-                                        lda,
                                         b_micro,
                                         ldb,
                                         b_steps,
@@ -712,7 +722,6 @@ impl Sgemm {
                                     kernel(
                                         depth.len(),
                                         a,
-                                        lda,
                                         b_micro,
                                         ldb,
                                         b_steps,
@@ -730,6 +739,38 @@ impl Sgemm {
                                         tile_rows,
                                         (jr, tile_cols),
                                         (pitch, valid),
+                                        &epilogue,
+                                    )
+                                },
+                                // SAFETY: as above for the panels; the tile is parked in the
+                                // worker's MR×NR buffer, then every element (i, j)
+                                // is stored at `(jr + j)·ldc + ir + i`, inside the job's C by
+                                // `run`'s contract.
+                                Columns::Transposed => unsafe {
+                                    let parked = TileEpilogue {
+                                        accumulate: false,
+                                        finish: false,
+                                        ..epilogue
+                                    };
+                                    kernel(
+                                        depth.len(),
+                                        a,
+                                        b_micro,
+                                        ldb,
+                                        b_steps,
+                                        tile_scratch.as_mut_ptr(),
+                                        nr,
+                                        tile_rows,
+                                        tile_cols,
+                                        &parked,
+                                    );
+                                    store_transposed(
+                                        tile_scratch.as_ptr(),
+                                        nr,
+                                        job.c.ptr.add(jr * job.c.ldc + ir),
+                                        job.c.ldc,
+                                        tile_rows,
+                                        tile_cols,
                                         &epilogue,
                                     )
                                 },
@@ -794,30 +835,43 @@ enum ABlock<'a> {
     Packed(&'a [f32]),
     /// The source's rows in place: element `(i, p)` at `data[i·lda + p]`.
     Rows { data: &'a [f32], lda: usize },
+    /// The source in place at tables of offsets (the whole job's rows and depth).
+    Stepped(SteppedRows<'a>),
 }
 
 impl ABlock<'_> {
     /// The microkernel for a tile `cols` wide whose A rows start at source row `row` (the
-    /// block's row `offset`) and whose B is read as `b`, with its A pointer and row stride
-    /// over `depth`.
+    /// block's row `offset`) and whose B is read as `b`, with its A operand over `depth`.
     fn operand(
         &self,
         shape: &KernelShape,
         (cols, b): (usize, BAccess),
         (row, offset): (usize, usize),
         depth: &std::ops::Range<usize>,
-    ) -> (MicroKernel, *const f32, usize) {
+    ) -> (MicroKernel, AOperand) {
         let kernels = shape.kernels_for(cols);
+        let operand = |ptr: *const f32, lda| AOperand {
+            ptr,
+            lda,
+            steps: std::ptr::null(),
+            row_offsets: std::ptr::null(),
+        };
         match *self {
             ABlock::Packed(panel) => (
-                kernels.select(false, b),
-                panel[offset * depth.len()..].as_ptr(),
-                shape.mr,
+                kernels.select(AAccess::Packed, b),
+                operand(panel[offset * depth.len()..].as_ptr(), shape.mr),
             ),
             ABlock::Rows { data, lda } => (
-                kernels.select(true, b),
-                data[row * lda + depth.start..].as_ptr(),
-                lda,
+                kernels.select(AAccess::Rows, b),
+                operand(data[row * lda + depth.start..].as_ptr(), lda),
+            ),
+            ABlock::Stepped(SteppedRows { data, outer, steps }) => (
+                kernels.select(AAccess::Stepped, b),
+                AOperand {
+                    steps: steps[depth.start..].as_ptr(),
+                    row_offsets: outer[row..].as_ptr(),
+                    ..operand(data.as_ptr(), 0)
+                },
             ),
         }
     }

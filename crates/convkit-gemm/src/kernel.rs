@@ -53,21 +53,36 @@ pub(crate) struct TileEpilogue {
     pub activation: VectorActivation,
 }
 
+/// Where a microkernel reads its A values (the fields its entry point does not use are
+/// ignored).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AOperand {
+    /// The packed panel, the first row (rows kernels) or the base that the tables offset
+    /// (stepped kernels).
+    pub ptr: *const f32,
+    /// Rows kernels: the distance between rows.
+    pub lda: usize,
+    /// Stepped kernels: per depth step, its offset from `ptr`.
+    pub steps: *const u32,
+    /// Stepped kernels: per tile row, its offset from `ptr`.
+    pub row_offsets: *const u32,
+}
+
 /// A microkernel entry point.
 ///
 /// # Safety
-/// The CPU has the kernel's path. `b` holds `depth` steps `ldb` elements apart (stepped
+/// The CPU has the kernel's path. `b` holds `depth` steps `ldb` elements apart (stepped-B
 /// kernels: step `p` at `b + b_steps[p]`, `ldb` unused), each of the kernel's vectors (NR
-/// columns, or `v` vectors for a narrow kernel) readable; `a` holds
-/// `depth·MR` packed values (packed kernels, which ignore `lda`), or `rows` rows of `depth`
-/// values at stride `lda` (rows kernels: tile row `i` at `a + i·lda`, rows past `rows` read
-/// row `rows − 1`, whose products are never stored); `c` is writable for `rows ≤ MR` rows of
-/// `cols ≤ NR` values at row stride `ldc`; bias pointers (when not null) are readable for
-/// `rows` and `cols` values.
+/// columns, or `v` vectors for a narrow kernel) readable; `a.ptr` holds `depth·MR` packed
+/// values (packed kernels), or `rows` rows of `depth` values at stride `a.lda` (rows
+/// kernels: tile row `i` at `a.ptr + i·lda`), or tile row `i`'s value of step `p` at
+/// `a.ptr + a.row_offsets[i] + a.steps[p]` (stepped-A kernels: `rows` offsets and `depth`
+/// steps readable); rows past `rows` read row `rows − 1`, whose products are never stored;
+/// `c` is writable for `rows ≤ MR` rows of `cols ≤ NR` values at row stride `ldc`; bias
+/// pointers (when not null) are readable for `rows` and `cols` values.
 pub(crate) type MicroKernel = unsafe fn(
     depth: usize,
-    a: *const f32,
-    lda: usize,
+    a: AOperand,
     b: *const f32,
     ldb: usize,
     b_steps: *const u32,
@@ -96,8 +111,32 @@ pub(crate) type PitchedStore = unsafe fn(
     epilogue: &TileEpilogue,
 );
 
-/// The entry points of one tile: A from packed panels, or from its rows in place; B packed
-/// into the worker's scratch (in cache), or streamed from a prepacked operand in memory.
+/// Stores a finished register tile (parked in a small buffer) into a C stored transposed
+/// (see `Columns::Transposed`), with accumulation, biases and activation.
+///
+/// # Safety
+/// The CPU has the kernel's path. `tile` holds `rows` rows of `cols` values at stride
+/// `tile_ld`; C element `(i, j)` at `c + j·ldc + i` is writable for every
+/// `i < rows`, `j < cols`; the biases (when not null) hold `rows` and `cols` values.
+pub(crate) type TransposedStore = unsafe fn(
+    tile: *const f32,
+    tile_ld: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    epilogue: &TileEpilogue,
+);
+
+/// Most rows of a tile that reads A at tables of offsets efficiently: each row keeps its own
+/// pointer in a general register, and with eight (plus B's pointer, the step table and the
+/// loop counter) LLVM ran out of them and kept the accumulators in memory (the 8x48 tile ran
+/// resnet_3x3_64 at a third of the peak; 7x48 keeps everything in registers).
+pub const MAX_STEPPED_A_ROWS: usize = 7;
+
+/// The entry points of one tile: A from packed panels, from its rows in place, or in place at
+/// tables of offsets; B packed into the worker's scratch (in cache), streamed from a
+/// prepacked operand in memory, or read in place at a table of offsets.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Kernels {
     pub packed: MicroKernel,
@@ -106,6 +145,21 @@ pub(crate) struct Kernels {
     pub rows_streaming_b: MicroKernel,
     /// A packed; B read in place at a table of step offsets.
     pub packed_stepped_b: MicroKernel,
+    /// A read in place at tables of row and step offsets; B strided.
+    pub stepped_a: MicroKernel,
+    /// A read in place at tables of row and step offsets; B streamed.
+    pub stepped_a_streaming_b: MicroKernel,
+}
+
+/// How a microkernel reads A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AAccess {
+    /// A packed panel (MR values per depth step).
+    Packed,
+    /// The source's rows in place (depth contiguous).
+    Rows,
+    /// In place at tables of row and step offsets.
+    Stepped,
 }
 
 /// How a microkernel reads B.
@@ -120,18 +174,24 @@ pub(crate) enum BAccess {
 }
 
 impl Kernels {
-    /// The entry point for A read as `rows` (else packed) and B read as `b`; a stepped B
-    /// takes a packed A.
-    pub fn select(&self, rows: bool, b: BAccess) -> MicroKernel {
-        match (rows, b) {
-            (false, BAccess::Strided) => self.packed,
-            (true, BAccess::Strided) => self.rows,
-            (false, BAccess::Streamed) => self.packed_streaming_b,
-            (true, BAccess::Streamed) => self.rows_streaming_b,
+    /// The entry point for A read as `a` and B read as `b`; a stepped B takes a packed A.
+    pub fn select(&self, a: AAccess, b: BAccess) -> MicroKernel {
+        match (a, b) {
+            (AAccess::Packed, BAccess::Strided) => self.packed,
+            (AAccess::Rows, BAccess::Strided) => self.rows,
+            (AAccess::Stepped, BAccess::Strided) => self.stepped_a,
+            (AAccess::Packed, BAccess::Streamed) => self.packed_streaming_b,
+            (AAccess::Rows, BAccess::Streamed) => self.rows_streaming_b,
+            (AAccess::Stepped, BAccess::Streamed) => self.stepped_a_streaming_b,
             (_, BAccess::Stepped) => self.packed_stepped_b,
         }
     }
 }
+
+/// `tile`'s A modes (a const parameter): packed panel, rows in place, stepped in place.
+const A_PACKED: u8 = 0;
+const A_ROWS: u8 = 1;
+const A_STEPPED: u8 = 2;
 
 /// Depth steps ahead of the loads that a streaming-B kernel prefetches its B panel (the
 /// panels of a prepacked B follow each other, so the last steps of a tile fetch the next
@@ -157,6 +217,7 @@ pub struct KernelShape {
     /// tiles' last columns, without the multiply-adds of the zero columns past them.
     pub(crate) narrow: &'static [Kernels],
     pub(crate) store_pitched: PitchedStore,
+    pub(crate) store_transposed: TransposedStore,
 }
 
 impl KernelShape {
@@ -168,11 +229,21 @@ impl KernelShape {
                 KernelShape::for_isa(isa),
                 KernelShape {
                     isa,
+                    mr: 7,
+                    nr: 48,
+                    full: x86::AVX512_7X48,
+                    narrow: &x86::AVX512_7X48_NARROW,
+                    store_pitched: x86::store_pitched_avx512,
+                    store_transposed: x86::store_transposed_avx512,
+                },
+                KernelShape {
+                    isa,
                     mr: 12,
                     nr: 32,
                     full: x86::AVX512_12X32,
                     narrow: &x86::AVX512_12X32_NARROW,
                     store_pitched: x86::store_pitched_avx512,
+                    store_transposed: x86::store_transposed_avx512,
                 },
                 KernelShape {
                     isa,
@@ -181,6 +252,7 @@ impl KernelShape {
                     full: x86::AVX512_16X16,
                     narrow: &[],
                     store_pitched: x86::store_pitched_avx512,
+                    store_transposed: x86::store_transposed_avx512,
                 },
             ],
             _ => vec![KernelShape::for_isa(isa)],
@@ -192,10 +264,10 @@ impl KernelShape {
         if self.isa == Isa::Avx512 { 16 } else { 8 }
     }
 
-    /// Loads per fused multiply-add of the tile's inner loop: `(NV + MR) / (MR·NV)`. Narrow
-    /// tiles spend more of their issue slots on loads.
-    fn loads_per_fma(&self) -> f64 {
-        let vectors = (self.nr / self.lanes()) as f64;
+    /// Loads per fused multiply-add of the tile's inner loop on `vectors` vectors of B:
+    /// `(NV + MR) / (MR·NV)`. Narrow tiles spend more of their issue slots on loads.
+    fn loads_per_fma(&self, vectors: usize) -> f64 {
+        let vectors = vectors as f64;
         (vectors + self.mr as f64) / (self.mr as f64 * vectors)
     }
 
@@ -216,28 +288,47 @@ impl KernelShape {
     /// weighted by `1 + loads per FMA / 2`, a crude charge for load pressure that keeps the
     /// 8x48 tile unless a narrower one saves real work.
     pub fn for_product(isa: Isa, m: usize, n: usize) -> KernelShape {
-        let cost = |shape: &KernelShape| {
-            // In f64: the padded product of two huge dimensions may not fit a usize.
-            let rows = (m.div_ceil(shape.mr) * shape.mr) as f64;
-            let edge_unit = if shape.narrow.is_empty() {
-                shape.nr
-            } else {
-                shape.lanes()
-            };
-            let columns =
-                (n / shape.nr * shape.nr + (n % shape.nr).next_multiple_of(edge_unit)) as f64;
-            rows * columns * (1.0 + shape.loads_per_fma() / 2.0)
-        };
+        KernelShape::best_of(isa, m, n, usize::MAX)
+    }
+
+    /// [`KernelShape::for_product`] among the tiles of at most [`MAX_STEPPED_A_ROWS`] rows,
+    /// for an A read at tables of offsets (`PanelSource::stepped_rows`).
+    pub fn for_stepped_rows(isa: Isa, m: usize, n: usize) -> KernelShape {
+        KernelShape::best_of(isa, m, n, MAX_STEPPED_A_ROWS)
+    }
+
+    fn best_of(isa: Isa, m: usize, n: usize, max_rows: usize) -> KernelShape {
         KernelShape::candidates(isa)
             .into_iter()
+            .filter(|shape| shape.mr <= max_rows)
             .reduce(|best, next| {
-                if cost(&next) < cost(&best) {
+                if next.estimated_cost(m, n) < best.estimated_cost(m, n) {
                     next
                 } else {
                     best
                 }
             })
             .unwrap_or_else(|| KernelShape::for_isa(isa))
+    }
+
+    /// The estimate [`KernelShape::for_product`] compares, per unit of depth: multiply-adds
+    /// of the tiles covering `m × n` (the last column of tiles narrow where the tile has
+    /// narrow kernels), each weighted by `1 + loads per FMA / 2`.
+    pub fn estimated_cost(&self, m: usize, n: usize) -> f64 {
+        // In f64: the padded product of two huge dimensions may not fit a usize.
+        let rows = (m.div_ceil(self.mr) * self.mr) as f64;
+        let weight = |vectors| 1.0 + self.loads_per_fma(vectors) / 2.0;
+        let full_vectors = self.nr / self.lanes();
+        let full = (n / self.nr * self.nr) as f64 * weight(full_vectors);
+        let edge = match n % self.nr {
+            0 => 0.0,
+            _ if self.narrow.is_empty() => self.nr as f64 * weight(full_vectors),
+            rest => {
+                let vectors = rest.div_ceil(self.lanes());
+                (vectors * self.lanes()) as f64 * weight(vectors)
+            }
+        };
+        rows * (full + edge)
     }
 
     /// The widest microkernel of `isa` (which must be available on this CPU).
@@ -251,6 +342,7 @@ impl KernelShape {
                 full: x86::AVX512_8X48,
                 narrow: &x86::AVX512_8X48_NARROW,
                 store_pitched: x86::store_pitched_avx512,
+                store_transposed: x86::store_transposed_avx512,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => KernelShape {
@@ -260,6 +352,7 @@ impl KernelShape {
                 full: x86::AVX2_6X16,
                 narrow: &x86::AVX2_6X16_NARROW,
                 store_pitched: x86::store_pitched_avx2,
+                store_transposed: x86::store_transposed_avx2,
             },
             _ => KernelShape {
                 isa: Isa::Scalar,
@@ -268,6 +361,7 @@ impl KernelShape {
                 full: portable_4x8::KERNELS,
                 narrow: &[],
                 store_pitched: store_pitched_portable,
+                store_transposed: store_transposed_portable,
             },
         }
     }
@@ -292,13 +386,12 @@ unsafe fn tile<
     S: Simd,
     const MR: usize,
     const NV: usize,
-    const ROWS: bool,
+    const A: u8,
     const STREAMING_B: bool,
     const STEPPED_B: bool,
 >(
     depth: usize,
-    a: *const f32,
-    lda: usize,
+    (a, lda, a_steps, a_row_offsets): (*const f32, usize, *const u32, *const u32),
     b: *const f32,
     ldb: usize,
     b_steps: *const u32,
@@ -313,14 +406,17 @@ unsafe fn tile<
     // hold `depth` steps of MR and NR values, C holds `rows × cols` at stride `ldc`.
     unsafe {
         let mut acc = [[S::zero(); NV]; MR];
-        // Where tile row `i` reads its A value of a depth step, and how far A moves per step:
-        // a packed panel holds the step's MR values together; unpacked rows are `lda` apart.
-        let a_rows: [*const f32; MR] = if ROWS {
-            std::array::from_fn(|i| a.add(i.min(rows - 1) * lda))
-        } else {
-            std::array::from_fn(|i| a.add(i))
+        // Where tile row `i` reads its A value of depth step `p`: a packed panel holds the
+        // step's MR values together; rows in place are `lda` apart with their steps
+        // contiguous; stepped rows start at their offsets and move by the step table.
+        let a_rows: [*const f32; MR] = match A {
+            A_ROWS => std::array::from_fn(|i| a.add(i.min(rows - 1) * lda)),
+            A_STEPPED => {
+                std::array::from_fn(|i| a.add(*a_row_offsets.add(i.min(rows - 1)) as usize))
+            }
+            _ => std::array::from_fn(|i| a.add(i)),
         };
-        let a_step = if ROWS { 1 } else { MR };
+        let a_stride = if A == A_ROWS { 1 } else { MR };
         // The next step's B (strided), or the base that the step table offsets (stepped).
         let mut b_base = b;
         for p in 0..depth {
@@ -336,8 +432,13 @@ unsafe fn tile<
                     prefetch_l1(b.wrapping_add(B_PREFETCH_STEPS * ldb + j * lanes));
                 }
             }
+            let a_step = if A == A_STEPPED {
+                *a_steps.add(p) as usize
+            } else {
+                p * a_stride
+            };
             for (row, &a_row) in acc.iter_mut().zip(&a_rows) {
-                let av = S::splat(*a_row.add(p * a_step));
+                let av = S::splat(*a_row.add(a_step));
                 for (sum, &bj) in row.iter_mut().zip(&bv) {
                     *sum = S::mul_add(av, bj, *sum);
                 }
@@ -349,11 +450,14 @@ unsafe fn tile<
 
         // A whole tile takes the store with constant bounds, which keeps it in registers
         // (with the runtime bounds of an edge tile the tile is spilled: at depth 64, a tile in
-        // L1 ran at 91 % of peak through that store and 98 % through this one).
+        // L1 ran at 91 % of peak through that store and 98 % through this one). The edge
+        // store gets a copy: were the accumulators themselves indexed at run time, LLVM could
+        // keep them in memory and store them on every depth step (the 8x48 tile did).
         if rows == MR && cols == NV * lanes {
             store_tile::<S, MR, NV, true>(&acc, c, ldc, (MR, NV * lanes), epilogue);
         } else {
-            store_tile::<S, MR, NV, false>(&acc, c, ldc, (rows, cols), epilogue);
+            let edge = acc;
+            store_tile::<S, MR, NV, false>(&edge, c, ldc, (rows, cols), epilogue);
         }
     }
 }
@@ -506,9 +610,75 @@ unsafe fn store_pitched<S: Simd>(
     }
 }
 
-/// Defines a module `$module` holding the five [`MicroKernel`] entry points of
-/// `tile::<$simd, $mr, $nv, ..>` (A packed or rows × B packed or streaming, and A packed with
-/// B stepped) compiled
+/// The transposed store, generic over the path: tile element `(i, j)` lands at `c + j·ldc +
+/// i`. Up to eight tile rows of one vector of columns are finished as vectors and stored
+/// through the path's in-register transpose ([`Simd::store_transposed`]: whole runs of
+/// pixels per channel); the values a later depth block adds to are gathered one by one.
+///
+/// # Safety
+/// As [`TransposedStore`].
+#[inline(always)]
+unsafe fn store_transposed<S: Simd>(
+    tile: *const f32,
+    tile_ld: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    epilogue: &TileEpilogue,
+) {
+    /// Rows per transposed store.
+    const BLOCK_ROWS: usize = 8;
+    let lanes = S::LANES;
+    // SAFETY: the caller guarantees the path, the tile buffer, every C element `(i, j)` and
+    // the biases; partial accesses touch only their first `channels` lanes, and the
+    // gathered values are read from `channels ≤ LANES ≤ 16` C elements.
+    unsafe {
+        for first_col in (0..cols).step_by(lanes) {
+            let channels = lanes.min(cols - first_col);
+            let load = |ptr: *const f32| {
+                if channels == lanes {
+                    S::load(ptr)
+                } else {
+                    S::load_partial(ptr, channels)
+                }
+            };
+            let col_bias = (epilogue.finish && !epilogue.col_bias.is_null())
+                .then(|| load(epilogue.col_bias.add(first_col)));
+            let c_block = c.add(first_col * ldc);
+            for first_row in (0..rows).step_by(BLOCK_ROWS) {
+                let count = BLOCK_ROWS.min(rows - first_row);
+                let mut vectors = [S::zero(); BLOCK_ROWS];
+                for (r, vector) in vectors[..count].iter_mut().enumerate() {
+                    let i = first_row + r;
+                    let mut value = load(tile.add(i * tile_ld + first_col));
+                    if epilogue.accumulate {
+                        let mut old = [0.0f32; 16];
+                        for (k, slot) in old[..channels].iter_mut().enumerate() {
+                            *slot = *c_block.add(k * ldc + i);
+                        }
+                        value = S::add(value, load(old.as_ptr()));
+                    }
+                    if epilogue.finish {
+                        if !epilogue.row_bias.is_null() {
+                            value = S::add(value, S::splat(*epilogue.row_bias.add(i)));
+                        }
+                        if let Some(bias) = col_bias {
+                            value = S::add(value, bias);
+                        }
+                        value = epilogue.activation.apply::<S>(value);
+                    }
+                    *vector = value;
+                }
+                S::store_transposed(&vectors[..count], c_block.add(first_row), ldc, channels);
+            }
+        }
+    }
+}
+
+/// Defines a module `$module` holding the seven [`MicroKernel`] entry points of
+/// `tile::<$simd, $mr, $nv, ..>` (A packed, rows or stepped × B packed or streaming, and A
+/// packed with B stepped) compiled
 /// with the `$attr` target features (none for the portable path), and their [`Kernels`] as
 /// `$module::KERNELS`.
 macro_rules! microkernels {
@@ -516,11 +686,13 @@ macro_rules! microkernels {
         mod $module {
             use super::*;
 
-            microkernels!(@entry $(#[$attr])* packed, false, false, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* rows, true, false, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* packed_streaming_b, false, true, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* rows_streaming_b, true, true, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* packed_stepped_b, false, false, true, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed, A_PACKED, false, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* rows, A_ROWS, false, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* stepped_a, A_STEPPED, false, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed_streaming_b, A_PACKED, true, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* rows_streaming_b, A_ROWS, true, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* stepped_a_streaming_b, A_STEPPED, true, false, $simd, $mr, $nv);
+            microkernels!(@entry $(#[$attr])* packed_stepped_b, A_PACKED, false, true, $simd, $mr, $nv);
 
             pub(crate) const KERNELS: Kernels = Kernels {
                 packed,
@@ -528,18 +700,19 @@ macro_rules! microkernels {
                 packed_streaming_b,
                 rows_streaming_b,
                 packed_stepped_b,
+                stepped_a,
+                stepped_a_streaming_b,
             };
         }
     };
-    (@entry $(#[$attr:meta])* $name:ident, $rows:literal, $streaming:literal, $stepped:literal, $simd:ty, $mr:literal, $nv:literal) => {
+    (@entry $(#[$attr:meta])* $name:ident, $a:ident, $streaming:literal, $stepped:literal, $simd:ty, $mr:literal, $nv:literal) => {
         /// # Safety
         /// As [`MicroKernel`](crate::kernel::MicroKernel); the CPU has this kernel's path.
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
             depth: usize,
-            a: *const f32,
-            lda: usize,
+            a: AOperand,
             b: *const f32,
             ldb: usize,
             b_steps: *const u32,
@@ -551,10 +724,32 @@ macro_rules! microkernels {
         ) {
             // SAFETY: forwarded contract; the path's features are enabled for this function.
             unsafe {
-                tile::<$simd, $mr, $nv, $rows, $streaming, $stepped>(
-                    depth, a, lda, b, ldb, b_steps, c, ldc, rows, cols, epilogue,
+                let AOperand { ptr, lda, steps, row_offsets } = a;
+                tile::<$simd, $mr, $nv, $a, $streaming, $stepped>(
+                    depth, (ptr, lda, steps, row_offsets), b, ldb, b_steps, c, ldc, rows, cols, epilogue,
                 )
             }
+        }
+    };
+}
+
+/// Defines a [`TransposedStore`] entry point for `$simd`, compiled with `$features`.
+macro_rules! transposed_store {
+    ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty) => {
+        /// # Safety
+        /// As [`TransposedStore`](crate::kernel::TransposedStore); the CPU has this path.
+        $(#[$attr])*
+        $vis unsafe fn $name(
+            tile: *const f32,
+            tile_ld: usize,
+            c: *mut f32,
+            ldc: usize,
+            rows: usize,
+            cols: usize,
+            epilogue: &TileEpilogue,
+        ) {
+            // SAFETY: forwarded contract; the path's features are enabled for this function.
+            unsafe { store_transposed::<$simd>(tile, tile_ld, c, ldc, rows, cols, epilogue) }
         }
     };
 }
@@ -584,10 +779,14 @@ macro_rules! pitched_store {
 
 microkernels!(portable_4x8, Portable, 4, 1);
 pitched_store!(store_pitched_portable, Portable);
+transposed_store!(store_transposed_portable, Portable);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Kernels, TileEpilogue, store_pitched, tile};
+    use super::{
+        A_PACKED, A_ROWS, A_STEPPED, AOperand, Kernels, TileEpilogue, store_pitched,
+        store_transposed, tile,
+    };
     use convkit_simd::{Avx2, Avx512};
 
     /// Defines a tile's entry points on AVX2 (`avx2`) or AVX-512 (`avx512`), `$mr` rows ×
@@ -618,6 +817,9 @@ mod x86 {
     x86_kernels!(AVX2_6X16: avx2 avx2_6x16, 6, 2);
     x86_kernels!(AVX2_6X8: avx2 avx2_6x8, 6, 1);
     x86_kernels!(AVX512_8X48: avx512 avx512_8x48, 8, 3);
+    x86_kernels!(AVX512_7X48: avx512 avx512_7x48, 7, 3);
+    x86_kernels!(AVX512_7X16: avx512 avx512_7x16, 7, 1);
+    x86_kernels!(AVX512_7X32: avx512 avx512_7x32, 7, 2);
     x86_kernels!(AVX512_8X16: avx512 avx512_8x16, 8, 1);
     x86_kernels!(AVX512_8X32: avx512 avx512_8x32, 8, 2);
     x86_kernels!(AVX512_12X32: avx512 avx512_12x32, 12, 2);
@@ -627,10 +829,19 @@ mod x86 {
     pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [AVX2_6X8];
     pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16, AVX512_8X32];
     pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [AVX512_12X16];
+    pub(super) const AVX512_7X48_NARROW: [Kernels; 2] = [AVX512_7X16, AVX512_7X32];
 
     pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
     pitched_store!(
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
         pub(super) store_pitched_avx512, Avx512
+    );
+    transposed_store!(
+        #[target_feature(enable = "avx2,fma")]
+        pub(super) store_transposed_avx2, Avx2
+    );
+    transposed_store!(
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        pub(super) store_transposed_avx512, Avx512
     );
 }

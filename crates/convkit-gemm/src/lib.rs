@@ -14,5 +14,5 @@ mod kernel;
 mod panel;
 
 pub use driver::{Blocking, Columns, Epilogue, GemmJob, GemmJobs, OutputTile, Packing, Sgemm};
-pub use kernel::KernelShape;
-pub use panel::{PackedPanels, PanelSource, StridedMatrix, packed_len};
+pub use kernel::{KernelShape, MAX_STEPPED_A_ROWS};
+pub use panel::{PackedPanels, PanelSource, SteppedRows, StridedMatrix, packed_len};

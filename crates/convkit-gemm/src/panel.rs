@@ -43,6 +43,24 @@ pub trait PanelSource: Sync {
     fn stepped(&self) -> Option<(&[f32], &[u32])> {
         None
     }
+
+    /// The source read in place at tables of offsets as A, when neither its outer nor its
+    /// depth indices are evenly spaced: element `(i, p)` at `data[outer[i] + steps[p]]`, every
+    /// such index inside `data`.
+    fn stepped_rows(&self) -> Option<SteppedRows<'_>> {
+        None
+    }
+}
+
+/// A source read in place at tables of offsets (see [`PanelSource::stepped_rows`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SteppedRows<'a> {
+    /// The values.
+    pub data: &'a [f32],
+    /// Per outer index, its offset into `data`.
+    pub outer: &'a [u32],
+    /// Per depth index, its offset added to the outer one.
+    pub steps: &'a [u32],
 }
 
 /// A plain matrix given by its strides: element `(outer, depth)` at

@@ -374,3 +374,118 @@ fn jobs_of_different_shapes_share_one_run() {
         }
     }
 }
+
+/// An A read in place at tables of offsets: row `i` of depth `p` at `data[outer[i] +
+/// steps[p]]`, rows and depth both unevenly spaced (as pixels of a padded image).
+struct ScatteredRows {
+    data: Vec<f32>,
+    outer: Vec<u32>,
+    steps: Vec<u32>,
+}
+
+impl ScatteredRows {
+    fn new(m: usize, k: usize) -> ScatteredRows {
+        // Rows in runs of 5 with gaps of 3; depth steps alternately 97 and 131 apart.
+        let outer: Vec<u32> = (0..m).map(|i| (i / 5 * 8 + i % 5) as u32).collect();
+        let steps: Vec<u32> = (0..k).map(|p| (p / 2 * 228 + p % 2 * 97) as u32).collect();
+        let len = (outer[m - 1] + steps[k - 1]) as usize + 1;
+        ScatteredRows {
+            data: integers(len, m + k),
+            outer,
+            steps,
+        }
+    }
+
+    fn value(&self, i: usize, p: usize) -> f32 {
+        self.data[(self.outer[i] + self.steps[p]) as usize]
+    }
+}
+
+impl convkit_gemm::PanelSource for ScatteredRows {
+    fn pack(
+        &self,
+        outer: std::ops::Range<usize>,
+        depth: std::ops::Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        let mut index = 0;
+        for first in outer.clone().step_by(width) {
+            for p in depth.clone() {
+                for i in first..first + width {
+                    dst[index] = if i < outer.end { self.value(i, p) } else { 0.0 };
+                    index += 1;
+                }
+            }
+        }
+    }
+
+    fn stepped_rows(&self) -> Option<convkit_gemm::SteppedRows<'_>> {
+        Some(convkit_gemm::SteppedRows {
+            data: &self.data,
+            outer: &self.outer,
+            steps: &self.steps,
+        })
+    }
+}
+
+#[test]
+fn stepped_rows_of_a_into_a_transposed_c() {
+    // A read at tables of offsets, B packed here or prepacked (streamed), C stored
+    // transposed with both biases and an activation, over several depth blocks.
+    for isa in isas() {
+        for kernel in convkit_gemm::KernelShape::candidates(isa) {
+            for [m, n, k] in [[1, 1, 1], [13, 40, 300], [49, 70, 33], [30, 17, 520]] {
+                let sgemm = Sgemm::with_kernel(kernel);
+                let a = ScatteredRows::new(m, k);
+                let dense: Vec<f32> = (0..m * k).map(|x| a.value(x / k, x % k)).collect();
+                let b = integers(k * n, 2);
+                let (row_bias, col_bias) = (integers(m, 3), integers(n, 4));
+                let epilogue = Epilogue {
+                    row_bias: Some(&row_bias),
+                    col_bias: Some(&col_bias),
+                    activation: Activation::Relu,
+                };
+                let expected = naive([m, n, k], &dense, k, &b, n, &epilogue);
+                let b_view = StridedMatrix::new(&b, 1, n);
+                let blocking = sgemm.blocking();
+                let prepacked =
+                    convkit_gemm::PackedPanels::new(&b_view, n, k, kernel.nr, blocking.kc);
+                let b_sources: [&dyn convkit_gemm::PanelSource; 2] = [&b_view, &prepacked];
+                for b_source in b_sources {
+                    let ldc = m + 3;
+                    let mut c = vec![f32::NAN; n * ldc];
+                    let job = GemmJob {
+                        m,
+                        n,
+                        k,
+                        a: &a,
+                        b: b_source,
+                        c: OutputTile {
+                            ptr: c.as_mut_ptr(),
+                            ldc,
+                            columns: Columns::Transposed,
+                        },
+                        epilogue,
+                    };
+                    let mut scratch = vec![f32::NAN; sgemm.scratch_len(2)];
+                    // SAFETY: A's tables index inside its data for m×k, B covers n×k; C
+                    // holds n columns of m values at stride ldc; the biases hold m and n.
+                    unsafe { sgemm.run(&[job], &mut scratch) };
+                    for j in 0..n {
+                        for i in 0..m {
+                            assert_eq!(
+                                c[j * ldc + i],
+                                expected[i * n + j],
+                                "{isa} {}x{} {m}x{n}x{k}: ({i}, {j})",
+                                kernel.mr,
+                                kernel.nr
+                            );
+                        }
+                        assert!(c[j * ldc + m..(j + 1) * ldc].iter().all(|v| v.is_nan()));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -24,9 +24,9 @@ use convkit_core::{
 };
 use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, Packing,
-    PanelSource, Sgemm, StridedMatrix,
+    PanelSource, Sgemm, SteppedRows, StridedMatrix,
 };
-use lowering::{NchwLowering, NhwcLowering, PitchedLowering, Window};
+use lowering::{NchwLowering, NhwcLowering, PitchedLowering, PixelRows, Window};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -91,6 +91,10 @@ const PADDED_BUDGET: usize = 1 << 18;
 
 /// Padded elements below which the copies are made on the calling thread.
 const PARALLEL_PADDING_MIN: usize = 1 << 15;
+
+/// How much more a tile costs with the pixels as the rows of C, for its transposed store
+/// (the margin by which [`Im2colPlan::pixel_rows`] must compute less).
+const PIXEL_ROWS_STORE_COST: f64 = 1.03;
 
 /// Depth block of pitched GEMMs: every tile is parked and stored once per depth block, so
 /// the whole reduction of a 3x3 layer up to 266 channels goes in one (measured: 2304 beats
@@ -191,6 +195,16 @@ impl Pitched {
             .collect()
     }
 
+    /// Per output pixel `(oy, ox)` of a band of `rows` output rows (row-major): its place on
+    /// the grid, `oy·P + ox`, where the stepped read of its depth indices starts (the rows of
+    /// A when the pixels are the rows of C); `None` past `u32`.
+    fn pixels(&self, ow: usize, rows: usize) -> Option<Vec<u32>> {
+        (0..rows)
+            .flat_map(|oy| (0..ow).map(move |ox| oy * self.pitch + ox))
+            .map(|offset| u32::try_from(offset).ok())
+            .collect()
+    }
+
     /// Elements of one phase plane for a band of `rows` output rows.
     fn plane_len(&self, rows: usize) -> usize {
         (rows + self.halo) * self.pitch
@@ -239,17 +253,34 @@ struct Im2colPlan {
     /// plane, offset within it): see [`PitchedLowering::taps`].
     pitched_taps: Vec<(usize, usize)>,
     /// With `pitched`, when every band's table fits `u32`: where each depth index's row
-    /// starts in a job's padded copies, which the GEMM then reads in place.
+    /// starts in a job's padded copies (and each pixel, with `pixel_rows`), which the GEMM
+    /// then reads in place.
     pitched_steps: Option<StepTables>,
+    /// With `pitched_steps`: the output pixels are the rows of C (A: the padded copies at the
+    /// pixels' and depth indices' offsets; B: the weights; C stored transposed into the
+    /// NCHW planes) rather than its columns (A: the weights; B: the padded copies on the
+    /// pitched grid). Chosen where it computes less: the pitched grid's dropped columns and
+    /// a row of pixels rounded up to whole vectors cost more than pixel rows rounded up to
+    /// the tile's MR (small images: resnet_3x3_512's 7x7 computes 64 columns for 49 pixels).
+    pixel_rows: bool,
     workers: usize,
 }
 
-/// A pitched plan's step tables (see [`Pitched::steps`]): for a band of `band_rows` output
-/// rows, and for the last, shorter band (empty when the bands divide the image).
+/// A pitched plan's step tables: for a band of `band_rows` output rows, and for the last,
+/// shorter band (empty when the bands divide the image).
 #[derive(Debug)]
 struct StepTables {
-    full: Vec<u32>,
-    last: Vec<u32>,
+    full: BandTables,
+    last: BandTables,
+}
+
+/// The tables of one band height.
+#[derive(Debug, Default)]
+struct BandTables {
+    /// Per depth index `(c, ky, kx)`: [`Pitched::steps`].
+    steps: Vec<u32>,
+    /// Per output pixel, with `pixel_rows`: [`Pitched::pixels`] (else empty).
+    pixels: Vec<u32>,
 }
 
 /// The lowered-input operand of one GEMM job.
@@ -257,6 +288,7 @@ enum Lowered<'a> {
     Direct(StridedMatrix<'a>),
     Nchw(NchwLowering<'a>),
     Pitched(PitchedLowering<'a>),
+    PixelRows(PixelRows<'a>),
     Nhwc(NhwcLowering<'a>),
 }
 
@@ -282,11 +314,19 @@ impl PanelSource for Lowered<'_> {
         }
     }
 
+    fn stepped_rows(&self) -> Option<SteppedRows<'_>> {
+        match self {
+            Lowered::PixelRows(rows) => rows.stepped_rows(),
+            _ => None,
+        }
+    }
+
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         match self {
             Lowered::Direct(matrix) => matrix.pack(outer, depth, width, dst),
             Lowered::Nchw(lowering) => lowering.pack(outer, depth, width, dst),
             Lowered::Pitched(lowering) => lowering.pack(outer, depth, width, dst),
+            Lowered::PixelRows(rows) => rows.pack(outer, depth, width, dst),
             Lowered::Nhwc(lowering) => lowering.pack(outer, depth, width, dst),
         }
     }
@@ -295,17 +335,7 @@ impl PanelSource for Lowered<'_> {
 impl Im2colPlan {
     fn new(request: &PlanRequest<'_, f32>) -> Im2colPlan {
         let shape = *request.shape();
-        let (gemm_m, gemm_n) = match shape.layout() {
-            // (The pitched grid is a few columns wider; close enough for the tile choice.)
-            Layout::Nchw => (
-                shape.out_channels_per_group(),
-                shape.output_hw()[0] * shape.output_hw()[1],
-            ),
-            Layout::Nhwc => (
-                shape.batch() * shape.output_hw()[0] * shape.output_hw()[1],
-                shape.out_channels_per_group(),
-            ),
-        };
+        let [oh, ow] = shape.output_hw();
         let padding = shape.padding();
         let pointwise = shape.kernel_hw() == [1, 1]
             && shape.stride() == [1, 1]
@@ -313,21 +343,67 @@ impl Im2colPlan {
         let pitched = (shape.layout() == Layout::Nchw && !pointwise)
             .then(|| Pitched::plan(&shape))
             .flatten();
-        let sgemm = Sgemm::for_product(request.isa(), [gemm_m, gemm_n, shape.reduction_len()]);
+        let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
+        let (kg, cg, depth) = (
+            shape.out_channels_per_group(),
+            shape.in_channels_per_group(),
+            shape.reduction_len(),
+        );
+        // The pitched product of a band either way: [m, n] with the grid's columns as the
+        // columns of C, or with the band's pixels as its rows.
+        let pitched_products = pitched.map(|pitched| {
+            let rows = pitched.band_rows;
+            ([kg, (rows - 1) * pitched.pitch + ow], [rows * ow, kg])
+        });
+        let isa = request.isa();
+        let pixel_rows = pitched_products.is_some_and(|(columns, [m, n])| {
+            let pixels_cost = KernelShape::for_stepped_rows(isa, m, n).estimated_cost(m, n);
+            let [cm, cn] = columns;
+            let columns_cost = KernelShape::for_product(isa, cm, cn).estimated_cost(cm, cn);
+            // The transposed store of each tile costs a little more than a plain one.
+            pixels_cost * PIXEL_ROWS_STORE_COST < columns_cost
+        });
+        let pitched_steps = pitched.and_then(|pitched| {
+            let tables = |rows| {
+                Some(BandTables {
+                    steps: pitched.steps(&pitched_taps, cg, rows)?,
+                    pixels: match pixel_rows {
+                        true => pitched.pixels(ow, rows)?,
+                        false => Vec::new(),
+                    },
+                })
+            };
+            // A last band shorter than the others has its own plane length.
+            Some(StepTables {
+                full: tables(pitched.band_rows)?,
+                last: match oh % pitched.band_rows {
+                    0 => BandTables::default(),
+                    rows => tables(rows)?,
+                },
+            })
+        });
+        let pixel_rows = pixel_rows && pitched_steps.is_some();
+        let [gemm_m, gemm_n] = match (shape.layout(), pitched_products) {
+            (Layout::Nchw, Some((_, pixels))) if pixel_rows => pixels,
+            (Layout::Nchw, Some((columns, _))) => columns,
+            (Layout::Nchw, None) => [kg, oh * ow],
+            (Layout::Nhwc, _) => [shape.batch() * oh * ow, kg],
+        };
+        let sgemm = if pixel_rows {
+            Sgemm::with_kernel(KernelShape::for_stepped_rows(isa, gemm_m, gemm_n)).fit_depth(depth)
+        } else {
+            Sgemm::for_product(isa, [gemm_m, gemm_n, depth])
+        };
         let sgemm = match pitched {
-            Some(_) => sgemm.fit_depth_within(shape.reduction_len(), PITCHED_MAX_DEPTH_BLOCK),
+            Some(_) => sgemm.fit_depth_within(depth, PITCHED_MAX_DEPTH_BLOCK),
             None => sgemm,
         };
         let kernel = sgemm.kernel();
         let kc = sgemm.blocking().kc;
-        let (groups, kg, cg) = (
-            shape.groups(),
-            shape.out_channels_per_group(),
-            shape.in_channels_per_group(),
-        );
         let [kh, kw] = shape.kernel_hw();
-        let depth = shape.reduction_len();
-        let weights = (0..groups)
+        // The weights are A (panels of MR output channels) when the output channels are the
+        // rows of C, B (panels of NR) when they are its columns.
+        let weights = (0..shape.groups())
             .map(|g| {
                 let oihw = &request.weights()[g * kg * depth..(g + 1) * kg * depth];
                 match shape.layout() {
@@ -335,7 +411,7 @@ impl Im2colPlan {
                         &StridedMatrix::new(oihw, depth, 1),
                         kg,
                         depth,
-                        kernel.mr,
+                        if pixel_rows { kernel.nr } else { kernel.mr },
                         kc,
                     ),
                     Layout::Nhwc => {
@@ -358,23 +434,10 @@ impl Im2colPlan {
                 }
             })
             .collect();
-        let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
-        let pitched_steps = pitched.and_then(|pitched| {
-            let cg = shape.in_channels_per_group();
-            // A last band shorter than the others has its own plane length.
-            let last = shape.output_hw()[0] % pitched.band_rows;
-            Some(StepTables {
-                full: pitched.steps(&pitched_taps, cg, pitched.band_rows)?,
-                last: match last {
-                    0 => Vec::new(),
-                    rows => pitched.steps(&pitched_taps, cg, rows)?,
-                },
-            })
-        });
-        // Scratch blocks only for what is packed at run time: NCHW's A is the prepacked
-        // weights, its B the padded copies read in place (where the step tables fit) or the
-        // input (packed: pointwise, per-row lowering); NHWC's B is the prepacked weights, its
-        // A the input's rows in place (pointwise) or the lowering (packed).
+        // Scratch blocks only for what is packed at run time: NCHW's weights are prepacked
+        // and its padded copies read in place (where the step tables fit), else its B is
+        // the input (packed: pointwise, per-row lowering); NHWC's B is the prepacked
+        // weights, its A the input's rows in place (pointwise) or the lowering (packed).
         let sgemm = sgemm.with_packing(match shape.layout() {
             Layout::Nchw => Packing {
                 a: false,
@@ -396,6 +459,7 @@ impl Im2colPlan {
             pitched,
             pitched_taps,
             pitched_steps,
+            pixel_rows,
             workers: rayon::current_num_threads(),
         }
     }
@@ -489,16 +553,23 @@ impl Im2colPlan {
                 if let Some(pitched) = self.pitched {
                     let job = (n - wave_first) * shape.groups() + g;
                     let len = pitched.group_len(cg, band_rows);
-                    let steps = self.pitched_steps.as_ref().map(|tables| {
+                    let tables = self.pitched_steps.as_ref().map(|tables| {
                         if band_rows == pitched.band_rows {
-                            &tables.full[..]
+                            &tables.full
                         } else {
-                            &tables.last[..]
+                            &tables.last
                         }
                     });
+                    if let Some(tables) = tables.filter(|_| self.pixel_rows) {
+                        return Lowered::PixelRows(PixelRows(SteppedRows {
+                            data: &padded[job * len..(job + 1) * len],
+                            outer: &tables.pixels,
+                            steps: &tables.steps,
+                        }));
+                    }
                     Lowered::Pitched(PitchedLowering {
                         padded: &padded[job * len..(job + 1) * len],
-                        stepped: steps.map(|steps| (&padded[job * len..], steps)),
+                        stepped: tables.map(|tables| (&padded[job * len..], &tables.steps[..])),
                         plane_len: pitched.plane_len(band_rows),
                         phases: pitched.stride[0] * pitched.stride[1],
                         taps: &self.pitched_taps,
@@ -552,12 +623,14 @@ impl Im2colPlan {
         };
         // SAFETY: `run` checked the input and output lengths against the shape. Each job's
         // operands cover its m×k and n×k (weights packed for kg × depth; lowerings index the
-        // input inside its checked length; pitched lowerings read only their padded copy,
-        // see `PitchedLowering`). Job C regions: NCHW jobs own the planes of image n,
-        // channels g·kg.. (kg rows of `pixels`; a pitched job of output rows `rows` starts at
-        // row rows.start and its (R−1)·Wp + OW columns map to exactly those R·OW pixels); NHWC jobs own columns g·kg.. of every
-        // pixel row (stride K): disjoint across jobs, inside `output`. Biases hold kg values.
-        // The scratch holds at least one worker's blocks, and the plan's ISA was detected.
+        // input inside its checked length; pitched lowerings and pixel rows read only their
+        // padded copy, see `PitchedLowering`). Job C regions: NCHW jobs own the planes of
+        // image n, channels g·kg.. (kg rows of `pixels`; a pitched job of output rows `rows`
+        // starts at row rows.start and its (R−1)·Wp + OW columns map to exactly those R·OW
+        // pixels; with pixel rows, its R·OW rows are those pixels of kg planes `pixels`
+        // apart, stored transposed); NHWC jobs own columns g·kg.. of every pixel row (stride
+        // K): disjoint across jobs, inside `output`. Biases hold kg values. The scratch
+        // holds at least one worker's blocks, and the plan's ISA was detected.
         unsafe { self.sgemm.run(&jobs, gemm_scratch) };
     }
 }
@@ -583,6 +656,7 @@ impl WaveJobs<'_> {
         let (kg, depth) = (shape.out_channels_per_group(), shape.reduction_len());
         match shape.layout() {
             Layout::Nchw => match self.plan.pitched {
+                Some(_) if self.plan.pixel_rows => [self.rows.len() * ow, kg, depth],
                 Some(pitched) => [kg, (self.rows.len() - 1) * pitched.pitch + ow, depth],
                 None => [kg, oh * ow, depth],
             },
@@ -624,19 +698,32 @@ impl GemmJobs for WaveJobs<'_> {
             col_bias,
             activation: plan.activation,
         };
+        // SAFETY (pointer arithmetic): the offset is inside `output`, whose length the
+        // caller checked against the shape.
+        let nchw_c =
+            out.wrapping_add((n * shape.out_channels() + g * kg) * pixels + rows.start * ow);
         let job = match shape.layout() {
+            Layout::Nchw if plan.pixel_rows => GemmJob {
+                m,
+                n: n_columns,
+                k: depth,
+                a: lowered,
+                b: &plan.weights[g],
+                c: OutputTile {
+                    ptr: nchw_c,
+                    ldc: pixels,
+                    columns: Columns::Transposed,
+                },
+                epilogue: epilogue(None, bias),
+            },
             Layout::Nchw => GemmJob {
                 m,
                 n: n_columns,
                 k: depth,
                 a: &plan.weights[g],
                 b: lowered,
-                // SAFETY (pointer arithmetic): the offset is inside `output`, whose
-                // length the caller checked against the shape.
                 c: OutputTile {
-                    ptr: out.wrapping_add(
-                        (n * shape.out_channels() + g * kg) * pixels + rows.start * ow,
-                    ),
+                    ptr: nchw_c,
                     ldc: pixels,
                     columns: match plan.pitched {
                         Some(pitched) => Columns::Pitched {

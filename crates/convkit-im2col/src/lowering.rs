@@ -17,7 +17,7 @@
 //!   pixel is a contiguous run of channels.
 
 use convkit_core::{ConvShape, Isa};
-use convkit_gemm::{PanelSource, packed_len};
+use convkit_gemm::{PanelSource, SteppedRows, packed_len};
 use convkit_simd::transpose::interleave8;
 use convkit_simd::{Portable, Simd};
 use std::ops::Range;
@@ -453,5 +453,38 @@ impl PanelSource for NhwcLowering<'_> {
                 r += run;
             }
         }
+    }
+}
+
+/// NCHW, pitched, with the output pixels as the outer index (A, the rows of C): pixel `i`
+/// of depth `(c, ky, kx)` is `padded[pixels[i] + steps[(c, ky, kx)]]`, the pixel's place on
+/// the grid plus the row start of [`PitchedLowering`]'s stepped read. The GEMM reads it in
+/// place (`stepped_rows`); packing gathers the same values.
+pub(crate) struct PixelRows<'a>(pub SteppedRows<'a>);
+
+impl PanelSource for PixelRows<'_> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        let SteppedRows {
+            data,
+            outer: pixels,
+            steps,
+        } = self.0;
+        let depth_len = depth.len();
+        let groups =
+            dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
+        for (group, panel) in groups.enumerate() {
+            let first = outer.start + group * width;
+            let valid = width.min(outer.end - first);
+            for (lanes, &step) in panel.chunks_exact_mut(width).zip(&steps[depth.clone()]) {
+                for (value, &pixel) in lanes.iter_mut().zip(&pixels[first..first + valid]) {
+                    *value = data[(pixel + step) as usize];
+                }
+                lanes[valid..].fill(0.0);
+            }
+        }
+    }
+
+    fn stepped_rows(&self) -> Option<SteppedRows<'_>> {
+        Some(self.0)
     }
 }
