@@ -26,7 +26,7 @@ use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, Packing,
     PanelSource, Sgemm, SteppedRows, StridedMatrix,
 };
-use lowering::{NchwLowering, NhwcLowering, PitchedLowering, PixelRows, Window};
+use lowering::{NchwLowering, NhwcLowering, PaddedPlanes, PitchedLowering, PixelRows, Window};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -213,25 +213,6 @@ impl Pitched {
     /// Elements of the padded copy of `rows` output rows of one (image, group).
     fn group_len(&self, group_channels: usize, rows: usize) -> usize {
         group_channels * self.stride[0] * self.stride[1] * self.plane_len(rows)
-    }
-}
-
-/// `dst[j] = src[stride·j]`, with the common stride 2 in pairs (which the compiler turns
-/// into shuffles).
-fn copy_strided(src: &[f32], stride: usize, dst: &mut [f32]) {
-    if stride == 2 {
-        let pairs = src.len() / 2;
-        let (paired, rest) = dst.split_at_mut(pairs.min(dst.len()));
-        for (value, pair) in paired.iter_mut().zip(src.chunks_exact(2)) {
-            *value = pair[0];
-        }
-        if let Some(last) = rest.first_mut() {
-            *last = src[2 * pairs];
-        }
-        return;
-    }
-    for (value, &source) in dst.iter_mut().zip(src.iter().step_by(stride)) {
-        *value = source;
     }
 }
 
@@ -477,46 +458,21 @@ impl Im2colPlan {
     ) {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
-        let (top, left, pitch) = (shape.padding().top, shape.padding().left, pitched.pitch);
-        let [sh, sw] = pitched.stride;
         let image_len = shape.in_channels() * h * w;
         let input = &input[images.start * image_len..images.end * image_len];
-        let plane_len = pitched.plane_len(rows.len());
-        let channel_len = sh * sw * plane_len;
+        let geometry = PaddedPlanes {
+            input_hw: [h, w],
+            top_left: [shape.padding().top, shape.padding().left],
+            pitch: pitched.pitch,
+            stride: pitched.stride,
+            first_line: rows.start,
+            plane_len: pitched.plane_len(rows.len()),
+        };
+        let channel_len = pitched.stride[0] * pitched.stride[1] * geometry.plane_len;
         let channels = images.len() * shape.in_channels();
+        let isa = self.sgemm.kernel().isa;
         let pad_channel = |(plane, phases): (&[f32], &mut [f32])| {
-            for (phase, phase_plane) in phases.chunks_exact_mut(plane_len).enumerate() {
-                let (pr, pc) = (phase / sw, phase % sw);
-                for (i, line) in phase_plane.chunks_exact_mut(pitch).enumerate() {
-                    let y = (sh * (rows.start + i) + pr)
-                        .checked_sub(top)
-                        .filter(|&y| y < h);
-                    let Some(y) = y else {
-                        line.fill(0.0);
-                        continue;
-                    };
-                    let row = &plane[y * w..(y + 1) * w];
-                    if sw == 1 {
-                        line[..left].fill(0.0);
-                        line[left..left + w].copy_from_slice(row);
-                        line[left + w..].fill(0.0);
-                    } else {
-                        // Phase column j reads x = sw·j + pc − left: zeros where that is
-                        // outside the row, a strided run of the row between.
-                        let begin = left.saturating_sub(pc).div_ceil(sw).min(pitch);
-                        let end = (w + left)
-                            .saturating_sub(pc)
-                            .div_ceil(sw)
-                            .clamp(begin, pitch);
-                        line[..begin].fill(0.0);
-                        line[end..].fill(0.0);
-                        if begin < end {
-                            let first = sw * begin + pc - left;
-                            copy_strided(&row[first..], sw, &mut line[begin..end]);
-                        }
-                    }
-                }
-            }
+            geometry.pad_channel(isa, plane, phases);
         };
         let padded = &mut padded[..channels * channel_len];
         if padded.len() < PARALLEL_PADDING_MIN {

@@ -122,15 +122,29 @@ unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut
             return;
         }
         2 => {
-            while i + lanes <= len && x0 + 2 * (i + lanes) <= row.len() {
-                // SAFETY: the 2·LANES values read from x0 + 2i end inside `row` (checked in
-                // the loop condition); LANES values are written inside `dst`.
+            assert!(
+                len == 0 || x0 + 2 * (len - 1) < row.len(),
+                "stride-2 run past its row"
+            );
+            while i < len {
+                let n = lanes.min(len - i);
+                // SAFETY: a whole load reads 2·LANES values from x0 + 2i (checked to end
+                // inside `row`), a partial one 2n − 1, whose last, x0 + 2(i + n − 1), is at
+                // most the last value checked above; `dst` holds `n` values from i.
                 unsafe {
-                    let evens = S::load_even(row.as_ptr().add(x0 + 2 * i));
-                    S::store(dst.as_mut_ptr().add(i), evens);
+                    let src = row.as_ptr().add(x0 + 2 * i);
+                    let dst = dst.as_mut_ptr().add(i);
+                    if n == lanes && x0 + 2 * (i + lanes) <= row.len() {
+                        S::store(dst, S::load_even(src));
+                    } else if n == lanes {
+                        S::store(dst, S::load_even_partial(src, n));
+                    } else {
+                        S::store_partial(dst, S::load_even_partial(src, n), n);
+                    }
                 }
-                i += lanes;
+                i += n;
             }
+            return;
         }
         _ => {}
     }
@@ -486,5 +500,104 @@ impl PanelSource for PixelRows<'_> {
 
     fn stepped_rows(&self) -> Option<SteppedRows<'_>> {
         Some(self.0)
+    }
+}
+
+/// Where [`PitchedLowering`]'s padded copies come from: one channel of the input becomes
+/// `s_h·s_w` phase planes of `plane_len` (lines of `pitch`), phase `(pr, pc)` line `i` column
+/// `j` holding padded pixel `(s_h·(first_line + i) + pr, s_w·j + pc)`, zero in the padding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PaddedPlanes {
+    pub input_hw: [usize; 2],
+    /// Padding rows above and columns left of the image.
+    pub top_left: [usize; 2],
+    pub pitch: usize,
+    /// `[s_h, s_w]`.
+    pub stride: [usize; 2],
+    /// The band's first output row (its first line of every phase plane).
+    pub first_line: usize,
+    pub plane_len: usize,
+}
+
+impl PaddedPlanes {
+    /// Writes the phase planes of one channel (`plane`, `H·W`) into `phases` (`s_h·s_w`
+    /// planes), with vector copies on `isa` (available on this CPU).
+    pub(crate) fn pad_channel(&self, isa: Isa, plane: &[f32], phases: &mut [f32]) {
+        match isa {
+            // SAFETY: the plan's path is available on this CPU.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { pad_channel_paths::avx512(self, plane, phases) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { pad_channel_paths::avx2(self, plane, phases) },
+            // SAFETY: the portable path runs everywhere.
+            _ => unsafe { pad_channel_body::<Portable>(self, plane, phases) },
+        }
+    }
+}
+
+/// [`PaddedPlanes::pad_channel`], once for every path: each line is zeros, a (strided) run
+/// of an input row, zeros.
+///
+/// # Safety
+/// The CPU has `S::ISA`.
+#[inline(always)]
+unsafe fn pad_channel_body<S: Simd>(geometry: &PaddedPlanes, plane: &[f32], phases: &mut [f32]) {
+    let PaddedPlanes {
+        input_hw: [h, w],
+        top_left: [top, left],
+        pitch,
+        stride: [sh, sw],
+        first_line,
+        plane_len,
+    } = *geometry;
+    for (phase, phase_plane) in phases.chunks_exact_mut(plane_len).enumerate() {
+        let (pr, pc) = (phase / sw, phase % sw);
+        // Phase column j reads x = sw·j + pc − left: zeros where that is outside the row.
+        let begin = left.saturating_sub(pc).div_ceil(sw).min(pitch);
+        let end = (w + left)
+            .saturating_sub(pc)
+            .div_ceil(sw)
+            .clamp(begin, pitch);
+        for (i, line) in phase_plane.chunks_exact_mut(pitch).enumerate() {
+            let y = (sh * (first_line + i) + pr)
+                .checked_sub(top)
+                .filter(|&y| y < h);
+            let Some(y) = y else {
+                line.fill(0.0);
+                continue;
+            };
+            line[..begin].fill(0.0);
+            line[end..].fill(0.0);
+            if begin < end {
+                let row = &plane[y * w..(y + 1) * w];
+                // SAFETY: forwarded ISA guarantee; the run reads x < W (`end` above).
+                unsafe {
+                    copy_strided::<S>(row, sw * begin + pc - left, sw, &mut line[begin..end])
+                };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod pad_channel_paths {
+    use super::{PaddedPlanes, pad_channel_body};
+    use convkit_simd::{Avx2, Avx512};
+
+    /// # Safety
+    /// The CPU has the AVX-512 path.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    pub(super) unsafe fn avx512(geometry: &PaddedPlanes, plane: &[f32], phases: &mut [f32]) {
+        // SAFETY: AVX-512 is enabled here and present (caller's contract).
+        unsafe { pad_channel_body::<Avx512>(geometry, plane, phases) }
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2(geometry: &PaddedPlanes, plane: &[f32], phases: &mut [f32]) {
+        // SAFETY: AVX2 is enabled here and present (caller's contract).
+        unsafe { pad_channel_body::<Avx2>(geometry, plane, phases) }
     }
 }

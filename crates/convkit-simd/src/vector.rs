@@ -52,6 +52,23 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// The CPU has [`Simd::ISA`]; `ptr` is readable for `2·LANES` f32.
     unsafe fn load_even(ptr: *const f32) -> Self::F32;
+    /// The even-indexed values of the `2·len − 1` at `ptr` in the first `len ≤ LANES` lanes,
+    /// the others zero: the end of a stride-2 run. This default goes through a buffer; the
+    /// x86 paths use masked loads.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `1 ≤ len ≤ LANES ≤ 16`; `ptr` is readable for
+    /// `2·len − 1` f32.
+    #[inline(always)]
+    unsafe fn load_even_partial(ptr: *const f32, len: usize) -> Self::F32 {
+        let mut buffer = [0.0f32; 32];
+        // SAFETY: `2·len − 1 ≤ 31` values are readable at `ptr` and fit the buffer, which
+        // holds the `2·LANES ≤ 32` values `load_even` reads.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr, buffer.as_mut_ptr(), 2 * len - 1);
+            Self::load_even(buffer.as_ptr())
+        }
+    }
     /// Stores all lanes to `ptr` (unaligned).
     ///
     /// # Safety
@@ -359,6 +376,20 @@ mod x86 {
             }
         }
         #[inline(always)]
+        unsafe fn load_even_partial(ptr: *const f32, len: usize) -> __m256 {
+            // SAFETY: AVX2 is available; the masks touch only the first `2·len − 1 ≤ 15`
+            // values.
+            unsafe {
+                let count = 2 * len - 1;
+                let low = _mm256_maskload_ps(ptr, mask256(count.min(8)));
+                let high = _mm256_maskload_ps(ptr.add(8), mask256(count.saturating_sub(8)));
+                let evens = _mm256_shuffle_ps::<0b10_00_10_00>(low, high);
+                _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                    evens,
+                )))
+            }
+        }
+        #[inline(always)]
         unsafe fn store(ptr: *mut f32, value: __m256) {
             // SAFETY: AVX is available; 8 writable f32 at `ptr`.
             unsafe { _mm256_storeu_ps(ptr, value) }
@@ -466,6 +497,19 @@ mod x86 {
                 let index =
                     _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
                 _mm512_permutex2var_ps(_mm512_loadu_ps(ptr), index, _mm512_loadu_ps(ptr.add(16)))
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_even_partial(ptr: *const f32, len: usize) -> __m512 {
+            // SAFETY: AVX-512F is available; the masks touch only the first `2·len − 1 ≤ 31`
+            // values.
+            unsafe {
+                let count = 2 * len - 1;
+                let index =
+                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let low = _mm512_maskz_loadu_ps(mask512(count.min(16)), ptr);
+                let high = _mm512_maskz_loadu_ps(mask512(count.saturating_sub(16)), ptr.add(16));
+                _mm512_permutex2var_ps(low, index, high)
             }
         }
         #[inline(always)]
@@ -586,6 +630,14 @@ mod tests {
             S::store(out.as_mut_ptr(), S::load_even(wide.as_ptr()));
             for (i, &value) in out.iter().enumerate() {
                 assert_eq!(value, (2 * i) as f32);
+            }
+            for len in 1..=lanes {
+                // A slice of exactly the 2·len − 1 values the load may read.
+                let run = &wide[..2 * len - 1];
+                S::store(out.as_mut_ptr(), S::load_even_partial(run.as_ptr(), len));
+                for (i, &value) in out.iter().enumerate() {
+                    assert_eq!(value, if i < len { (2 * i) as f32 } else { 0.0 }, "{len}");
+                }
             }
             for len in 0..lanes {
                 out.fill(-9.0);
