@@ -8,6 +8,8 @@
 //! | path    | tile    | registers            |
 //! |---------|---------|----------------------|
 //! | AVX-512 | 8 × 48  | 24 + 3 + 1 of 32 zmm (wide C: NCHW pixels) |
+//! | AVX-512 | 7 × 48  | 21 + 3 + 1 of 32 zmm (pixels as rows: 7 divides ResNet's images) |
+//! | AVX-512 | 6 × 64  | 24 + 4 + 1 of 32 zmm (pixels as rows, channels a multiple of 64) |
 //! | AVX-512 | 12 × 32 | 24 + 2 + 1 of 32 zmm (C 32..47 columns wide, NHWC channels) |
 //! | AVX-512 | 16 × 16 | 16 + 1 + 1 of 32 zmm (narrow C: small images) |
 //! | AVX2    | 6 × 16  | 12 + 2 + 1 of 16 ymm |
@@ -229,6 +231,15 @@ impl KernelShape {
                 KernelShape::for_isa(isa),
                 KernelShape {
                     isa,
+                    mr: 6,
+                    nr: 64,
+                    full: x86::AVX512_6X64,
+                    narrow: &x86::AVX512_6X64_NARROW,
+                    store_pitched: x86::store_pitched_avx512,
+                    store_transposed: x86::store_transposed_avx512,
+                },
+                KernelShape {
+                    isa,
                     mr: 7,
                     nr: 48,
                     full: x86::AVX512_7X48,
@@ -448,81 +459,138 @@ unsafe fn tile<
             }
         }
 
-        // A whole tile takes the store with constant bounds, which keeps it in registers
-        // (with the runtime bounds of an edge tile the tile is spilled: at depth 64, a tile in
-        // L1 ran at 91 % of peak through that store and 98 % through this one). The edge
-        // store gets a copy: were the accumulators themselves indexed at run time, LLVM could
-        // keep them in memory and store them on every depth step (the 8x48 tile did).
+        // A whole tile is stored from its registers with constant bounds. An edge tile is
+        // parked in a buffer (constant bounds again) and stored from there with run-time
+        // ones: were the accumulators themselves indexed at run time, LLVM would keep them
+        // in memory and store them on every depth step (the 8x48 and 6x64 tiles did, at a
+        // third of the peak).
         if rows == MR && cols == NV * lanes {
-            store_tile::<S, MR, NV, true>(&acc, c, ldc, (MR, NV * lanes), epilogue);
+            store_tile::<S, MR, NV>(&acc, c, ldc, epilogue);
         } else {
-            let edge = acc;
-            store_tile::<S, MR, NV, false>(&edge, c, ldc, (rows, cols), epilogue);
+            assert!(MR * NV * lanes <= MAX_TILE_LEN);
+            let mut parked = [0.0f32; MAX_TILE_LEN];
+            for (i, row) in acc.iter().enumerate() {
+                for (j, &sum) in row.iter().enumerate() {
+                    S::store(parked.as_mut_ptr().add((i * NV + j) * lanes), sum);
+                }
+            }
+            store_parked::<S>(parked.as_ptr(), NV * lanes, c, ldc, (rows, cols), epilogue);
         }
     }
 }
 
-/// Stores the first `rows` rows and `cols` columns of a register tile with the epilogue
-/// (masked past `cols`); `WHOLE` says they are all `MR × NV·LANES`, so that every bound is
-/// a constant.
+/// Elements of the largest tile (6 × 64, 8 × 48, 12 × 32: 384), rounded up.
+const MAX_TILE_LEN: usize = 512;
+
+/// Stores a whole register tile with the epilogue, every bound a constant.
 ///
 /// # Safety
-/// As [`MicroKernel`] for `c`, `ldc`, `rows`, `cols` and the epilogue.
+/// As [`MicroKernel`] for `c`, `ldc`, `MR` rows, `NV·LANES` columns and the epilogue.
 #[inline(always)]
-unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize, const WHOLE: bool>(
+unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize>(
     acc: &[[S::F32; NV]; MR],
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &TileEpilogue,
+) {
+    // SAFETY: forwarded contract, for whole vectors.
+    unsafe {
+        for (i, row) in acc.iter().enumerate() {
+            let row_bias = row_bias::<S>(epilogue, i);
+            for (j, &sum) in row.iter().enumerate() {
+                let col = j * S::LANES;
+                store_vector::<S>(
+                    sum,
+                    c.add(i * ldc + col),
+                    S::LANES,
+                    (row_bias, col),
+                    epilogue,
+                );
+            }
+        }
+    }
+}
+
+/// Stores the first `rows` rows and `cols` columns of a tile parked at `tile` (rows
+/// `tile_ld` apart, whole vectors) with the epilogue, masked past `cols`.
+///
+/// # Safety
+/// As [`MicroKernel`] for `c`, `ldc`, `rows`, `cols` and the epilogue; `tile` holds `rows`
+/// rows of `cols` rounded up to whole vectors.
+#[inline(always)]
+unsafe fn store_parked<S: Simd>(
+    tile: *const f32,
+    tile_ld: usize,
     c: *mut f32,
     ldc: usize,
     (rows, cols): (usize, usize),
     epilogue: &TileEpilogue,
 ) {
-    let lanes = S::LANES;
-    // SAFETY: C holds `rows × cols` at stride `ldc`; the biases (when not null) hold `rows`
-    // and `cols` values; partial accesses touch only the first `len` lanes.
+    // SAFETY: forwarded contract; the last vector of a row is partial in C only.
     unsafe {
-        for (i, row) in acc.iter().enumerate() {
-            if !WHOLE && i >= rows {
-                break;
+        for i in 0..rows {
+            let row_bias = row_bias::<S>(epilogue, i);
+            for col in (0..cols).step_by(S::LANES) {
+                let sum = S::load(tile.add(i * tile_ld + col));
+                let len = S::LANES.min(cols - col);
+                store_vector::<S>(sum, c.add(i * ldc + col), len, (row_bias, col), epilogue);
             }
-            let c_row = c.add(i * ldc);
-            let row_bias = if epilogue.finish && !epilogue.row_bias.is_null() {
-                Some(S::splat(*epilogue.row_bias.add(i)))
+        }
+    }
+}
+
+/// Tile row `i`'s bias as a vector, when the epilogue finishes with a row bias.
+///
+/// # Safety
+/// The CPU has `S::ISA`; a row bias (when not null) holds more than `i` values.
+#[inline(always)]
+unsafe fn row_bias<S: Simd>(epilogue: &TileEpilogue, i: usize) -> Option<S::F32> {
+    // SAFETY: forwarded contract.
+    (epilogue.finish && !epilogue.row_bias.is_null())
+        .then(|| unsafe { S::splat(*epilogue.row_bias.add(i)) })
+}
+
+/// Stores the first `len` lanes of one vector of sums at `dst` (tile column `col`) with the
+/// epilogue: the values already there added, then the biases and the activation.
+///
+/// # Safety
+/// The CPU has `S::ISA`; `dst` holds `len ≤ LANES` values; a column bias (when not null)
+/// holds `col + len` values.
+#[inline(always)]
+unsafe fn store_vector<S: Simd>(
+    sum: S::F32,
+    dst: *mut f32,
+    len: usize,
+    (row_bias, col): (Option<S::F32>, usize),
+    epilogue: &TileEpilogue,
+) {
+    let full = len == S::LANES;
+    // SAFETY: partial accesses touch only the first `len` lanes (forwarded contract).
+    unsafe {
+        let load = |ptr: *const f32| {
+            if full {
+                S::load(ptr)
             } else {
-                None
-            };
-            for (j, &sum) in row.iter().enumerate() {
-                let col = j * lanes;
-                if !WHOLE && col >= cols {
-                    break;
-                }
-                let len = if WHOLE { lanes } else { cols - col };
-                let full = WHOLE || len >= lanes;
-                let load = |ptr: *const f32| {
-                    if full {
-                        S::load(ptr)
-                    } else {
-                        S::load_partial(ptr, len)
-                    }
-                };
-                let mut value = sum;
-                if epilogue.accumulate {
-                    value = S::add(value, load(c_row.add(col)));
-                }
-                if epilogue.finish {
-                    if let Some(bias) = row_bias {
-                        value = S::add(value, bias);
-                    }
-                    if !epilogue.col_bias.is_null() {
-                        value = S::add(value, load(epilogue.col_bias.add(col)));
-                    }
-                    value = epilogue.activation.apply::<S>(value);
-                }
-                if full {
-                    S::store(c_row.add(col), value);
-                } else {
-                    S::store_partial(c_row.add(col), value, len);
-                }
+                S::load_partial(ptr, len)
             }
+        };
+        let mut value = sum;
+        if epilogue.accumulate {
+            value = S::add(value, load(dst));
+        }
+        if epilogue.finish {
+            if let Some(bias) = row_bias {
+                value = S::add(value, bias);
+            }
+            if !epilogue.col_bias.is_null() {
+                value = S::add(value, load(epilogue.col_bias.add(col)));
+            }
+            value = epilogue.activation.apply::<S>(value);
+        }
+        if full {
+            S::store(dst, value);
+        } else {
+            S::store_partial(dst, value, len);
         }
     }
 }
@@ -818,6 +886,10 @@ mod x86 {
     x86_kernels!(AVX2_6X8: avx2 avx2_6x8, 6, 1);
     x86_kernels!(AVX512_8X48: avx512 avx512_8x48, 8, 3);
     x86_kernels!(AVX512_7X48: avx512 avx512_7x48, 7, 3);
+    x86_kernels!(AVX512_6X64: avx512 avx512_6x64, 6, 4);
+    x86_kernels!(AVX512_6X16: avx512 avx512_6x16, 6, 1);
+    x86_kernels!(AVX512_6X32: avx512 avx512_6x32, 6, 2);
+    x86_kernels!(AVX512_6X48: avx512 avx512_6x48, 6, 3);
     x86_kernels!(AVX512_7X16: avx512 avx512_7x16, 7, 1);
     x86_kernels!(AVX512_7X32: avx512 avx512_7x32, 7, 2);
     x86_kernels!(AVX512_8X16: avx512 avx512_8x16, 8, 1);
@@ -830,6 +902,7 @@ mod x86 {
     pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16, AVX512_8X32];
     pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [AVX512_12X16];
     pub(super) const AVX512_7X48_NARROW: [Kernels; 2] = [AVX512_7X16, AVX512_7X32];
+    pub(super) const AVX512_6X64_NARROW: [Kernels; 3] = [AVX512_6X16, AVX512_6X32, AVX512_6X48];
 
     pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
     pitched_store!(
