@@ -183,6 +183,33 @@ impl VectorActivation {
             }
         }
     }
+
+    /// Applies the activation to every lane of every vector of `values`, choosing the
+    /// operation once (a register tile's epilogue: the loop stays free of branches).
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`.
+    #[inline(always)]
+    pub unsafe fn apply_each<S: Simd>(self, values: &mut [S::F32]) {
+        // SAFETY: the caller guarantees the CPU has S::ISA.
+        unsafe {
+            match self {
+                VectorActivation::Identity => {}
+                VectorActivation::Clamp { lo, hi } => {
+                    let (lo, hi) = (S::splat(lo), S::splat(hi));
+                    for x in values {
+                        *x = S::clamp(*x, lo, hi);
+                    }
+                }
+                VectorActivation::Leaky { slope } => {
+                    let slope = S::splat(slope);
+                    for x in values {
+                        *x = S::leaky(*x, slope);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The portable path: `wide::f32x8`.
