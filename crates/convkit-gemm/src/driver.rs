@@ -595,7 +595,6 @@ impl Sgemm {
             mr,
             nr,
             store_pitched,
-            store_transposed,
             ..
         } = self.shape;
         // A read in place where its rows are contiguous (no packing: the standalone SGEMM's
@@ -671,6 +670,7 @@ impl Sgemm {
                             .col_bias
                             .map_or(std::ptr::null(), |b| b[j..].as_ptr()),
                         activation,
+                        transposed: false,
                     };
                     for ir in rows.clone().step_by(mr) {
                         for jr in cols.clone().step_by(nr) {
@@ -763,36 +763,24 @@ impl Sgemm {
                                         &epilogue,
                                     )
                                 },
-                                // SAFETY: as above for the panels; the tile is parked in the
-                                // worker's MR×NR buffer, then every element (i, j)
-                                // is stored at `(jr + j)·ldc + ir + i`, inside the job's C by
-                                // `run`'s contract.
+                                // SAFETY: as above for the panels; the kernel stores element
+                                // (i, j) of the tile at `(jr + j)·ldc + ir + i`, inside the
+                                // job's C by `run`'s contract.
                                 Columns::Transposed => unsafe {
-                                    let parked = TileEpilogue {
-                                        accumulate: false,
-                                        finish: false,
-                                        ..epilogue
-                                    };
                                     kernel(
                                         depth.len(),
                                         a,
                                         b_micro,
                                         ldb,
                                         b_steps,
-                                        tile_scratch.as_mut_ptr(),
-                                        nr,
-                                        tile_rows,
-                                        tile_cols,
-                                        &parked,
-                                    );
-                                    store_transposed(
-                                        tile_scratch.as_ptr(),
-                                        nr,
                                         job.c.ptr.add(jr * job.c.ldc + ir),
                                         job.c.ldc,
                                         tile_rows,
                                         tile_cols,
-                                        &epilogue,
+                                        &TileEpilogue {
+                                            transposed: true,
+                                            ..epilogue
+                                        },
                                     )
                                 },
                             }

@@ -53,6 +53,8 @@ pub(crate) struct TileEpilogue {
     pub col_bias: *const f32,
     /// The activation.
     pub activation: VectorActivation,
+    /// C is stored transposed: tile element `(i, j)` at `c + j·ldc + i` (`Columns::Transposed`).
+    pub transposed: bool,
 }
 
 /// Where a microkernel reads its A values (the fields its entry point does not use are
@@ -113,27 +115,9 @@ pub(crate) type PitchedStore = unsafe fn(
     epilogue: &TileEpilogue,
 );
 
-/// Stores a finished register tile (parked in a small buffer) into a C stored transposed
-/// (see `Columns::Transposed`), with accumulation, biases and activation.
-///
-/// # Safety
-/// The CPU has the kernel's path. `tile` holds `rows` rows of `cols` values at stride
-/// `tile_ld`; C element `(i, j)` at `c + j·ldc + i` is writable for every
-/// `i < rows`, `j < cols`; the biases (when not null) hold `rows` and `cols` values.
-pub(crate) type TransposedStore = unsafe fn(
-    tile: *const f32,
-    tile_ld: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    epilogue: &TileEpilogue,
-);
-
-/// Most rows of a tile that reads A at tables of offsets efficiently: each row keeps its own
-/// pointer in a general register, and with eight (plus B's pointer, the step table and the
-/// loop counter) LLVM ran out of them and kept the accumulators in memory (the 8x48 tile ran
-/// resnet_3x3_64 at a third of the peak; 7x48 keeps everything in registers).
+/// Most rows of a tile that reads A at tables of offsets: each row keeps its own pointer in a
+/// general register, and eight of them (with B's pointer, the step tables and the loop
+/// counter) no longer fit x86-64's sixteen.
 pub const MAX_STEPPED_A_ROWS: usize = 7;
 
 /// The entry points of one tile: A from packed panels, from its rows in place, or in place at
@@ -219,7 +203,6 @@ pub struct KernelShape {
     /// tiles' last columns, without the multiply-adds of the zero columns past them.
     pub(crate) narrow: &'static [Kernels],
     pub(crate) store_pitched: PitchedStore,
-    pub(crate) store_transposed: TransposedStore,
 }
 
 impl KernelShape {
@@ -236,7 +219,6 @@ impl KernelShape {
                     full: x86::AVX512_6X64,
                     narrow: &x86::AVX512_6X64_NARROW,
                     store_pitched: x86::store_pitched_avx512,
-                    store_transposed: x86::store_transposed_avx512,
                 },
                 KernelShape {
                     isa,
@@ -245,7 +227,6 @@ impl KernelShape {
                     full: x86::AVX512_7X48,
                     narrow: &x86::AVX512_7X48_NARROW,
                     store_pitched: x86::store_pitched_avx512,
-                    store_transposed: x86::store_transposed_avx512,
                 },
                 KernelShape {
                     isa,
@@ -254,7 +235,6 @@ impl KernelShape {
                     full: x86::AVX512_12X32,
                     narrow: &x86::AVX512_12X32_NARROW,
                     store_pitched: x86::store_pitched_avx512,
-                    store_transposed: x86::store_transposed_avx512,
                 },
                 KernelShape {
                     isa,
@@ -263,7 +243,6 @@ impl KernelShape {
                     full: x86::AVX512_16X16,
                     narrow: &[],
                     store_pitched: x86::store_pitched_avx512,
-                    store_transposed: x86::store_transposed_avx512,
                 },
             ],
             _ => vec![KernelShape::for_isa(isa)],
@@ -353,7 +332,6 @@ impl KernelShape {
                 full: x86::AVX512_8X48,
                 narrow: &x86::AVX512_8X48_NARROW,
                 store_pitched: x86::store_pitched_avx512,
-                store_transposed: x86::store_transposed_avx512,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => KernelShape {
@@ -363,7 +341,6 @@ impl KernelShape {
                 full: x86::AVX2_6X16,
                 narrow: &x86::AVX2_6X16_NARROW,
                 store_pitched: x86::store_pitched_avx2,
-                store_transposed: x86::store_transposed_avx2,
             },
             _ => KernelShape {
                 isa: Isa::Scalar,
@@ -372,7 +349,6 @@ impl KernelShape {
                 full: portable_4x8::KERNELS,
                 narrow: &[],
                 store_pitched: store_pitched_portable,
-                store_transposed: store_transposed_portable,
             },
         }
     }
@@ -459,21 +435,23 @@ unsafe fn tile<
             }
         }
 
-        // A whole tile is stored from its registers with constant bounds. An edge tile is
-        // parked in a buffer (constant bounds again) and stored from there with run-time
-        // ones: were the accumulators themselves indexed at run time, LLVM would keep them
-        // in memory and store them on every depth step (the 8x48 and 6x64 tiles did, at a
-        // third of the peak).
-        if rows == MR && cols == NV * lanes {
+        // A whole tile is stored from its registers with constant bounds (transposed: up to
+        // eight rows, the first depth block). Other tiles are parked in a buffer (constant
+        // bounds again) and stored from there with run-time ones: were the accumulators
+        // themselves indexed at run time, LLVM would keep them in memory and store them on
+        // every depth step (the 8x48 and 6x64 tiles did, at a third of the peak).
+        let whole = rows == MR && cols == NV * lanes;
+        if epilogue.transposed {
+            if whole && MR <= TRANSPOSED_BLOCK_ROWS && !epilogue.accumulate {
+                store_tile_transposed::<S, MR, NV>(&acc, c, ldc, epilogue);
+            } else {
+                let parked = park::<S, MR, NV>(&acc);
+                store_transposed::<S>(parked.as_ptr(), NV * lanes, c, ldc, rows, cols, epilogue);
+            }
+        } else if whole {
             store_tile::<S, MR, NV>(&acc, c, ldc, epilogue);
         } else {
-            assert!(MR * NV * lanes <= MAX_TILE_LEN);
-            let mut parked = [0.0f32; MAX_TILE_LEN];
-            for (i, row) in acc.iter().enumerate() {
-                for (j, &sum) in row.iter().enumerate() {
-                    S::store(parked.as_mut_ptr().add((i * NV + j) * lanes), sum);
-                }
-            }
+            let parked = park::<S, MR, NV>(&acc);
             store_parked::<S>(parked.as_ptr(), NV * lanes, c, ldc, (rows, cols), epilogue);
         }
     }
@@ -481,6 +459,63 @@ unsafe fn tile<
 
 /// Elements of the largest tile (6 × 64, 8 × 48, 12 × 32: 384), rounded up.
 const MAX_TILE_LEN: usize = 512;
+
+/// The register tile in a buffer, rows `NV·LANES` apart.
+///
+/// # Safety
+/// The CPU has `S::ISA`.
+#[inline(always)]
+unsafe fn park<S: Simd, const MR: usize, const NV: usize>(
+    acc: &[[S::F32; NV]; MR],
+) -> [f32; MAX_TILE_LEN] {
+    assert!(MR * NV * S::LANES <= MAX_TILE_LEN);
+    let mut parked = [0.0f32; MAX_TILE_LEN];
+    for (i, row) in acc.iter().enumerate() {
+        for (j, &sum) in row.iter().enumerate() {
+            // SAFETY: the buffer holds the MR·NV·LANES values (asserted); forwarded ISA.
+            unsafe { S::store(parked.as_mut_ptr().add((i * NV + j) * S::LANES), sum) };
+        }
+    }
+    parked
+}
+
+/// Stores a whole register tile of at most [`TRANSPOSED_BLOCK_ROWS`] rows transposed (tile
+/// element `(i, j)` at `c + j·ldc + i`), finished, with nothing to add from C: per vector of
+/// columns, its rows through the path's in-register transpose.
+///
+/// # Safety
+/// As [`MicroKernel`] for the tile's `MR × NV·LANES` elements at their transposed places
+/// and the epilogue's biases.
+#[inline(always)]
+unsafe fn store_tile_transposed<S: Simd, const MR: usize, const NV: usize>(
+    acc: &[[S::F32; NV]; MR],
+    c: *mut f32,
+    ldc: usize,
+    epilogue: &TileEpilogue,
+) {
+    let lanes = S::LANES;
+    // SAFETY: forwarded contract; `MR ≤ 8` rows per transposed store.
+    unsafe {
+        for j in 0..NV {
+            let mut column: [S::F32; MR] = std::array::from_fn(|i| acc[i][j]);
+            if epilogue.finish {
+                if !epilogue.row_bias.is_null() {
+                    for (i, value) in column.iter_mut().enumerate() {
+                        *value = S::add(*value, S::splat(*epilogue.row_bias.add(i)));
+                    }
+                }
+                if !epilogue.col_bias.is_null() {
+                    let bias = S::load(epilogue.col_bias.add(j * lanes));
+                    for value in &mut column {
+                        *value = S::add(*value, bias);
+                    }
+                }
+                epilogue.activation.apply_each::<S>(&mut column);
+            }
+            S::store_transposed(&column, c.add(j * lanes * ldc), ldc, lanes);
+        }
+    }
+}
 
 /// Stores a whole register tile with the epilogue, every bound a constant: each step of the
 /// epilogue (C added, row bias, column bias, activation) is one pass over the registers,
@@ -701,13 +736,18 @@ unsafe fn store_pitched<S: Simd>(
     }
 }
 
-/// The transposed store, generic over the path: tile element `(i, j)` lands at `c + j·ldc +
-/// i`. Up to eight tile rows of one vector of columns are finished as vectors and stored
+/// Rows per in-register transposed store ([`Simd::store_transposed`]).
+const TRANSPOSED_BLOCK_ROWS: usize = 8;
+
+/// The transposed store of a parked tile: tile element `(i, j)` lands at `c + j·ldc + i`.
+/// Up to eight tile rows of one vector of columns are finished as vectors and stored
 /// through the path's in-register transpose ([`Simd::store_transposed`]: whole runs of
 /// pixels per channel); the values a later depth block adds to are gathered one by one.
 ///
 /// # Safety
-/// As [`TransposedStore`].
+/// The CPU has `S::ISA`. `tile` holds `rows` rows of `cols` values rounded up to whole
+/// vectors, `tile_ld` apart; C element `(i, j)` at `c + j·ldc + i` is writable for every
+/// `i < rows`, `j < cols`; the biases (when not null) hold `rows` and `cols` values.
 #[inline(always)]
 unsafe fn store_transposed<S: Simd>(
     tile: *const f32,
@@ -718,8 +758,6 @@ unsafe fn store_transposed<S: Simd>(
     cols: usize,
     epilogue: &TileEpilogue,
 ) {
-    /// Rows per transposed store.
-    const BLOCK_ROWS: usize = 8;
     let lanes = S::LANES;
     // SAFETY: the caller guarantees the path, the tile buffer, every C element `(i, j)` and
     // the biases; partial accesses touch only their first `channels` lanes, and the
@@ -737,9 +775,9 @@ unsafe fn store_transposed<S: Simd>(
             let col_bias = (epilogue.finish && !epilogue.col_bias.is_null())
                 .then(|| load(epilogue.col_bias.add(first_col)));
             let c_block = c.add(first_col * ldc);
-            for first_row in (0..rows).step_by(BLOCK_ROWS) {
-                let count = BLOCK_ROWS.min(rows - first_row);
-                let mut vectors = [S::zero(); BLOCK_ROWS];
+            for first_row in (0..rows).step_by(TRANSPOSED_BLOCK_ROWS) {
+                let count = TRANSPOSED_BLOCK_ROWS.min(rows - first_row);
+                let mut vectors = [S::zero(); TRANSPOSED_BLOCK_ROWS];
                 for (r, vector) in vectors[..count].iter_mut().enumerate() {
                     let i = first_row + r;
                     let mut value = load(tile.add(i * tile_ld + first_col));
@@ -824,27 +862,6 @@ macro_rules! microkernels {
     };
 }
 
-/// Defines a [`TransposedStore`] entry point for `$simd`, compiled with `$features`.
-macro_rules! transposed_store {
-    ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty) => {
-        /// # Safety
-        /// As [`TransposedStore`](crate::kernel::TransposedStore); the CPU has this path.
-        $(#[$attr])*
-        $vis unsafe fn $name(
-            tile: *const f32,
-            tile_ld: usize,
-            c: *mut f32,
-            ldc: usize,
-            rows: usize,
-            cols: usize,
-            epilogue: &TileEpilogue,
-        ) {
-            // SAFETY: forwarded contract; the path's features are enabled for this function.
-            unsafe { store_transposed::<$simd>(tile, tile_ld, c, ldc, rows, cols, epilogue) }
-        }
-    };
-}
-
 /// Defines a [`PitchedStore`] entry point for `$simd`, compiled with `$features`.
 macro_rules! pitched_store {
     ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty) => {
@@ -870,13 +887,11 @@ macro_rules! pitched_store {
 
 microkernels!(portable_4x8, Portable, 4, 1);
 pitched_store!(store_pitched_portable, Portable);
-transposed_store!(store_transposed_portable, Portable);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{
-        A_PACKED, A_ROWS, A_STEPPED, AOperand, Kernels, TileEpilogue, store_pitched,
-        store_transposed, tile,
+        A_PACKED, A_ROWS, A_STEPPED, AOperand, Kernels, TileEpilogue, store_pitched, tile,
     };
     use convkit_simd::{Avx2, Avx512};
 
@@ -931,13 +946,5 @@ mod x86 {
     pitched_store!(
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
         pub(super) store_pitched_avx512, Avx512
-    );
-    transposed_store!(
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) store_transposed_avx2, Avx2
-    );
-    transposed_store!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-        pub(super) store_transposed_avx512, Avx512
     );
 }
