@@ -710,27 +710,28 @@ impl Sgemm {
                                         &epilogue,
                                     )
                                 },
-                                // SAFETY: as above for the panels; the tile's columns are
-                                // all kept and contiguous in C (one line's run), mapped inside
-                                // the job's C by `run`'s contract.
                                 Columns::Pitched { pitch, valid }
                                     if jr % pitch + tile_cols <= valid =>
-                                unsafe {
-                                    kernel(
-                                        depth.len(),
-                                        a,
-                                        b_micro,
-                                        ldb,
-                                        b_steps,
-                                        job.c
-                                            .ptr
-                                            .add(ir * job.c.ldc + jr / pitch * valid + jr % pitch),
-                                        job.c.ldc,
-                                        tile_rows,
-                                        tile_cols,
-                                        &epilogue,
-                                    )
-                                },
+                                {
+                                    let c = ir * job.c.ldc + jr / pitch * valid + jr % pitch;
+                                    // SAFETY: as above for the panels; the tile's columns are
+                                    // all kept and contiguous in C (one line's run), mapped
+                                    // inside the job's C by `run`'s contract.
+                                    unsafe {
+                                        kernel(
+                                            depth.len(),
+                                            a,
+                                            b_micro,
+                                            ldb,
+                                            b_steps,
+                                            job.c.ptr.add(c),
+                                            job.c.ldc,
+                                            tile_rows,
+                                            tile_cols,
+                                            &epilogue,
+                                        )
+                                    }
+                                }
                                 // SAFETY: as above for the panels; the tile is parked in the
                                 // worker's MR×NR buffer, then every kept column is stored at
                                 // its mapped place, inside the job's C by `run`'s contract.

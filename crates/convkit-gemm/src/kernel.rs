@@ -496,8 +496,8 @@ unsafe fn store_tile_transposed<S: Simd, const MR: usize, const NV: usize>(
     let lanes = S::LANES;
     // SAFETY: forwarded contract; `MR ≤ 8` rows per transposed store.
     unsafe {
-        for j in 0..NV {
-            let mut column: [S::F32; MR] = std::array::from_fn(|i| acc[i][j]);
+        let mut columns: [[S::F32; MR]; NV] = std::array::from_fn(|j| acc.map(|row| row[j]));
+        for (j, column) in columns.iter_mut().enumerate() {
             if epilogue.finish {
                 if !epilogue.row_bias.is_null() {
                     for (i, value) in column.iter_mut().enumerate() {
@@ -506,13 +506,13 @@ unsafe fn store_tile_transposed<S: Simd, const MR: usize, const NV: usize>(
                 }
                 if !epilogue.col_bias.is_null() {
                     let bias = S::load(epilogue.col_bias.add(j * lanes));
-                    for value in &mut column {
+                    for value in column.iter_mut() {
                         *value = S::add(*value, bias);
                     }
                 }
-                epilogue.activation.apply_each::<S>(&mut column);
+                epilogue.activation.apply_each::<S>(column);
             }
-            S::store_transposed(&column, c.add(j * lanes * ldc), ldc, lanes);
+            S::store_transposed(column, c.add(j * lanes * ldc), ldc, lanes);
         }
     }
 }
