@@ -125,18 +125,27 @@ const MIN_BAND_ROWS: usize = 4;
 
 /// How the pitched lowering lays out its padded copies and walks the batch.
 ///
-/// A stride `s` is folded into *phase planes*: phase `(pr, pc)` of a channel holds padded
-/// pixels `(s_h·i + pr, s_w·j + pc)` at `(i, j)`, so tap `(ky, kx)` of output `(oy, ox)` is
-/// phase `(ky·dh mod s_h, kx·dw mod s_w)` at `(oy + ky·dh / s_h, ox + kx·dw / s_w)`: a fixed
-/// offset on a grid of pitch `⌈Wp / s_w⌉`, as for stride 1 (one phase).
+/// For the columns of C, a stride `s` is folded into *phase planes*: phase `(pr, pc)` of a
+/// channel holds padded pixels `(s_h·i + pr, s_w·j + pc)` at `(i, j)`, so tap `(ky, kx)` of
+/// output `(oy, ox)` is phase `(ky·dh mod s_h, kx·dw mod s_w)` at `(oy + ky·dh / s_h, ox +
+/// kx·dw / s_w)`: a fixed offset on a grid of pitch `⌈Wp / s_w⌉`, as for stride 1 (one
+/// phase). Pixel rows, which read each pixel at its own offset, need no phases: their copy
+/// is the padded image itself (pitch `Wp`), output `(oy, ox)` at `(s_h·oy, s_w·ox)` (`step`),
+/// copied row by row at the cost of a plain copy (resnet_3x3_s2: one read of each input row
+/// instead of one per column phase).
 #[derive(Clone, Copy, Debug)]
 struct Pitched {
-    /// Columns per line of the grid: `⌈(W + left + right) / s_w⌉`.
+    /// Columns per line of the grid: `⌈(W + left + right) / s_w⌉` with phases, else
+    /// `W + left + right`.
     pitch: usize,
-    /// Phase rows beyond a band's output rows: `⌊(KH − 1)·dh / s_h⌋`.
+    /// Lines read beyond the first line of a band's last output row: `⌊(KH − 1)·dh / s_h⌋`
+    /// with phases, else `(KH − 1)·dh`.
     halo: usize,
-    /// `[s_h, s_w]`: phases per channel are `s_h·s_w`.
+    /// `[s_h, s_w]` folded into phases (phases per channel: `s_h·s_w`), or `[1, 1]`.
     stride: [usize; 2],
+    /// Lines and columns between output pixels on the grid: `[1, 1]` with phases, else
+    /// `[s_h, s_w]`.
+    step: [usize; 2],
     /// Output rows convolved at a time: `OH` (whole images) when an image fits the budget,
     /// else fewer (`≤ OH − 1`).
     band_rows: usize,
@@ -145,12 +154,15 @@ struct Pitched {
 }
 
 impl Pitched {
-    /// The layout for `shape` within [`PADDED_BUDGET`] per worker of `workers`, if a band of
-    /// [`MIN_BAND_ROWS`] fits.
-    fn plan(shape: &ConvShape, workers: usize) -> Option<Pitched> {
+    /// The layout for `shape`, with the stride folded into phases or not (`phased`), within
+    /// [`PADDED_BUDGET`] per worker of `workers`, if a band of [`MIN_BAND_ROWS`] fits.
+    fn plan(shape: &ConvShape, workers: usize, phased: bool) -> Option<Pitched> {
         let budget = PADDED_BUDGET * workers.max(1);
         let padding = shape.padding();
-        let stride = shape.stride();
+        let (stride, step) = match phased {
+            true => (shape.stride(), [1, 1]),
+            false => ([1, 1], shape.stride()),
+        };
         if stride.iter().any(|&s| s > MAX_PHASE_STRIDE) {
             return None;
         }
@@ -166,14 +178,16 @@ impl Pitched {
             pitch,
             halo,
             stride,
+            step,
             band_rows,
             wave,
         };
-        let image_len = row_len.checked_mul(oh + halo)?;
+        let image_len = row_len.checked_mul((oh - 1).checked_mul(step[0])? + 1 + halo)?;
         if image_len <= budget {
             return Some(layout(oh, (budget / image_len).clamp(1, shape.batch())));
         }
-        let band_rows = (budget / row_len).saturating_sub(halo);
+        // Lines (R − 1)·step + 1 + halo within the budget.
+        let band_rows = (budget / row_len).saturating_sub(1 + halo) / step[0] + 1;
         (band_rows >= MIN_BAND_ROWS).then_some(layout(band_rows, 1))
     }
 
@@ -206,18 +220,19 @@ impl Pitched {
     }
 
     /// Per output pixel `(oy, ox)` of a band of `rows` output rows (row-major): its place on
-    /// the grid, `oy·P + ox`, where the stepped read of its depth indices starts (the rows of
-    /// A when the pixels are the rows of C); `None` past `u32`.
+    /// the grid, `step_h·oy·P + step_w·ox`, where the stepped read of its depth indices starts
+    /// (the rows of A when the pixels are the rows of C); `None` past `u32`.
     fn pixels(&self, ow: usize, rows: usize) -> Option<Vec<u32>> {
+        let [step_h, step_w] = self.step;
         (0..rows)
-            .flat_map(|oy| (0..ow).map(move |ox| oy * self.pitch + ox))
+            .flat_map(|oy| (0..ow).map(move |ox| step_h * oy * self.pitch + step_w * ox))
             .map(|offset| u32::try_from(offset).ok())
             .collect()
     }
 
     /// Elements of one phase plane for a band of `rows` output rows.
     fn plane_len(&self, rows: usize) -> usize {
-        (rows + self.halo) * self.pitch
+        ((rows - 1) * self.step[0] + 1 + self.halo) * self.pitch
     }
 
     /// Elements of the padded copy of `rows` output rows of one (image, group).
@@ -331,32 +346,32 @@ impl Im2colPlan {
         let pointwise = shape.kernel_hw() == [1, 1]
             && shape.stride() == [1, 1]
             && padding.top + padding.bottom + padding.left + padding.right == 0;
-        let pitched = (shape.layout() == Layout::Nchw && !pointwise)
-            .then(|| Pitched::plan(&shape, rayon::current_num_threads()))
+        let workers = rayon::current_num_threads();
+        let phased = (shape.layout() == Layout::Nchw && !pointwise)
+            .then(|| Pitched::plan(&shape, workers, true))
             .flatten();
-        let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
         let (kg, cg, depth) = (
             shape.out_channels_per_group(),
             shape.in_channels_per_group(),
             shape.reduction_len(),
         );
-        // The pitched product of a band either way: [m, n] with the grid's columns as the
-        // columns of C, or with the band's pixels as its rows.
-        let pitched_products = pitched.map(|pitched| {
-            let rows = pitched.band_rows;
-            ([kg, (rows - 1) * pitched.pitch + ow], [rows * ow, kg])
-        });
         let isa = request.isa();
-        let pixel_rows = pitched_products.is_some_and(|(columns, [m, n])| {
+        // Pixel rows where they compute less than the grid's columns, for a band either way.
+        let prefer_pixel_rows = phased.is_some_and(|pitched| {
+            let rows = pitched.band_rows;
+            let [m, n] = [rows * ow, kg];
             let pixels_cost = KernelShape::for_stepped_rows(isa, m, n).estimated_cost(m, n);
-            let [cm, cn] = columns;
+            let [cm, cn] = [kg, (rows - 1) * pitched.pitch + ow];
             let columns_cost = KernelShape::for_product(isa, cm, cn).estimated_cost(cm, cn);
             pixels_cost * (1.0 + TRANSPOSED_STORE_STEPS / depth as f64) < columns_cost
         });
-        let pitched_steps = pitched.and_then(|pitched| {
-            let tables = |rows| {
+        // The step tables of a layout (with the pixels' offsets for pixel rows), when every
+        // band's fit `u32`.
+        let tables = |pitched: Pitched, pixel_rows: bool| {
+            let taps = pitched.taps(&shape);
+            let band = |rows| {
                 Some(BandTables {
-                    steps: pitched.steps(&pitched_taps, cg, rows)?,
+                    steps: pitched.steps(&taps, cg, rows)?,
                     pixels: match pixel_rows {
                         true => pitched.pixels(ow, rows)?,
                         false => Vec::new(),
@@ -365,17 +380,33 @@ impl Im2colPlan {
             };
             // A last band shorter than the others has its own plane length.
             Some(StepTables {
-                full: tables(pitched.band_rows)?,
+                full: band(pitched.band_rows)?,
                 last: match oh % pitched.band_rows {
                     0 => BandTables::default(),
-                    rows => tables(rows)?,
+                    rows => band(rows)?,
                 },
             })
-        });
-        let pixel_rows = pixel_rows && pitched_steps.is_some();
-        let [gemm_m, gemm_n] = match (shape.layout(), pitched_products) {
-            (Layout::Nchw, Some((_, pixels))) if pixel_rows => pixels,
-            (Layout::Nchw, Some((columns, _))) => columns,
+        };
+        // Pixel rows read an unphased copy (a strided layer's phases would only cost a
+        // slower copy); the grid's columns need the phases, or the per-row lowering.
+        let pixel_layout = match shape.stride() {
+            _ if !prefer_pixel_rows => None,
+            [1, 1] => phased,
+            _ => Pitched::plan(&shape, workers, false).or(phased),
+        };
+        let (pitched, pitched_steps, pixel_rows) =
+            match pixel_layout.and_then(|pitched| Some((pitched, tables(pitched, true)?))) {
+                Some((pitched, steps)) => (Some(pitched), Some(steps), true),
+                None => (
+                    phased,
+                    phased.and_then(|pitched| tables(pitched, false)),
+                    false,
+                ),
+            };
+        let pitched_taps = pitched.map_or_else(Vec::new, |pitched| pitched.taps(&shape));
+        let [gemm_m, gemm_n] = match (shape.layout(), pitched) {
+            (Layout::Nchw, Some(pitched)) if pixel_rows => [pitched.band_rows * ow, kg],
+            (Layout::Nchw, Some(pitched)) => [kg, (pitched.band_rows - 1) * pitched.pitch + ow],
             (Layout::Nchw, None) => [kg, oh * ow],
             (Layout::Nhwc, _) => [shape.batch() * oh * ow, kg],
         };
@@ -474,7 +505,7 @@ impl Im2colPlan {
             top_left: [shape.padding().top, shape.padding().left],
             pitch: pitched.pitch,
             stride: pitched.stride,
-            first_line: rows.start,
+            first_line: rows.start * pitched.step[0],
             plane_len: pitched.plane_len(rows.len()),
         };
         let channel_len = pitched.stride[0] * pitched.stride[1] * geometry.plane_len;
