@@ -14,8 +14,10 @@
 //! ```
 //!
 //! KC, MC and NC come from the path ([`Sgemm::with_kernel`]) and may be fitted to the depth
-//! ([`Sgemm::fit_depth_within`]). A C with pitched columns parks each tile in a small buffer
-//! and stores only its kept columns.
+//! ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a tile from its registers
+//! when its columns are one kept run, else parks it in a small buffer and stores only its
+//! kept columns; a transposed C is stored by the microkernel through an in-register
+//! transpose.
 //!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
 //! slice of the scratch (one A block, one B block, one tile), so scratch is bounded by the
@@ -495,8 +497,9 @@ impl Sgemm {
     ///
     /// # Safety
     /// For every job: `a` covers `m` outer × `k` depth and `b` covers `n` × `k`; `c.ptr` is
-    /// valid for writes of `m` rows at stride `c.ldc` of the columns `c.columns` maps `n`
-    /// columns to (and a pitched C has no column bias), and no two jobs' C
+    /// valid for writes of every element `(i < m, j < n)` at the place `c.columns` maps it to
+    /// (rows `c.ldc` apart, or columns when transposed; a pitched C has no column bias), and
+    /// no two jobs' C
     /// regions overlap (nor are they read elsewhere during the call); biases hold `m` (row)
     /// and `n` (column) values. `jobs` hands out the same jobs whenever asked, from any
     /// thread. `scratch` holds at least [`Sgemm::scratch_per_worker`] elements, and no job

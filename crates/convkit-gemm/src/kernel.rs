@@ -35,7 +35,13 @@
 //!
 //! After the last depth block the tile gets the bias (per row or per column) and the
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
-//! on AVX2/AVX-512).
+//! on AVX2/AVX-512). A C stored transposed (the pixels of an NCHW output as the tile's rows)
+//! goes through the path's in-register transpose, each channel's run of pixels at once.
+//!
+//! The `*_stepped_a` entry points read A in place at two tables: tile row `i`'s value of depth
+//! step `p` at `a + row_offsets[i] + steps[p]` (im2col's pixel rows: a pixel's place in the
+//! padded copy plus a tap's). Each row holds its own pointer, so such tiles have at most
+//! [`MAX_STEPPED_A_ROWS`] rows.
 
 use convkit_core::Isa;
 use convkit_simd::{Portable, Simd, VectorActivation, prefetch_l1};
@@ -82,8 +88,9 @@ pub(crate) struct AOperand {
 /// kernels: tile row `i` at `a.ptr + i·lda`), or tile row `i`'s value of step `p` at
 /// `a.ptr + a.row_offsets[i] + a.steps[p]` (stepped-A kernels: `rows` offsets and `depth`
 /// steps readable); rows past `rows` read row `rows − 1`, whose products are never stored;
-/// `c` is writable for `rows ≤ MR` rows of `cols ≤ NR` values at row stride `ldc`; bias
-/// pointers (when not null) are readable for `rows` and `cols` values.
+/// `c` is writable for `rows ≤ MR` rows of `cols ≤ NR` values at row stride `ldc` (with a
+/// transposed epilogue: tile element `(i, j)` at `c + j·ldc + i`); bias pointers (when not
+/// null) are readable for `rows` and `cols` values.
 pub(crate) type MicroKernel = unsafe fn(
     depth: usize,
     a: AOperand,

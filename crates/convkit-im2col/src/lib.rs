@@ -252,8 +252,9 @@ struct Im2colPlan {
     window: Window,
     /// 1x1, stride 1, no padding: the input is the GEMM operand as it is.
     pointwise: bool,
-    /// NCHW with strides up to 2 (but 1x1 stride-1 layers): lowered from padded phase planes
-    /// (of images or bands of rows, within [`PADDED_BUDGET`]) on a pitched grid.
+    /// NCHW with strides up to 2 (but 1x1 stride-1 layers): lowered from padded copies (of
+    /// images or bands of rows, within [`PADDED_BUDGET`]) on a pitched grid, split into
+    /// stride phases unless the pixels are the rows of C.
     pitched: Option<Pitched>,
     /// With `pitched`: where tap `(ky, kx)` reads in a channel's phase planes, as (phase
     /// plane, offset within it): see [`PitchedLowering::taps`].
@@ -267,7 +268,8 @@ struct Im2colPlan {
     /// NCHW planes) rather than its columns (A: the weights; B: the padded copies on the
     /// pitched grid). Chosen where it computes less: the pitched grid's dropped columns and
     /// a row of pixels rounded up to whole vectors cost more than pixel rows rounded up to
-    /// the tile's MR (small images: resnet_3x3_512's 7x7 computes 64 columns for 49 pixels).
+    /// the tile's MR (small images: resnet_3x3_512's 7x7 computes 64 columns for 49 pixels),
+    /// by more than the transposed store costs ([`TRANSPOSED_STORE_STEPS`]).
     pixel_rows: bool,
     workers: usize,
 }
