@@ -15,4 +15,4 @@ mod panel;
 
 pub use driver::{Blocking, Columns, Epilogue, GemmJob, GemmJobs, OutputTile, Packing, Sgemm};
 pub use kernel::{KernelShape, MAX_STEPPED_A_ROWS};
-pub use panel::{PackedPanels, PanelSource, SteppedRows, StridedMatrix, packed_len};
+pub use panel::{PackedPanels, PanelSource, SteppedRows, StridedMatrix, packed_len, panel_groups};

@@ -12,6 +12,24 @@ pub const fn packed_len(outer: usize, depth: usize, width: usize) -> usize {
     outer.div_ceil(width) * width * depth
 }
 
+/// The groups of the panel of `outer` × `depth_len` with `width` at the start of `dst`: per
+/// group, its first outer index, how many of its `width` outer indices lie in `outer` (the
+/// rest are zero padding), and its `width·depth_len` values.
+pub fn panel_groups(
+    dst: &mut [f32],
+    outer: Range<usize>,
+    depth_len: usize,
+    width: usize,
+) -> impl Iterator<Item = (usize, usize, &mut [f32])> {
+    dst[..packed_len(outer.len(), depth_len, width)]
+        .chunks_exact_mut(width * depth_len)
+        .enumerate()
+        .map(move |(group, panel)| {
+            let first = outer.start + group * width;
+            (first, width.min(outer.end - first), panel)
+        })
+}
+
 /// An operand of the GEMM that can write any block of itself in panel order.
 pub trait PanelSource: Sync {
     /// Writes the panel of `outer` × `depth` with `width` into the start of `dst`, which holds
@@ -129,12 +147,7 @@ impl PanelSource for StridedMatrix<'_> {
 
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         let depth_len = depth.len();
-        for (group, panel) in dst[..packed_len(outer.len(), depth_len, width)]
-            .chunks_exact_mut(width * depth_len)
-            .enumerate()
-        {
-            let first = outer.start + group * width;
-            let valid = width.min(outer.end - first);
+        for (first, valid, panel) in panel_groups(dst, outer, depth_len, width) {
             if self.outer_stride == 1 {
                 // Each depth step is a contiguous run of `valid` values.
                 let runs = depth

@@ -17,7 +17,7 @@
 //!   pixel is a contiguous run of channels.
 
 use convkit_core::{ConvShape, Isa};
-use convkit_gemm::{PanelSource, SteppedRows, packed_len};
+use convkit_gemm::{PanelSource, SteppedRows, panel_groups};
 use convkit_simd::transpose::interleave8;
 use convkit_simd::{Portable, Simd};
 use std::ops::Range;
@@ -264,11 +264,7 @@ unsafe fn pack_nchw<S: Simd>(
         "NCHW lowering: panel wider than {MAX_WIDTH}"
     );
     let mut runs = [(0, 0, 0, 0); MAX_WIDTH];
-    let groups =
-        dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
-    for (group, panel) in groups.enumerate() {
-        let first = outer.start + group * width;
-        let valid = width.min(outer.end - first);
+    for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
         let (mut lane, mut count) = (0, 0);
         while lane < valid {
             let pixel = first + lane;
@@ -345,11 +341,7 @@ unsafe fn pack_pitched<S: Simd>(
         phase * lowering.plane_len + offset
     };
     let depth_len = depth.len();
-    let groups =
-        dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
-    for (group, panel) in groups.enumerate() {
-        let first = outer.start + group * width;
-        let valid = width.min(outer.end - first);
+    for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
         for (lanes, (c, ky, kx)) in panel
             .chunks_exact_mut(width)
             .zip(taps(depth.start, [kh, kw]))
@@ -416,11 +408,7 @@ impl PanelSource for NhwcLowering<'_> {
                 pixel % out_w,
             )
         };
-        let groups =
-            dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
-        for (group, panel) in groups.enumerate() {
-            let first = outer.start + group * width;
-            let valid = width.min(outer.end - first);
+        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
             // Depth runs one tap (ky, kx) at a time: a contiguous run of channels per lane.
             let mut r = depth.start;
             while r < depth.end {
@@ -484,11 +472,7 @@ impl PanelSource for PixelRows<'_> {
             steps,
         } = self.0;
         let depth_len = depth.len();
-        let groups =
-            dst[..packed_len(outer.len(), depth_len, width)].chunks_exact_mut(width * depth_len);
-        for (group, panel) in groups.enumerate() {
-            let first = outer.start + group * width;
-            let valid = width.min(outer.end - first);
+        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
             for (lanes, &step) in panel.chunks_exact_mut(width).zip(&steps[depth.clone()]) {
                 for (value, &pixel) in lanes.iter_mut().zip(&pixels[first..first + valid]) {
                     *value = data[(pixel + step) as usize];
