@@ -697,46 +697,23 @@ unsafe fn store_pitched<S: Simd>(
         j += len;
     }
     let lanes = S::LANES;
-    // SAFETY: the caller guarantees the path, the tile buffer and every mapped C element.
+    // SAFETY: the caller guarantees the path, the tile buffer and every mapped C element;
+    // a segment's last vector is read and stored partially.
     unsafe {
         for i in 0..rows {
             let (src_row, c_row) = (tile.add(i * tile_ld), c.add(i * ldc));
-            let row_bias = if epilogue.finish && !epilogue.row_bias.is_null() {
-                Some(S::splat(*epilogue.row_bias.add(i)))
-            } else {
-                None
-            };
+            let row_bias = row_bias::<S>(epilogue, i);
             for &(from, to, len) in &segments[..segment_count] {
-                let mut t = 0;
-                while t < len {
+                for t in (0..len).step_by(lanes) {
                     let n = lanes.min(len - t);
-                    let (src, dst) = (src_row.add(from + t), c_row.add(to + t));
-                    let full = n == lanes;
-                    let mut value = if full {
+                    let src = src_row.add(from + t);
+                    let sum = if n == lanes {
                         S::load(src)
                     } else {
                         S::load_partial(src, n)
                     };
-                    if epilogue.accumulate {
-                        let old = if full {
-                            S::load(dst)
-                        } else {
-                            S::load_partial(dst, n)
-                        };
-                        value = S::add(value, old);
-                    }
-                    if epilogue.finish {
-                        if let Some(bias) = row_bias {
-                            value = S::add(value, bias);
-                        }
-                        value = epilogue.activation.apply::<S>(value);
-                    }
-                    if full {
-                        S::store(dst, value);
-                    } else {
-                        S::store_partial(dst, value, n);
-                    }
-                    t += n;
+                    let dst = c_row.add(to + t);
+                    store_vector::<S>(sum, dst, n, (row_bias, from + t), epilogue);
                 }
             }
         }
@@ -796,8 +773,8 @@ unsafe fn store_transposed<S: Simd>(
                         value = S::add(value, load(old.as_ptr()));
                     }
                     if epilogue.finish {
-                        if !epilogue.row_bias.is_null() {
-                            value = S::add(value, S::splat(*epilogue.row_bias.add(i)));
+                        if let Some(bias) = row_bias::<S>(epilogue, i) {
+                            value = S::add(value, bias);
                         }
                         if let Some(bias) = col_bias {
                             value = S::add(value, bias);
