@@ -14,9 +14,9 @@
 //! ```
 //!
 //! KC, MC and NC come from the path ([`Sgemm::with_kernel`]) and may be fitted to the depth
-//! ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a tile from its registers
-//! when its columns are one kept run, else parks it in a small buffer and stores only its
-//! kept columns; a transposed C is stored by the microkernel through an in-register
+//! ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a whole tile from its
+//! registers (each vector's kept lanes in at most two runs, masked), an edge tile through a
+//! small buffer; a transposed C is stored by the microkernel through an in-register
 //! transpose.
 //!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
@@ -25,7 +25,9 @@
 //! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
 //! no core idles at the end.
 
-use crate::kernel::{AAccess, AOperand, BAccess, KernelShape, MicroKernel, TileEpilogue};
+use crate::kernel::{
+    AAccess, AOperand, BAccess, KernelShape, MicroKernel, PitchedGrid, TileEpilogue,
+};
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
 use convkit_simd::VectorActivation;
@@ -674,6 +676,7 @@ impl Sgemm {
                             .map_or(std::ptr::null(), |b| b[j..].as_ptr()),
                         activation,
                         transposed: false,
+                        pitched: None,
                     };
                     for ir in rows.clone().step_by(mr) {
                         for jr in cols.clone().step_by(nr) {
@@ -732,6 +735,37 @@ impl Sgemm {
                                             tile_rows,
                                             tile_cols,
                                             &epilogue,
+                                        )
+                                    }
+                                }
+                                Columns::Pitched { pitch, valid }
+                                    if tile_rows == mr
+                                        && tile_cols == nr
+                                        && valid >= self.shape.lanes() =>
+                                {
+                                    // SAFETY: as above for the panels; a whole tile stores
+                                    // each kept column at its mapped place from its registers
+                                    // (a line of at least one vector's kept columns), inside
+                                    // the job's C by `run`'s contract.
+                                    unsafe {
+                                        kernel(
+                                            depth.len(),
+                                            a,
+                                            b_micro,
+                                            ldb,
+                                            b_steps,
+                                            job.c.ptr.add(ir * job.c.ldc),
+                                            job.c.ldc,
+                                            tile_rows,
+                                            tile_cols,
+                                            &TileEpilogue {
+                                                pitched: Some(PitchedGrid {
+                                                    first: jr,
+                                                    pitch,
+                                                    valid,
+                                                }),
+                                                ..epilogue
+                                            },
                                         )
                                     }
                                 }

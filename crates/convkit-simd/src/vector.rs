@@ -79,6 +79,41 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// The CPU has [`Simd::ISA`]; `ptr` is writable for `len` f32.
     unsafe fn store_partial(ptr: *mut f32, value: Self::F32, len: usize);
+    /// Lanes `from..LANES` from `ptr + lane`, the others zero (`ptr` itself may lie before
+    /// the readable range: only the lanes read count).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `from ≤ LANES`; `ptr + lane` is readable for every lane
+    /// in `from..LANES`.
+    #[inline(always)]
+    unsafe fn load_tail(ptr: *const f32, from: usize) -> Self::F32 {
+        let mut buffer = [0.0f32; 16];
+        // SAFETY: the lanes copied are readable (contract) and fit the 16-value buffer.
+        unsafe {
+            for (lane, slot) in buffer.iter_mut().enumerate().take(Self::LANES).skip(from) {
+                *slot = *ptr.wrapping_add(lane);
+            }
+            Self::load(buffer.as_ptr())
+        }
+    }
+    /// Stores lanes `from..LANES` to `ptr + lane` (`ptr` itself may lie before the
+    /// writable range: only the lanes stored count).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `from ≤ LANES`; `ptr + lane` is writable for every lane
+    /// in `from..LANES`.
+    #[inline(always)]
+    unsafe fn store_tail(ptr: *mut f32, value: Self::F32, from: usize) {
+        let mut buffer = [0.0f32; 16];
+        // SAFETY: the buffer holds `LANES ≤ 16` values; the lanes copied are writable
+        // (contract).
+        unsafe {
+            Self::store(buffer.as_mut_ptr(), value);
+            for (lane, value) in buffer.iter().enumerate().take(Self::LANES).skip(from) {
+                *ptr.wrapping_add(lane) = *value;
+            }
+        }
+    }
     /// `a · b + c`, fused on the FMA paths.
     ///
     /// # Safety
@@ -311,6 +346,15 @@ mod x86 {
         unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(8 - len).cast()) }
     }
 
+    /// `_mm256_maskload_ps` mask with lanes `from..8` set.
+    #[inline(always)]
+    unsafe fn tail_mask256(from: usize) -> __m256i {
+        const TABLE: [i32; 16] = [0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1];
+        // SAFETY: `from <= 8`, so the 8 lanes read start within the 16-entry table; AVX is
+        // available (this path is only used on AVX2 CPUs).
+        unsafe { _mm256_loadu_si256(TABLE.as_ptr().add(8 - from).cast()) }
+    }
+
     /// The 8x8 transpose of `rows`: `columns[j][i] = rows[i][j]` (8 unpacks, 8 shuffles and
     /// 8 lane permutes).
     ///
@@ -425,6 +469,16 @@ mod x86 {
         unsafe fn store_partial(ptr: *mut f32, value: __m256, len: usize) {
             // SAFETY: AVX is available; masked-off lanes are not accessed.
             unsafe { _mm256_maskstore_ps(ptr, mask256(len), value) }
+        }
+        #[inline(always)]
+        unsafe fn load_tail(ptr: *const f32, from: usize) -> __m256 {
+            // SAFETY: AVX is available; masked-off lanes are not accessed.
+            unsafe { _mm256_maskload_ps(ptr, tail_mask256(from)) }
+        }
+        #[inline(always)]
+        unsafe fn store_tail(ptr: *mut f32, value: __m256, from: usize) {
+            // SAFETY: AVX is available; masked-off lanes are not accessed.
+            unsafe { _mm256_maskstore_ps(ptr, tail_mask256(from), value) }
         }
         #[inline(always)]
         unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
@@ -548,6 +602,16 @@ mod x86 {
         unsafe fn store_partial(ptr: *mut f32, value: __m512, len: usize) {
             // SAFETY: AVX-512F is available; masked-off lanes are not accessed.
             unsafe { _mm512_mask_storeu_ps(ptr, mask512(len), value) }
+        }
+        #[inline(always)]
+        unsafe fn load_tail(ptr: *const f32, from: usize) -> __m512 {
+            // SAFETY: AVX-512F is available; masked-off lanes are not accessed.
+            unsafe { _mm512_maskz_loadu_ps(!mask512(from), ptr) }
+        }
+        #[inline(always)]
+        unsafe fn store_tail(ptr: *mut f32, value: __m512, from: usize) {
+            // SAFETY: AVX-512F is available; masked-off lanes are not accessed.
+            unsafe { _mm512_mask_storeu_ps(ptr, !mask512(from), value) }
         }
         #[inline(always)]
         unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -676,6 +740,23 @@ mod tests {
                 );
                 for i in 0..lanes {
                     assert_eq!(out[i], if i < len { a[i] } else { -9.0 });
+                }
+            }
+            for from in 0..=lanes {
+                // Lanes `from..` only, through a base `from` values before the slice.
+                let tail = &a[from..];
+                let base = tail.as_ptr().wrapping_sub(from);
+                let loaded = S::load_tail(base, from);
+                out.fill(-9.0);
+                let out_tail = out[from..].as_mut_ptr().wrapping_sub(from);
+                S::store_tail(out_tail, S::add(loaded, S::splat(1.0)), from);
+                for i in 0..lanes {
+                    let expected = if i < from { -9.0 } else { a[i] + 1.0 };
+                    assert_eq!(out[i], expected, "from {from}");
+                }
+                S::store(out.as_mut_ptr(), loaded);
+                for i in 0..lanes {
+                    assert_eq!(out[i], if i < from { 0.0 } else { a[i] }, "from {from}");
                 }
             }
             const STRIDE: usize = 11;
