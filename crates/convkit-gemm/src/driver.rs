@@ -165,7 +165,7 @@ struct Task {
 
 /// Most rows of A for which a B with contiguous columns is read in place rather than packed
 /// (see [`Sgemm::reads_b_in_place`]).
-const IN_PLACE_B_MAX_ROWS: usize = 128;
+const IN_PLACE_B_MAX_ROWS: usize = 256;
 
 /// A B read in place whose depth steps are a multiple of this many bytes apart maps every
 /// step to the same L1 sets: packed instead.
@@ -437,7 +437,8 @@ impl Sgemm {
     /// `m` rows, over a column block `cols` wide, rather than packed. Packing costs a copy of
     /// B per column block that only `m` rows of tiles reuse: at 64 rows it was 18 % of
     /// pointwise_256_64 (one thread: 78 % of the peak packed, 90–92 % in place), at 256 rows
-    /// (pointwise_64_256) the two are even, and sgemm_1024 (1024 rows, whose B steps are 4 KiB
+    /// (pointwise_64_256) in place is ahead by a point or two (89.6–90.7 % → 90.5–91.7 %,
+    /// once the tile store had become cheap), and sgemm_1024 (1024 rows, whose B steps are 4 KiB
     /// apart and so all fall in one L1 set) ran at 70–77 % in place against 90–95 % packed.
     /// The block must end on a whole vector (the kernels load whole vectors).
     fn reads_b_in_place(&self, m: usize, cols: usize, ldb: usize) -> bool {
