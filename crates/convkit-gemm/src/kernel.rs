@@ -491,13 +491,13 @@ unsafe fn tile<
         }
 
         // A whole tile is stored from its registers with constant bounds (transposed: up to
-        // eight rows, the first depth block). Other tiles are parked in a buffer (constant
+        // eight rows). Other tiles are parked in a buffer (constant
         // bounds again) and stored from there with run-time ones: were the accumulators
         // themselves indexed at run time, LLVM would keep them in memory and store them on
         // every depth step (the 8x48 and 6x64 tiles did, at a third of the peak).
         let whole = rows == MR && cols == NV * lanes;
         if epilogue.transposed {
-            if whole && MR <= TRANSPOSED_BLOCK_ROWS && !epilogue.accumulate {
+            if whole && MR <= TRANSPOSED_BLOCK_ROWS {
                 store_tile_transposed::<S, MR, NV>(&acc, c, ldc, epilogue);
             } else {
                 let parked = park::<S, MR, NV>(&acc);
@@ -538,8 +538,9 @@ unsafe fn park<S: Simd, const MR: usize, const NV: usize>(
 }
 
 /// Stores a whole register tile of at most [`TRANSPOSED_BLOCK_ROWS`] rows transposed (tile
-/// element `(i, j)` at `c + j·ldc + i`), finished, with nothing to add from C: per vector of
-/// columns, its rows through the path's in-register transpose.
+/// element `(i, j)` at `c + j·ldc + i`) with the epilogue: per vector of columns, the C
+/// values to add through the path's transposing load, then its rows through the path's
+/// in-register transpose.
 ///
 /// # Safety
 /// As [`MicroKernel`] for the tile's `MR × NV·LANES` elements at their transposed places
@@ -556,6 +557,12 @@ unsafe fn store_tile_transposed<S: Simd, const MR: usize, const NV: usize>(
     unsafe {
         let mut columns: [[S::F32; MR]; NV] = std::array::from_fn(|j| acc.map(|row| row[j]));
         for (j, column) in columns.iter_mut().enumerate() {
+            if epilogue.accumulate {
+                let old = S::load_transposed(c.add(j * lanes * ldc), ldc, MR, lanes);
+                for (value, &old) in column.iter_mut().zip(&old) {
+                    *value = S::add(*value, old);
+                }
+            }
             if epilogue.finish {
                 if !epilogue.row_bias.is_null() {
                     for (i, value) in column.iter_mut().enumerate() {

@@ -435,7 +435,13 @@ fn stepped_rows_of_a_into_a_transposed_c() {
     // transposed with both biases and an activation, over several depth blocks.
     for isa in isas() {
         for kernel in convkit_gemm::KernelShape::candidates(isa) {
-            for [m, n, k] in [[1, 1, 1], [13, 40, 300], [49, 70, 33], [30, 17, 520]] {
+            for [m, n, k] in [
+                [1, 1, 1],
+                [13, 40, 300],
+                [49, 70, 33],
+                [30, 17, 520],
+                [14, 130, 600],
+            ] {
                 let sgemm = Sgemm::with_kernel(kernel);
                 let a = ScatteredRows::new(m, k);
                 let dense: Vec<f32> = (0..m * k).map(|x| a.value(x / k, x % k)).collect();

@@ -171,6 +171,33 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
             }
         }
     }
+    /// The inverse of [`Simd::store_transposed`]: row `r < rows` of the result holds
+    /// `out[k·stride + r]` in lane `k < channels` and zero in the others; rows from `rows` on
+    /// are zero. This default gathers value by value; the x86 paths load each channel's run
+    /// of pixels and transpose in registers.
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `rows ≤ 8`, `channels ≤ LANES`, and `out + k·stride` is
+    /// readable for `rows` f32 for every `k < channels`.
+    #[inline(always)]
+    unsafe fn load_transposed(
+        out: *const f32,
+        stride: usize,
+        rows: usize,
+        channels: usize,
+    ) -> [Self::F32; 8] {
+        debug_assert!(rows <= 8 && Self::LANES <= 16);
+        let mut buffer = [[0.0f32; 16]; 8];
+        // SAFETY: the reads are vouched by the caller; the buffer holds 8 rows of 16 lanes.
+        unsafe {
+            for (r, row) in buffer.iter_mut().enumerate().take(rows) {
+                for (k, value) in row.iter_mut().enumerate().take(channels) {
+                    *value = *out.add(k * stride + r);
+                }
+            }
+            buffer.map(|row| Self::load(row.as_ptr()))
+        }
+    }
 }
 
 /// An activation in the form the vector epilogues apply it.
@@ -533,6 +560,26 @@ mod x86 {
                 }
             }
         }
+        #[inline(always)]
+        unsafe fn load_transposed(
+            out: *const f32,
+            stride: usize,
+            rows: usize,
+            channels: usize,
+        ) -> [__m256; 8] {
+            // SAFETY: AVX2 is available; each channel's masked load touches its first `rows`
+            // values only, vouched by the caller.
+            unsafe {
+                let mask = mask256(rows);
+                let mut columns = [_mm256_setzero_ps(); 8];
+                for (k, column) in columns.iter_mut().enumerate() {
+                    if k < channels {
+                        *column = _mm256_maskload_ps(out.add(k * stride), mask);
+                    }
+                }
+                transpose8x8(columns)
+            }
+        }
     }
 
     /// The AVX-512 path (F + BW + VL + DQ).
@@ -673,6 +720,33 @@ mod x86 {
                 }
             }
         }
+        #[inline(always)]
+        unsafe fn load_transposed(
+            out: *const f32,
+            stride: usize,
+            rows: usize,
+            channels: usize,
+        ) -> [__m512; 8] {
+            // SAFETY: the AVX-512 path (F, DQ, VL) is available; each channel's masked load
+            // touches its first `rows` values only, vouched by the caller.
+            unsafe {
+                let mask = ((1u32 << rows) - 1) as __mmask8;
+                let mut low = [_mm256_setzero_ps(); 8];
+                let mut high = [_mm256_setzero_ps(); 8];
+                for k in 0..8 {
+                    if k < channels {
+                        low[k] = _mm256_maskz_loadu_ps(mask, out.add(k * stride));
+                    }
+                    if 8 + k < channels {
+                        high[k] = _mm256_maskz_loadu_ps(mask, out.add((8 + k) * stride));
+                    }
+                }
+                let (low, high) = (transpose8x8(low), transpose8x8(high));
+                std::array::from_fn(|r| {
+                    _mm512_insertf32x8::<1>(_mm512_castps256_ps512(low[r]), high[r])
+                })
+            }
+        }
     }
 }
 
@@ -757,6 +831,24 @@ mod tests {
                 S::store(out.as_mut_ptr(), loaded);
                 for i in 0..lanes {
                     assert_eq!(out[i], if i < from { 0.0 } else { a[i] }, "from {from}");
+                }
+            }
+            for rows in 1..=8 {
+                for channels in [1, lanes / 2, lanes] {
+                    const STRIDE: usize = 11;
+                    let planes: Vec<f32> = (0..STRIDE * lanes).map(|i| i as f32).collect();
+                    let loaded = S::load_transposed(planes.as_ptr(), STRIDE, rows, channels);
+                    for (r, &row) in loaded.iter().enumerate() {
+                        S::store(out.as_mut_ptr(), row);
+                        for k in 0..lanes {
+                            let expected = if r < rows && k < channels {
+                                planes[k * STRIDE + r]
+                            } else {
+                                0.0
+                            };
+                            assert_eq!(out[k], expected, "{rows} rows, {channels} channels");
+                        }
+                    }
                 }
             }
             const STRIDE: usize = 11;
