@@ -150,6 +150,9 @@ fn multi_worker_problems_match_the_reference() {
             left: 2,
             right: 1,
         }),
+        // Winograd on one small image with many output channels: the channels split into
+        // chunks among the workers (80 + 50 on two, 48 + 48 + 34 on three).
+        ConvSpec::new(1, 16, 130, [12, 12], [3, 3]).padding(Padding::symmetric([1, 1])),
         // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {
             top: 1,
