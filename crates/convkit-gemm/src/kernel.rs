@@ -137,8 +137,10 @@ pub(crate) struct AOperand {
 /// `a.ptr + a.row_offsets[i] + a.steps[p]` (stepped-A kernels: `rows` offsets and `depth`
 /// steps readable); rows past `rows` read row `rows − 1`, whose products are never stored;
 /// `c` is writable for `rows ≤ MR` rows of `cols ≤ NR` values at row stride `ldc` (with a
-/// transposed epilogue: tile element `(i, j)` at `c + j·ldc + i`); bias pointers (when not
-/// null) are readable for `rows` and `cols` values.
+/// transposed epilogue: tile element `(i, j)` at `c + j·ldc + i`; with a pitched one, a whole
+/// tile whose kept elements `(i, j)` go to `c + i·ldc` plus grid column `first + j`'s output
+/// column, see [`PitchedGrid`]); bias pointers (when not null) are readable for `rows` and
+/// `cols` values.
 pub(crate) type MicroKernel = unsafe fn(
     depth: usize,
     a: AOperand,
