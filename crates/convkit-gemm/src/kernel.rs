@@ -335,19 +335,32 @@ impl KernelShape {
     /// weighted by `1 + loads per FMA / 2`, a crude charge for load pressure that keeps the
     /// 8x48 tile unless a narrower one saves real work.
     pub fn for_product(isa: Isa, m: usize, n: usize) -> KernelShape {
-        KernelShape::best_of(isa, m, n, usize::MAX)
+        KernelShape::best_of(isa, m, n, |_| true).unwrap_or_else(|| KernelShape::for_isa(isa))
+    }
+
+    /// [`KernelShape::for_product`] among the tiles whose columns divide `n`, if any (a
+    /// product split into column chunks that each start on a panel).
+    pub fn for_product_dividing(isa: Isa, m: usize, n: usize) -> Option<KernelShape> {
+        KernelShape::best_of(isa, m, n, |shape| n.is_multiple_of(shape.nr))
     }
 
     /// [`KernelShape::for_product`] among the tiles of at most [`MAX_STEPPED_A_ROWS`] rows,
     /// for an A read at tables of offsets (`PanelSource::stepped_rows`).
     pub fn for_stepped_rows(isa: Isa, m: usize, n: usize) -> KernelShape {
-        KernelShape::best_of(isa, m, n, MAX_STEPPED_A_ROWS)
+        KernelShape::best_of(isa, m, n, |shape| shape.mr <= MAX_STEPPED_A_ROWS)
+            .unwrap_or_else(|| KernelShape::for_isa(isa))
     }
 
-    fn best_of(isa: Isa, m: usize, n: usize, max_rows: usize) -> KernelShape {
+    /// The candidate of least estimated cost for `m × n` among those `allowed`.
+    fn best_of(
+        isa: Isa,
+        m: usize,
+        n: usize,
+        allowed: impl Fn(&KernelShape) -> bool,
+    ) -> Option<KernelShape> {
         KernelShape::candidates(isa)
             .into_iter()
-            .filter(|shape| shape.mr <= max_rows)
+            .filter(allowed)
             .reduce(|best, next| {
                 if next.estimated_cost(m, n) < best.estimated_cost(m, n) {
                     next
@@ -355,7 +368,6 @@ impl KernelShape {
                     best
                 }
             })
-            .unwrap_or_else(|| KernelShape::for_isa(isa))
     }
 
     /// The estimate [`KernelShape::for_product`] compares, per unit of depth: multiply-adds
@@ -609,30 +621,47 @@ unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize>(
                 }
             }
         }
-        if epilogue.finish {
-            if !epilogue.row_bias.is_null() {
-                for (i, row) in tile.iter_mut().enumerate() {
-                    let bias = S::splat(*epilogue.row_bias.add(i));
-                    for value in row {
-                        *value = S::add(*value, bias);
-                    }
-                }
-            }
-            if !epilogue.col_bias.is_null() {
-                for j in 0..NV {
-                    let bias = S::load(epilogue.col_bias.add(j * lanes));
-                    for row in tile.iter_mut() {
-                        row[j] = S::add(row[j], bias);
-                    }
-                }
-            }
-            epilogue.activation.apply_each::<S>(tile.as_flattened_mut());
-        }
+        finish_tile::<S, MR, NV>(&mut tile, epilogue);
         for (i, row) in tile.iter().enumerate() {
             for (j, &value) in row.iter().enumerate() {
                 S::store(c.add(i * ldc + j * lanes), value);
             }
         }
+    }
+}
+
+/// The finish steps of a whole register tile after its last depth block, each one pass over
+/// the registers: row bias, column bias, activation.
+///
+/// # Safety
+/// The CPU has `S::ISA`; the biases (when not null) hold `MR` and `NV·LANES` values.
+#[inline(always)]
+unsafe fn finish_tile<S: Simd, const MR: usize, const NV: usize>(
+    tile: &mut [[S::F32; NV]; MR],
+    epilogue: &TileEpilogue,
+) {
+    if !epilogue.finish {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        if !epilogue.row_bias.is_null() {
+            for (i, row) in tile.iter_mut().enumerate() {
+                let bias = S::splat(*epilogue.row_bias.add(i));
+                for value in row {
+                    *value = S::add(*value, bias);
+                }
+            }
+        }
+        if !epilogue.col_bias.is_null() {
+            for j in 0..NV {
+                let bias = S::load(epilogue.col_bias.add(j * S::LANES));
+                for row in tile.iter_mut() {
+                    row[j] = S::add(row[j], bias);
+                }
+            }
+        }
+        epilogue.activation.apply_each::<S>(tile.as_flattened_mut());
     }
 }
 
@@ -672,17 +701,7 @@ unsafe fn store_tile_pitched<S: Simd, const MR: usize, const NV: usize>(
                 }
             }
         }
-        if epilogue.finish {
-            if !epilogue.row_bias.is_null() {
-                for (i, row) in tile.iter_mut().enumerate() {
-                    let bias = S::splat(*epilogue.row_bias.add(i));
-                    for value in row {
-                        *value = S::add(*value, bias);
-                    }
-                }
-            }
-            epilogue.activation.apply_each::<S>(tile.as_flattened_mut());
-        }
+        finish_tile::<S, MR, NV>(&mut tile, epilogue);
         for (i, row) in tile.iter().enumerate() {
             let line = c.add(i * ldc);
             for (&value, run) in row.iter().zip(&runs) {

@@ -256,13 +256,9 @@ impl Geometry {
             1 => kg,
             _ => kg.div_ceil(chunks).next_multiple_of(lanes),
         };
-        let dividing = KernelShape::candidates(isa)
-            .into_iter()
-            .filter(|shape| chunks > 1 && even.is_multiple_of(shape.nr))
-            .min_by(|a, b| {
-                a.estimated_cost(t, even)
-                    .total_cmp(&b.estimated_cost(t, even))
-            });
+        let dividing = (chunks > 1)
+            .then(|| KernelShape::for_product_dividing(isa, t, even))
+            .flatten();
         let sgemm = match dividing {
             Some(shape) => Sgemm::with_kernel(shape).fit_depth(cg),
             None => Sgemm::for_product(isa, [t, even, cg]),
