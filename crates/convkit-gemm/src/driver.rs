@@ -30,7 +30,7 @@ use crate::kernel::{
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
-use convkit_simd::VectorActivation;
+use convkit_simd::{CacheSizes, VectorActivation};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -43,6 +43,32 @@ pub struct Blocking {
     pub mc: usize,
     /// Columns of a B block (a multiple of NR).
     pub nc: usize,
+}
+
+/// The L2 that [`Blocking::for_kernel`]'s column blocks were measured on (AMD Zen 5).
+const REFERENCE_L2_BYTES: usize = 1 << 20;
+
+impl Blocking {
+    /// The blocking of `shape`'s path on a CPU with `caches`. The depth block keeps an A
+    /// micro-panel (KC·MR values, 6–8 KiB) in any L1d; the B block (KC × NC, one L2-resident
+    /// operand per worker) was measured on a 1 MiB L2 (AVX-512: NC = 480) and shrinks with a
+    /// smaller one, so that it never fills the whole L2 (AVX2 on a 512 KiB L2: NC = 256, a
+    /// 256 KiB block; a block the size of L2 ran the 6x16 loop at 45–65 % of the peak against
+    /// 80–90 % at half of it). NC stays a whole number of vectors, at least one tile wide.
+    pub fn for_kernel(shape: &KernelShape, caches: CacheSizes) -> Blocking {
+        let (kc, mc, reference_nc) = match shape.isa {
+            Isa::Avx512 => (256, 192, 480),
+            Isa::Avx2 => (256, 144, 512),
+            _ => (256, 64, 256),
+        };
+        let lanes = shape.lanes();
+        let scaled = reference_nc * caches.l2.min(REFERENCE_L2_BYTES) / REFERENCE_L2_BYTES;
+        Blocking {
+            kc,
+            mc,
+            nc: (scaled / lanes * lanes).max(shape.nr),
+        }
+    }
 }
 
 /// Bias and activation applied to each output after the full sum.
@@ -229,38 +255,28 @@ impl Sgemm {
     }
 
     /// On AVX-512, splits depth `k` into equal blocks of at most `max_block` (fewer passes
-    /// over C) and narrows the B block so that it stays within ~600 KiB of L2. Other paths
-    /// keep their blocking.
+    /// over C) and narrows the B block so that it stays within 150/256 of this CPU's L2
+    /// (600 KiB of the 1 MiB L2 where it was measured). Other paths keep their blocking.
     pub fn fit_depth_within(mut self, k: usize, max_block: usize) -> Sgemm {
-        const B_BLOCK_ELEMENTS: usize = 150 * 1024;
         if self.shape.isa == Isa::Avx512 && k > 0 && max_block > 0 {
+            let b_block_elements = CacheSizes::detect().l2 / std::mem::size_of::<f32>() * 150 / 256;
             let nr = self.shape.nr;
             let kc = k.div_ceil(k.div_ceil(max_block));
             self.blocking.kc = kc;
-            self.blocking.nc = (B_BLOCK_ELEMENTS / kc / nr).clamp(1, 10) * nr;
+            self.blocking.nc = (b_block_elements / kc / nr).clamp(1, 10) * nr;
         }
         self
     }
 
-    /// The SGEMM with a given microkernel and the cache blocking of its path.
+    /// The SGEMM with a given microkernel and the cache blocking of its path, sized for this
+    /// CPU's caches (see [`Blocking::for_kernel`]).
     pub fn with_kernel(shape: KernelShape) -> Sgemm {
-        let blocking = match shape.isa {
-            Isa::Avx512 => Blocking {
-                kc: 256,
-                mc: 192,
-                nc: 480,
-            },
-            Isa::Avx2 => Blocking {
-                kc: 256,
-                mc: 144,
-                nc: 512,
-            },
-            _ => Blocking {
-                kc: 256,
-                mc: 64,
-                nc: 256,
-            },
-        };
+        Sgemm::with_kernel_and_caches(shape, CacheSizes::detect())
+    }
+
+    /// [`Sgemm::with_kernel`] for a CPU with `caches`.
+    pub fn with_kernel_and_caches(shape: KernelShape, caches: CacheSizes) -> Sgemm {
+        let blocking = Blocking::for_kernel(&shape, caches);
         Sgemm {
             shape,
             blocking,

@@ -5,6 +5,7 @@
 //! portable path on `wide`, and AVX2+FMA / AVX-512 through `std::arch` inside
 //! `#[target_feature]` functions that the planner picks once with [`select`].
 
+mod cache;
 mod detect;
 pub mod peak;
 mod prefetch;
@@ -12,6 +13,7 @@ mod storage;
 pub mod transpose;
 mod vector;
 
+pub use cache::CacheSizes;
 pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};
 pub use prefetch::prefetch_l1;
 pub use storage::F32Storage;
