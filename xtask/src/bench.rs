@@ -50,6 +50,15 @@ struct Timing {
 /// The standalone SGEMM row's name.
 const SGEMM_ROW: &str = "sgemm_1024";
 
+/// The FMA peak on each of `thread_counts` (a short probe when `quick`).
+fn measure_peaks(thread_counts: &[usize], quick: bool) -> Vec<PeakSet> {
+    let (seconds, repetitions) = if quick { (0.05, 3) } else { (0.25, 7) };
+    thread_counts
+        .iter()
+        .map(|&threads| peak::measure(threads, seconds, repetitions))
+        .collect()
+}
+
 /// Times `C = A·B` for 1024×1024×1024 row-major matrices on the widest path, planned for that
 /// product ([`convkit_gemm::Sgemm::for_product`]).
 fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
@@ -261,13 +270,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     };
 
     eprintln!("measuring the FMA peak on {thread_counts:?} threads");
-    let peaks: Vec<PeakSet> = thread_counts
-        .iter()
-        .map(|&threads| {
-            let (seconds, repetitions) = if args.quick { (0.05, 3) } else { (0.25, 7) };
-            peak::measure(threads, seconds, repetitions)
-        })
-        .collect();
+    let peaks = measure_peaks(&thread_counts, args.quick);
 
     let mut rows = Vec::new();
     if args.shapes.is_empty() || args.shapes.iter().any(|s| s == SGEMM_ROW) {
@@ -321,9 +324,11 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             }
         }
     }
+    eprintln!("measuring the FMA peak again");
+    let peaks_after = measure_peaks(&thread_counts, args.quick);
     report::rate_auto(&mut rows);
     report::rate_peers(&mut rows);
-    let report = Report::new(peaks, rows, args.quick, peer_notes);
+    let report = Report::new((peaks, peaks_after), rows, args.quick, peer_notes);
     report::print_table(&report);
     let out = workspace_root().join(&args.out);
     report::write(&report, &out)?;

@@ -268,6 +268,9 @@ pub struct Report {
     pub isas: Vec<&'static str>,
     pub quick: bool,
     pub peaks: Vec<PeakSet>,
+    /// The peak measured again after every row: how much the host's throughput moved
+    /// during the run (a shared machine's neighbours come and go).
+    pub peaks_after: Vec<PeakSet>,
     pub rows: Vec<Row>,
     /// What each `--compare` peer did (version, or why it has no rows), per thread count.
     pub peer_notes: Vec<String>,
@@ -275,13 +278,21 @@ pub struct Report {
 
 impl Report {
     pub fn new(
-        peaks: Vec<PeakSet>,
+        (peaks, peaks_after): (Vec<PeakSet>, Vec<PeakSet>),
         rows: Vec<Row>,
         quick: bool,
         peer_notes: Vec<String>,
     ) -> Report {
         Report {
-            machine: cpu_model(),
+            machine: {
+                let caches = convkit_simd::CacheSizes::detect();
+                format!(
+                    "{}, L1d {} KiB, L2 {} KiB per core",
+                    cpu_model(),
+                    caches.l1d >> 10,
+                    caches.l2 >> 10
+                )
+            },
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             isas: convkit_simd::available_isas()
                 .iter()
@@ -289,6 +300,7 @@ impl Report {
                 .collect(),
             quick,
             peaks,
+            peaks_after,
             rows,
             peer_notes,
         }
@@ -348,7 +360,7 @@ fn cells(row: &Row) -> [String; 12] {
 }
 
 fn peaks_line(report: &Report) -> String {
-    report
+    let line = report
         .peaks
         .iter()
         .map(|set| {
@@ -366,8 +378,38 @@ fn peaks_line(report: &Report) -> String {
             )
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    let after: Vec<String> = report
+        .peaks_after
+        .iter()
+        .map(|set| format!("{} thread(s) {:.1}", set.threads, set.best.gflops))
+        .collect();
+    if after.is_empty() {
+        return line;
+    }
+    // The largest change of any thread count's peak between the start and the end.
+    let drift = report
+        .peaks
+        .iter()
+        .zip(&report.peaks_after)
+        .map(|(start, end)| (end.best.gflops / start.best.gflops - 1.0).abs())
+        .fold(0.0, f64::max);
+    let verdict = if drift > PEAK_DRIFT_WARNING {
+        "the host's throughput moved during the run: compare rows as ratios, and rerun for \
+         % of peak"
+    } else {
+        "steady"
+    };
+    format!(
+        "{line}; again after the rows: {} ({:.0} % change, {verdict})",
+        after.join(", "),
+        drift * 100.0
+    )
 }
+
+/// A change of the peak between a run's start and end beyond which the report says that
+/// its "% of peak" figures are not to be trusted.
+const PEAK_DRIFT_WARNING: f64 = 0.05;
 
 pub fn print_table(report: &Report) {
     let table: Vec<[String; 12]> = report.rows.iter().map(cells).collect();
