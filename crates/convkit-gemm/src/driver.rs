@@ -13,11 +13,11 @@
 //!         for jr in jc, step NR       microkernel on an MR×NR register tile, B from L2
 //! ```
 //!
-//! KC, MC and NC come from the path ([`Sgemm::with_kernel`]) and may be fitted to the depth
-//! ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a whole tile from its
-//! registers (each vector's kept lanes in at most two runs, masked), an edge tile through a
-//! small buffer; a transposed C is stored by the microkernel through an in-register
-//! transpose.
+//! KC, MC and NC come from the path and the detected L2 ([`Blocking::for_kernel`]) and may be
+//! fitted to the depth ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a whole
+//! tile from its registers (each vector's kept lanes in at most two runs, masked), an edge
+//! tile through a small buffer; a transposed C is stored by the microkernel through an
+//! in-register transpose.
 //!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
 //! slice of the scratch (one A block, one B block, one tile), so scratch is bounded by the
@@ -45,16 +45,24 @@ pub struct Blocking {
     pub nc: usize,
 }
 
-/// The L2 that [`Blocking::for_kernel`]'s column blocks were measured on (AMD Zen 5).
+/// The L2 that the blocks sized from it were measured on (AMD Zen 5): a larger L2 gets the
+/// same blocks, a smaller one proportionally smaller ones.
 const REFERENCE_L2_BYTES: usize = 1 << 20;
+
+/// The part of this CPU's L2 that blocks may be sized from (at most the reference L2).
+fn usable_l2(caches: CacheSizes) -> usize {
+    caches.l2.min(REFERENCE_L2_BYTES)
+}
 
 impl Blocking {
     /// The blocking of `shape`'s path on a CPU with `caches`. The depth block keeps an A
-    /// micro-panel (KC·MR values, 6–8 KiB) in any L1d; the B block (KC × NC, one L2-resident
-    /// operand per worker) was measured on a 1 MiB L2 (AVX-512: NC = 480) and shrinks with a
-    /// smaller one, so that it never fills the whole L2 (AVX2 on a 512 KiB L2: NC = 256, a
-    /// 256 KiB block; a block the size of L2 ran the 6x16 loop at 45–65 % of the peak against
-    /// 80–90 % at half of it). NC stays a whole number of vectors, at least one tile wide.
+    /// micro-panel (KC·MR values, 6–8 KiB) in any L1d. The B block (KC × NC, the operand that
+    /// stays in L2 while the tiles stream over it) was measured on a 1 MiB L2 (AVX-512:
+    /// NC = 480) and shrinks with a smaller L2, so that it never takes all of it: AVX2 on a
+    /// 512 KiB L2 gets NC = 256, a 256 KiB block. (There, a standalone 6x16 loop over B
+    /// blocks ran at 41–79 GFLOP/s with 512 KiB blocks against 77–92 with 256 KiB ones, peak
+    /// 90, on a host too noisy to show the difference in the whole SGEMM.) NC stays a whole
+    /// number of vectors and at least one tile wide.
     pub fn for_kernel(shape: &KernelShape, caches: CacheSizes) -> Blocking {
         let (kc, mc, reference_nc) = match shape.isa {
             Isa::Avx512 => (256, 192, 480),
@@ -62,7 +70,7 @@ impl Blocking {
             _ => (256, 64, 256),
         };
         let lanes = shape.lanes();
-        let scaled = reference_nc * caches.l2.min(REFERENCE_L2_BYTES) / REFERENCE_L2_BYTES;
+        let scaled = reference_nc * usable_l2(caches) / REFERENCE_L2_BYTES;
         Blocking {
             kc,
             mc,
@@ -259,7 +267,8 @@ impl Sgemm {
     /// (600 KiB of the 1 MiB L2 where it was measured). Other paths keep their blocking.
     pub fn fit_depth_within(mut self, k: usize, max_block: usize) -> Sgemm {
         if self.shape.isa == Isa::Avx512 && k > 0 && max_block > 0 {
-            let b_block_elements = CacheSizes::detect().l2 / std::mem::size_of::<f32>() * 150 / 256;
+            let b_block_elements =
+                usable_l2(CacheSizes::detect()) / std::mem::size_of::<f32>() * 150 / 256;
             let nr = self.shape.nr;
             let kc = k.div_ceil(k.div_ceil(max_block));
             self.blocking.kc = kc;
@@ -271,12 +280,7 @@ impl Sgemm {
     /// The SGEMM with a given microkernel and the cache blocking of its path, sized for this
     /// CPU's caches (see [`Blocking::for_kernel`]).
     pub fn with_kernel(shape: KernelShape) -> Sgemm {
-        Sgemm::with_kernel_and_caches(shape, CacheSizes::detect())
-    }
-
-    /// [`Sgemm::with_kernel`] for a CPU with `caches`.
-    pub fn with_kernel_and_caches(shape: KernelShape, caches: CacheSizes) -> Sgemm {
-        let blocking = Blocking::for_kernel(&shape, caches);
+        let blocking = Blocking::for_kernel(&shape, CacheSizes::detect());
         Sgemm {
             shape,
             blocking,
@@ -937,6 +941,41 @@ impl ABlock<'_> {
                     ..operand(data.as_ptr(), 0)
                 },
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Blocking, KernelShape};
+    use convkit_core::Isa;
+    use convkit_simd::CacheSizes;
+
+    fn caches(l2_kib: usize) -> CacheSizes {
+        CacheSizes {
+            l1d: 32 << 10,
+            l2: l2_kib << 10,
+        }
+    }
+
+    #[test]
+    fn column_blocks_shrink_with_a_smaller_l2_and_stay_whole_vectors() {
+        let portable = KernelShape::for_isa(Isa::Scalar);
+        assert_eq!(Blocking::for_kernel(&portable, caches(1024)).nc, 256);
+        assert_eq!(Blocking::for_kernel(&portable, caches(2048)).nc, 256);
+        assert_eq!(Blocking::for_kernel(&portable, caches(512)).nc, 128);
+        // Never narrower than one tile.
+        assert_eq!(Blocking::for_kernel(&portable, caches(1)).nc, portable.nr);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = KernelShape::for_isa(Isa::Avx2);
+            assert_eq!(Blocking::for_kernel(&avx2, caches(1024)).nc, 512);
+            assert_eq!(Blocking::for_kernel(&avx2, caches(512)).nc, 256);
+            assert_eq!(Blocking::for_kernel(&avx2, caches(1280)).nc, 512);
+            let avx512 = KernelShape::for_isa(Isa::Avx512);
+            assert_eq!(Blocking::for_kernel(&avx512, caches(1024)).nc, 480);
+            // 480 · 3/4 = 360, down to whole 16-lane vectors.
+            assert_eq!(Blocking::for_kernel(&avx512, caches(768)).nc, 352);
         }
     }
 }

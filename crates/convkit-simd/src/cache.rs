@@ -17,8 +17,8 @@ pub struct CacheSizes {
 }
 
 impl CacheSizes {
-    /// Sizes assumed where they cannot be read: the smallest of current x86-64 server and
-    /// desktop cores (32 KiB L1d, 512 KiB L2), so that blocks sized from them fit anywhere.
+    /// Sizes assumed where they cannot be read: AMD Zen 2–4 cores' 32 KiB L1d and 512 KiB
+    /// L2 (half of the L2 that the blocking was measured on, so blocks err small).
     pub const FALLBACK: CacheSizes = CacheSizes {
         l1d: 32 << 10,
         l2: 512 << 10,
