@@ -224,6 +224,12 @@ pub fn rate_auto(rows: &mut [Row]) {
         let ran = row.ran.unwrap_or("-");
         row.status = if ratio <= 1.05 {
             format!("ok: chose {ran}, {ratio:.2}x the best ({best_name})")
+        } else if ran == best_name {
+            // The same algorithm in two rows of one run: what differs is the host.
+            format!(
+                "SLOWER: chose {ran}, {ratio:.2}x the best ({best_name}: the same algorithm, \
+                 timed apart; the host's throughput moved)"
+            )
         } else {
             format!("SLOWER: chose {ran}, {ratio:.2}x the best ({best_name})")
         };
@@ -610,4 +616,47 @@ pub fn write(report: &Report, folder: &Path) -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Row, rate_auto};
+    use crate::suite::layers;
+    use convkit::Algorithm;
+
+    /// A timed f32 row of the first suite layer on one thread.
+    fn timed(algorithm: Algorithm, ms: f64, ran: Option<&'static str>) -> Row {
+        let layer = &layers()[0];
+        Row {
+            median_ms: Some(ms),
+            ran,
+            ..Row::new(layer, algorithm, "f32", 1)
+        }
+    }
+
+    #[test]
+    fn auto_is_rated_against_the_fastest_algorithm_of_its_shape() {
+        let direct = Some(Algorithm::Direct.name());
+        let mut rows = vec![
+            timed(Algorithm::Auto, 1.04, direct),
+            timed(Algorithm::Direct, 1.0, None),
+            timed(Algorithm::Im2colGemm, 2.0, None),
+        ];
+        rate_auto(&mut rows);
+        assert!(rows[0].status.starts_with("ok: chose direct, 1.04x"));
+        // Slower than the same algorithm's own row: marked, and said to be the host.
+        rows[0].median_ms = Some(1.5);
+        rate_auto(&mut rows);
+        assert!(rows[0].status.starts_with("SLOWER"));
+        assert!(rows[0].status.contains("the same algorithm"));
+        // Slower than another algorithm: marked, without that reading.
+        rows[1].median_ms = Some(3.0);
+        rows[2].median_ms = Some(1.0);
+        rate_auto(&mut rows);
+        assert!(
+            rows[0]
+                .status
+                .starts_with("SLOWER: chose direct, 1.50x the best (im2col-gemm)")
+        );
+    }
 }
