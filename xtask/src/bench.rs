@@ -328,7 +328,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let peaks_after = measure_peaks(&thread_counts, args.quick);
     report::rate_auto(&mut rows);
     report::rate_peers(&mut rows);
-    let report = Report::new((peaks, peaks_after), rows, args.quick, peer_notes);
+    let report = Report::new(peaks, peaks_after, rows, args.quick, peer_notes);
     report::print_table(&report);
     let out = workspace_root().join(&args.out);
     report::write(&report, &out)?;

@@ -284,7 +284,8 @@ pub struct Report {
 
 impl Report {
     pub fn new(
-        (peaks, peaks_after): (Vec<PeakSet>, Vec<PeakSet>),
+        peaks: Vec<PeakSet>,
+        peaks_after: Vec<PeakSet>,
         rows: Vec<Row>,
         quick: bool,
         peer_notes: Vec<String>,
@@ -390,9 +391,6 @@ fn peaks_line(report: &Report) -> String {
         .iter()
         .map(|set| format!("{} thread(s) {:.1}", set.threads, set.best.gflops))
         .collect();
-    if after.is_empty() {
-        return line;
-    }
     // The largest change of any thread count's peak between the start and the end.
     let drift = report
         .peaks

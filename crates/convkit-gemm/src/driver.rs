@@ -49,9 +49,10 @@ pub struct Blocking {
 /// same blocks, a smaller one proportionally smaller ones.
 const REFERENCE_L2_BYTES: usize = 1 << 20;
 
-/// The part of this CPU's L2 that blocks may be sized from (at most the reference L2).
-fn usable_l2(caches: CacheSizes) -> usize {
-    caches.l2.min(REFERENCE_L2_BYTES)
+/// A block size `measured` on the reference L2, for a CPU with `caches`: scaled down with a
+/// smaller L2, kept with a larger one.
+fn scaled_to_l2(measured: usize, caches: CacheSizes) -> usize {
+    measured * caches.l2.min(REFERENCE_L2_BYTES) / REFERENCE_L2_BYTES
 }
 
 impl Blocking {
@@ -70,11 +71,10 @@ impl Blocking {
             _ => (256, 64, 256),
         };
         let lanes = shape.lanes();
-        let scaled = reference_nc * usable_l2(caches) / REFERENCE_L2_BYTES;
         Blocking {
             kc,
             mc,
-            nc: (scaled / lanes * lanes).max(shape.nr),
+            nc: (scaled_to_l2(reference_nc, caches) / lanes * lanes).max(shape.nr),
         }
     }
 }
@@ -263,12 +263,12 @@ impl Sgemm {
     }
 
     /// On AVX-512, splits depth `k` into equal blocks of at most `max_block` (fewer passes
-    /// over C) and narrows the B block so that it stays within 150/256 of this CPU's L2
-    /// (600 KiB of the 1 MiB L2 where it was measured). Other paths keep their blocking.
+    /// over C) and narrows the B block so that it stays within 600 KiB of the 1 MiB L2 where
+    /// it was measured, scaled to this CPU's L2 like every block. Other paths keep their
+    /// blocking.
     pub fn fit_depth_within(mut self, k: usize, max_block: usize) -> Sgemm {
         if self.shape.isa == Isa::Avx512 && k > 0 && max_block > 0 {
-            let b_block_elements =
-                usable_l2(CacheSizes::detect()) / std::mem::size_of::<f32>() * 150 / 256;
+            let b_block_elements = scaled_to_l2(150 * 1024, CacheSizes::detect());
             let nr = self.shape.nr;
             let kc = k.div_ceil(k.div_ceil(max_block));
             self.blocking.kc = kc;
