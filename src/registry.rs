@@ -32,15 +32,17 @@ impl Registered for f64 {
     }
 }
 
-/// Half-precision storage: the reference, Winograd natively (its bands widen and narrow), and
-/// the other f32 algorithms behind [`Widened`].
+/// Half-precision storage: the reference; im2col+GEMM and Winograd natively (converted while
+/// packing: the padded copies, panels and bands widen the input, the staged C blocks and
+/// output bands are rounded once into the output); Direct behind [`Widened`] (whole-tensor
+/// conversion).
 macro_rules! half_storage {
     ($($element:ty),*) => {$(
         impl Registered for $element {
             fn registered() -> Vec<&'static dyn ConvAlgorithm<$element>> {
                 vec![
                     &Reference,
-                    &Widened(Im2colGemm),
+                    &Im2colGemm,
                     &Widened(Direct),
                     &Winograd::F2,
                     &Winograd::F4,

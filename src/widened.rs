@@ -1,5 +1,5 @@
-//! Half-precision storage (`half::f16`, `half::bf16`) on the f32 algorithms: inputs and
-//! weights widened to f32 (exactly: every f16 and bf16 is an f32), f32 accumulation by the
+//! Half-precision storage (`half::f16`, `half::bf16`) on an f32 algorithm that does not
+//! convert while packing (`Direct`): inputs and weights widened to f32 (exactly: every f16 and bf16 is an f32), f32 accumulation by the
 //! wrapped algorithm, the output rounded once to the storage type.
 //!
 //! Weights are widened once at plan time (then packed by the f32 algorithm as usual); the

@@ -17,7 +17,9 @@
 //! fitted to the depth ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a whole
 //! tile from its registers (each vector's kept lanes in at most two runs, masked), an edge
 //! tile through a small buffer; a transposed C is stored by the microkernel through an
-//! in-register transpose.
+//! in-register transpose. A C stored in half precision ([`OutputPtr`]) is computed task by
+//! task into the worker's staged f32 block (tasks cut to fit it) and rounded into C once its
+//! sums are complete.
 //!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
 //! slice of the scratch (one A block, one B block, one tile), so scratch is bounded by the
@@ -30,7 +32,8 @@ use crate::kernel::{
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
-use convkit_simd::{CacheSizes, VectorActivation};
+use convkit_simd::{CacheSizes, F32Storage, VectorActivation};
+use half::{bf16, f16};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -111,12 +114,48 @@ pub enum Columns {
     Transposed,
 }
 
+/// The first element of a C, in the element type it is stored as.
+#[derive(Clone, Copy, Debug)]
+pub enum OutputPtr {
+    /// f32: the microkernels store their tiles straight into C.
+    F32(*mut f32),
+    /// Half precision: each task computes its part of C in f32 in the worker's scratch and
+    /// rounds it into C once, after the last depth block (see [`Packing::c`]).
+    F16(*mut f16),
+    /// bfloat16, as `F16`.
+    Bf16(*mut bf16),
+}
+
+/// An element type a C can be stored as.
+pub trait GemmOutput: F32Storage {
+    /// `ptr` as the driver's output pointer.
+    fn output_ptr(ptr: *mut Self) -> OutputPtr;
+}
+
+impl GemmOutput for f32 {
+    fn output_ptr(ptr: *mut f32) -> OutputPtr {
+        OutputPtr::F32(ptr)
+    }
+}
+
+impl GemmOutput for f16 {
+    fn output_ptr(ptr: *mut f16) -> OutputPtr {
+        OutputPtr::F16(ptr)
+    }
+}
+
+impl GemmOutput for bf16 {
+    fn output_ptr(ptr: *mut bf16) -> OutputPtr {
+        OutputPtr::Bf16(ptr)
+    }
+}
+
 /// Where a job's C lives: `m` rows at row stride `ldc` from `ptr`, columns laid out as
 /// `columns` says.
 #[derive(Clone, Copy, Debug)]
 pub struct OutputTile {
     /// First element of C.
-    pub ptr: *mut f32,
+    pub ptr: OutputPtr,
     /// Distance between rows of C.
     pub ldc: usize,
     /// Column layout.
@@ -225,7 +264,15 @@ pub struct Packing {
     /// Some job's B is packed block by block (neither prepacked nor in place: contiguous
     /// columns with few rows of A, or stepped).
     pub b: bool,
+    /// Some job's C is stored in half precision: each worker stages its task's part of C in
+    /// f32 ([`STAGED_C_BUDGET`] values at most, the tasks cut to fit) and rounds it into C
+    /// once the sums are complete.
+    pub c: bool,
 }
+
+/// f32 values of a worker's staged C (128 KiB): with [`Packing::c`], tasks have at most this
+/// many values of C, in whole tiles.
+pub const STAGED_C_BUDGET: usize = 1 << 15;
 
 /// Sends the jobs (raw output pointers) to the workers; tasks write disjoint tiles.
 #[derive(Clone, Copy)]
@@ -284,7 +331,11 @@ impl Sgemm {
         Sgemm {
             shape,
             blocking,
-            packing: Packing { a: true, b: true },
+            packing: Packing {
+                a: true,
+                b: true,
+                c: false,
+            },
         }
     }
 
@@ -307,10 +358,25 @@ impl Sgemm {
     }
 
     /// Scratch (f32 elements) one worker needs: one A block and one B block (those that are
-    /// packed, see [`Sgemm::with_packing`]) and one tile.
+    /// packed, see [`Sgemm::with_packing`]), one tile, and a staged C block for a C stored in
+    /// half precision.
     pub fn scratch_per_worker(&self) -> usize {
         let tile = self.shape.mr * self.shape.nr;
-        self.a_block_len() + self.b_block_len() + tile
+        self.a_block_len() + self.b_block_len() + tile + self.staged_c_len()
+    }
+
+    /// Tiles of C a task may have when its C is staged: as many as [`STAGED_C_BUDGET`] holds.
+    fn staged_tiles(&self) -> usize {
+        (STAGED_C_BUDGET / (self.shape.mr * self.shape.nr)).max(1)
+    }
+
+    /// Elements of a worker's staged C (none when no C is stored in half precision).
+    fn staged_c_len(&self) -> usize {
+        if self.packing.c {
+            self.staged_tiles() * self.shape.mr * self.shape.nr
+        } else {
+            0
+        }
     }
 
     /// Elements of a worker's A block (none when A is never packed).
@@ -440,7 +506,7 @@ impl Sgemm {
             a: &a,
             b: &b,
             c: OutputTile {
-                ptr: c.as_mut_ptr(),
+                ptr: OutputPtr::F32(c.as_mut_ptr()),
                 ldc,
                 columns: Columns::Contiguous,
             },
@@ -474,12 +540,27 @@ impl Sgemm {
         let (row_units, col_units) = (m.div_ceil(mr), n.div_ceil(nr));
         let mut cols = col_units.div_ceil(self.blocking.nc / nr).max(1);
         let mut rows = 1;
+        if self.packing.c {
+            // A staged C holds one task: at most `staged_tiles` tiles. Where B is packed
+            // (converted) per task, the rows stay whole and the columns are cut, so that B is
+            // packed once; else the column block stays and the rows are cut, so that A
+            // (prepacked weights, streamed) is read once per column block, as unstaged.
+            let tiles = self.staged_tiles();
+            if self.packing.b {
+                rows = row_units.div_ceil(tiles);
+                let row_part = row_units.div_ceil(rows);
+                cols = cols.max(col_units.div_ceil((tiles / row_part).max(1)));
+            } else {
+                let col_part = col_units.div_ceil(cols);
+                rows = row_units.div_ceil((tiles / col_part).max(1));
+            }
+        }
         if workers > 1 && jobs < 4 * workers {
             // Few jobs: split each so that the workers get equal shares. Splitting rows
             // makes every part pack the same B columns again, splitting columns makes
             // every part stream all of A: split the operand that is larger.
             if n < m && cols < workers {
-                rows = workers.min(row_units);
+                rows = rows.max(workers.min(row_units));
             }
             while !(jobs * cols * rows).is_multiple_of(workers) {
                 if cols < col_units {
@@ -526,7 +607,8 @@ impl Sgemm {
     /// regions overlap (nor are they read elsewhere during the call); biases hold `m` (row)
     /// and `n` (column) values. `jobs` hands out the same jobs whenever asked, from any
     /// thread. `scratch` holds at least [`Sgemm::scratch_per_worker`] elements, and no job
-    /// packs an operand that [`Sgemm::with_packing`] excluded. The CPU has
+    /// packs an operand that [`Sgemm::with_packing`] excluded (a C stored in half precision
+    /// needs [`Packing::c`]). The CPU has
     /// this SGEMM's path.
     pub unsafe fn run(&self, jobs: &dyn GemmJobs, scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
@@ -612,11 +694,123 @@ impl Sgemm {
         }
     }
 
-    /// One task, sequentially: the loop nest in the module documentation.
+    /// One task, sequentially: the loop nest in the module documentation, its tiles stored
+    /// into C (f32), or into the worker's staged block and then rounded into C.
     ///
     /// # Safety
     /// As [`Sgemm::run`] for `job`, restricted to the task's tile.
     unsafe fn run_task(&self, job: &GemmJob<'_>, task: Task, scratch: &mut [f32]) {
+        let ptr = match job.c.ptr {
+            OutputPtr::F32(ptr) => ptr,
+            OutputPtr::F16(ptr) => {
+                // SAFETY: forwarded contract (`split` cut the task to the staged block).
+                return unsafe { self.run_staged_task(job, task, ptr, scratch) };
+            }
+            OutputPtr::Bf16(ptr) => {
+                // SAFETY: as above.
+                return unsafe { self.run_staged_task(job, task, ptr, scratch) };
+            }
+        };
+        let c = F32Output {
+            ptr,
+            ldc: job.c.ldc,
+            columns: job.c.columns,
+            origin: [0, 0],
+        };
+        // SAFETY: forwarded contract: C is the job's own.
+        unsafe { self.compute_task(job, task, c, scratch) };
+    }
+
+    /// A task whose C is stored as `T`: computed into the worker's staged block (rows, or
+    /// columns when C is transposed, one after another), then rounded into C at the places
+    /// `job.c.columns` maps them to.
+    ///
+    /// # Safety
+    /// As [`Sgemm::run`] for `job` (with `dst` its C), restricted to the task's tile; the
+    /// task fits the staged block ([`Sgemm::split`] cuts it so).
+    unsafe fn run_staged_task<T: F32Storage>(
+        &self,
+        job: &GemmJob<'_>,
+        task: Task,
+        dst: *mut T,
+        scratch: &mut [f32],
+    ) {
+        let staged_len = self.staged_c_len();
+        let (staged, scratch) = scratch.split_at_mut(staged_len);
+        let [r0, c0] = [task.rows.0, task.cols.0];
+        let (rows, cols) = (task.rows.1 - r0, task.cols.1 - c0);
+        assert!(
+            rows * cols <= staged_len,
+            "staged task larger than its block"
+        );
+        let transposed = job.c.columns == Columns::Transposed;
+        let c = F32Output {
+            ptr: staged.as_mut_ptr(),
+            ldc: if transposed { rows } else { cols },
+            columns: if transposed {
+                Columns::Transposed
+            } else {
+                Columns::Contiguous
+            },
+            origin: [r0, c0],
+        };
+        // SAFETY: forwarded contract for the operands; C is the worker's staged block, which
+        // holds the task's rows × cols values (asserted).
+        unsafe { self.compute_task(job, task, c, scratch) };
+        let ldc = job.c.ldc;
+        // Rounds `len` staged values from `from` into C from element `to`.
+        let narrow = |from: usize, to: usize, len: usize| {
+            // SAFETY: every element `to` names is one of the task's elements of C, mapped
+            // inside the job's C by `run`'s contract, and written by this task alone.
+            let dst = unsafe { std::slice::from_raw_parts_mut(dst.add(to), len) };
+            T::narrow(&staged[from..from + len], dst);
+        };
+        match job.c.columns {
+            Columns::Contiguous => {
+                for i in 0..rows {
+                    narrow(i * cols, (r0 + i) * ldc + c0, cols);
+                }
+            }
+            Columns::Transposed => {
+                for j in 0..cols {
+                    narrow(j * rows, (c0 + j) * ldc + r0, rows);
+                }
+            }
+            Columns::Pitched { pitch, valid } => {
+                for i in 0..rows {
+                    let mut column = c0;
+                    while column < task.cols.1 {
+                        let (line, offset) = (column / pitch, column % pitch);
+                        if offset >= valid {
+                            column += pitch - offset;
+                            continue;
+                        }
+                        let run = (valid - offset).min(task.cols.1 - column);
+                        narrow(
+                            i * cols + column - c0,
+                            (r0 + i) * ldc + line * valid + offset,
+                            run,
+                        );
+                        column += run;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The loop nest of one task, its tiles stored into `c`.
+    ///
+    /// # Safety
+    /// As [`Sgemm::run`] for `job`'s operands and biases, restricted to the task's tile; `c`
+    /// is valid for writes of the task's elements of C, element `(i, j)` of the job at the
+    /// place `c.columns` maps `(i, j) − c.origin` to, written by this task alone.
+    unsafe fn compute_task(
+        &self,
+        job: &GemmJob<'_>,
+        task: Task,
+        c: F32Output,
+        scratch: &mut [f32],
+    ) {
         let KernelShape {
             mr,
             nr,
@@ -704,6 +898,7 @@ impl Sgemm {
                             let (b_micro, b_access, ldb, b_steps) =
                                 b_block.operand(jr, jr - cols.start, &depth, nr);
                             let epilogue = tile_epilogue(ir, jr);
+                            let (ci, cj) = (ir - c.origin[0], jr - c.origin[1]);
                             let (tile_rows, tile_cols) =
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
                             let (kernel, a) = a_block.operand(
@@ -712,7 +907,7 @@ impl Sgemm {
                                 (ir, ir - rows.start),
                                 &depth,
                             );
-                            match job.c.columns {
+                            match c.columns {
                                 // SAFETY: the panels hold depth×MR and depth×NR values from
                                 // these offsets (packed_len rounds up to whole groups), or A's
                                 // rows hold the block's depth range in place; a B read in
@@ -730,17 +925,17 @@ impl Sgemm {
                                         b_micro,
                                         ldb,
                                         b_steps,
-                                        job.c.ptr.add(ir * job.c.ldc + jr),
-                                        job.c.ldc,
+                                        c.ptr.add(ci * c.ldc + cj),
+                                        c.ldc,
                                         tile_rows,
                                         tile_cols,
                                         &epilogue,
                                     )
                                 },
                                 Columns::Pitched { pitch, valid }
-                                    if jr % pitch + tile_cols <= valid =>
+                                    if cj % pitch + tile_cols <= valid =>
                                 {
-                                    let c = ir * job.c.ldc + jr / pitch * valid + jr % pitch;
+                                    let offset = ci * c.ldc + cj / pitch * valid + cj % pitch;
                                     // SAFETY: as above for the panels; the tile's columns are
                                     // all kept and contiguous in C (one line's run), mapped
                                     // inside the job's C by `run`'s contract.
@@ -751,8 +946,8 @@ impl Sgemm {
                                             b_micro,
                                             ldb,
                                             b_steps,
-                                            job.c.ptr.add(c),
-                                            job.c.ldc,
+                                            c.ptr.add(offset),
+                                            c.ldc,
                                             tile_rows,
                                             tile_cols,
                                             &epilogue,
@@ -775,13 +970,13 @@ impl Sgemm {
                                             b_micro,
                                             ldb,
                                             b_steps,
-                                            job.c.ptr.add(ir * job.c.ldc),
-                                            job.c.ldc,
+                                            c.ptr.add(ci * c.ldc),
+                                            c.ldc,
                                             tile_rows,
                                             tile_cols,
                                             &TileEpilogue {
                                                 pitched: Some(PitchedGrid {
-                                                    first: jr,
+                                                    first: cj,
                                                     pitch,
                                                     valid,
                                                 }),
@@ -814,10 +1009,10 @@ impl Sgemm {
                                     store_pitched(
                                         tile_scratch.as_ptr(),
                                         nr,
-                                        job.c.ptr.add(ir * job.c.ldc),
-                                        job.c.ldc,
+                                        c.ptr.add(ci * c.ldc),
+                                        c.ldc,
                                         tile_rows,
-                                        (jr, tile_cols),
+                                        (cj, tile_cols),
                                         (pitch, valid),
                                         &epilogue,
                                     )
@@ -832,8 +1027,8 @@ impl Sgemm {
                                         b_micro,
                                         ldb,
                                         b_steps,
-                                        job.c.ptr.add(jr * job.c.ldc + ir),
-                                        job.c.ldc,
+                                        c.ptr.add(cj * c.ldc + ci),
+                                        c.ldc,
                                         tile_rows,
                                         tile_cols,
                                         &TileEpilogue {
@@ -849,6 +1044,16 @@ impl Sgemm {
             }
         }
     }
+}
+
+/// Where a task stores its tiles: element `(i, j)` of the job's C at the place `columns`
+/// maps `(i − origin[0], j − origin[1])` to from `ptr`, rows `ldc` apart.
+#[derive(Clone, Copy)]
+struct F32Output {
+    ptr: *mut f32,
+    ldc: usize,
+    columns: Columns,
+    origin: [usize; 2],
 }
 
 /// Where a task's block of B (one column block, one depth block) is read from.

@@ -13,6 +13,9 @@ mod driver;
 mod kernel;
 mod panel;
 
-pub use driver::{Blocking, Columns, Epilogue, GemmJob, GemmJobs, OutputTile, Packing, Sgemm};
+pub use driver::{
+    Blocking, Columns, Epilogue, GemmJob, GemmJobs, GemmOutput, OutputPtr, OutputTile, Packing,
+    STAGED_C_BUDGET, Sgemm,
+};
 pub use kernel::{KernelShape, MAX_STEPPED_A_ROWS};
 pub use panel::{PackedPanels, PanelSource, SteppedRows, StridedMatrix, packed_len, panel_groups};

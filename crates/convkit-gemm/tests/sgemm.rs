@@ -3,7 +3,11 @@
 //! activations. Integer data makes every sum exact, so results must match bit for bit.
 
 use convkit_core::{Activation, Isa};
-use convkit_gemm::{Columns, Epilogue, GemmJob, OutputTile, Sgemm, StridedMatrix};
+use convkit_gemm::{
+    Columns, Epilogue, GemmJob, GemmOutput, OutputPtr, OutputTile, Packing, Sgemm, StridedMatrix,
+};
+use convkit_simd::F32Storage;
+use half::{bf16, f16};
 
 fn integers(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
@@ -280,7 +284,7 @@ fn pitched_columns_drop_the_wrapped_ones() {
                     a: &a_view,
                     b: &b_view,
                     c: OutputTile {
-                        ptr: c.as_mut_ptr(),
+                        ptr: OutputPtr::F32(c.as_mut_ptr()),
                         ldc,
                         columns: Columns::Pitched { pitch, valid },
                     },
@@ -355,7 +359,7 @@ fn jobs_of_different_shapes_share_one_run() {
                         a: &views[j].0,
                         b: &views[j].1,
                         c: OutputTile {
-                            ptr: pointers.next().expect("one output per job"),
+                            ptr: OutputPtr::F32(pointers.next().expect("one output per job")),
                             ldc: n,
                             columns: Columns::Contiguous,
                         },
@@ -468,7 +472,7 @@ fn stepped_rows_of_a_into_a_transposed_c() {
                         a: &a,
                         b: b_source,
                         c: OutputTile {
-                            ptr: c.as_mut_ptr(),
+                            ptr: OutputPtr::F32(c.as_mut_ptr()),
                             ldc,
                             columns: Columns::Transposed,
                         },
@@ -494,4 +498,122 @@ fn stepped_rows_of_a_into_a_transposed_c() {
             }
         }
     }
+}
+
+/// A C stored in half precision: every task staged in f32 and rounded once, for every
+/// column layout, over several depth blocks and with more values than one staged block
+/// holds (cut by columns where B is packed, by rows where it is prepacked), on one and two
+/// workers. Integer data makes the f32 sums exact, so each value must be the
+/// exact sum rounded once to `T`.
+fn check_half_precision_c<T: GemmOutput + PartialEq + std::fmt::Debug>() {
+    let layouts = [
+        Columns::Contiguous,
+        Columns::Pitched {
+            pitch: 19,
+            valid: 16,
+        },
+        Columns::Transposed,
+    ];
+    for isa in isas() {
+        for kernel in convkit_gemm::KernelShape::candidates(isa) {
+            for ([m, n, k], columns, threads, packed_b) in
+                [[7, 5, 3], [150, 95, 300], [61, 500, 40], [400, 70, 20]]
+                    .into_iter()
+                    .flat_map(|dims| layouts.map(|columns| (dims, columns)))
+                    .flat_map(|(dims, columns)| [1, 2].map(|threads| (dims, columns, threads)))
+                    .flat_map(|(dims, columns, threads)| {
+                        [true, false].map(|packed_b| (dims, columns, threads, packed_b))
+                    })
+            {
+                let sgemm = Sgemm::with_kernel(kernel).with_packing(Packing {
+                    a: true,
+                    b: packed_b,
+                    c: true,
+                });
+                let a = integers(m * k, 1);
+                let b = integers(k * n, 2);
+                let (row_bias, col_bias) = (integers(m, 3), integers(n, 4));
+                let epilogue = Epilogue {
+                    row_bias: Some(&row_bias),
+                    col_bias: (!matches!(columns, Columns::Pitched { .. }))
+                        .then_some(&col_bias[..]),
+                    activation: Activation::Relu,
+                };
+                let exact = naive([m, n, k], &a, k, &b, n, &epilogue);
+                // Where element (i, j) goes, if kept; and the length of C.
+                let (place, len): (Box<dyn Fn(usize, usize) -> Option<usize>>, usize) =
+                    match columns {
+                        Columns::Contiguous => (Box::new(move |i, j| Some(i * n + j)), m * n),
+                        Columns::Transposed => (Box::new(move |i, j| Some(j * m + i)), m * n),
+                        Columns::Pitched { pitch, valid } => {
+                            let lines = n.div_ceil(pitch);
+                            (
+                                Box::new(move |i, j| {
+                                    (j % pitch < valid).then_some(
+                                        i * lines * valid + j / pitch * valid + j % pitch,
+                                    )
+                                }),
+                                m * lines * valid,
+                            )
+                        }
+                    };
+                let ldc = match columns {
+                    Columns::Transposed => m,
+                    Columns::Contiguous => n,
+                    Columns::Pitched { pitch, valid } => n.div_ceil(pitch) * valid,
+                };
+                let mut c = vec![T::nan(); len];
+                let (a_view, b_view) = (StridedMatrix::new(&a, k, 1), StridedMatrix::new(&b, 1, n));
+                let prepacked =
+                    convkit_gemm::PackedPanels::new(&b_view, n, k, kernel.nr, sgemm.blocking().kc);
+                let b_source: &dyn convkit_gemm::PanelSource = match packed_b {
+                    true => &b_view,
+                    false => &prepacked,
+                };
+                let mut scratch = vec![f32::NAN; sgemm.scratch_len(threads)];
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a pool");
+                pool.install(|| {
+                    let job = GemmJob {
+                        m,
+                        n,
+                        k,
+                        a: &a_view,
+                        b: b_source,
+                        c: OutputTile {
+                            ptr: T::output_ptr(c.as_mut_ptr()),
+                            ldc,
+                            columns,
+                        },
+                        epilogue,
+                    };
+                    // SAFETY: the views cover m×k and n×k; C holds every mapped element of
+                    // m×n at `ldc`; the biases hold m and n values (no column bias on the
+                    // pitched C); scratch for `threads` workers, with the staged block.
+                    unsafe { sgemm.run(&[job], &mut scratch) }
+                });
+                for i in 0..m {
+                    for j in 0..n {
+                        if let Some(at) = place(i, j) {
+                            let mut expected = [T::nan()];
+                            T::narrow(&exact[i * n + j..][..1], &mut expected);
+                            assert_eq!(
+                                c[at], expected[0],
+                                "{isa} {}x{} {m}x{n}x{k} {columns:?} ({i}, {j})",
+                                kernel.mr, kernel.nr
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn half_precision_c_is_staged_and_rounded_once() {
+    check_half_precision_c::<f16>();
+    check_half_precision_c::<bf16>();
 }

@@ -30,14 +30,19 @@ use convkit_core::{
     Layout, PlanRequest,
 };
 use convkit_gemm::{
-    Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, Packing,
-    PanelSource, Sgemm, SteppedRows, StridedMatrix,
+    Columns, Epilogue, GemmJob, GemmJobs, GemmOutput, KernelShape, OutputTile, PackedPanels,
+    Packing, PanelSource, Sgemm, SteppedRows, StridedMatrix,
 };
-use lowering::{NchwLowering, NhwcLowering, PaddedPlanes, PitchedLowering, PixelRows, Window};
+use convkit_simd::F32Storage;
+use lowering::{
+    NchwLowering, NhwcLowering, PaddedPlanes, PitchedLowering, PixelRows, WidenedMatrix, Window,
+};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// The im2col+GEMM algorithm (f32).
+/// The im2col+GEMM algorithm: f32, or half-precision storage converted while packing (the
+/// input widened as the padded copies or the panels are made, each task's part of the output
+/// rounded once from f32, see `convkit_gemm::OutputPtr`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Im2colGemm;
 
@@ -65,7 +70,7 @@ fn estimated_flops_per_second(shape: &ConvShape, isa: Isa) -> f64 {
     large * channels * depth * width
 }
 
-impl ConvAlgorithm<f32> for Im2colGemm {
+impl<T: GemmOutput> ConvAlgorithm<T> for Im2colGemm {
     fn algorithm(&self) -> Algorithm {
         Algorithm::Im2colGemm
     }
@@ -86,8 +91,32 @@ impl ConvAlgorithm<f32> for Im2colGemm {
         })
     }
 
-    fn prepare(&self, request: &PlanRequest<'_, f32>) -> Result<Box<dyn ConvPlan<f32>>, ConvError> {
-        Ok(Box::new(Im2colPlan::new(request)))
+    fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
+        // Weights and bias widen exactly, once, before packing.
+        let (widened_weights, widened_bias);
+        let weights = match T::as_f32(request.weights()) {
+            Some(weights) => weights,
+            None => {
+                widened_weights = T::widen_vec(request.weights());
+                &widened_weights[..]
+            }
+        };
+        let bias = match request.bias().map(|bias| (T::as_f32(bias), bias)) {
+            Some((Some(bias), _)) => Some(bias),
+            Some((None, bias)) => {
+                widened_bias = T::widen_vec(bias);
+                Some(&widened_bias[..])
+            }
+            None => None,
+        };
+        let wide_request = PlanRequest::new(
+            request.shape().spec(),
+            weights,
+            bias,
+            request.activation(),
+            request.isa(),
+        )?;
+        Ok(Box::new(Im2colPlan::new(&wide_request, T::CONVERTS)))
     }
 }
 
@@ -312,16 +341,19 @@ struct BandTables {
     pixels: Vec<u32>,
 }
 
-/// The lowered-input operand of one GEMM job.
-enum Lowered<'a> {
+/// The lowered-input operand of one GEMM job, over input elements `T`.
+enum Lowered<'a, T> {
+    /// A 1x1 layer's f32 input as it is.
     Direct(StridedMatrix<'a>),
-    Nchw(NchwLowering<'a>),
+    /// A 1x1 layer's half-precision input, widened as it is packed.
+    Widened(WidenedMatrix<'a, T>),
+    Nchw(NchwLowering<'a, T>),
     Pitched(PitchedLowering<'a>),
     PixelRows(PixelRows<'a>),
-    Nhwc(NhwcLowering<'a>),
+    Nhwc(NhwcLowering<'a, T>),
 }
 
-impl PanelSource for Lowered<'_> {
+impl<T: F32Storage> PanelSource for Lowered<'_, T> {
     fn rows(&self) -> Option<(&[f32], usize)> {
         match self {
             Lowered::Direct(matrix) => matrix.rows(),
@@ -353,6 +385,7 @@ impl PanelSource for Lowered<'_> {
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         match self {
             Lowered::Direct(matrix) => matrix.pack(outer, depth, width, dst),
+            Lowered::Widened(matrix) => matrix.pack(outer, depth, width, dst),
             Lowered::Nchw(lowering) => lowering.pack(outer, depth, width, dst),
             Lowered::Pitched(lowering) => lowering.pack(outer, depth, width, dst),
             Lowered::PixelRows(rows) => rows.pack(outer, depth, width, dst),
@@ -362,7 +395,9 @@ impl PanelSource for Lowered<'_> {
 }
 
 impl Im2colPlan {
-    fn new(request: &PlanRequest<'_, f32>) -> Im2colPlan {
+    /// The plan of `request`, for input and output stored in half precision when `converts`
+    /// (the input is then packed where f32 would be read in place, and C is staged).
+    fn new(request: &PlanRequest<'_, f32>, converts: bool) -> Im2colPlan {
         let shape = *request.shape();
         let [oh, ow] = shape.output_hw();
         let padding = shape.padding();
@@ -489,10 +524,12 @@ impl Im2colPlan {
             Layout::Nchw => Packing {
                 a: false,
                 b: pitched_steps.is_none(),
+                c: converts,
             },
             Layout::Nhwc => Packing {
-                a: !pointwise,
+                a: !pointwise || converts,
                 b: false,
+                c: converts,
             },
         });
         Im2colPlan {
@@ -514,9 +551,9 @@ impl Im2colPlan {
     /// Writes the zero-padded copy of output rows `rows` (with their halo) of every (image,
     /// group) of `images` into `padded`, one after another, in parallel over planes when
     /// there is enough of them to share.
-    fn pad(
+    fn pad<T: F32Storage>(
         &self,
-        input: &[f32],
+        input: &[T],
         pitched: Pitched,
         images: Range<usize>,
         rows: Range<usize>,
@@ -537,7 +574,7 @@ impl Im2colPlan {
         let channel_len = pitched.stride[0] * pitched.stride[1] * geometry.plane_len;
         let channels = images.len() * shape.in_channels();
         let isa = self.sgemm.kernel().isa;
-        let pad_channel = |(plane, phases): (&[f32], &mut [f32])| {
+        let pad_channel = |(plane, phases): (&[T], &mut [f32])| {
             geometry.pad_channel(isa, plane, phases);
         };
         let padded = &mut padded[..channels * channel_len];
@@ -557,14 +594,14 @@ impl Im2colPlan {
     /// The lowered operand of image `n` (NCHW) or the batch (NHWC), group `g`; `padded`
     /// holds the padded copies of the wave starting at image `wave_first`, bands of
     /// `band_rows` output rows, when the plan is pitched.
-    fn lowered<'a>(
+    fn lowered<'a, T: F32Storage>(
         &'a self,
-        input: &'a [f32],
+        input: &'a [T],
         padded: &'a [f32],
         (wave_first, band_rows): (usize, usize),
         n: usize,
         g: usize,
-    ) -> Lowered<'a> {
+    ) -> Lowered<'a, T> {
         let shape = &self.shape;
         let [h, w] = shape.input_hw();
         let cg = shape.in_channels_per_group();
@@ -596,10 +633,16 @@ impl Im2colPlan {
                         phases: pitched.stride[0] * pitched.stride[1],
                         taps: &self.pitched_taps,
                         kernel_hw: shape.kernel_hw(),
-                        isa: self.sgemm.kernel().isa,
                     })
                 } else if self.pointwise {
-                    Lowered::Direct(StridedMatrix::new(planes, 1, h * w))
+                    match T::as_f32(planes) {
+                        Some(planes) => Lowered::Direct(StridedMatrix::new(planes, 1, h * w)),
+                        None => Lowered::Widened(WidenedMatrix {
+                            data: planes,
+                            outer_stride: 1,
+                            depth_stride: h * w,
+                        }),
+                    }
                 } else {
                     Lowered::Nchw(NchwLowering {
                         input: planes,
@@ -610,7 +653,17 @@ impl Im2colPlan {
             }
             Layout::Nhwc => {
                 if self.pointwise {
-                    Lowered::Direct(StridedMatrix::new(&input[g * cg..], shape.in_channels(), 1))
+                    let group = &input[g * cg..];
+                    match T::as_f32(group) {
+                        Some(group) => {
+                            Lowered::Direct(StridedMatrix::new(group, shape.in_channels(), 1))
+                        }
+                        None => Lowered::Widened(WidenedMatrix {
+                            data: group,
+                            outer_stride: shape.in_channels(),
+                            depth_stride: 1,
+                        }),
+                    }
                 } else {
                     Lowered::Nhwc(NhwcLowering {
                         input,
@@ -626,12 +679,12 @@ impl Im2colPlan {
 
     /// Convolves output rows `rows` of `images` (all of them for NHWC) with one parallel GEMM
     /// run.
-    fn run_wave(
+    fn run_wave<T: GemmOutput>(
         &self,
-        input: &[f32],
+        input: &[T],
         padded: &[f32],
         (images, rows): (Range<usize>, Range<usize>),
-        output: &mut [f32],
+        output: &mut [T],
         gemm_scratch: &mut [f32],
     ) {
         let jobs = WaveJobs {
@@ -658,19 +711,19 @@ impl Im2colPlan {
 }
 
 /// The GEMMs of one wave, one per (image, group), built when the driver asks for them.
-struct WaveJobs<'a> {
+struct WaveJobs<'a, T> {
     plan: &'a Im2colPlan,
-    input: &'a [f32],
+    input: &'a [T],
     padded: &'a [f32],
     /// First image of the wave.
     first: usize,
     jobs: usize,
     /// Output rows of the band.
     rows: Range<usize>,
-    out: *mut f32,
+    out: *mut T,
 }
 
-impl WaveJobs<'_> {
+impl<T> WaveJobs<'_, T> {
     /// `[m, n, k]` of every job of the wave.
     fn job_shape(&self) -> [usize; 3] {
         let shape = &self.plan.shape;
@@ -687,7 +740,7 @@ impl WaveJobs<'_> {
     }
 }
 
-impl GemmJobs for WaveJobs<'_> {
+impl<T: GemmOutput> GemmJobs for WaveJobs<'_, T> {
     fn count(&self) -> usize {
         self.jobs
     }
@@ -732,7 +785,7 @@ impl GemmJobs for WaveJobs<'_> {
                 a: lowered,
                 b: &plan.weights[g],
                 c: OutputTile {
-                    ptr: nchw_c,
+                    ptr: T::output_ptr(nchw_c),
                     ldc: pixels,
                     columns: Columns::Transposed,
                 },
@@ -745,7 +798,7 @@ impl GemmJobs for WaveJobs<'_> {
                 a: &plan.weights[g],
                 b: lowered,
                 c: OutputTile {
-                    ptr: nchw_c,
+                    ptr: T::output_ptr(nchw_c),
                     ldc: pixels,
                     columns: match plan.pitched {
                         Some(pitched) => Columns::Pitched {
@@ -764,7 +817,7 @@ impl GemmJobs for WaveJobs<'_> {
                 a: lowered,
                 b: &plan.weights[g],
                 c: OutputTile {
-                    ptr: out.wrapping_add(g * kg),
+                    ptr: T::output_ptr(out.wrapping_add(g * kg)),
                     ldc: shape.out_channels(),
                     columns: Columns::Contiguous,
                 },
@@ -775,7 +828,7 @@ impl GemmJobs for WaveJobs<'_> {
     }
 }
 
-impl ConvPlan<f32> for Im2colPlan {
+impl<T: GemmOutput> ConvPlan<T> for Im2colPlan {
     fn shape(&self) -> &ConvShape {
         &self.shape
     }
@@ -806,7 +859,7 @@ impl ConvPlan<f32> for Im2colPlan {
                 .map_or(0, |b| b.len() * std::mem::size_of::<f32>())
     }
 
-    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+    fn execute(&self, input: &[T], output: &mut [T], scratch: &mut [f32]) {
         let shape = &self.shape;
         let images = match shape.layout() {
             Layout::Nchw => shape.batch(),

@@ -19,7 +19,7 @@
 use convkit_core::{ConvShape, Isa};
 use convkit_gemm::{PanelSource, SteppedRows, panel_groups};
 use convkit_simd::transpose::interleave8;
-use convkit_simd::{Portable, Simd};
+use convkit_simd::{F32Storage, Portable, Simd};
 use std::ops::Range;
 
 /// Widest panel a lowering fills (wider than any microkernel's MR or NR).
@@ -63,9 +63,9 @@ impl Window {
     /// # Safety
     /// The CPU has `S::ISA`.
     #[inline(always)]
-    unsafe fn copy_row_segment<S: Simd>(
+    unsafe fn copy_row_segment<S: Simd, T: F32Storage>(
         &self,
-        row: &[f32],
+        row: &[T],
         ox0: usize,
         kx: usize,
         dst: &mut [f32],
@@ -90,18 +90,42 @@ impl Window {
         if first < last {
             let x0 = start + first * stride - left;
             // SAFETY: forwarded ISA guarantee; x0 + (last - first - 1)·stride < W.
-            unsafe { copy_strided::<S>(row, x0, stride, &mut dst[first..last]) };
+            unsafe { copy_strided::<S, T>(row, x0, stride, &mut dst[first..last]) };
         }
         dst[last.max(first)..].fill(0.0);
     }
 }
 
-/// `dst[i] = row[x0 + i·stride]` for every `i`, vectorized for strides 1 and 2.
+/// `dst[i] = row[x0 + i·stride]` (widened to f32) for every `i`: f32 vectorized for strides 1
+/// and 2, half precision at stride 1 by `T::widen` (F16C where the CPU has it).
 ///
 /// # Safety
 /// The CPU has `S::ISA`. (Indices are checked: a read past `row` panics.)
 #[inline(always)]
-unsafe fn copy_strided<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut [f32]) {
+unsafe fn copy_strided<S: Simd, T: F32Storage>(
+    row: &[T],
+    x0: usize,
+    stride: usize,
+    dst: &mut [f32],
+) {
+    match T::as_f32(row) {
+        // SAFETY: forwarded ISA guarantee.
+        Some(row) => unsafe { copy_strided_f32::<S>(row, x0, stride, dst) },
+        None if stride == 1 => T::widen(&row[x0..x0 + dst.len()], dst),
+        None => {
+            for (i, value) in dst.iter_mut().enumerate() {
+                *value = row[x0 + i * stride].to_f32_lossy();
+            }
+        }
+    }
+}
+
+/// [`copy_strided`] of f32 values.
+///
+/// # Safety
+/// As [`copy_strided`].
+#[inline(always)]
+unsafe fn copy_strided_f32<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut [f32]) {
     let (len, lanes) = (dst.len(), S::LANES);
     let mut i = 0;
     match stride {
@@ -166,46 +190,47 @@ fn taps(first: usize, [kh, kw]: [usize; 2]) -> impl Iterator<Item = (usize, usiz
     })
 }
 
-/// Implements [`PanelSource`] for `$lowering` by dispatching on its `isa` field to
-/// `$body::<S>` compiled for AVX-512, for AVX2 (in module `$paths`) or portably.
+/// Implements [`PanelSource`] for `$lowering` (over input elements `T`) by dispatching on its
+/// `isa` field to `$body::<S, T>` compiled for AVX-512, for AVX2 (in module `$paths`) or
+/// portably.
 macro_rules! simd_panel_source {
     ($lowering:ident, $body:ident, $paths:ident) => {
         #[cfg(target_arch = "x86_64")]
         mod $paths {
             use super::{$body, $lowering};
-            use convkit_simd::{Avx2, Avx512};
+            use convkit_simd::{Avx2, Avx512, F32Storage};
             use std::ops::Range;
 
             /// # Safety
             /// The CPU has the AVX-512 path.
             #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-            pub(super) unsafe fn avx512(
-                lowering: &$lowering<'_>,
+            pub(super) unsafe fn avx512<T: F32Storage>(
+                lowering: &$lowering<'_, T>,
                 outer: Range<usize>,
                 depth: Range<usize>,
                 width: usize,
                 dst: &mut [f32],
             ) {
                 // SAFETY: AVX-512 is enabled here and present (caller's contract).
-                unsafe { $body::<Avx512>(lowering, outer, depth, width, dst) }
+                unsafe { $body::<Avx512, T>(lowering, outer, depth, width, dst) }
             }
 
             /// # Safety
             /// The CPU has AVX2 and FMA.
             #[target_feature(enable = "avx2,fma")]
-            pub(super) unsafe fn avx2(
-                lowering: &$lowering<'_>,
+            pub(super) unsafe fn avx2<T: F32Storage>(
+                lowering: &$lowering<'_, T>,
                 outer: Range<usize>,
                 depth: Range<usize>,
                 width: usize,
                 dst: &mut [f32],
             ) {
                 // SAFETY: AVX2 is enabled here and present (caller's contract).
-                unsafe { $body::<Avx2>(lowering, outer, depth, width, dst) }
+                unsafe { $body::<Avx2, T>(lowering, outer, depth, width, dst) }
             }
         }
 
-        impl PanelSource for $lowering<'_> {
+        impl<T: F32Storage> PanelSource for $lowering<'_, T> {
             fn pack(
                 &self,
                 outer: Range<usize>,
@@ -221,7 +246,7 @@ macro_rules! simd_panel_source {
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => unsafe { $paths::avx2(self, outer, depth, width, dst) },
                     // SAFETY: the portable path runs everywhere.
-                    _ => unsafe { $body::<Portable>(self, outer, depth, width, dst) },
+                    _ => unsafe { $body::<Portable, T>(self, outer, depth, width, dst) },
                 }
             }
         }
@@ -229,9 +254,9 @@ macro_rules! simd_panel_source {
 }
 
 /// NCHW lowering of one image and group: outer = output pixel, depth = `(c, ky, kx)`.
-pub(crate) struct NchwLowering<'a> {
+pub(crate) struct NchwLowering<'a, T> {
     /// The group's first input channel of the image: `C/g` planes of `H·W`.
-    pub input: &'a [f32],
+    pub input: &'a [T],
     pub window: Window,
     /// The plan's path (available on this CPU).
     pub isa: Isa,
@@ -244,8 +269,8 @@ simd_panel_source!(NchwLowering, pack_nchw, pack_nchw_paths);
 /// # Safety
 /// The CPU has `S::ISA`.
 #[inline(always)]
-unsafe fn pack_nchw<S: Simd>(
-    lowering: &NchwLowering<'_>,
+unsafe fn pack_nchw<S: Simd, T: F32Storage>(
+    lowering: &NchwLowering<'_, T>,
     outer: Range<usize>,
     depth: Range<usize>,
     width: usize,
@@ -284,7 +309,12 @@ unsafe fn pack_nchw<S: Simd>(
                 match w.input_row(oy, ky) {
                     // SAFETY: forwarded ISA guarantee.
                     Some(y) => unsafe {
-                        w.copy_row_segment::<S>(&plane[y * in_w..(y + 1) * in_w], ox, kx, dst_run)
+                        w.copy_row_segment::<S, T>(
+                            &plane[y * in_w..(y + 1) * in_w],
+                            ox,
+                            kx,
+                            dst_run,
+                        )
                     },
                     None => dst_run.fill(0.0),
                 }
@@ -316,50 +346,41 @@ pub(crate) struct PitchedLowering<'a> {
     /// included) with the plan's step table, which the GEMM reads in place.
     pub stepped: Option<(&'a [f32], &'a [u32])>,
     pub kernel_hw: [usize; 2],
-    /// The plan's path (available on this CPU).
-    pub isa: Isa,
 }
 
-simd_panel_source!(PitchedLowering, pack_pitched, pack_pitched_paths);
-
-/// The pitched panel packing, once for every path.
-///
-/// # Safety
-/// The CPU has `S::ISA`.
-#[inline(always)]
-unsafe fn pack_pitched<S: Simd>(
-    lowering: &PitchedLowering<'_>,
-    outer: Range<usize>,
-    depth: Range<usize>,
-    width: usize,
-    dst: &mut [f32],
-) {
-    let [kh, kw] = lowering.kernel_hw;
-    let channel_len = lowering.phases * lowering.plane_len;
-    let tap_offset = |ky: usize, kx: usize| {
-        let (phase, offset) = lowering.taps[ky * kw + kx];
-        phase * lowering.plane_len + offset
-    };
-    let depth_len = depth.len();
-    for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
-        for (lanes, (c, ky, kx)) in panel
-            .chunks_exact_mut(width)
-            .zip(taps(depth.start, [kh, kw]))
-        {
-            let start = c * channel_len + tap_offset(ky, kx) + first;
-            let row = &lowering.padded[start..start + valid];
-            // SAFETY: forwarded ISA guarantee.
-            unsafe { copy_strided::<S>(row, 0, 1, &mut lanes[..valid]) };
-            lanes[valid..].fill(0.0);
+impl PanelSource for PitchedLowering<'_> {
+    /// Each panel row is a run of one phase plane, copied as it is (the GEMM reads the runs
+    /// in place whenever the plan's step tables fit `u32`; this packs the others).
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        let [kh, kw] = self.kernel_hw;
+        let channel_len = self.phases * self.plane_len;
+        let tap_offset = |ky: usize, kx: usize| {
+            let (phase, offset) = self.taps[ky * kw + kx];
+            phase * self.plane_len + offset
+        };
+        let depth_len = depth.len();
+        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+            for (lanes, (c, ky, kx)) in panel
+                .chunks_exact_mut(width)
+                .zip(taps(depth.start, [kh, kw]))
+            {
+                let start = c * channel_len + tap_offset(ky, kx) + first;
+                lanes[..valid].copy_from_slice(&self.padded[start..start + valid]);
+                lanes[valid..].fill(0.0);
+            }
         }
+    }
+
+    fn stepped(&self) -> Option<(&[f32], &[u32])> {
+        self.stepped
     }
 }
 
 /// NHWC lowering of the whole batch for one group: outer = `(n, oy, ox)`, depth =
 /// `(ky, kx, c)`.
-pub(crate) struct NhwcLowering<'a> {
+pub(crate) struct NhwcLowering<'a, T> {
     /// The whole input tensor.
-    pub input: &'a [f32],
+    pub input: &'a [T],
     /// Channels of the input tensor (the pixel stride).
     pub channels: usize,
     /// First channel of the group.
@@ -388,7 +409,68 @@ fn copy_lane(run: Option<&[f32]>, rows: &mut [f32], width: usize, lane: usize) {
     }
 }
 
-impl PanelSource for NhwcLowering<'_> {
+/// [`copy_lane`] of half-precision values, widened in runs of [`MAX_WIDTH`] (F16C where the CPU
+/// has it).
+fn widen_lane<T: F32Storage>(run: Option<&[T]>, rows: &mut [f32], width: usize, lane: usize) {
+    let Some(values) = run else {
+        return copy_lane(None, rows, width, lane);
+    };
+    let mut wide = [0.0; MAX_WIDTH];
+    for (chunk, rows) in values
+        .chunks(MAX_WIDTH)
+        .zip(rows.chunks_mut(MAX_WIDTH * width))
+    {
+        T::widen(chunk, &mut wide[..chunk.len()]);
+        copy_lane(Some(&wide[..chunk.len()]), rows, width, lane);
+    }
+}
+
+/// A matrix of half-precision values at element strides (as [`convkit_gemm::StridedMatrix`]:
+/// element `(o, d)` at `data[o·outer_stride + d·depth_stride]`), packed widened to f32: the
+/// GEMM operand of a 1x1 layer whose input is stored in half precision.
+pub(crate) struct WidenedMatrix<'a, T> {
+    pub data: &'a [T],
+    pub outer_stride: usize,
+    pub depth_stride: usize,
+}
+
+impl<T: F32Storage> PanelSource for WidenedMatrix<'_, T> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        let depth_len = depth.len();
+        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+            if self.outer_stride == 1 {
+                // Each depth step's run of the group's outer values is contiguous.
+                for (lanes, d) in panel.chunks_exact_mut(width).zip(depth.clone()) {
+                    let start = d * self.depth_stride + first;
+                    T::widen(&self.data[start..start + valid], &mut lanes[..valid]);
+                    lanes[valid..].fill(0.0);
+                }
+                continue;
+            }
+            for lane in 0..width {
+                let run = (lane < valid).then(|| {
+                    let start =
+                        (first + lane) * self.outer_stride + depth.start * self.depth_stride;
+                    &self.data[start..]
+                });
+                match run {
+                    Some(values) if self.depth_stride == 1 => {
+                        widen_lane(Some(&values[..depth_len]), panel, width, lane)
+                    }
+                    Some(values) => {
+                        let column = panel[lane..].iter_mut().step_by(width);
+                        for (slot, value) in column.zip(values.iter().step_by(self.depth_stride)) {
+                            *slot = value.to_f32_lossy();
+                        }
+                    }
+                    None => copy_lane(None, panel, width, lane),
+                }
+            }
+        }
+    }
+}
+
+impl<T: F32Storage> PanelSource for NhwcLowering<'_, T> {
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         let w = &self.window;
         let [_, kw] = w.kernel_hw;
@@ -429,22 +511,34 @@ impl PanelSource for NhwcLowering<'_> {
                         ((n * in_h + y) * in_w + x) * self.channels + self.channel_offset + c0
                     });
                 }
-                let run_at = |base: usize| &self.input[base..base + run];
-                // Eight lanes inside the image: one 8x8-transposing interleave of their runs.
-                let mut lane0 = 0;
-                while lane0 + 8 <= valid {
-                    let eight: [Option<usize>; 8] = std::array::from_fn(|i| sources[lane0 + i]);
-                    if let Some(bases) = all_some(eight) {
-                        interleave8(bases.map(run_at), rows, width, lane0);
-                    } else {
-                        for (lane, source) in (lane0..).zip(eight) {
+                match T::as_f32(self.input) {
+                    Some(input) => {
+                        let run_at = |base: usize| &input[base..base + run];
+                        // Eight lanes inside the image: one 8x8-transposing interleave of
+                        // their runs.
+                        let mut lane0 = 0;
+                        while lane0 + 8 <= valid {
+                            let eight: [Option<usize>; 8] =
+                                std::array::from_fn(|i| sources[lane0 + i]);
+                            if let Some(bases) = all_some(eight) {
+                                interleave8(bases.map(run_at), rows, width, lane0);
+                            } else {
+                                for (lane, source) in (lane0..).zip(eight) {
+                                    copy_lane(source.map(run_at), rows, width, lane);
+                                }
+                            }
+                            lane0 += 8;
+                        }
+                        for (lane, source) in sources.iter().enumerate().take(valid).skip(lane0) {
                             copy_lane(source.map(run_at), rows, width, lane);
                         }
                     }
-                    lane0 += 8;
-                }
-                for (lane, source) in sources.iter().enumerate().take(valid).skip(lane0) {
-                    copy_lane(source.map(run_at), rows, width, lane);
+                    None => {
+                        for (lane, source) in sources.iter().enumerate().take(valid) {
+                            let run = source.map(|base| &self.input[base..base + run]);
+                            widen_lane(run, rows, width, lane);
+                        }
+                    }
                 }
                 for lane in valid..width {
                     rows[lane..]
@@ -506,7 +600,7 @@ pub(crate) struct PaddedPlanes {
 impl PaddedPlanes {
     /// Writes the phase planes of one channel (`plane`, `H·W`) into `phases` (`s_h·s_w`
     /// planes), with vector copies on `isa` (available on this CPU).
-    pub(crate) fn pad_channel(&self, isa: Isa, plane: &[f32], phases: &mut [f32]) {
+    pub(crate) fn pad_channel<T: F32Storage>(&self, isa: Isa, plane: &[T], phases: &mut [f32]) {
         match isa {
             // SAFETY: the plan's path is available on this CPU.
             #[cfg(target_arch = "x86_64")]
@@ -515,7 +609,7 @@ impl PaddedPlanes {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { pad_channel_paths::avx2(self, plane, phases) },
             // SAFETY: the portable path runs everywhere.
-            _ => unsafe { pad_channel_body::<Portable>(self, plane, phases) },
+            _ => unsafe { pad_channel_body::<Portable, T>(self, plane, phases) },
         }
     }
 }
@@ -526,7 +620,11 @@ impl PaddedPlanes {
 /// # Safety
 /// The CPU has `S::ISA`.
 #[inline(always)]
-unsafe fn pad_channel_body<S: Simd>(geometry: &PaddedPlanes, plane: &[f32], phases: &mut [f32]) {
+unsafe fn pad_channel_body<S: Simd, T: F32Storage>(
+    geometry: &PaddedPlanes,
+    plane: &[T],
+    phases: &mut [f32],
+) {
     let PaddedPlanes {
         input_hw: [h, w],
         top_left: [top, left],
@@ -557,7 +655,7 @@ unsafe fn pad_channel_body<S: Simd>(geometry: &PaddedPlanes, plane: &[f32], phas
                 let row = &plane[y * w..(y + 1) * w];
                 // SAFETY: forwarded ISA guarantee; the run reads x < W (`end` above).
                 unsafe {
-                    copy_strided::<S>(row, sw * begin + pc - left, sw, &mut line[begin..end])
+                    copy_strided::<S, T>(row, sw * begin + pc - left, sw, &mut line[begin..end])
                 };
             }
         }
@@ -567,21 +665,29 @@ unsafe fn pad_channel_body<S: Simd>(geometry: &PaddedPlanes, plane: &[f32], phas
 #[cfg(target_arch = "x86_64")]
 mod pad_channel_paths {
     use super::{PaddedPlanes, pad_channel_body};
-    use convkit_simd::{Avx2, Avx512};
+    use convkit_simd::{Avx2, Avx512, F32Storage};
 
     /// # Safety
     /// The CPU has the AVX-512 path.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    pub(super) unsafe fn avx512(geometry: &PaddedPlanes, plane: &[f32], phases: &mut [f32]) {
+    pub(super) unsafe fn avx512<T: F32Storage>(
+        geometry: &PaddedPlanes,
+        plane: &[T],
+        phases: &mut [f32],
+    ) {
         // SAFETY: AVX-512 is enabled here and present (caller's contract).
-        unsafe { pad_channel_body::<Avx512>(geometry, plane, phases) }
+        unsafe { pad_channel_body::<Avx512, T>(geometry, plane, phases) }
     }
 
     /// # Safety
     /// The CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn avx2(geometry: &PaddedPlanes, plane: &[f32], phases: &mut [f32]) {
+    pub(super) unsafe fn avx2<T: F32Storage>(
+        geometry: &PaddedPlanes,
+        plane: &[T],
+        phases: &mut [f32],
+    ) {
         // SAFETY: AVX2 is enabled here and present (caller's contract).
-        unsafe { pad_channel_body::<Avx2>(geometry, plane, phases) }
+        unsafe { pad_channel_body::<Avx2, T>(geometry, plane, phases) }
     }
 }

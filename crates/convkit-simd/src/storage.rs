@@ -11,6 +11,8 @@ use half::{bf16, f16};
 
 /// An element type the f32 algorithms can serve.
 pub trait F32Storage: Element {
+    /// Whether values convert to and from f32 (false for f32 itself).
+    const CONVERTS: bool;
     /// `dst[i] = src[i]` as f32 (exact).
     ///
     /// # Panics
@@ -35,6 +37,7 @@ pub trait F32Storage: Element {
 }
 
 impl F32Storage for f32 {
+    const CONVERTS: bool = false;
     #[inline]
     fn widen(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
@@ -75,6 +78,7 @@ fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
 }
 
 impl F32Storage for bf16 {
+    const CONVERTS: bool = true;
     fn widen(src: &[bf16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]
@@ -106,6 +110,7 @@ impl F32Storage for bf16 {
 }
 
 impl F32Storage for f16 {
+    const CONVERTS: bool = true;
     fn widen(src: &[f16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]

@@ -266,7 +266,11 @@ impl Geometry {
         let chunk = even.next_multiple_of(sgemm.kernel().nr).min(kg);
         let chunks = kg.div_ceil(chunk);
         // B, the transformed filters, is prepacked: only A is packed at run time.
-        let sgemm = sgemm.with_packing(Packing { a: true, b: false });
+        let sgemm = sgemm.with_packing(Packing {
+            a: true,
+            b: false,
+            c: false,
+        });
         Ok(Geometry {
             tile,
             lanes,
@@ -578,7 +582,9 @@ impl GemmJobs for ElementJobs<'_> {
             b: &filter,
             c: OutputTile {
                 // In bounds: e < elements and the element stride is M's block share.
-                ptr: self.products.wrapping_add(e * self.products_element),
+                ptr: convkit_gemm::OutputPtr::F32(
+                    self.products.wrapping_add(e * self.products_element),
+                ),
                 ldc: self.chunk_stride,
                 columns: Columns::Contiguous,
             },

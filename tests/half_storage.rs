@@ -1,0 +1,121 @@
+//! Half-precision storage converted while packing: an f16 or bf16 im2col+GEMM plan computes
+//! exactly what the f32 plan computes on the widened values (the same products, summed in the
+//! same order), rounded once. Checked bit for bit on every path of this CPU, for each of the
+//! algorithm's operand layouts (pitched padded copies, pixel rows, the per-row lowering, 1x1
+//! layers read through a widening packer, NHWC) at sizes that split the output among tasks
+//! and stage it block by block, on one and two workers.
+
+use convkit::{
+    Activation, Algorithm, ConvSpec, F32Storage, Isa, Layout, Padding, PlanOptions, Registered,
+    bf16, f16,
+};
+
+/// Layers that take each of im2col's operand layouts.
+fn specs() -> Vec<ConvSpec> {
+    vec![
+        // Pitched columns over padded copies, more output channels than one staged block.
+        ConvSpec::new(2, 20, 150, [13, 17], [3, 3]).padding(Padding::symmetric([1, 1])),
+        // Pixel rows (a small image), C stored transposed.
+        ConvSpec::new(1, 64, 96, [7, 7], [3, 3]).padding(Padding::symmetric([1, 1])),
+        // Stride 3: the per-row lowering.
+        ConvSpec::new(1, 5, 70, [23, 19], [3, 3]).stride([3, 3]),
+        // 1x1: the input packed (widened) instead of read in place.
+        ConvSpec::new(2, 40, 130, [9, 11], [1, 1]),
+        // Grouped and dilated.
+        ConvSpec::new(1, 12, 18, [15, 15], [3, 3])
+            .groups(3)
+            .dilation([2, 2])
+            .padding(Padding::symmetric([2, 2])),
+    ]
+}
+
+/// Integer-valued data of `len` values (exact in every storage type).
+fn integers(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0)
+        .collect()
+}
+
+fn isas() -> Vec<Isa> {
+    [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
+        .into_iter()
+        .filter(|&isa| convkit_simd::available(isa))
+        .collect()
+}
+
+/// The output of `spec` planned for `T` on `isa`, widened.
+fn run<T: Registered + F32Storage>(
+    spec: &ConvSpec,
+    isa: Isa,
+    [input, weights, bias]: [&[f32]; 3],
+) -> Vec<f32> {
+    let narrow = |values: &[f32]| {
+        let mut narrow = vec![T::zero(); values.len()];
+        T::narrow(values, &mut narrow);
+        narrow
+    };
+    let options = PlanOptions::new()
+        .algorithm(Algorithm::Im2colGemm)
+        .activation(Activation::Relu)
+        .isa(isa);
+    let plan = convkit::plan(spec, &narrow(weights), Some(&narrow(bias)), &options)
+        .expect("im2col plans every layer");
+    let mut output = vec![T::zero(); spec.output_len().expect("a valid spec")];
+    plan.run(&narrow(input), &mut output)
+        .expect("lengths match");
+    let mut wide = vec![0.0; output.len()];
+    T::widen(&output, &mut wide);
+    wide
+}
+
+/// `run::<T>` equals the f32 plan's output rounded to `T`.
+fn check<T: Registered + F32Storage>() {
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a pool");
+        for isa in isas() {
+            for layout in [Layout::Nchw, Layout::Nhwc] {
+                for spec in specs() {
+                    let spec = spec.layout(layout);
+                    // Scaled so that sums exceed f16's and bf16's exact integers.
+                    let data = [
+                        integers(spec.input_len().unwrap(), 1),
+                        integers(spec.weight_len().unwrap(), 2)
+                            .iter()
+                            .map(|w| w * 0.375)
+                            .collect(),
+                        integers(spec.out_channels(), 3),
+                    ];
+                    let data = [&data[0][..], &data[1][..], &data[2][..]];
+                    let (half, single) =
+                        pool.install(|| (run::<T>(&spec, isa, data), run::<f32>(&spec, isa, data)));
+                    let mut rounded = vec![T::zero(); single.len()];
+                    T::narrow(&single, &mut rounded);
+                    let mut expected = vec![0.0; single.len()];
+                    T::widen(&rounded, &mut expected);
+                    let mismatch = half
+                        .iter()
+                        .zip(&expected)
+                        .position(|(a, b)| a.to_bits() != b.to_bits());
+                    assert!(
+                        mismatch.is_none(),
+                        "{} {isa} {threads} thread(s) {spec:?}: first mismatch at {mismatch:?}",
+                        T::NAME
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_im2col_is_the_f32_result_rounded_once() {
+    check::<f16>();
+}
+
+#[test]
+fn bf16_im2col_is_the_f32_result_rounded_once() {
+    check::<bf16>();
+}
