@@ -168,56 +168,177 @@ fn time_runs(mut run: impl FnMut(), timing: Timing) -> (f64, usize) {
     (samples[samples.len() / 2], samples.len())
 }
 
-/// Times one layer with one algorithm at one thread count; returns the row and the output.
-fn bench_row<T: Registered>(
-    layer: &Layer,
-    problem: &ConvProblem,
-    data: &LayerData<T>,
-    algorithm: Algorithm,
-    threads: usize,
-    peak: &Peak,
-    timing: Timing,
-) -> (Row, Option<Vec<T>>) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a rayon pool of the requested size");
-    let options = PlanOptions::new()
-        .algorithm(algorithm)
-        .activation(problem.activation);
-    let mut row = Row::new(layer, algorithm, T::NAME, threads);
-    let plan = match pool
-        .install(|| convkit::plan(&layer.spec, &data.weights, data.bias.as_deref(), &options))
-    {
-        Ok(plan) => plan,
-        Err(ConvError::Unsupported { reason, .. }) => {
-            row.status = format!("unsupported: {reason}");
-            return (row, None);
+/// Seconds of runs each plan gets per round of [`time_interleaved`].
+const ROUND_SECONDS: f64 = 0.01;
+
+/// Most runs of one plan per round of [`time_interleaved`].
+const MAX_RUNS_PER_ROUND: usize = 50;
+
+/// Times every contender in the same window: rounds in which each plan runs once untimed
+/// (its data back in cache after the others ran, so that the rows are warm, steady-state
+/// figures, as back-to-back runs would be) and then, timed, for about [`ROUND_SECONDS`] (at
+/// least once), until each has `timing.min_runs` runs and together they had
+/// `timing.min_seconds` per plan (or all reached `timing.max_runs`). A host whose speed drifts
+/// during the run then moves every plan alike, so that their ratios (Auto against the best
+/// algorithm, f16 against f32) hold even where absolute times do not. Returns each plan's
+/// median seconds per run and its number of timed runs.
+fn time_interleaved(contenders: &mut [&mut dyn Contender], timing: Timing) -> Vec<(f64, usize)> {
+    // Two runs each: the first touches the pages, the second sizes the plan's rounds.
+    let repeats: Vec<usize> = contenders
+        .iter_mut()
+        .map(|contender| {
+            contender.run();
+            let start = Instant::now();
+            contender.run();
+            let seconds = start.elapsed().as_secs_f64().max(1e-9);
+            ((ROUND_SECONDS / seconds) as usize).clamp(1, MAX_RUNS_PER_ROUND)
+        })
+        .collect();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    let budget = timing.min_seconds * contenders.len() as f64;
+    let started = Instant::now();
+    loop {
+        let enough_runs = samples.iter().all(|s| s.len() >= timing.min_runs);
+        let all_full = samples.iter().all(|s| s.len() >= timing.max_runs);
+        if enough_runs && (all_full || started.elapsed().as_secs_f64() >= budget) {
+            break;
         }
-        Err(error) => {
-            row.status = format!("error: {error}");
-            return (row, None);
+        for ((contender, samples), &repeats) in
+            contenders.iter_mut().zip(&mut samples).zip(&repeats)
+        {
+            let runs = repeats.min(timing.max_runs.saturating_sub(samples.len()));
+            if runs == 0 {
+                continue;
+            }
+            contender.run();
+            for _ in 0..runs {
+                let start = Instant::now();
+                contender.run();
+                samples.push(start.elapsed().as_secs_f64());
+            }
         }
-    };
-    let mut output = vec![T::from_f64_rounded(0.0); plan.shape().output_len()];
-    let mut scratch = vec![0.0f32; plan.scratch_len()];
-    let (seconds, runs) = pool.install(|| {
-        time_runs(
-            || {
-                plan.run_with_scratch(&data.input, &mut output, &mut scratch)
-                    .expect("benchmark buffers have the plan's lengths");
-            },
-            timing,
-        )
-    });
-    row.record(&plan, seconds, runs, peak);
-    (row, Some(output))
+    }
+    samples
+        .into_iter()
+        .map(|mut samples| {
+            samples.sort_by(f64::total_cmp);
+            (samples[samples.len() / 2], samples.len())
+        })
+        .collect()
+}
+
+/// One row's plan, timed with the other plans of its layer and thread count.
+trait Contender: Send {
+    /// Runs the plan once.
+    fn run(&mut self);
+    /// Whether planning succeeded (else there is nothing to run).
+    fn planned(&self) -> bool;
+}
+
+/// A planned row (or one whose planning failed: `plan` is `None`, the row says why) with its
+/// buffers.
+struct PlannedRow<'a, T: Registered> {
+    row: Row,
+    plan: Option<convkit::Plan<T>>,
+    data: &'a LayerData<T>,
+    output: Vec<T>,
+    scratch: Vec<f32>,
+}
+
+impl<'a, T: Registered> PlannedRow<'a, T> {
+    /// Plans `layer` with `algorithm` in `pool`.
+    fn new(
+        layer: &Layer,
+        problem: &ConvProblem,
+        data: &'a LayerData<T>,
+        algorithm: Algorithm,
+        pool: &rayon::ThreadPool,
+    ) -> PlannedRow<'a, T> {
+        let options = PlanOptions::new()
+            .algorithm(algorithm)
+            .activation(problem.activation);
+        let mut row = Row::new(layer, algorithm, T::NAME, pool.current_num_threads());
+        let plan = match pool
+            .install(|| convkit::plan(&layer.spec, &data.weights, data.bias.as_deref(), &options))
+        {
+            Ok(plan) => Some(plan),
+            Err(ConvError::Unsupported { reason, .. }) => {
+                row.status = format!("unsupported: {reason}");
+                None
+            }
+            Err(error) => {
+                row.status = format!("error: {error}");
+                None
+            }
+        };
+        let (output_len, scratch_len) = plan.as_ref().map_or((0, 0), |plan| {
+            (plan.shape().output_len(), plan.scratch_len())
+        });
+        PlannedRow {
+            row,
+            plan,
+            data,
+            output: vec![T::from_f64_rounded(0.0); output_len],
+            scratch: vec![0.0; scratch_len],
+        }
+    }
+
+    /// The row with its timing, and the error of the plan's output against the reference
+    /// (measured once per element type and algorithm: `error` carries it across thread
+    /// counts).
+    fn finish(
+        mut self,
+        (seconds, runs): (f64, usize),
+        peak: &Peak,
+        (layer, problem): (&Layer, &ConvProblem),
+        error: &mut Option<f64>,
+    ) -> Result<Row, String> {
+        let Some(plan) = &self.plan else {
+            return Ok(self.row);
+        };
+        self.row.record(plan, seconds, runs, peak);
+        if let (None, Some(ran)) = (*error, self.row.ran) {
+            let algorithm = Algorithm::from_name(ran).unwrap_or(plan.algorithm());
+            *error = Some(measure_error(
+                layer,
+                problem,
+                self.data,
+                algorithm,
+                &self.output,
+            )?);
+        }
+        self.row.max_relative_error = *error;
+        Ok(self.row)
+    }
+}
+
+impl<T: Registered> Contender for PlannedRow<'_, T> {
+    fn run(&mut self) {
+        if let Some(plan) = &self.plan {
+            plan.run_with_scratch(&self.data.input, &mut self.output, &mut self.scratch)
+                .expect("benchmark buffers have the plan's lengths");
+        }
+    }
+
+    fn planned(&self) -> bool {
+        self.plan.is_some()
+    }
 }
 
 struct LayerData<T> {
     input: Vec<T>,
     weights: Vec<T>,
     bias: Option<Vec<T>>,
+}
+
+impl<T: Registered> LayerData<T> {
+    fn new(problem: &ConvProblem) -> LayerData<T> {
+        LayerData {
+            input: problem.input(),
+            weights: problem.weights(),
+            bias: problem.bias(),
+        }
+    }
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -279,6 +400,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             rows.push(bench_sgemm(threads, &peak.best, timing));
         }
     }
+    let half_types = ["f16", "bf16"]
+        .map(|name| algorithms.contains(&Algorithm::Auto) && args.types.iter().any(|t| t == name));
     for layer in &layers {
         let problem = ConvProblem::new(layer.spec, true, Activation::None, Values::Real, 1);
         let context = LayerRun {
@@ -288,21 +411,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             peaks: &peaks,
             timing,
         };
-        rows.extend(context.rows::<f32>(&algorithms)?);
-        // Half-precision storage runs the same f32 kernels behind a conversion: Auto's rows
-        // show what it costs.
-        let auto = [Algorithm::Auto];
-        let half_algorithms = if algorithms.contains(&Algorithm::Auto) {
-            &auto[..]
-        } else {
-            &[]
-        };
-        if args.types.iter().any(|t| t == "f16") {
-            rows.extend(context.rows::<f16>(half_algorithms)?);
-        }
-        if args.types.iter().any(|t| t == "bf16") {
-            rows.extend(context.rows::<bf16>(half_algorithms)?);
-        }
+        rows.extend(context.rows(&algorithms, half_types)?);
     }
 
     let peers: Vec<&'static str> = crate::peers::PEERS
@@ -336,7 +445,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// One layer's rows for one element type.
+/// One layer's rows.
 struct LayerRun<'a> {
     layer: &'a Layer,
     problem: &'a ConvProblem,
@@ -346,8 +455,16 @@ struct LayerRun<'a> {
 }
 
 impl LayerRun<'_> {
-    /// Every algorithm of `algorithms` at every thread count, with `T` tensors.
-    fn rows<T: Registered>(&self, algorithms: &[Algorithm]) -> Result<Vec<Row>, String> {
+    /// Every algorithm of `algorithms` with f32 tensors, and Auto with f16 and bf16 storage
+    /// where `[f16, bf16]` say so (half-precision storage runs the f32 kernels, converting
+    /// while packing or around them: Auto's rows show what it costs), at every thread count;
+    /// the plans of one thread count timed together ([`time_interleaved`]). Rows in order of
+    /// element type, algorithm, thread count.
+    fn rows(
+        &self,
+        algorithms: &[Algorithm],
+        [f16_auto, bf16_auto]: [bool; 2],
+    ) -> Result<Vec<Row>, String> {
         let LayerRun {
             layer,
             problem,
@@ -355,34 +472,72 @@ impl LayerRun<'_> {
             peaks,
             timing,
         } = *self;
-        let data = LayerData::<T> {
-            input: problem.input(),
-            weights: problem.weights(),
-            bias: problem.bias(),
-        };
-        let mut rows = Vec::new();
-        for &algorithm in algorithms {
-            let mut error: Option<f64> = None;
-            for (&threads, peak) in thread_counts.iter().zip(peaks) {
-                eprintln!(
-                    "{:<18} {:<12} {:<4} {threads} thread(s)",
-                    layer.name,
-                    algorithm.name(),
-                    T::NAME
-                );
-                let (mut row, output) = bench_row(
-                    layer, problem, &data, algorithm, threads, &peak.best, timing,
-                );
-                if let (None, Some(output), Some(ran)) = (error, output, row.ran) {
-                    let ran = Algorithm::from_name(ran).unwrap_or(algorithm);
-                    error = Some(measure_error(layer, problem, &data, ran, &output)?);
-                }
-                row.max_relative_error = error;
-                rows.push(row);
+        let single = LayerData::<f32>::new(problem);
+        let half = f16_auto.then(|| LayerData::<f16>::new(problem));
+        let brain = bf16_auto.then(|| LayerData::<bf16>::new(problem));
+        let count = algorithms.len() + usize::from(f16_auto) + usize::from(bf16_auto);
+        // Per contender (in row order): its rows, and its error once measured.
+        let mut rows: Vec<Vec<Row>> = vec![Vec::new(); count];
+        let mut errors: Vec<Option<f64>> = vec![None; count];
+        for (&threads, peak) in thread_counts.iter().zip(peaks) {
+            eprintln!("{:<18} {count} plans, {threads} thread(s)", layer.name);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a rayon pool of the requested size");
+            let mut singles: Vec<PlannedRow<'_, f32>> = algorithms
+                .iter()
+                .map(|&algorithm| PlannedRow::new(layer, problem, &single, algorithm, &pool))
+                .collect();
+            let mut halves: Vec<PlannedRow<'_, f16>> = half
+                .iter()
+                .map(|data| PlannedRow::new(layer, problem, data, Algorithm::Auto, &pool))
+                .collect();
+            let mut brains: Vec<PlannedRow<'_, bf16>> = brain
+                .iter()
+                .map(|data| PlannedRow::new(layer, problem, data, Algorithm::Auto, &pool))
+                .collect();
+            // Only the rows that planned are timed; the others keep their status.
+            let every: Vec<&mut dyn Contender> =
+                (singles.iter_mut().map(|c| c as &mut dyn Contender))
+                    .chain(halves.iter_mut().map(|c| c as &mut dyn Contender))
+                    .chain(brains.iter_mut().map(|c| c as &mut dyn Contender))
+                    .collect();
+            let (indices, mut planned): (Vec<usize>, Vec<&mut dyn Contender>) = every
+                .into_iter()
+                .enumerate()
+                .filter(|(_, contender)| contender.planned())
+                .unzip();
+            let timed = pool.install(|| time_interleaved(&mut planned, timing));
+            drop(planned);
+            let mut timings = vec![(0.0, 0); count];
+            for (index, timing) in indices.into_iter().zip(timed) {
+                timings[index] = timing;
             }
+            let context = (layer, problem);
+            let (halves_first, brains_first) = (singles.len(), singles.len() + halves.len());
+            let finished = (&timings[..], &peak.best, context);
+            finish_rows(singles, 0, finished, &mut rows, &mut errors)?;
+            finish_rows(halves, halves_first, finished, &mut rows, &mut errors)?;
+            finish_rows(brains, brains_first, finished, &mut rows, &mut errors)?;
         }
-        Ok(rows)
+        Ok(rows.into_iter().flatten().collect())
     }
+}
+
+/// Finishes the rows of `planned`, contenders `first..` of a thread count, with `timings`
+/// (per contender) and `peak`, appending each to its contender's `rows`.
+fn finish_rows<T: Registered>(
+    planned: Vec<PlannedRow<'_, T>>,
+    first: usize,
+    (timings, peak, context): (&[(f64, usize)], &Peak, (&Layer, &ConvProblem)),
+    rows: &mut [Vec<Row>],
+    errors: &mut [Option<f64>],
+) -> Result<(), String> {
+    for (index, planned) in (first..).zip(planned) {
+        rows[index].push(planned.finish(timings[index], peak, context, &mut errors[index])?);
+    }
+    Ok(())
 }
 
 /// Worst `|y − exact| / Σ|x·w|` over the layer's outputs, checked against the algorithm's bound.
