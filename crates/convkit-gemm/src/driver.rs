@@ -236,9 +236,20 @@ struct Task {
     cols: (usize, usize),
 }
 
-/// Most rows of A for which a B with contiguous columns is read in place rather than packed
-/// (see [`Sgemm::reads_b_in_place`]).
-const IN_PLACE_B_MAX_ROWS: usize = 256;
+/// Most rows of A for which a B with contiguous columns is read in place rather than packed,
+/// on `isa` (see [`Sgemm::reads_b_in_place`]). Every row tile reads the block again, and
+/// AVX2's 6-row tiles do so more often than AVX-512's: on AVX2 (Zen 3; 1x1 layers on 56×56,
+/// one thread, in place and packed timed alternately in one process, medians of two runs in
+/// GFLOP/s) 64 rows ran at 44.6, 48.8, 39.6, 60.6 in place against 42.0, 43.2, 35.3, 59.5
+/// packed, 96 rows 45.4 and 73.3 against 44.3 and 72.8, but 128 rows 70.1 and 52.1 against 72.4
+/// and 58.3, and 256 rows 46.5 and 69.5 against 52.0 and 78.6. AVX-512 (Zen 5): see
+/// `reads_b_in_place`.
+fn in_place_b_max_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2 => 96,
+        _ => 256,
+    }
+}
 
 /// A B read in place whose depth steps are a multiple of this many bytes apart maps every
 /// step to the same L1 sets: packed instead.
@@ -521,14 +532,14 @@ impl Sgemm {
 
     /// Whether a B whose depth steps are rows `ldb` apart is read in place for a product of
     /// `m` rows, over a column block `cols` wide, rather than packed. Packing costs a copy of
-    /// B per column block that only `m` rows of tiles reuse: at 64 rows it was 18 % of
-    /// pointwise_256_64 (one thread: 78 % of the peak packed, 90–92 % in place), at 256 rows
-    /// (pointwise_64_256) in place is ahead by a point or two (89.6–90.7 % → 90.5–91.7 %,
+    /// B per column block that only `m` rows of tiles reuse. On AVX-512 (Zen 5): at 64 rows it
+    /// was 18 % of pointwise_256_64 (one thread: 78 % of the peak packed, 90–92 % in place),
+    /// at 256 rows (pointwise_64_256) in place is ahead by a point or two (89.6–90.7 % → 90.5–91.7 %,
     /// once the tile store had become cheap), and sgemm_1024 (1024 rows, whose B steps are 4 KiB
     /// apart and so all fall in one L1 set) ran at 70–77 % in place against 90–95 % packed.
     /// The block must end on a whole vector (the kernels load whole vectors).
     fn reads_b_in_place(&self, m: usize, cols: usize, ldb: usize) -> bool {
-        m <= IN_PLACE_B_MAX_ROWS
+        m <= in_place_b_max_rows(self.shape.isa)
             && cols.is_multiple_of(self.shape.lanes())
             && !(ldb * std::mem::size_of::<f32>()).is_multiple_of(PAGE_ALIASING_BYTES)
     }
