@@ -130,11 +130,23 @@ const PADDED_BUDGET: usize = 1 << 18;
 /// Padded elements below which the copies are made on the calling thread.
 const PARALLEL_PADDING_MIN: usize = 1 << 15;
 
-/// What the transposed store of a tile costs beyond a pitched one, in depth steps of the
-/// tile: [`Im2colPlan::pixel_rows`] must compute `1 + this / depth` times less. Measured on
-/// resnet_stem_7x7s2 (depth 147), whose pixel rows estimate 4 % less work but ran 5 %
-/// slower (one thread: 74–76 % of the peak against 78–80 %).
-const TRANSPOSED_STORE_STEPS: f64 = 16.0;
+/// What the transposed store of a tile costs beyond a pitched one on `isa`, in depth steps of
+/// the tile: [`Im2colPlan::pixel_rows`] must compute `1 + this / depth` times less. AVX-512:
+/// measured on resnet_stem_7x7s2 (depth 147), whose pixel rows estimate 4 % less work but
+/// ran 5 % slower (one thread: 74–76 % of the peak against 78–80 %). AVX2 (Zen 3), where the
+/// 6×16 tile is transposed through 8×8 blocks it only two-thirds fills: resnet_3x3_64 and
+/// dilated_3x3_64 (depth 576, 56×56), whose pixel rows estimate 3–6 % less work, ran at
+/// 39–41 and 35–38 GFLOP/s (medians, alternated in one process) against 48–50 and 42–44
+/// with the columns; resnet_3x3_512, resnet_3x3_256 and resnet_3x3_s2 keep their pixel rows (39–40,
+/// 47, 38 against 33–36, 47, 36). (resnet_3x3_128 and batch8_3x3_128, 28×28 at depth 1152,
+/// ran 5–12 % faster with columns too, but a count that moves them moves resnet_3x3_s2,
+/// whose pixel rows read an unphased copy, which this estimate does not see.)
+fn transposed_store_steps(isa: Isa) -> f64 {
+    match isa {
+        Isa::Avx2 => 64.0,
+        _ => 16.0,
+    }
+}
 
 /// How crowded the transposed store of a pixel-rows tile leaves the L1 sets it touches, as
 /// a multiple of a fair share (a third of the ways of the 64-set L1 that x86 cores have):
@@ -319,7 +331,7 @@ struct Im2colPlan {
     /// pitched grid). Chosen where it computes less: the pitched grid's dropped columns and
     /// a row of pixels rounded up to whole vectors cost more than pixel rows rounded up to
     /// the tile's MR (small images: resnet_3x3_512's 7x7 computes 64 columns for 49 pixels),
-    /// by more than the transposed store costs ([`TRANSPOSED_STORE_STEPS`]).
+    /// by more than the transposed store costs ([`transposed_store_steps`]).
     pixel_rows: bool,
     workers: usize,
 }
@@ -423,7 +435,7 @@ impl Im2colPlan {
             let [cm, cn] = [kg, (rows - 1) * pitched.pitch + ow];
             let columns_cost = KernelShape::for_product(isa, cm, cn).estimated_cost(cm, cn);
             let store_steps =
-                TRANSPOSED_STORE_STEPS * l1_set_crowding(oh * ow, pixels.nr.min(kg)).max(1.0);
+                transposed_store_steps(isa) * l1_set_crowding(oh * ow, pixels.nr.min(kg)).max(1.0);
             pixels_cost * (1.0 + store_steps / depth as f64) < columns_cost
         });
         // The step tables of a layout (with the pixels' offsets for pixel rows), when every
