@@ -133,8 +133,9 @@ const PARALLEL_PADDING_MIN: usize = 1 << 15;
 /// What the transposed store of a tile costs beyond a pitched one on `isa`, in depth steps of
 /// the tile: [`Im2colPlan::pixel_rows`] must compute `1 + this / depth` times less. AVX-512:
 /// measured on resnet_stem_7x7s2 (depth 147), whose pixel rows estimate 4 % less work but
-/// ran 5 % slower (one thread: 74–76 % of the peak against 78–80 %). AVX2 (Zen 3), where the
-/// 6×16 tile is transposed through 8×8 blocks it only two-thirds fills: resnet_3x3_64 and
+/// ran 5 % slower (one thread: 74–76 % of the peak against 78–80 %). AVX2 (Zen 3), whose
+/// 6×16 tile has 16 output planes per store for 6 pixels (8-lane transposes, 6 rows of 8
+/// filled), the store weighs more on each tile's 12 FMAs per step: resnet_3x3_64 and
 /// dilated_3x3_64 (depth 576, 56×56), whose pixel rows estimate 3–6 % less work, ran at
 /// 39–41 and 35–38 GFLOP/s (medians, alternated in one process) against 48–50 and 42–44
 /// with the columns; resnet_3x3_512, resnet_3x3_256 and resnet_3x3_s2 keep their pixel rows (39–40,
