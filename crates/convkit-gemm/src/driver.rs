@@ -243,7 +243,7 @@ struct Task {
 /// GFLOP/s) 64 rows ran at 44.6, 48.8, 39.6, 60.6 in place against 42.0, 43.2, 35.3, 59.5
 /// packed, 96 rows 45.4 and 73.3 against 44.3 and 72.8, but 128 rows 70.1 and 52.1 against 72.4
 /// and 58.3, and 256 rows 46.5 and 69.5 against 52.0 and 78.6. AVX-512 (Zen 5): see
-/// `reads_b_in_place`.
+/// [`Sgemm::reads_b_in_place`].
 fn in_place_b_max_rows(isa: Isa) -> usize {
     match isa {
         Isa::Avx2 => 96,
@@ -550,12 +550,13 @@ impl Sgemm {
 
     /// Whether a B whose depth steps are rows `ldb` apart is read in place for a product of
     /// `m` rows, over a column block `cols` wide, rather than packed. Packing costs a copy of
-    /// B per column block that only `m` rows of tiles reuse. On AVX-512 (Zen 5): at 64 rows it
-    /// was 18 % of pointwise_256_64 (one thread: 78 % of the peak packed, 90–92 % in place),
-    /// at 256 rows (pointwise_64_256) in place is ahead by a point or two (89.6–90.7 % → 90.5–91.7 %,
-    /// once the tile store had become cheap), and sgemm_1024 (1024 rows, whose B steps are 4 KiB
-    /// apart and so all fall in one L1 set) ran at 70–77 % in place against 90–95 % packed.
-    /// The block must end on a whole vector (the kernels load whole vectors).
+    /// B per column block that only `m` rows of tiles reuse. On AVX-512 (Zen 5): at 64 rows
+    /// it was 18 % of pointwise_256_64 (one thread: 78 % of the peak packed, 90–92 % in
+    /// place), at 256 rows (pointwise_64_256) in place is ahead by a point or two (89.6–90.7 %
+    /// → 90.5–91.7 %, once the tile store had become cheap), and sgemm_1024 (1024 rows, whose
+    /// B steps are 4 KiB apart and so all fall in one L1 set) ran at 70–77 % in place against
+    /// 90–95 % packed. AVX2: see [`in_place_b_max_rows`]. The block must end on a whole vector
+    /// (the kernels load whole vectors).
     fn reads_b_in_place(&self, m: usize, cols: usize, ldb: usize) -> bool {
         m <= in_place_b_max_rows(self.shape.isa)
             && cols.is_multiple_of(self.shape.lanes())
@@ -580,8 +581,9 @@ impl Sgemm {
                 let row_part = row_units.div_ceil(rows);
                 cols = cols.max(col_units.div_ceil((tiles / row_part).max(1)));
             } else {
+                cols = cols.max(col_units.div_ceil(tiles));
                 let col_part = col_units.div_ceil(cols);
-                rows = row_units.div_ceil((tiles / col_part).max(1));
+                rows = row_units.div_ceil(tiles / col_part);
             }
         }
         if workers > 1 && jobs < 4 * workers {
@@ -637,8 +639,7 @@ impl Sgemm {
     /// and `n` (column) values. `jobs` hands out the same jobs whenever asked, from any
     /// thread. `scratch` holds at least [`Sgemm::scratch_per_worker`] elements, and no job
     /// packs an operand that [`Sgemm::with_packing`] excluded (a C stored in half precision
-    /// needs [`Packing::c`]). The CPU has
-    /// this SGEMM's path.
+    /// needs [`Packing::c`]). The CPU has this SGEMM's path.
     pub unsafe fn run(&self, jobs: &dyn GemmJobs, scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
         let count = jobs.count();
