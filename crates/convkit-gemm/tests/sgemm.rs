@@ -6,7 +6,6 @@ use convkit_core::{Activation, Isa};
 use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmOutput, OutputPtr, OutputTile, Packing, Sgemm, StridedMatrix,
 };
-use convkit_simd::F32Storage;
 use half::{bf16, f16};
 
 fn integers(len: usize, seed: usize) -> Vec<f32> {
@@ -540,27 +539,23 @@ fn check_half_precision_c<T: GemmOutput + PartialEq + std::fmt::Debug>() {
                     activation: Activation::Relu,
                 };
                 let exact = naive([m, n, k], &a, k, &b, n, &epilogue);
-                // Where element (i, j) goes, if kept; and the length of C.
-                let (place, len): (Box<dyn Fn(usize, usize) -> Option<usize>>, usize) =
-                    match columns {
-                        Columns::Contiguous => (Box::new(move |i, j| Some(i * n + j)), m * n),
-                        Columns::Transposed => (Box::new(move |i, j| Some(j * m + i)), m * n),
-                        Columns::Pitched { pitch, valid } => {
-                            let lines = n.div_ceil(pitch);
-                            (
-                                Box::new(move |i, j| {
-                                    (j % pitch < valid).then_some(
-                                        i * lines * valid + j / pitch * valid + j % pitch,
-                                    )
-                                }),
-                                m * lines * valid,
-                            )
-                        }
-                    };
+                // C's row stride (its rows: columns when transposed), and where element
+                // (i, j) goes, if kept.
                 let ldc = match columns {
                     Columns::Transposed => m,
                     Columns::Contiguous => n,
                     Columns::Pitched { pitch, valid } => n.div_ceil(pitch) * valid,
+                };
+                let place = |i: usize, j: usize| match columns {
+                    Columns::Contiguous => Some(i * ldc + j),
+                    Columns::Transposed => Some(j * ldc + i),
+                    Columns::Pitched { pitch, valid } => {
+                        (j % pitch < valid).then_some(i * ldc + j / pitch * valid + j % pitch)
+                    }
+                };
+                let len = match columns {
+                    Columns::Transposed => n * ldc,
+                    _ => m * ldc,
                 };
                 let mut c = vec![T::nan(); len];
                 let (a_view, b_view) = (StridedMatrix::new(&a, k, 1), StridedMatrix::new(&b, 1, n));
