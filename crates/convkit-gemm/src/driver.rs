@@ -326,8 +326,8 @@ impl Sgemm {
     /// On AVX-512 and AVX2, splits depth `k` into equal blocks of at most `max_block` (fewer
     /// passes over C). AVX-512 also narrows the B block so that it stays within 600 KiB of
     /// the 1 MiB L2 where it was measured, scaled to this CPU's L2 like every block. AVX2
-    /// keeps its column block and caps the depth block at [`AVX2_MAX_DEPTH_BLOCK`]; measured on
-    /// Zen 3 (512 KiB L2), one thread, variants alternated in one process, median GFLOP/s:
+    /// keeps its column block and caps the depth block at 2048; measured on Zen 3 (512 KiB
+    /// L2), one thread, variants alternated in one process, median GFLOP/s:
     /// sgemm_1024 42.8–52.5 in 256-deep blocks, 48.2–60.3 in 512, 48.2–64.7 in one 1024-deep
     /// block (though its packed B block then outgrows the L2: 1 MiB); the pitched 3x3 layers
     /// of depth 1152 to 4608 gained 6–14 % with blocks up to 2048 deep (resnet_3x3_256 47.3 →
