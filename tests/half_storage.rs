@@ -1,9 +1,9 @@
 //! Half-precision storage converted while packing: an f16 or bf16 im2col+GEMM plan computes
 //! exactly what the f32 plan computes on the widened values (the same products, summed in the
 //! same order), rounded once. Checked bit for bit on every path of this CPU, for each of the
-//! algorithm's operand layouts (pitched padded copies, pixel rows, the per-row lowering, 1x1
-//! layers read through a widening packer, NHWC) at sizes that split the output among tasks
-//! and stage it block by block, on one and two workers.
+//! algorithm's operand layouts (pitched padded copies, stride phases, pixel rows, the per-row
+//! lowering, 1x1 layers read through a widening packer, NHWC) at sizes that split the output
+//! among tasks and stage it block by block, on one and two workers.
 
 use convkit::{
     Activation, Algorithm, ConvSpec, F32Storage, Isa, Layout, Padding, PlanOptions, Registered,
@@ -17,6 +17,10 @@ fn specs() -> Vec<ConvSpec> {
         ConvSpec::new(2, 20, 150, [13, 17], [3, 3]).padding(Padding::symmetric([1, 1])),
         // Pixel rows (a small image), C stored transposed.
         ConvSpec::new(1, 64, 96, [7, 7], [3, 3]).padding(Padding::symmetric([1, 1])),
+        // Stride 2, 7x7: padded copies split into phases (a stem), widened at stride 2.
+        ConvSpec::new(1, 3, 20, [30, 29], [7, 7])
+            .stride([2, 2])
+            .padding(Padding::symmetric([3, 3])),
         // Stride 3: the per-row lowering.
         ConvSpec::new(1, 5, 70, [23, 19], [3, 3]).stride([3, 3]),
         // 1x1: the input packed (widened) instead of read in place.

@@ -97,7 +97,8 @@ impl Window {
 }
 
 /// `dst[i] = row[x0 + i·stride]` (widened to f32) for every `i`: f32 vectorized for strides 1
-/// and 2, half precision at stride 1 by `T::widen` (F16C where the CPU has it).
+/// and 2; half precision by `T::widen` (F16C where the CPU has it), at a larger stride over
+/// the run's whole span in pieces, every `stride`-th value kept.
 ///
 /// # Safety
 /// The CPU has `S::ISA`. (Indices are checked: a read past `row` panics.)
@@ -113,8 +114,15 @@ unsafe fn copy_strided<S: Simd, T: F32Storage>(
         Some(row) => unsafe { copy_strided_f32::<S>(row, x0, stride, dst) },
         None if stride == 1 => T::widen(&row[x0..x0 + dst.len()], dst),
         None => {
-            for (i, value) in dst.iter_mut().enumerate() {
-                *value = row[x0 + i * stride].to_f32_lossy();
+            let mut span = [0.0; 4 * MAX_WIDTH];
+            let per_piece = (span.len() - 1) / stride + 1;
+            for (piece, values) in dst.chunks_mut(per_piece).enumerate() {
+                let start = x0 + piece * per_piece * stride;
+                let len = (values.len() - 1) * stride + 1;
+                T::widen(&row[start..start + len], &mut span[..len]);
+                for (value, &wide) in values.iter_mut().zip(span.iter().step_by(stride)) {
+                    *value = wide;
+                }
             }
         }
     }
