@@ -44,7 +44,6 @@
 mod arrays;
 mod registry;
 mod tune;
-mod widened;
 
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
@@ -53,7 +52,6 @@ pub use convkit_core::{
 pub use convkit_simd::F32Storage;
 pub use half::{bf16, f16};
 pub use registry::{Registered, algorithms};
-pub use widened::Widened;
 
 use std::sync::Mutex;
 

@@ -1,6 +1,5 @@
 //! Which algorithms exist for which element type.
 
-use crate::widened::Widened;
 use convkit_core::{ConvAlgorithm, Element};
 use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
@@ -32,10 +31,9 @@ impl Registered for f64 {
     }
 }
 
-/// Half-precision storage: the reference; im2col+GEMM and Winograd natively (converted while
-/// packing: the padded copies, panels and bands widen the input, the staged C blocks and
-/// output bands are rounded once into the output); Direct behind [`Widened`] (whole-tensor
-/// conversion).
+/// Half-precision storage: the reference, and every SIMD algorithm natively (converted while
+/// packing: the padded copies, panels and bands widen the input; the staged C blocks, output
+/// bands and stored vectors are rounded once into the output).
 macro_rules! half_storage {
     ($($element:ty),*) => {$(
         impl Registered for $element {
@@ -43,7 +41,7 @@ macro_rules! half_storage {
                 vec![
                     &Reference,
                     &Im2colGemm,
-                    &Widened(Direct),
+                    &Direct,
                     &Winograd::F2,
                     &Winograd::F4,
                     &Winograd::F6,

@@ -5,7 +5,7 @@
 //! number of generated problems per test. `cargo test --test conformance -- --nocapture`
 //! prints which paths ran.
 
-use convkit::{Algorithm, Isa, Widened};
+use convkit::{Algorithm, Isa};
 use convkit_direct::Direct;
 use convkit_im2col::Im2colGemm;
 use convkit_reference::Reference;
@@ -22,12 +22,12 @@ conformance_suite!(winograd_f2_f32, f32, Winograd::F2);
 conformance_suite!(winograd_f4_f32, f32, Winograd::F4);
 conformance_suite!(winograd_f6_f32, f32, Winograd::F6);
 conformance_suite!(im2col_gemm_f16, half::f16, Im2colGemm);
-conformance_suite!(direct_f16, half::f16, Widened(Direct));
+conformance_suite!(direct_f16, half::f16, Direct);
 conformance_suite!(winograd_f2_f16, half::f16, Winograd::F2);
 conformance_suite!(winograd_f4_f16, half::f16, Winograd::F4);
 conformance_suite!(winograd_f6_f16, half::f16, Winograd::F6);
 conformance_suite!(im2col_gemm_bf16, half::bf16, Im2colGemm);
-conformance_suite!(direct_bf16, half::bf16, Widened(Direct));
+conformance_suite!(direct_bf16, half::bf16, Direct);
 conformance_suite!(winograd_f2_bf16, half::bf16, Winograd::F2);
 conformance_suite!(winograd_f4_bf16, half::bf16, Winograd::F4);
 conformance_suite!(winograd_f6_bf16, half::bf16, Winograd::F6);

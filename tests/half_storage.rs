@@ -1,16 +1,18 @@
-//! Half-precision storage converted while packing: an f16 or bf16 im2col+GEMM plan computes
-//! exactly what the f32 plan computes on the widened values (the same products, summed in the
-//! same order), rounded once. Checked bit for bit on every path of this CPU, for each of the
-//! algorithm's operand layouts (pitched padded copies, stride phases, pixel rows, the per-row
-//! lowering, 1x1 layers read through a widening packer, NHWC) at sizes that split the output
-//! among tasks and stage it block by block, on one and two workers.
+//! Half-precision storage converted while packing: an f16 or bf16 im2col+GEMM or direct plan
+//! computes exactly what the f32 plan computes on the widened values (the same products,
+//! summed in the same order), rounded once. Checked bit for bit on every path of this CPU, for
+//! each of im2col's operand layouts (pitched padded copies, stride phases, pixel rows, the
+//! per-row lowering, 1x1 layers read through a widening packer, NHWC) and each direct kernel
+//! (general over NCHW and NHWC bands, columns at strides 1 and 2, depthwise in both
+//! layouts), at sizes that split the output among tasks and stage it block by block, on one
+//! and two workers.
 
 use convkit::{
     Activation, Algorithm, ConvSpec, F32Storage, Isa, Layout, Padding, PlanOptions, Registered,
     bf16, f16,
 };
 
-/// Layers that take each of im2col's operand layouts.
+/// Layers that take each of im2col's operand layouts and each direct kernel.
 fn specs() -> Vec<ConvSpec> {
     vec![
         // Pitched columns over padded copies, more output channels than one staged block.
@@ -30,6 +32,16 @@ fn specs() -> Vec<ConvSpec> {
             .groups(3)
             .dilation([2, 2])
             .padding(Padding::symmetric([2, 2])),
+        // Depthwise, dense 3x3 and strided 5x5.
+        ConvSpec::new(2, 20, 20, [13, 11], [3, 3])
+            .groups(20)
+            .padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(1, 9, 9, [14, 12], [5, 5])
+            .groups(9)
+            .stride([2, 2])
+            .padding(Padding::symmetric([2, 2])),
+        // Many channels: the direct kernel widens NCHW bands a few pixels at a time.
+        ConvSpec::new(1, 600, 19, [5, 6], [3, 3]).padding(Padding::symmetric([1, 1])),
     ]
 }
 
@@ -50,7 +62,7 @@ fn isas() -> Vec<Isa> {
 /// The output of `spec` planned for `T` on `isa`, widened.
 fn run<T: Registered + F32Storage>(
     spec: &ConvSpec,
-    isa: Isa,
+    (algorithm, isa): (Algorithm, Isa),
     [input, weights, bias]: [&[f32]; 3],
 ) -> Vec<f32> {
     let narrow = |values: &[f32]| {
@@ -59,11 +71,11 @@ fn run<T: Registered + F32Storage>(
         narrow
     };
     let options = PlanOptions::new()
-        .algorithm(Algorithm::Im2colGemm)
+        .algorithm(algorithm)
         .activation(Activation::Relu)
         .isa(isa);
     let plan = convkit::plan(spec, &narrow(weights), Some(&narrow(bias)), &options)
-        .expect("im2col plans every layer");
+        .expect("im2col and direct plan every layer");
     let mut output = vec![T::zero(); spec.output_len().expect("a valid spec")];
     plan.run(&narrow(input), &mut output)
         .expect("lengths match");
@@ -79,7 +91,10 @@ fn check<T: Registered + F32Storage>() {
             .num_threads(threads)
             .build()
             .expect("a pool");
-        for isa in isas() {
+        for path in [Algorithm::Im2colGemm, Algorithm::Direct]
+            .into_iter()
+            .flat_map(|algorithm| isas().into_iter().map(move |isa| (algorithm, isa)))
+        {
             for layout in [Layout::Nchw, Layout::Nhwc] {
                 for spec in specs() {
                     let spec = spec.layout(layout);
@@ -93,8 +108,8 @@ fn check<T: Registered + F32Storage>() {
                         integers(spec.out_channels(), 3),
                     ];
                     let data = [&data[0][..], &data[1][..], &data[2][..]];
-                    let (half, single) =
-                        pool.install(|| (run::<T>(&spec, isa, data), run::<f32>(&spec, isa, data)));
+                    let (half, single) = pool
+                        .install(|| (run::<T>(&spec, path, data), run::<f32>(&spec, path, data)));
                     let mut rounded = vec![T::zero(); single.len()];
                     T::narrow(&single, &mut rounded);
                     let mut expected = vec![0.0; single.len()];
@@ -105,7 +120,7 @@ fn check<T: Registered + F32Storage>() {
                         .position(|(a, b)| a.to_bits() != b.to_bits());
                     assert!(
                         mismatch.is_none(),
-                        "{} {isa} {threads} thread(s) {spec:?}: first mismatch at {mismatch:?}",
+                        "{} {path:?} {threads} thread(s) {spec:?}: first mismatch at {mismatch:?}",
                         T::NAME
                     );
                 }
@@ -115,11 +130,11 @@ fn check<T: Registered + F32Storage>() {
 }
 
 #[test]
-fn f16_im2col_is_the_f32_result_rounded_once() {
+fn f16_plans_are_the_f32_result_rounded_once() {
     check::<f16>();
 }
 
 #[test]
-fn bf16_im2col_is_the_f32_result_rounded_once() {
+fn bf16_plans_are_the_f32_result_rounded_once() {
     check::<bf16>();
 }

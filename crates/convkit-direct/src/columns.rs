@@ -11,14 +11,15 @@
 //! every input vector is one load: at column stride 2 each buffer line holds its even
 //! columns, then its odd ones, so the inputs of one tap are again one contiguous run. Weights
 //! are re-laid at plan time as `[group][channel block][c][ky][kx][KR]`. A row's vectors are
-//! covered by tiles of `RV` and one narrower tile for the rest.
+//! covered by tiles of `RV` and one narrower tile for the rest. Half-precision input widens
+//! as the band is copied; a tile's output vectors round once as they are stored.
 //!
 //! Register budget: `KR·RV` accumulators + `RV` inputs + 1 broadcast. AVX-512: 6×4, 8×3,
 //! 12×2 or 16×1 by the vectors per output row; AVX2: 6×2 or 8×1; portable: 4×1.
 
 use crate::geometry::{Geometry, LineOrder, StepOrder};
 use convkit_core::Isa;
-use convkit_simd::{Simd, VectorActivation};
+use convkit_simd::{F32Storage, Simd, VectorActivation};
 
 /// Largest band buffer (f32 elements) per worker: 256 KiB.
 pub(crate) const BAND_BUDGET: usize = 64 * 1024;
@@ -142,10 +143,10 @@ impl Columns {
     /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
     /// writes this band of this group meanwhile.
     #[inline(always)]
-    pub unsafe fn run_band<S: Simd>(
+    pub unsafe fn run_band<S: Simd, T: F32Storage>(
         &self,
-        input: *const f32,
-        output: *mut f32,
+        input: *const T,
+        output: *mut T,
         (n, group, band): (usize, usize, usize),
         buffer: &mut [f32],
     ) {
@@ -181,7 +182,7 @@ impl Columns {
                 match (self.tile.kr, self.tile.rv) {
                     $(($kr, $rv) => {
                         // SAFETY: forwarded contract.
-                        unsafe { self.band_with::<S, $kr, $rv>(&band_view, group, rows) }
+                        unsafe { self.band_with::<S, T, $kr, $rv>(&band_view, group, rows) }
                     })*
                     _ => unreachable!("tiles come from ColumnTile::choose"),
                 }
@@ -191,9 +192,9 @@ impl Columns {
     }
 
     #[inline(always)]
-    unsafe fn band_with<S: Simd, const KR: usize, const RV: usize>(
+    unsafe fn band_with<S: Simd, T: F32Storage, const KR: usize, const RV: usize>(
         &self,
-        band: &BandView<'_>,
+        band: &BandView<'_, T>,
         group: usize,
         rows: std::ops::Range<usize>,
     ) {
@@ -207,14 +208,14 @@ impl Columns {
                 // SAFETY: forwarded contract; tiles cover the row's column vectors.
                 unsafe {
                     for t in 0..full_tiles {
-                        self.tile::<S, KR, RV>(band, group, block, oy, t * RV * S::LANES);
+                        self.tile::<S, T, KR, RV>(band, group, block, oy, t * RV * S::LANES);
                     }
                     // The row's last vectors: one narrower tile.
                     match vectors % RV {
                         0 => {}
-                        1 => self.tile::<S, KR, 1>(band, group, block, oy, rest),
-                        2 => self.tile::<S, KR, 2>(band, group, block, oy, rest),
-                        _ => self.tile::<S, KR, 3>(band, group, block, oy, rest),
+                        1 => self.tile::<S, T, KR, 1>(band, group, block, oy, rest),
+                        2 => self.tile::<S, T, KR, 2>(band, group, block, oy, rest),
+                        _ => self.tile::<S, T, KR, 3>(band, group, block, oy, rest),
                     }
                 }
             }
@@ -223,9 +224,9 @@ impl Columns {
 
     /// `KR` output channels of block `block` × `RV` column vectors from `ox0` of row `oy`.
     #[inline(always)]
-    unsafe fn tile<S: Simd, const KR: usize, const RV: usize>(
+    unsafe fn tile<S: Simd, T: F32Storage, const KR: usize, const RV: usize>(
         &self,
-        band: &BandView<'_>,
+        band: &BandView<'_, T>,
         group: usize,
         block: usize,
         oy: usize,
@@ -274,9 +275,9 @@ impl Columns {
                     let value = self.activation.apply::<S>(S::add(sum, b));
                     let lanes = (ow - ox0 - v * S::LANES).min(S::LANES);
                     if lanes == S::LANES {
-                        S::store(out.add(v * S::LANES), value);
+                        T::store_lanes::<S>(out.add(v * S::LANES), value);
                     } else {
-                        S::store_partial(out.add(v * S::LANES), value, lanes);
+                        T::store_lanes_partial::<S>(out.add(v * S::LANES), value, lanes);
                     }
                 }
             }
@@ -285,9 +286,9 @@ impl Columns {
 }
 
 /// One band's buffer and where its image's output starts.
-struct BandView<'a> {
+struct BandView<'a, T> {
     buffer: &'a [f32],
     /// Padded input row held by the buffer's first row.
     first: usize,
-    output: *mut f32,
+    output: *mut T,
 }

@@ -18,10 +18,13 @@
 //!   tile's input rows once instead of once per kernel row: each loaded vector feeds the up
 //!   to 3 output rows that read it (registers: the tile's accumulators + one row of `RV`
 //!   input vectors + a weight, at most 8×2 + 8 + 1).
+//!
+//! Half-precision storage: NHWC tiles widen their input vectors as they load them, NCHW
+//! bands widen as they are copied; output vectors round once as they are stored.
 
 use crate::geometry::{Geometry, LineOrder};
 use convkit_core::Isa;
-use convkit_simd::{Simd, VectorActivation};
+use convkit_simd::{F32Storage, Simd, VectorActivation};
 
 /// Most channel vectors in an NHWC depthwise tile.
 const MAX_CHANNEL_VECTORS: usize = 4;
@@ -78,10 +81,10 @@ impl DepthwiseNhwc {
     /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
     /// writes these rows meanwhile.
     #[inline(always)]
-    pub unsafe fn run_rows<S: Simd>(
+    pub unsafe fn run_rows<S: Simd, T: F32Storage>(
         &self,
-        input: *const f32,
-        output: *mut f32,
+        input: *const T,
+        output: *mut T,
         n: usize,
         rows: std::ops::Range<usize>,
     ) {
@@ -89,22 +92,22 @@ impl DepthwiseNhwc {
         // SAFETY: forwarded contract.
         unsafe {
             match (S::ISA, vectors) {
-                (Isa::Avx512, 1) => self.rows_with::<S, 16, 1>(input, output, n, rows),
-                (Isa::Avx512, 2) => self.rows_with::<S, 8, 2>(input, output, n, rows),
-                (Isa::Avx512, 3) => self.rows_with::<S, 5, 3>(input, output, n, rows),
-                (Isa::Avx512, _) => self.rows_with::<S, 4, 4>(input, output, n, rows),
-                (Isa::Avx2, 1) => self.rows_with::<S, 8, 1>(input, output, n, rows),
-                (Isa::Avx2, _) => self.rows_with::<S, 4, 2>(input, output, n, rows),
-                _ => self.rows_with::<S, 2, 1>(input, output, n, rows),
+                (Isa::Avx512, 1) => self.rows_with::<S, T, 16, 1>(input, output, n, rows),
+                (Isa::Avx512, 2) => self.rows_with::<S, T, 8, 2>(input, output, n, rows),
+                (Isa::Avx512, 3) => self.rows_with::<S, T, 5, 3>(input, output, n, rows),
+                (Isa::Avx512, _) => self.rows_with::<S, T, 4, 4>(input, output, n, rows),
+                (Isa::Avx2, 1) => self.rows_with::<S, T, 8, 1>(input, output, n, rows),
+                (Isa::Avx2, _) => self.rows_with::<S, T, 4, 2>(input, output, n, rows),
+                _ => self.rows_with::<S, T, 2, 1>(input, output, n, rows),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn rows_with<S: Simd, const RW: usize, const CV: usize>(
+    unsafe fn rows_with<S: Simd, T: F32Storage, const RW: usize, const CV: usize>(
         &self,
-        input: *const f32,
-        output: *mut f32,
+        input: *const T,
+        output: *mut T,
         n: usize,
         rows: std::ops::Range<usize>,
     ) {
@@ -117,13 +120,13 @@ impl DepthwiseNhwc {
                 // SAFETY: forwarded contract; pixels in 0..OW, channels in 0..C.
                 unsafe {
                     for ox in 0..lo {
-                        self.tile::<S, 1, CV>(input, output, n, oy, ox, c0, false);
+                        self.tile::<S, T, 1, CV>(input, output, n, oy, ox, c0, false);
                     }
                     for ox in (lo..fast_end).step_by(RW) {
-                        self.tile::<S, RW, CV>(input, output, n, oy, ox, c0, true);
+                        self.tile::<S, T, RW, CV>(input, output, n, oy, ox, c0, true);
                     }
                     for ox in fast_end..geo.out_hw[1] {
-                        self.tile::<S, 1, CV>(input, output, n, oy, ox, c0, false);
+                        self.tile::<S, T, 1, CV>(input, output, n, oy, ox, c0, false);
                     }
                 }
             }
@@ -134,10 +137,10 @@ impl DepthwiseNhwc {
     /// column is inside the image; otherwise (`RW == 1`) out-of-image taps are skipped.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn tile<S: Simd, const RW: usize, const CV: usize>(
+    unsafe fn tile<S: Simd, T: F32Storage, const RW: usize, const CV: usize>(
         &self,
-        input: *const f32,
-        output: *mut f32,
+        input: *const T,
+        output: *mut T,
         n: usize,
         oy: usize,
         ox0: usize,
@@ -175,7 +178,7 @@ impl DepthwiseNhwc {
                         .as_ptr()
                         .add((ky * geo.kernel[1] + kx) * self.padded_channels + c0);
                     let x = input.add(n * geo.in_image + iy * geo.in_row + ix0 * geo.in_pixel + c0);
-                    acc = accumulate_tap::<S, RW, CV>(acc, x, pixel_step, w, &lanes);
+                    acc = accumulate_tap::<S, T, RW, CV>(acc, x, pixel_step, w, &lanes);
                 }
             }
             let out = output.add(n * geo.out_image + oy * geo.out_row + ox0 * geo.out_pixel + c0);
@@ -188,9 +191,9 @@ impl DepthwiseNhwc {
                     let v = self.activation.apply::<S>(S::add(v, bias));
                     let dst = out.add(r * geo.out_pixel + j * S::LANES);
                     if lanes[j] == S::LANES {
-                        S::store(dst, v);
+                        T::store_lanes::<S>(dst, v);
                     } else {
-                        S::store_partial(dst, v, lanes[j]);
+                        T::store_lanes_partial::<S>(dst, v, lanes[j]);
                     }
                 }
             }
@@ -204,9 +207,9 @@ impl DepthwiseNhwc {
 /// # Safety
 /// The CPU has `S::ISA`; the reads stay inside the input and the padded weights.
 #[inline(always)]
-unsafe fn accumulate_tap<S: Simd, const RW: usize, const CV: usize>(
+unsafe fn accumulate_tap<S: Simd, T: F32Storage, const RW: usize, const CV: usize>(
     mut acc: [[S::F32; CV]; RW],
-    x: *const f32,
+    x: *const T,
     pixel_step: usize,
     w: *const f32,
     lanes: &[usize; CV],
@@ -221,9 +224,9 @@ unsafe fn accumulate_tap<S: Simd, const RW: usize, const CV: usize>(
             let pixel = x.wrapping_add(r.wrapping_mul(pixel_step));
             for (j, (sum, &wj)) in row.iter_mut().zip(&weights).enumerate() {
                 let value = if lanes[j] == S::LANES {
-                    S::load(pixel.add(j * S::LANES))
+                    T::load_lanes::<S>(pixel.add(j * S::LANES))
                 } else if lanes[j] > 0 {
-                    S::load_partial(pixel.add(j * S::LANES), lanes[j])
+                    T::load_lanes_partial::<S>(pixel.add(j * S::LANES), lanes[j])
                 } else {
                     continue;
                 };
@@ -327,10 +330,10 @@ impl DepthwiseNchw {
     /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
     /// writes this band meanwhile.
     #[inline(always)]
-    pub unsafe fn run_band<S: Simd>(
+    pub unsafe fn run_band<S: Simd, T: F32Storage>(
         &self,
-        input: *const f32,
-        output: *mut f32,
+        input: *const T,
+        output: *mut T,
         (n, c, band): (usize, usize, usize),
         buffer: &mut [f32],
     ) {
@@ -367,10 +370,10 @@ impl DepthwiseNchw {
         unsafe {
             let dense_3x3 = geo.kernel == [3, 3] && geo.stride == [1, 1] && geo.dilation == [1, 1];
             match (sw, dense_3x3) {
-                (_, true) => self.rows_with::<S, 1, true>(&out, rows),
-                (1, false) => self.rows_with::<S, 1, false>(&out, rows),
-                (2, false) => self.rows_with::<S, 2, false>(&out, rows),
-                _ => self.rows_with::<S, 0, false>(&out, rows),
+                (_, true) => self.rows_with::<S, T, 1, true>(&out, rows),
+                (1, false) => self.rows_with::<S, T, 1, false>(&out, rows),
+                (2, false) => self.rows_with::<S, T, 2, false>(&out, rows),
+                _ => self.rows_with::<S, T, 0, false>(&out, rows),
             }
         }
     }
@@ -380,9 +383,9 @@ impl DepthwiseNchw {
     /// the portable path) so that the FMA chains of different outputs overlap. `STRIDE` is
     /// the column stride when 1 or 2 (plain or even-lane loads), 0 for any other (gathered).
     #[inline(always)]
-    unsafe fn rows_with<S: Simd, const STRIDE: usize, const DENSE_3X3: bool>(
+    unsafe fn rows_with<S: Simd, T: F32Storage, const STRIDE: usize, const DENSE_3X3: bool>(
         &self,
-        band: &Band<'_>,
+        band: &Band<'_, T>,
         rows: std::ops::Range<usize>,
     ) {
         let portable = S::ISA == Isa::Scalar;
@@ -390,18 +393,18 @@ impl DepthwiseNchw {
         let vectors = self.geometry.out_hw[1].div_ceil(S::LANES);
         macro_rules! sweep {
             ($band:expr, $rv:literal, $rr:literal) => {{
-                let band: &Band<'_> = $band;
+                let band: &Band<'_, T> = $band;
                 let ox0 = band.first_vector * S::LANES;
                 let mut oy = rows.start;
                 // SAFETY: forwarded contract (tiles stay inside the band's rows and the
                 // buffer's columns).
                 unsafe {
                     while oy + $rr <= rows.end {
-                        self.tile::<S, $rv, $rr, STRIDE, DENSE_3X3>(band, oy, ox0);
+                        self.tile::<S, T, $rv, $rr, STRIDE, DENSE_3X3>(band, oy, ox0);
                         oy += $rr;
                     }
                     while oy < rows.end {
-                        self.tile::<S, $rv, 1, STRIDE, DENSE_3X3>(band, oy, ox0);
+                        self.tile::<S, T, $rv, 1, STRIDE, DENSE_3X3>(band, oy, ox0);
                         oy += 1;
                     }
                 }
@@ -433,13 +436,14 @@ impl DepthwiseNchw {
     #[inline(always)]
     unsafe fn tile<
         S: Simd,
+        T: F32Storage,
         const RV: usize,
         const RR: usize,
         const STRIDE: usize,
         const DENSE_3X3: bool,
     >(
         &self,
-        band: &Band<'_>,
+        band: &Band<'_, T>,
         oy0: usize,
         ox0: usize,
     ) {
@@ -504,9 +508,9 @@ impl DepthwiseNchw {
                     let value = self.activation.apply::<S>(S::add(a, bias));
                     let lanes = (ow - ox0 - v * S::LANES).min(S::LANES);
                     if lanes == S::LANES {
-                        S::store(out.add(v * S::LANES), value);
+                        T::store_lanes::<S>(out.add(v * S::LANES), value);
                     } else {
-                        S::store_partial(out.add(v * S::LANES), value, lanes);
+                        T::store_lanes_partial::<S>(out.add(v * S::LANES), value, lanes);
                     }
                 }
             }
@@ -517,13 +521,13 @@ impl DepthwiseNchw {
 /// One band's inputs to the tile loop: the padded rows, the channel's taps and bias, and its
 /// output plane.
 #[derive(Clone, Copy)]
-struct Band<'a> {
+struct Band<'a, T> {
     buffer: &'a [f32],
     /// First column vector of the tiles being swept.
     first_vector: usize,
     weights: &'a [f32],
     bias: f32,
-    output: *mut f32,
+    output: *mut T,
     /// Padded input row held by the buffer's first row.
     first: usize,
 }

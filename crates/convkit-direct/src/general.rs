@@ -1,10 +1,11 @@
 //! The general direct kernel: any stride, dilation, padding, groups and layout.
 //!
 //! Computes `out[n][oy][ox][k] = act(bias[k] + Σ_{ky,kx,c} x[n][iy][ix][c] · w[k][c][ky][kx])`
-//! tile by tile from a channels-last view of the input: an NHWC input in place; an NCHW input
-//! through bands of input rows that each work item copies channels-last into its worker's
-//! buffer ([`General::run_band`]: a band of tiles, every channel block of the group or a run
-//! of them). No lowered matrix, no padded copy.
+//! tile by tile from a channels-last view of the input: an f32 NHWC input in place; an NCHW
+//! input through bands of input rows that each work item copies channels-last into its
+//! worker's buffer ([`General::run_band`]: a band of tiles, every channel block of the group
+//! or a run of them); a half-precision input (either layout) through bands too, widened as
+//! they are copied. No lowered matrix, no padded copy.
 //!
 //! Blocking: a register tile is `RW` consecutive output pixels of one image in raster order
 //! (a tile may wrap onto the next output row) × `KV` vectors of output channels of one group
@@ -23,10 +24,12 @@
 //! zeros when the tap falls in the padding: the same FMAs as an interior tile, no per-pixel
 //! branch in the channel loop. Output: NHWC stores channel vectors per pixel; NCHW transposes
 //! each channel vector of the tile in registers into runs of pixels per channel (a tile's
-//! pixels are consecutive in an NCHW channel plane even when it wraps).
+//! pixels are consecutive in an NCHW channel plane even when it wraps). Half-precision
+//! outputs round once as the vectors (or transposed runs) are stored.
 
 use crate::geometry::{Geometry, StepOrder};
-use convkit_simd::{Simd, VectorActivation};
+use convkit_core::Layout;
+use convkit_simd::{F32Storage, Simd, VectorActivation};
 use std::ops::Range;
 
 /// A register tile's shape.
@@ -150,6 +153,33 @@ fn interleave_tail<const C: usize>(
     }
 }
 
+/// f32 elements a worker sets aside to widen a half-precision NCHW band a few pixels at a
+/// time before the channels-last transposes (32 KiB).
+const WIDENING_BUDGET: usize = 8 * 1024;
+
+/// [`to_channels_last`] from a half-precision image: runs of pixels of every channel are
+/// widened into `staging` ([`WIDENING_BUDGET`] elements), then transposed from there.
+fn widen_to_channels_last<T: F32Storage>(
+    image: &[T],
+    channels: usize,
+    plane: usize,
+    pixels: Range<usize>,
+    dst: &mut [f32],
+    staging: &mut [f32],
+) {
+    let chunk = (staging.len() / channels).max(1);
+    for start in pixels.clone().step_by(chunk) {
+        let run = chunk.min(pixels.end - start);
+        let widened = &mut staging[..channels * run];
+        for (c, wide) in widened.chunks_exact_mut(run).enumerate() {
+            T::widen(&image[c * plane + start..c * plane + start + run], wide);
+        }
+        let offset = (start - pixels.start) * channels;
+        let band = &mut dst[offset..offset + run * channels];
+        to_channels_last(widened, channels, run, 0..run, band);
+    }
+}
+
 /// Plan-time data of the general kernel.
 #[derive(Debug)]
 pub(crate) struct General {
@@ -166,10 +196,12 @@ pub(crate) struct General {
     pub activation: VectorActivation,
     /// One pixel's input channels of a group, all zero: what taps in the padding read.
     zeros: Vec<f32>,
-    /// Register tiles per work item where the kernel reads channels-last bands of an NCHW
-    /// input that each item copies ([`General::run_band`]); `None` where it reads an NHWC
+    /// Register tiles per work item where the kernel reads channels-last bands of the input
+    /// that each item copies ([`General::run_band`]); `None` where it reads an f32 NHWC
     /// input in place.
     pub band_tiles: Option<usize>,
+    /// The input's layout (what a band copies from).
+    layout: Layout,
     /// Channel blocks per work item with bands (all of a group's unless that leaves too few
     /// items: small images).
     band_blocks: usize,
@@ -188,12 +220,13 @@ pub(crate) struct InputRows {
 }
 
 impl General {
-    /// The kernel for `geometry`; with `bands` (NCHW inputs) `(bands, items)`, the output of
-    /// each image and group is cut into about `bands` bands of tiles, and its channel blocks
-    /// into runs so that there are about `items` items; each item copies the input rows it
-    /// reads.
+    /// The kernel for `geometry` on a `layout` input; with `bands` (NCHW or half-precision
+    /// inputs) `(bands, items)`, the output of each image and group is cut into about `bands`
+    /// bands of tiles, and its channel blocks into runs so that there are about `items`
+    /// items; each item copies the input rows it reads.
     pub fn new(
         geometry: Geometry,
+        layout: Layout,
         tile: TileShape,
         lanes: usize,
         (weights, bias): (&[f32], Option<&[f32]>),
@@ -228,6 +261,7 @@ impl General {
             activation,
             zeros: vec![0.0; geometry.cg],
             band_tiles,
+            layout,
             band_blocks,
             in_row: w * channels,
             in_pixel: channels,
@@ -255,8 +289,19 @@ impl General {
         first..reach.saturating_sub(geo.pad[0]).clamp(first, h)
     }
 
-    /// f32 elements of one worker's band buffer (zero without bands).
-    pub fn band_len(&self) -> usize {
+    /// f32 elements of one worker's buffer: the band, and for a half-precision NCHW input
+    /// the widening staging (zero without bands).
+    pub fn buffer_len(&self, converts: bool) -> usize {
+        let staging = if converts && self.layout == Layout::Nchw {
+            WIDENING_BUDGET.max(self.geometry.cg)
+        } else {
+            0
+        };
+        self.band_len() + staging
+    }
+
+    /// f32 elements of one worker's band (zero without bands).
+    fn band_len(&self) -> usize {
         let Some(band_tiles) = self.band_tiles else {
             return 0;
         };
@@ -270,18 +315,18 @@ impl General {
         input_rows * self.in_row
     }
 
-    /// Copies the input rows that tiles `tiles` of image `n` read, channels last, into
-    /// `buffer`, then computes those tiles for the channel blocks of `unit` (a group's run of
-    /// blocks).
+    /// Copies the input rows that tiles `tiles` of image `n` read, channels last and widened
+    /// to f32, into `buffer`, then computes those tiles for the channel blocks of `unit` (a
+    /// group's run of blocks).
     ///
     /// # Safety
-    /// As [`General::run_tiles`], with `input` the whole NCHW input and `buffer` holding
-    /// [`General::band_len`] elements.
+    /// As [`General::run_tiles`], with `input` the whole input and `buffer` holding
+    /// [`General::buffer_len`] elements.
     #[inline(always)]
-    pub unsafe fn run_band<S: Simd>(
+    pub unsafe fn run_band<S: Simd, T: F32Storage>(
         &self,
-        input: &[f32],
-        output: *mut f32,
+        input: &[T],
+        output: *mut T,
         (n, unit): (usize, usize),
         tiles: Range<usize>,
         buffer: &mut [f32],
@@ -291,9 +336,25 @@ impl General {
         let (group, run) = (unit / runs, unit % runs);
         let [h, w] = geo.in_hw;
         let rows = self.band_rows(&tiles);
-        let planes = &input[n * geo.in_image + group * geo.cg * geo.in_channel..];
-        let band = &mut buffer[..rows.len() * self.in_row];
-        to_channels_last(planes, geo.cg, h * w, rows.start * w..rows.end * w, band);
+        let image = &input[n * geo.in_image + group * geo.cg * geo.in_channel..];
+        let (band, staging) = buffer.split_at_mut(self.band_len());
+        let band = &mut band[..rows.len() * self.in_row];
+        let pixels = rows.start * w..rows.end * w;
+        match (self.layout, T::as_f32(image)) {
+            (Layout::Nchw, Some(planes)) => to_channels_last(planes, geo.cg, h * w, pixels, band),
+            (Layout::Nchw, None) => {
+                widen_to_channels_last(image, geo.cg, h * w, pixels, band, staging)
+            }
+            (Layout::Nhwc, _) if geo.groups == 1 => {
+                T::widen(&image[pixels.start * geo.cg..pixels.end * geo.cg], band);
+            }
+            (Layout::Nhwc, _) => {
+                for (p, wide) in band.chunks_exact_mut(geo.cg).enumerate() {
+                    let at = (pixels.start + p) * geo.in_pixel;
+                    T::widen(&image[at..at + geo.cg], wide);
+                }
+            }
+        }
         let view = InputRows {
             base: band.as_ptr(),
             first_row: rows.start,
@@ -302,7 +363,7 @@ impl General {
         for block in first_block..(first_block + self.band_blocks).min(self.blocks) {
             let unit = group * self.blocks + block;
             // SAFETY: forwarded contract; the band holds every input row the tiles read.
-            unsafe { self.run_tiles::<S>(view, output, n, unit, tiles.clone()) };
+            unsafe { self.run_tiles::<S, T>(view, output, n, unit, tiles.clone()) };
         }
     }
 
@@ -319,10 +380,10 @@ impl General {
     /// input row that the tiles read, and `output` the whole output tensor of the plan's
     /// shape; no other thread writes these tiles of this unit's channels meanwhile.
     #[inline(always)]
-    pub unsafe fn run_tiles<S: Simd>(
+    pub unsafe fn run_tiles<S: Simd, T: F32Storage>(
         &self,
         input: InputRows,
-        output: *mut f32,
+        output: *mut T,
         n: usize,
         unit: usize,
         tiles: Range<usize>,
@@ -332,7 +393,7 @@ impl General {
                 match (self.tile.rw, self.tile.kv) {
                     $(($rw, $kv) => {
                         // SAFETY: forwarded contract.
-                        unsafe { self.tiles_with::<S, $rw, $kv>(input, output, n, unit, tiles) }
+                        unsafe { self.tiles_with::<S, T, $rw, $kv>(input, output, n, unit, tiles) }
                     })*
                     _ => unreachable!("tile shapes come from TileShape::choose"),
                 }
@@ -342,10 +403,10 @@ impl General {
     }
 
     #[inline(always)]
-    unsafe fn tiles_with<S: Simd, const RW: usize, const KV: usize>(
+    unsafe fn tiles_with<S: Simd, T: F32Storage, const RW: usize, const KV: usize>(
         &self,
         image: InputRows,
-        output: *mut f32,
+        output: *mut T,
         n: usize,
         unit: usize,
         tiles: Range<usize>,
@@ -364,7 +425,7 @@ impl General {
                 } else {
                     self.gathered_tile::<S, RW, KV>(image, unit, first, pixels)
                 };
-                self.store::<S, RW, KV>(acc, output, n, unit, first, pixels);
+                self.store::<S, T, RW, KV>(acc, output, n, unit, first, pixels);
             }
         }
     }
@@ -475,10 +536,10 @@ impl General {
     /// Bias, activation and store of the first `pixels` pixels of a tile from flat output
     /// index `first`.
     #[inline(always)]
-    unsafe fn store<S: Simd, const RW: usize, const KV: usize>(
+    unsafe fn store<S: Simd, T: F32Storage, const RW: usize, const KV: usize>(
         &self,
         acc: [[S::F32; KV]; RW],
-        output: *mut f32,
+        output: *mut T,
         n: usize,
         unit: usize,
         first: usize,
@@ -510,9 +571,9 @@ impl General {
                     for (j, &v) in vectors.iter().enumerate() {
                         let lanes = valid.saturating_sub(j * S::LANES);
                         if lanes >= S::LANES {
-                            S::store(out.add(j * S::LANES), v);
+                            T::store_lanes::<S>(out.add(j * S::LANES), v);
                         } else if lanes > 0 {
-                            S::store_partial(out.add(j * S::LANES), v, lanes);
+                            T::store_lanes_partial::<S>(out.add(j * S::LANES), v, lanes);
                         }
                     }
                 }
@@ -528,7 +589,7 @@ impl General {
                         *row = vectors[j];
                     }
                     let out = output.add(base + (channel0 + j * S::LANES) * geo.out_channel);
-                    S::store_transposed(&rows[..pixels], out, geo.out_channel, channels);
+                    T::store_transposed::<S>(&rows[..pixels], out, geo.out_channel, channels);
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! layout, and which output columns see every kernel column inside the image.
 
 use convkit_core::{ConvShape, Layout};
+use convkit_simd::F32Storage;
 
 /// The order of a channel block's `(tap, input channel)` steps in packed weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,7 +23,25 @@ pub(crate) enum LineOrder {
     SplitByParity,
 }
 
-/// Strides (in f32 elements) and sizes the kernels index with.
+/// Input values widened at a time for a line split by parity.
+const PARITY_PIECE: usize = 64;
+
+/// `values[i]`, at padded column `column + i`, into `even[(column + i) / 2]` or
+/// `odd[(column + i) / 2]` by the column's parity.
+fn scatter_by_parity(values: &[f32], column: usize, even: &mut [f32], odd: &mut [f32]) {
+    let first_even = column % 2;
+    let evens = values[first_even..].iter().step_by(2);
+    for (slot, &x) in even[(column + first_even) / 2..].iter_mut().zip(evens) {
+        *slot = x;
+    }
+    let first_odd = 1 - first_even;
+    let odds = values[first_odd.min(values.len())..].iter().step_by(2);
+    for (slot, &x) in odd[(column + first_odd) / 2..].iter_mut().zip(odds) {
+        *slot = x;
+    }
+}
+
+/// Strides (in elements) and sizes the kernels index with.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
     pub in_hw: [usize; 2],
@@ -155,14 +174,14 @@ impl Geometry {
     }
 
     /// Fills `lines` (rows of a band buffer, each `width ≥ W + left padding` long) with the
-    /// input rows of one channel plane starting at `plane`: line `r` holds padded row
-    /// `first + r`, zero outside the image, its columns in `order`.
+    /// input rows of one channel plane starting at `plane`, widened to f32: line `r` holds
+    /// padded row `first + r`, zero outside the image, its columns in `order`.
     ///
     /// # Safety
     /// `input` holds the plan's input tensor and `plane` is a channel plane's offset in it.
-    pub unsafe fn copy_padded_rows(
+    pub unsafe fn copy_padded_rows<T: F32Storage>(
         &self,
-        input: *const f32,
+        input: *const T,
         plane: usize,
         first: usize,
         (width, order): (usize, LineOrder),
@@ -180,21 +199,19 @@ impl Geometry {
             match order {
                 LineOrder::Plain => {
                     line[..left].fill(0.0);
-                    line[left..left + w].copy_from_slice(src);
+                    T::widen(src, &mut line[left..left + w]);
                     line[left + w..].fill(0.0);
                 }
                 LineOrder::SplitByParity => {
                     line.fill(0.0);
-                    // Padded column `left + ix` goes to the half of its parity.
+                    // Padded column `left + ix` goes to the half of its parity; the row is
+                    // widened a piece at a time.
                     let (even, odd) = line.split_at_mut(width / 2);
-                    let from_even = left % 2;
-                    let evens = src[from_even..].iter().step_by(2);
-                    for (dst, &x) in even[left.div_ceil(2)..].iter_mut().zip(evens) {
-                        *dst = x;
-                    }
-                    let odds = src[1 - from_even..].iter().step_by(2);
-                    for (dst, &x) in odd[left / 2..].iter_mut().zip(odds) {
-                        *dst = x;
+                    let mut wide = [0.0f32; PARITY_PIECE];
+                    for (piece, narrow) in src.chunks(PARITY_PIECE).enumerate() {
+                        let values = &mut wide[..narrow.len()];
+                        T::widen(narrow, values);
+                        scatter_by_parity(values, left + piece * PARITY_PIECE, even, odd);
                     }
                 }
             }

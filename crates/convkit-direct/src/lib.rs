@@ -20,6 +20,12 @@
 //!
 //! Parallel work is split into (image, channel block, band of output rows or register tiles)
 //! items spread over the caller's rayon pool; small problems stay on the calling thread.
+//!
+//! Half-precision storage (`half::f16`, `half::bf16`) is converted while packing: weights
+//! widen once at plan time; the band copies widen the input (the general kernel copies
+//! channels-last bands of an NHWC input too, rather than read half values in place, and the
+//! NHWC depthwise kernel widens its input vectors as it loads them); every output vector is
+//! rounded once as it is stored (F16C on the AVX2 path). No tensor-sized scratch.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -33,15 +39,16 @@ use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
 };
-use convkit_simd::{Portable, VectorActivation};
+use convkit_simd::{F32Storage, Portable, VectorActivation};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, InputRows, TileShape};
 use geometry::Geometry;
 use rayon::prelude::*;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The direct convolution algorithm (f32).
+/// The direct convolution algorithm (f32, and half-precision storage).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Direct;
 
@@ -81,10 +88,10 @@ fn prefers_columns(shape: &ConvShape) -> bool {
 }
 
 /// Estimated run time of `shape` on `isa`, one thread: FLOPs over the kernel's sustained
-/// rate, plus, for NCHW, the general kernel's channels-last copy of the input and its
-/// transposing stores. Rates are fractions of each path's FMA peak measured with
-/// `cargo xtask bench` on the suite layers.
-fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
+/// rate, plus, for NCHW (and half-precision NHWC), the general kernel's channels-last copy of
+/// the input and, for NCHW, its transposing stores. Rates are fractions of each path's FMA
+/// peak measured with `cargo xtask bench` on the suite layers.
+fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     let (lanes, registers) = lanes_and_registers(isa);
     let peak = match isa {
         Isa::Avx512 => 250e9,
@@ -117,9 +124,12 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
     } as f64;
     let rate =
         peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(1.0) / (1.0 + 1.0 / chain);
-    let layout_traffic = match shape.layout() {
-        Layout::Nchw => shape.input_len() as f64 * 0.2e-9 + shape.output_len() as f64 * 0.25e-9,
-        Layout::Nhwc => 0.0,
+    let layout_traffic = match (shape.layout(), converts) {
+        (Layout::Nchw, _) => {
+            shape.input_len() as f64 * 0.2e-9 + shape.output_len() as f64 * 0.25e-9
+        }
+        (Layout::Nhwc, true) => shape.input_len() as f64 * 0.2e-9,
+        (Layout::Nhwc, false) => 0.0,
     };
     CALL_OVERHEAD_SECONDS + flops / rate + layout_traffic
 }
@@ -127,7 +137,7 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa) -> f64 {
 /// Fixed cost of a run (item split), measured on the smallest suite layers.
 const CALL_OVERHEAD_SECONDS: f64 = 0.5e-6;
 
-impl ConvAlgorithm<f32> for Direct {
+impl<T: F32Storage> ConvAlgorithm<T> for Direct {
     fn algorithm(&self) -> Algorithm {
         Algorithm::Direct
     }
@@ -137,18 +147,20 @@ impl ConvAlgorithm<f32> for Direct {
     }
 
     fn accuracy(&self, shape: &ConvShape) -> Accuracy {
-        // f32 fused multiply-adds over the reduction in one chain per output, plus the bias.
+        // f32 fused multiply-adds over the reduction in one chain per output, plus the bias
+        // (half-precision inputs widen exactly; the one rounding to T is the checker's own
+        // allowance).
         Accuracy::summation(shape.reduction_len() + 1, f64::from(f32::EPSILON) / 2.0)
     }
 
     fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
         Ok(Cost {
-            seconds: estimated_seconds(shape, isa),
+            seconds: estimated_seconds(shape, isa, T::CONVERTS),
         })
     }
 
-    fn prepare(&self, request: &PlanRequest<'_, f32>) -> Result<Box<dyn ConvPlan<f32>>, ConvError> {
-        Ok(Box::new(DirectPlan::new(request)))
+    fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
+        Ok(Box::new(DirectPlan::<T>::new(request)))
     }
 }
 
@@ -161,24 +173,27 @@ enum Kernel {
     DepthwiseNchw(DepthwiseNchw),
 }
 
-/// A prepared direct convolution.
+/// A prepared direct convolution on tensors stored as `T`.
 #[derive(Debug)]
-struct DirectPlan {
+struct DirectPlan<T> {
     shape: ConvShape,
     isa: Isa,
     kernel: Kernel,
     /// Workers the scratch is sized for.
     workers: usize,
+    storage: PhantomData<fn() -> T>,
 }
 
-impl DirectPlan {
-    fn new(request: &PlanRequest<'_, f32>) -> DirectPlan {
+impl<T: F32Storage> DirectPlan<T> {
+    fn new(request: &PlanRequest<'_, T>) -> DirectPlan<T> {
         let shape = *request.shape();
         let isa = request.isa();
         let (lanes, registers) = lanes_and_registers(isa);
         let geometry = Geometry::new(&shape);
         let activation = VectorActivation::new(request.activation());
-        let (weights, bias) = (request.weights(), request.bias());
+        let weights = T::widened(request.weights());
+        let bias = request.bias().map(T::widened);
+        let (weights, bias) = (&*weights, bias.as_deref());
         // NCHW depthwise needs a band of one output row within its budget; the general
         // kernel takes any problem.
         let depthwise_nchw = (is_depthwise(&shape) && shape.layout() == Layout::Nchw)
@@ -211,20 +226,22 @@ impl DirectPlan {
                     None => {
                         let tile =
                             TileShape::choose(shape.out_channels_per_group(), lanes, registers);
-                        // NCHW: bands of input rows copied channels-last per item, at most
+                        // NCHW (and half-precision NHWC): bands of input rows copied
+                        // channels-last per item, at most
                         // about BAND_BUDGET of one group's input each, and enough of them for
                         // the workers' items: a band re-copies only its halo rows, while
                         // splitting a band's channel blocks among items copies the whole
                         // band again (resnet_3x3_s2, 2 threads: 85 → 87–88 % of peak).
                         let group_input = shape.input_len() / (shape.batch() * shape.groups());
                         let images = shape.batch() * shape.groups();
-                        let bands = (layout == Layout::Nchw).then(|| {
+                        let bands = (layout == Layout::Nchw || T::CONVERTS).then(|| {
                             let parallel = (ITEMS_PER_WORKER * workers).div_ceil(images);
                             let bands = parallel.max(group_input.div_ceil(BAND_BUDGET));
                             (bands.next_multiple_of(workers), parallel_bands)
                         });
                         Kernel::General(General::new(
                             geometry,
+                            layout,
                             tile,
                             lanes,
                             (weights, bias),
@@ -240,6 +257,7 @@ impl DirectPlan {
             isa,
             kernel,
             workers: rayon::current_num_threads(),
+            storage: PhantomData,
         }
     }
 
@@ -288,7 +306,7 @@ impl DirectPlan {
         match &self.kernel {
             Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
             Kernel::Columns(columns) => columns.buffer_len(),
-            Kernel::General(general) => general.band_len(),
+            Kernel::General(general) => general.buffer_len(T::CONVERTS),
             Kernel::DepthwiseNhwc(_) => 0,
         }
     }
@@ -300,8 +318,8 @@ impl DirectPlan {
     /// writes this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
     unsafe fn run_item(
         &self,
-        input: &[f32],
-        output: *mut f32,
+        input: &[T],
+        output: *mut T,
         items: Items,
         index: usize,
         buffer: &mut [f32],
@@ -309,7 +327,7 @@ impl DirectPlan {
         let (outer, chunk) = (index / items.chunks, index % items.chunks);
         let [oh, _] = self.shape.output_hw();
         let rows = chunk * items.per_chunk..((chunk + 1) * items.per_chunk).min(oh);
-        let entries = entries(self.isa);
+        let entries = entries::<T>(self.isa);
         let (input_slice, input) = (input, input.as_ptr());
         // SAFETY: forwarded contract; items partition the output.
         unsafe {
@@ -319,17 +337,28 @@ impl DirectPlan {
                     let tiles = chunk * items.per_chunk
                         ..((chunk + 1) * items.per_chunk).min(general.tiles());
                     let item = (outer / units, outer % units);
-                    if general.band_tiles.is_some() {
-                        (entries.general_band)(general, input_slice, output, item, tiles, buffer);
-                    } else {
-                        let (n, unit) = item;
-                        let group = unit / general.blocks;
-                        let geo = &general.geometry;
-                        let rows = InputRows {
-                            base: input.add(n * geo.in_image + group * geo.cg),
-                            first_row: 0,
-                        };
-                        (entries.general)(general, rows, output, item, tiles);
+                    match (general.band_tiles, T::as_f32(input_slice)) {
+                        (Some(_), _) => (entries.general_band)(
+                            general,
+                            input_slice,
+                            output,
+                            item,
+                            tiles,
+                            buffer,
+                        ),
+                        (None, Some(input)) => {
+                            let (n, unit) = item;
+                            let group = unit / general.blocks;
+                            let geo = &general.geometry;
+                            let rows = InputRows {
+                                base: input.as_ptr().add(n * geo.in_image + group * geo.cg),
+                                first_row: 0,
+                            };
+                            (entries.general)(general, rows, output, item, tiles);
+                        }
+                        (None, None) => {
+                            unreachable!("half-precision inputs are always copied in bands")
+                        }
                     }
                 }
                 Kernel::Columns(columns) => {
@@ -370,17 +399,22 @@ struct Items {
 }
 
 /// The output pointer, shared by workers that write disjoint items.
-#[derive(Clone, Copy)]
-struct SharedOutput(*mut f32);
+struct SharedOutput<T>(*mut T);
+impl<T> Clone for SharedOutput<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedOutput<T> {}
 // SAFETY: workers write disjoint parts of the output (items partition it) and nothing reads
 // it during the run.
-unsafe impl Sync for SharedOutput {}
+unsafe impl<T> Sync for SharedOutput<T> {}
 // SAFETY: as above.
-unsafe impl Send for SharedOutput {}
+unsafe impl<T> Send for SharedOutput<T> {}
 
-impl SharedOutput {
+impl<T> SharedOutput<T> {
     /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut f32 {
+    fn get(self) -> *mut T {
         self.0
     }
 }
@@ -388,25 +422,26 @@ impl SharedOutput {
 /// An `(image, group or channel, band)` work item.
 type BandItem = (usize, usize, usize);
 
-/// The general kernel's entry over register tiles of an NHWC input read in place.
-type TilesEntry = unsafe fn(&General, InputRows, *mut f32, (usize, usize), Range<usize>);
+/// The general kernel's entry over register tiles of an f32 NHWC input read in place,
+/// storing `T`.
+type TilesEntry<T> = unsafe fn(&General, InputRows, *mut T, (usize, usize), Range<usize>);
 
-/// The general kernel's entry over register tiles of an NCHW input copied band by band:
+/// The general kernel's entry over register tiles of an input copied band by band:
 /// `(image, group)`, the tiles and the worker's band buffer.
-type BandTilesEntry =
-    unsafe fn(&General, &[f32], *mut f32, (usize, usize), Range<usize>, &mut [f32]);
+type BandTilesEntry<T> =
+    unsafe fn(&General, &[T], *mut T, (usize, usize), Range<usize>, &mut [f32]);
 
 /// A kernel entry over a band with a worker buffer.
-type BandEntry<K> = unsafe fn(&K, *const f32, *mut f32, BandItem, &mut [f32]);
+type BandEntry<K, T> = unsafe fn(&K, *const T, *mut T, BandItem, &mut [f32]);
 
-/// One path's kernel entry points, each compiled on its own with the path's features.
-#[derive(Clone, Copy)]
-struct Entries {
-    general: TilesEntry,
-    general_band: BandTilesEntry,
-    columns: BandEntry<Columns>,
-    depthwise_nhwc: unsafe fn(&DepthwiseNhwc, *const f32, *mut f32, usize, Range<usize>),
-    depthwise_nchw: BandEntry<DepthwiseNchw>,
+/// One path's kernel entry points for storage `T`, each compiled on its own with the path's
+/// features.
+struct Entries<T> {
+    general: TilesEntry<T>,
+    general_band: BandTilesEntry<T>,
+    columns: BandEntry<Columns, T>,
+    depthwise_nhwc: unsafe fn(&DepthwiseNhwc, *const T, *mut T, usize, Range<usize>),
+    depthwise_nchw: BandEntry<DepthwiseNchw, T>,
 }
 
 /// Defines a module of [`Entries`] for one path: each function forwards to the kernel's
@@ -419,107 +454,111 @@ macro_rules! path_entries {
             /// # Safety
             /// As [`General::run_tiles`]; the CPU has this path.
             $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn general(
+            pub(super) unsafe fn general<T: F32Storage>(
                 kernel: &General,
                 input: InputRows,
-                output: *mut f32,
+                output: *mut T,
                 (n, unit): (usize, usize),
                 tiles: Range<usize>,
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_tiles::<$simd>(input, output, n, unit, tiles) }
+                unsafe { kernel.run_tiles::<$simd, T>(input, output, n, unit, tiles) }
             }
 
             /// # Safety
             /// As [`General::run_band`]; the CPU has this path.
             $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn general_band(
+            pub(super) unsafe fn general_band<T: F32Storage>(
                 kernel: &General,
-                input: &[f32],
-                output: *mut f32,
+                input: &[T],
+                output: *mut T,
                 item: (usize, usize),
                 tiles: Range<usize>,
                 buffer: &mut [f32],
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_band::<$simd>(input, output, item, tiles, buffer) }
+                unsafe { kernel.run_band::<$simd, T>(input, output, item, tiles, buffer) }
             }
 
             /// # Safety
             /// As [`Columns::run_band`]; the CPU has this path.
             $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn columns(
+            pub(super) unsafe fn columns<T: F32Storage>(
                 kernel: &Columns,
-                input: *const f32,
-                output: *mut f32,
+                input: *const T,
+                output: *mut T,
                 item: (usize, usize, usize),
                 buffer: &mut [f32],
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_band::<$simd>(input, output, item, buffer) }
+                unsafe { kernel.run_band::<$simd, T>(input, output, item, buffer) }
             }
 
             /// # Safety
             /// As [`DepthwiseNhwc::run_rows`]; the CPU has this path.
             $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn depthwise_nhwc(
+            pub(super) unsafe fn depthwise_nhwc<T: F32Storage>(
                 kernel: &DepthwiseNhwc,
-                input: *const f32,
-                output: *mut f32,
+                input: *const T,
+                output: *mut T,
                 n: usize,
                 rows: Range<usize>,
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_rows::<$simd>(input, output, n, rows) }
+                unsafe { kernel.run_rows::<$simd, T>(input, output, n, rows) }
             }
 
             /// # Safety
             /// As [`DepthwiseNchw::run_band`]; the CPU has this path.
             $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn depthwise_nchw(
+            pub(super) unsafe fn depthwise_nchw<T: F32Storage>(
                 kernel: &DepthwiseNchw,
-                input: *const f32,
-                output: *mut f32,
+                input: *const T,
+                output: *mut T,
                 item: (usize, usize, usize),
                 buffer: &mut [f32],
             ) {
                 // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_band::<$simd>(input, output, item, buffer) }
+                unsafe { kernel.run_band::<$simd, T>(input, output, item, buffer) }
             }
 
-            pub(super) const ENTRIES: Entries = Entries {
-                general,
-                general_band,
-                columns,
-                depthwise_nhwc,
-                depthwise_nchw,
-            };
+            /// This path's entries for storage `T`.
+            pub(super) fn entries<T: F32Storage>() -> Entries<T> {
+                Entries {
+                    general: general::<T>,
+                    general_band: general_band::<T>,
+                    columns: columns::<T>,
+                    depthwise_nhwc: depthwise_nhwc::<T>,
+                    depthwise_nchw: depthwise_nchw::<T>,
+                }
+            }
         }
     };
 }
 
 path_entries!(portable, Portable);
 #[cfg(target_arch = "x86_64")]
-path_entries!(avx2, convkit_simd::Avx2, "avx2,fma");
+path_entries!(avx2, convkit_simd::Avx2, "avx2,fma,f16c");
 #[cfg(target_arch = "x86_64")]
 path_entries!(
     avx512,
     convkit_simd::Avx512,
-    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
+    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
 );
 
-/// The entry points of `isa` (the portable ones for a path without kernels of its own).
-fn entries(isa: Isa) -> Entries {
+/// The entry points of `isa` for storage `T` (the portable ones for a path without kernels
+/// of its own).
+fn entries<T: F32Storage>(isa: Isa) -> Entries<T> {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::ENTRIES,
+        Isa::Avx512 => avx512::entries::<T>(),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::ENTRIES,
-        _ => portable::ENTRIES,
+        Isa::Avx2 => avx2::entries::<T>(),
+        _ => portable::entries::<T>(),
     }
 }
 
-impl ConvPlan<f32> for DirectPlan {
+impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
     fn shape(&self) -> &ConvShape {
         &self.shape
     }
@@ -546,7 +585,7 @@ impl ConvPlan<f32> for DirectPlan {
         floats * std::mem::size_of::<f32>()
     }
 
-    fn execute(&self, input: &[f32], output: &mut [f32], scratch: &mut [f32]) {
+    fn execute(&self, input: &[T], output: &mut [T], scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
         let threads = if self.shape.flops() < PARALLEL_MIN_FLOPS {
             1

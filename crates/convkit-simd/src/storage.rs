@@ -5,9 +5,14 @@
 //! them (std caches the detection); bf16 is a shift (widening) and a rounding add
 //! (narrowing), loops the compiler vectorizes.
 
+use crate::Simd;
 use convkit_core::Element;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use std::borrow::Cow;
+
+/// Most lanes of any path's vector (AVX-512).
+const MAX_LANES: usize = 16;
 
 /// An element type the f32 algorithms can serve.
 pub trait F32Storage: Element {
@@ -34,6 +39,89 @@ pub trait F32Storage: Element {
         Self::widen(src, &mut wide);
         wide
     }
+
+    /// `values` as f32: borrowed when `Self` is f32, else widened into a new vector (weights
+    /// and bias at plan time).
+    fn widened(values: &[Self]) -> Cow<'_, [f32]> {
+        match Self::as_f32(values) {
+            Some(values) => Cow::Borrowed(values),
+            None => Cow::Owned(Self::widen_vec(values)),
+        }
+    }
+
+    /// `S::LANES` values from `ptr` (unaligned), widened: a kernel's vector load.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `ptr` is readable for `S::LANES` values.
+    unsafe fn load_lanes<S: Simd>(ptr: *const Self) -> S::F32;
+
+    /// `value` narrowed to `Self` (one rounding) and stored as `S::LANES` values at `ptr`: a
+    /// kernel's vector store.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `ptr` is writable for `S::LANES` values.
+    unsafe fn store_lanes<S: Simd>(ptr: *mut Self, value: S::F32);
+
+    /// The first `len < S::LANES` values from `ptr`, widened, the other lanes zero.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `ptr` is readable for `len` values.
+    #[inline(always)]
+    unsafe fn load_lanes_partial<S: Simd>(ptr: *const Self, len: usize) -> S::F32 {
+        let mut lanes = [Self::default(); MAX_LANES];
+        // SAFETY: `len < LANES ≤ 16` readable values (contract); the copy holds 16.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr, lanes.as_mut_ptr(), len);
+            Self::load_lanes::<S>(lanes.as_ptr())
+        }
+    }
+
+    /// The first `len < S::LANES` lanes of `value`, narrowed, stored at `ptr`.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `ptr` is writable for `len` values.
+    #[inline(always)]
+    unsafe fn store_lanes_partial<S: Simd>(ptr: *mut Self, value: S::F32, len: usize) {
+        let mut lanes = [Self::default(); MAX_LANES];
+        // SAFETY: the parking buffer holds 16 ≥ LANES values; `len` writable (contract).
+        unsafe {
+            Self::store_lanes::<S>(lanes.as_mut_ptr(), value);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), ptr, len);
+        }
+    }
+
+    /// [`Simd::store_transposed`] into `Self` storage: `out[k·stride + r] = rows[r][k]`,
+    /// narrowed, for `r < rows.len()` and `k < channels`. This default transposes into an
+    /// f32 block, narrows the block in one pass and copies each channel's run.
+    ///
+    /// # Safety
+    /// As [`Simd::store_transposed`].
+    #[inline(always)]
+    unsafe fn store_transposed<S: Simd>(
+        rows: &[S::F32],
+        out: *mut Self,
+        stride: usize,
+        channels: usize,
+    ) {
+        const MAX_BLOCK: usize = 8 * MAX_LANES;
+        let pixels = rows.len();
+        let mut block = [0.0f32; MAX_BLOCK];
+        let mut narrow = [Self::default(); MAX_BLOCK];
+        // SAFETY: `pixels ≤ 8` and `channels ≤ LANES ≤ 16` (contract), so the block holds
+        // channel `k`'s run at `k·pixels`; the output writes are vouched by the caller.
+        unsafe {
+            S::store_transposed(rows, block.as_mut_ptr(), pixels, channels);
+            let len = channels * pixels;
+            Self::narrow(&block[..len], &mut narrow[..len]);
+            for k in 0..channels {
+                std::ptr::copy_nonoverlapping(
+                    narrow.as_ptr().add(k * pixels),
+                    out.add(k * stride),
+                    pixels,
+                );
+            }
+        }
+    }
 }
 
 impl F32Storage for f32 {
@@ -53,6 +141,36 @@ impl F32Storage for f32 {
     #[inline]
     fn as_f32_mut(values: &mut [f32]) -> Option<&mut [f32]> {
         Some(values)
+    }
+    #[inline(always)]
+    unsafe fn load_lanes<S: Simd>(ptr: *const f32) -> S::F32 {
+        // SAFETY: forwarded contract.
+        unsafe { S::load(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes<S: Simd>(ptr: *mut f32, value: S::F32) {
+        // SAFETY: forwarded contract.
+        unsafe { S::store(ptr, value) }
+    }
+    #[inline(always)]
+    unsafe fn load_lanes_partial<S: Simd>(ptr: *const f32, len: usize) -> S::F32 {
+        // SAFETY: forwarded contract.
+        unsafe { S::load_partial(ptr, len) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes_partial<S: Simd>(ptr: *mut f32, value: S::F32, len: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { S::store_partial(ptr, value, len) }
+    }
+    #[inline(always)]
+    unsafe fn store_transposed<S: Simd>(
+        rows: &[S::F32],
+        out: *mut f32,
+        stride: usize,
+        channels: usize,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { S::store_transposed(rows, out, stride, channels) }
     }
 }
 
@@ -107,6 +225,16 @@ impl F32Storage for bf16 {
     fn as_f32_mut(_: &mut [bf16]) -> Option<&mut [f32]> {
         None
     }
+    #[inline(always)]
+    unsafe fn load_lanes<S: Simd>(ptr: *const bf16) -> S::F32 {
+        // SAFETY: forwarded contract.
+        unsafe { S::load_bf16(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes<S: Simd>(ptr: *mut bf16, value: S::F32) {
+        // SAFETY: forwarded contract.
+        unsafe { S::store_bf16(ptr, value) }
+    }
 }
 
 impl F32Storage for f16 {
@@ -138,6 +266,16 @@ impl F32Storage for f16 {
     #[inline]
     fn as_f32_mut(_: &mut [f16]) -> Option<&mut [f32]> {
         None
+    }
+    #[inline(always)]
+    unsafe fn load_lanes<S: Simd>(ptr: *const f16) -> S::F32 {
+        // SAFETY: forwarded contract.
+        unsafe { S::load_f16(ptr) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes<S: Simd>(ptr: *mut f16, value: S::F32) {
+        // SAFETY: forwarded contract.
+        unsafe { S::store_f16(ptr, value) }
     }
 }
 

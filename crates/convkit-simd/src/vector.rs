@@ -8,10 +8,11 @@
 //! - [`Portable`]: `wide::f32x8`, compiled for the build's baseline (SSE2 on x86-64, NEON on
 //!   AArch64). Multiply and add stay separate: without FMA in the target, a fused multiply-add
 //!   would be a libm call.
-//! - [`Avx2`]: `__m256` with FMA, masked loads and stores for tails.
+//! - [`Avx2`]: `__m256` with FMA, masked loads and stores for tails, F16C for f16 storage.
 //! - [`Avx512`]: `__m512` with FMA and `__mmask16` tails.
 
 use convkit_core::{Activation, Isa};
+use half::{bf16, f16};
 
 /// Vector operations on f32 lanes for one instruction-set path.
 ///
@@ -144,6 +145,27 @@ pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// # Safety
     /// The CPU has [`Simd::ISA`].
     unsafe fn leaky(x: Self::F32, slope: Self::F32) -> Self::F32;
+    /// `LANES` f16 values from `ptr` (unaligned), widened to f32 (exact).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is readable for `LANES` values.
+    unsafe fn load_f16(ptr: *const f16) -> Self::F32;
+    /// `value` rounded to f16 (nearest even), stored as `LANES` values at `ptr` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is writable for `LANES` values.
+    unsafe fn store_f16(ptr: *mut f16, value: Self::F32);
+    /// `LANES` bf16 values from `ptr` (unaligned), widened to f32 (exact).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is readable for `LANES` values.
+    unsafe fn load_bf16(ptr: *const bf16) -> Self::F32;
+    /// `value` rounded to bf16 (nearest even; NaN stays NaN), stored as `LANES` values at
+    /// `ptr` (unaligned).
+    ///
+    /// # Safety
+    /// The CPU has [`Simd::ISA`]; `ptr` is writable for `LANES` values.
+    unsafe fn store_bf16(ptr: *mut bf16, value: Self::F32);
     /// Stores `rows` transposed: `out[k·stride + r] = rows[r][k]` for `r < rows.len()` and
     /// `k < channels`: a register tile of pixels × channel vectors into channel planes.
     /// This default parks the rows and copies value by value; the x86 paths transpose in
@@ -323,6 +345,30 @@ unsafe impl Simd for Portable {
         unsafe { std::ptr::copy_nonoverlapping(lanes.as_ptr(), ptr, len) };
     }
     #[inline(always)]
+    unsafe fn load_f16(ptr: *const f16) -> wide::f32x8 {
+        // SAFETY: the caller guarantees 8 readable f16 at `ptr`.
+        let halves = unsafe { ptr.cast::<[f16; 8]>().read_unaligned() };
+        wide::f32x8::from(halves.map(f16::to_f32))
+    }
+    #[inline(always)]
+    unsafe fn store_f16(ptr: *mut f16, value: wide::f32x8) {
+        let halves = value.to_array().map(f16::from_f32);
+        // SAFETY: the caller guarantees 8 writable f16 at `ptr`.
+        unsafe { ptr.cast::<[f16; 8]>().write_unaligned(halves) }
+    }
+    #[inline(always)]
+    unsafe fn load_bf16(ptr: *const bf16) -> wide::f32x8 {
+        // SAFETY: the caller guarantees 8 readable bf16 at `ptr`.
+        let halves = unsafe { ptr.cast::<[bf16; 8]>().read_unaligned() };
+        wide::f32x8::from(halves.map(bf16::to_f32))
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(ptr: *mut bf16, value: wide::f32x8) {
+        let halves = value.to_array().map(bf16::from_f32);
+        // SAFETY: the caller guarantees 8 writable bf16 at `ptr`.
+        unsafe { ptr.cast::<[bf16; 8]>().write_unaligned(halves) }
+    }
+    #[inline(always)]
     unsafe fn mul_add(a: wide::f32x8, b: wide::f32x8, c: wide::f32x8) -> wide::f32x8 {
         a * b + c
     }
@@ -358,9 +404,10 @@ pub use x86::{Avx2, Avx512};
 mod x86 {
     use super::Simd;
     use convkit_core::Isa;
+    use half::{bf16, f16};
     use std::arch::x86_64::*;
 
-    /// The AVX2 + FMA path.
+    /// The AVX2 + FMA path (with F16C, which every AVX2 CPU has, for f16 storage).
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Avx2;
 
@@ -434,8 +481,8 @@ mod x86 {
         padded
     }
 
-    // SAFETY: every method uses AVX/AVX2/FMA instructions only, and callers run on CPUs with
-    // AVX2 and FMA (checked at plan time); memory accesses stay within the vouched lanes.
+    // SAFETY: every method uses AVX/AVX2/FMA/F16C instructions only, and callers run on CPUs
+    // with AVX2, FMA and F16C (checked at plan time); memory accesses stay within the vouched lanes.
     unsafe impl Simd for Avx2 {
         const ISA: Isa = Isa::Avx2;
         const LANES: usize = 8;
@@ -539,6 +586,46 @@ mod x86 {
             unsafe {
                 let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
                 _mm256_blendv_ps(x, _mm256_mul_ps(x, slope), negative)
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_f16(ptr: *const f16) -> __m256 {
+            // SAFETY: F16C is available (part of the AVX2 path); 8 readable f16 at `ptr`.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(ptr.cast::<__m128i>())) }
+        }
+        #[inline(always)]
+        unsafe fn store_f16(ptr: *mut f16, value: __m256) {
+            // SAFETY: F16C is available (part of the AVX2 path); 8 writable f16 at `ptr`.
+            unsafe {
+                let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(value);
+                _mm_storeu_si128(ptr.cast::<__m128i>(), halves);
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_bf16(ptr: *const bf16) -> __m256 {
+            // SAFETY: AVX2 is available; 8 readable bf16 at `ptr`.
+            unsafe {
+                let halves = _mm_loadu_si128(ptr.cast::<__m128i>());
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(halves)))
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_bf16(ptr: *mut bf16, value: __m256) {
+            // SAFETY: AVX2 is available; 8 writable bf16 at `ptr`.
+            unsafe {
+                let bits = _mm256_castps_si256(value);
+                // Round to nearest even on the dropped half; NaN keeps its top half, quieted.
+                let odd = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
+                let bias = _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff));
+                let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(bits, bias));
+                let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(0x40));
+                let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(value, value));
+                let halves = _mm256_blendv_epi8(rounded, quiet, nan);
+                // Pack the 32-bit lanes (all below 2^16) to 16 bits: [0-3 0-3 | 4-7 4-7],
+                // then bring 4-7 next to 0-3.
+                let packed = _mm256_packus_epi32(halves, halves);
+                let ordered = _mm256_permute4x64_epi64::<0b00_00_10_00>(packed);
+                _mm_storeu_si128(ptr.cast::<__m128i>(), _mm256_castsi256_si128(ordered));
             }
         }
         #[inline(always)]
@@ -695,6 +782,42 @@ mod x86 {
             }
         }
         #[inline(always)]
+        unsafe fn load_f16(ptr: *const f16) -> __m512 {
+            // SAFETY: AVX-512F is available; 16 readable f16 at `ptr`.
+            unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(ptr.cast::<__m256i>())) }
+        }
+        #[inline(always)]
+        unsafe fn store_f16(ptr: *mut f16, value: __m512) {
+            // SAFETY: AVX-512F is available; 16 writable f16 at `ptr`.
+            unsafe {
+                let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(value);
+                _mm256_storeu_si256(ptr.cast::<__m256i>(), halves);
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_bf16(ptr: *const bf16) -> __m512 {
+            // SAFETY: AVX-512F is available; 16 readable bf16 at `ptr`.
+            unsafe {
+                let halves = _mm256_loadu_si256(ptr.cast::<__m256i>());
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(halves)))
+            }
+        }
+        #[inline(always)]
+        unsafe fn store_bf16(ptr: *mut bf16, value: __m512) {
+            // SAFETY: AVX-512F is available; 16 writable bf16 at `ptr`.
+            unsafe {
+                let bits = _mm512_castps_si512(value);
+                // Round to nearest even on the dropped half; NaN keeps its top half, quieted.
+                let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+                let bias = _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff));
+                let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, bias));
+                let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(0x40));
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(value, value);
+                let halves = _mm512_mask_mov_epi32(rounded, nan, quiet);
+                _mm256_storeu_si256(ptr.cast::<__m256i>(), _mm512_cvtepi32_epi16(halves));
+            }
+        }
+        #[inline(always)]
         unsafe fn store_transposed(rows: &[__m512], out: *mut f32, stride: usize, channels: usize) {
             // SAFETY: the AVX-512 path (F, DQ, VL) is available; each channel's masked store
             // touches its first `rows.len()` values only, vouched by the caller.
@@ -785,6 +908,57 @@ mod tests {
             S::store(out.as_mut_ptr(), S::leaky(va, S::splat(0.5)));
             for i in 0..lanes {
                 assert_eq!(out[i], if a[i] < 0.0 { 0.5 * a[i] } else { a[i] });
+            }
+            // Half storage: ties to even, overflow, NaN, signed zero, subnormals.
+            let specials = [
+                f32::from_bits(0x3f80_8000),
+                f32::from_bits(0x3f81_8000),
+                1.000_488_3,
+                -1.000_976_6,
+                1e6,
+                f32::NAN,
+                -0.0,
+                1e-7,
+                f32::INFINITY,
+                -3.7,
+                65_519.0,
+                5.960_464_5e-8,
+                0.1,
+                -2.5e-39,
+                1e38,
+                7.0,
+            ];
+            let mut halves = vec![f16::ZERO; lanes];
+            let mut brains = vec![bf16::ZERO; lanes];
+            for chunk in specials.chunks(lanes) {
+                let values = S::load(chunk.as_ptr());
+                S::store_f16(halves.as_mut_ptr(), values);
+                S::store_bf16(brains.as_mut_ptr(), values);
+                for i in 0..lanes {
+                    let (x, h, b) = (chunk[i], halves[i], brains[i]);
+                    assert_eq!(h.to_bits(), f16::from_f32(x).to_bits(), "f16 of {x:e}");
+                    if x.is_nan() {
+                        assert!(b.is_nan(), "bf16 of NaN");
+                    } else {
+                        assert_eq!(b.to_bits(), bf16::from_f32(x).to_bits(), "bf16 of {x:e}");
+                    }
+                }
+                S::store(out.as_mut_ptr(), S::load_f16(halves.as_ptr()));
+                for i in 0..lanes {
+                    assert_eq!(
+                        out[i].to_bits(),
+                        halves[i].to_f32().to_bits(),
+                        "f16 widened"
+                    );
+                }
+                S::store(out.as_mut_ptr(), S::load_bf16(brains.as_ptr()));
+                for i in 0..lanes {
+                    assert_eq!(
+                        out[i].to_bits(),
+                        brains[i].to_f32().to_bits(),
+                        "bf16 widened"
+                    );
+                }
             }
             let nan = S::splat(f32::NAN);
             S::store(out.as_mut_ptr(), S::clamp(nan, S::zero(), S::splat(6.0)));
@@ -883,13 +1057,13 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_operations() {
-        #[target_feature(enable = "avx2,fma")]
+        #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn run() {
             // SAFETY: only called after detection below.
             unsafe { exercise::<Avx2>() }
         }
         if crate::available(Isa::Avx2) {
-            // SAFETY: AVX2 and FMA were detected.
+            // SAFETY: AVX2, FMA and F16C were detected.
             unsafe { run() }
         }
     }
