@@ -93,26 +93,12 @@ impl<T: GemmOutput> ConvAlgorithm<T> for Im2colGemm {
 
     fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
         // Weights and bias widen exactly, once, before packing.
-        let (widened_weights, widened_bias);
-        let weights = match T::as_f32(request.weights()) {
-            Some(weights) => weights,
-            None => {
-                widened_weights = T::widen_vec(request.weights());
-                &widened_weights[..]
-            }
-        };
-        let bias = match request.bias().map(|bias| (T::as_f32(bias), bias)) {
-            Some((Some(bias), _)) => Some(bias),
-            Some((None, bias)) => {
-                widened_bias = T::widen_vec(bias);
-                Some(&widened_bias[..])
-            }
-            None => None,
-        };
+        let weights = T::widened(request.weights());
+        let bias = request.bias().map(T::widened);
         let wide_request = PlanRequest::new(
             request.shape().spec(),
-            weights,
-            bias,
+            &weights,
+            bias.as_deref(),
             request.activation(),
             request.isa(),
         )?;

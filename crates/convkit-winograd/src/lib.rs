@@ -137,8 +137,8 @@ impl<T: F32Storage> ConvAlgorithm<T> for Winograd {
         let shape = request.shape();
         self.supports(shape)?;
         // Weights and bias widen exactly to f32; the filter transform runs in f64 anyway.
-        let weights = T::widen_vec(request.weights());
-        let bias = request.bias().map(T::widen_vec);
+        let weights = T::widened(request.weights());
+        let bias = request.bias().map(T::widened);
         Ok(Box::new(WinogradPlan::new(
             self.id(),
             self.tile,
