@@ -40,8 +40,10 @@ fn specs() -> Vec<ConvSpec> {
             .groups(9)
             .stride([2, 2])
             .padding(Padding::symmetric([2, 2])),
-        // Many channels: the direct kernel widens NCHW bands a few pixels at a time.
+        // The direct kernel widens NCHW bands eight channels at a time: many channels, and
+        // bands longer than one widening run with a channel group of fewer than eight.
         ConvSpec::new(1, 600, 19, [5, 6], [3, 3]).padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(1, 6, 8, [80, 80], [3, 3]).padding(Padding::symmetric([1, 1])),
     ]
 }
 
