@@ -10,7 +10,7 @@
 //! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels | none |
 //! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns | a 64 KiB band per worker |
 //! | NCHW, ≤ 4 input channels per group, column stride 1 or 2 | `columns::Columns` | output columns | a 256 KiB band per worker |
-//! | anything else | `general::General` | output channels of a group | NCHW: a band of input rows per worker (≤ 512 KiB) |
+//! | anything else | `general::General` | output channels of a group | NCHW or half-precision: a band of input rows per worker (≤ 512 KiB; + 32 KiB to widen half NCHW) |
 //!
 //! The general kernel reads channels-last, so that a pixel's channels are one contiguous run
 //! for its broadcasts: an NHWC input in place; from an NCHW input, each work item first
@@ -227,11 +227,11 @@ impl<T: F32Storage> DirectPlan<T> {
                         let tile =
                             TileShape::choose(shape.out_channels_per_group(), lanes, registers);
                         // NCHW (and half-precision NHWC): bands of input rows copied
-                        // channels-last per item, at most
-                        // about BAND_BUDGET of one group's input each, and enough of them for
-                        // the workers' items: a band re-copies only its halo rows, while
-                        // splitting a band's channel blocks among items copies the whole
-                        // band again (resnet_3x3_s2, 2 threads: 85 → 87–88 % of peak).
+                        // channels-last per item, at most about BAND_BUDGET of one group's
+                        // input each, and enough of them for the workers' items: a band
+                        // re-copies only its halo rows, while splitting a band's channel
+                        // blocks among items copies the whole band again (resnet_3x3_s2,
+                        // 2 threads: 85 → 87–88 % of peak).
                         let group_input = shape.input_len() / (shape.batch() * shape.groups());
                         let images = shape.batch() * shape.groups();
                         let bands = (layout == Layout::Nchw || T::CONVERTS).then(|| {

@@ -3,7 +3,9 @@
 //!
 //! f16 converts eight lanes at a time with F16C's `vcvtph2ps`/`vcvtps2ph` where the CPU has
 //! them (std caches the detection); bf16 is a shift (widening) and a rounding add
-//! (narrowing), loops the compiler vectorizes.
+//! (narrowing), loops the compiler vectorizes. Kernels that read or write storage a vector
+//! at a time use `load_lanes`/`store_lanes` (and their partial and transposed forms), which
+//! convert in registers on each path (`Simd::load_f16`, `Simd::store_bf16`, ...).
 
 use crate::Simd;
 use convkit_core::Element;
