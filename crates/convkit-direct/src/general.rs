@@ -28,7 +28,7 @@
 //! outputs round once as the vectors (or transposed runs) are stored.
 
 use crate::geometry::{Geometry, StepOrder};
-use convkit_core::Layout;
+use convkit_core::{Isa, Layout};
 use convkit_simd::{F32Storage, Simd, VectorActivation};
 use std::ops::Range;
 
@@ -426,18 +426,24 @@ impl General {
         unit: usize,
         tiles: Range<usize>,
     ) {
+        // Each path's own shapes only (the path is a constant here), so that a path does not
+        // compile the others' tiles.
         macro_rules! with_tile {
-            ($($rw:literal x $kv:literal),*) => {
-                match (self.tile.rw, self.tile.kv) {
-                    $(($rw, $kv) => {
+            ($($isa:pat => $($rw:literal x $kv:literal),*;)*) => {
+                match (S::ISA, self.tile.rw, self.tile.kv) {
+                    $($(($isa, $rw, $kv) => {
                         // SAFETY: forwarded contract.
                         unsafe { self.tiles_with::<S, T, $rw, $kv>(input, output, n, unit, tiles) }
-                    })*
-                    _ => unreachable!("tile shapes come from TileShape::choose"),
+                    })*)*
+                    _ => unreachable!("tile shapes come from TileShape::choose for the path"),
                 }
             };
         }
-        with_tile!(6 x 4, 8 x 3, 8 x 2, 8 x 1, 6 x 2, 4 x 1)
+        with_tile!(
+            Isa::Avx512 => 6 x 4, 8 x 3, 8 x 2, 8 x 1;
+            Isa::Avx2 => 6 x 2, 8 x 1;
+            _ => 4 x 1;
+        )
     }
 
     #[inline(always)]
