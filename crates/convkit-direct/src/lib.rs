@@ -137,32 +137,44 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
 /// Fixed cost of a run (item split), measured on the smallest suite layers.
 const CALL_OVERHEAD_SECONDS: f64 = 0.5e-6;
 
-impl<T: F32Storage> ConvAlgorithm<T> for Direct {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::Direct
-    }
+/// One impl per storage type rather than a generic one: an optimized build compiles a generic
+/// impl again in every crate that names `Direct` (generic instances are not shared across
+/// crates there), and these are the crate's whole kernel tree.
+macro_rules! impl_for_storage {
+    ($($storage:ty),+) => {$(
+        impl ConvAlgorithm<$storage> for Direct {
+            fn algorithm(&self) -> Algorithm {
+                Algorithm::Direct
+            }
 
-    fn isas(&self) -> &'static [Isa] {
-        ISAS
-    }
+            fn isas(&self) -> &'static [Isa] {
+                ISAS
+            }
 
-    fn accuracy(&self, shape: &ConvShape) -> Accuracy {
-        // f32 fused multiply-adds over the reduction in one chain per output, plus the bias
-        // (half-precision inputs widen exactly; the one rounding to T is the checker's own
-        // allowance).
-        Accuracy::summation(shape.reduction_len() + 1, f64::from(f32::EPSILON) / 2.0)
-    }
+            fn accuracy(&self, shape: &ConvShape) -> Accuracy {
+                // f32 fused multiply-adds over the reduction in one chain per output, plus the
+                // bias (half-precision inputs widen exactly; the one rounding to the storage type
+                // is the checker's own allowance).
+                Accuracy::summation(shape.reduction_len() + 1, f64::from(f32::EPSILON) / 2.0)
+            }
 
-    fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
-        Ok(Cost {
-            seconds: estimated_seconds(shape, isa, T::CONVERTS),
-        })
-    }
+            fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
+                Ok(Cost {
+                    seconds: estimated_seconds(shape, isa, <$storage>::CONVERTS),
+                })
+            }
 
-    fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
-        Ok(Box::new(DirectPlan::<T>::new(request)))
-    }
+            fn prepare(
+                &self,
+                request: &PlanRequest<'_, $storage>,
+            ) -> Result<Box<dyn ConvPlan<$storage>>, ConvError> {
+                Ok(Box::new(DirectPlan::<$storage>::new(request)))
+            }
+        }
+    )+};
 }
+
+impl_for_storage!(f32, half::f16, half::bf16);
 
 /// The kernel a plan runs.
 #[derive(Debug)]

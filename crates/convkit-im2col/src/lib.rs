@@ -70,41 +70,53 @@ fn estimated_flops_per_second(shape: &ConvShape, isa: Isa) -> f64 {
     large * channels * depth * width
 }
 
-impl<T: GemmOutput> ConvAlgorithm<T> for Im2colGemm {
-    fn algorithm(&self) -> Algorithm {
-        Algorithm::Im2colGemm
-    }
+/// One impl per storage type rather than a generic one: an optimized build compiles a generic
+/// impl again in every crate that names `Im2colGemm` (generic instances are not shared across
+/// crates there), and these are the crate's whole kernel tree.
+macro_rules! impl_for_storage {
+    ($($storage:ty),+) => {$(
+        impl ConvAlgorithm<$storage> for Im2colGemm {
+            fn algorithm(&self) -> Algorithm {
+                Algorithm::Im2colGemm
+            }
 
-    fn isas(&self) -> &'static [Isa] {
-        KernelShape::ISAS
-    }
+            fn isas(&self) -> &'static [Isa] {
+                KernelShape::ISAS
+            }
 
-    fn accuracy(&self, shape: &ConvShape) -> Accuracy {
-        // f32 fused multiply-adds over the reduction, in depth blocks, plus the bias.
-        Accuracy::summation(shape.reduction_len() + 1, f64::from(f32::EPSILON) / 2.0)
-    }
+            fn accuracy(&self, shape: &ConvShape) -> Accuracy {
+                // f32 fused multiply-adds over the reduction, in depth blocks, plus the bias.
+                Accuracy::summation(shape.reduction_len() + 1, f64::from(f32::EPSILON) / 2.0)
+            }
 
-    fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
-        Ok(Cost {
-            seconds: CALL_OVERHEAD_SECONDS
-                + shape.flops() as f64 / estimated_flops_per_second(shape, isa),
-        })
-    }
+            fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
+                Ok(Cost {
+                    seconds: CALL_OVERHEAD_SECONDS
+                        + shape.flops() as f64 / estimated_flops_per_second(shape, isa),
+                })
+            }
 
-    fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
-        // Weights and bias widen exactly, once, before packing.
-        let weights = T::widened(request.weights());
-        let bias = request.bias().map(T::widened);
-        let wide_request = PlanRequest::new(
-            request.shape().spec(),
-            &weights,
-            bias.as_deref(),
-            request.activation(),
-            request.isa(),
-        )?;
-        Ok(Box::new(Im2colPlan::new(&wide_request, T::CONVERTS)))
-    }
+            fn prepare(
+                &self,
+                request: &PlanRequest<'_, $storage>,
+            ) -> Result<Box<dyn ConvPlan<$storage>>, ConvError> {
+                // Weights and bias widen exactly, once, before packing.
+                let weights = <$storage>::widened(request.weights());
+                let bias = request.bias().map(<$storage>::widened);
+                let wide_request = PlanRequest::new(
+                    request.shape().spec(),
+                    &weights,
+                    bias.as_deref(),
+                    request.activation(),
+                    request.isa(),
+                )?;
+                Ok(Box::new(Im2colPlan::new(&wide_request, <$storage>::CONVERTS)))
+            }
+        }
+    )+};
 }
+
+impl_for_storage!(f32, half::f16, half::bf16);
 
 /// Scratch (f32 elements) the zero-padded copies may take for the pitched lowering, per
 /// worker (1 MiB): a batch is convolved in waves of as many images as fit, a larger image in

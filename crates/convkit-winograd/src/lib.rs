@@ -108,45 +108,57 @@ const CALL_OVERHEAD_SECONDS: f64 = 3e-6;
 /// Fixed cost of one transform-domain GEMM (task split, panel setup), for the cost model.
 const GEMM_OVERHEAD_SECONDS: f64 = 0.1e-6;
 
-impl<T: F32Storage> ConvAlgorithm<T> for Winograd {
-    fn algorithm(&self) -> Algorithm {
-        self.id()
-    }
+/// One impl per storage type rather than a generic one: an optimized build compiles a generic
+/// impl again in every crate that names `Winograd` (generic instances are not shared across
+/// crates there), and these are the crate's whole kernel tree.
+macro_rules! impl_for_storage {
+    ($($storage:ty),+) => {$(
+        impl ConvAlgorithm<$storage> for Winograd {
+            fn algorithm(&self) -> Algorithm {
+                self.id()
+            }
 
-    fn isas(&self) -> &'static [Isa] {
-        KernelShape::ISAS
-    }
+            fn isas(&self) -> &'static [Isa] {
+                KernelShape::ISAS
+            }
 
-    fn accuracy(&self, _shape: &ConvShape) -> Accuracy {
-        Accuracy {
-            relative_bound: self.tile.tolerance(),
-            exact_on_integers: false,
-            halo: self.tile.output() - 1,
+            fn accuracy(&self, _shape: &ConvShape) -> Accuracy {
+                Accuracy {
+                    relative_bound: self.tile.tolerance(),
+                    exact_on_integers: false,
+                    halo: self.tile.output() - 1,
+                }
+            }
+
+            fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
+                self.supports(shape)?;
+                let geometry = Geometry::new(self.tile, shape, isa, 1)?;
+                Ok(Cost {
+                    seconds: geometry.estimated_seconds(shape, isa),
+                })
+            }
+
+            fn prepare(
+                &self,
+                request: &PlanRequest<'_, $storage>,
+            ) -> Result<Box<dyn ConvPlan<$storage>>, ConvError> {
+                let shape = request.shape();
+                self.supports(shape)?;
+                // Weights and bias widen exactly to f32; the filter transform runs in f64 anyway.
+                let weights = <$storage>::widened(request.weights());
+                let bias = request.bias().map(<$storage>::widened);
+                Ok(Box::new(WinogradPlan::new(
+                    self.id(),
+                    self.tile,
+                    (&weights, bias.as_deref()),
+                    request,
+                )?))
+            }
         }
-    }
-
-    fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
-        self.supports(shape)?;
-        let geometry = Geometry::new(self.tile, shape, isa, 1)?;
-        Ok(Cost {
-            seconds: geometry.estimated_seconds(shape, isa),
-        })
-    }
-
-    fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {
-        let shape = request.shape();
-        self.supports(shape)?;
-        // Weights and bias widen exactly to f32; the filter transform runs in f64 anyway.
-        let weights = T::widened(request.weights());
-        let bias = request.bias().map(T::widened);
-        Ok(Box::new(WinogradPlan::new(
-            self.id(),
-            self.tile,
-            (&weights, bias.as_deref()),
-            request,
-        )?))
-    }
+    )+};
 }
+
+impl_for_storage!(f32, half::f16, half::bf16);
 
 /// How a run is cut into blocks and chunks, and the sizes that follow.
 #[derive(Clone, Copy, Debug)]
