@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: every algorithm on every suite layer, at 1 thread and all threads.
 
 use crate::peak::{self, Peak, PeakSet};
+use crate::peers::{PeerSession, PeerTiming};
 use crate::report::{self, Report, Row};
 use crate::suite::{self, Layer};
 use crate::workspace_root;
@@ -45,6 +46,17 @@ struct Timing {
     min_seconds: f64,
     min_runs: usize,
     max_runs: usize,
+}
+
+impl Timing {
+    /// The same settings for the peer script.
+    fn for_peers(self) -> PeerTiming {
+        PeerTiming {
+            min_seconds: self.min_seconds,
+            min_runs: self.min_runs,
+            max_runs: self.max_runs,
+        }
+    }
 }
 
 /// The standalone SGEMM row's name.
@@ -402,6 +414,20 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     let half_types = ["f16", "bf16"]
         .map(|name| algorithms.contains(&Algorithm::Auto) && args.types.iter().any(|t| t == name));
+    let peers: Vec<&'static str> = crate::peers::PEERS
+        .into_iter()
+        .filter(|peer| args.compare.iter().any(|name| name == peer))
+        .collect();
+    let mut sessions: Vec<PeerSession> = if peers.is_empty() {
+        Vec::new()
+    } else {
+        eprintln!("preparing {peers:?} on every layer");
+        thread_counts
+            .iter()
+            .map(|&threads| PeerSession::start(&peers, &layers, threads))
+            .collect()
+    };
+    let mut peer_rows = Vec::new();
     for layer in &layers {
         let problem = ConvProblem::new(layer.spec, true, Activation::None, Values::Real, 1);
         let context = LayerRun {
@@ -411,28 +437,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             peaks: &peaks,
             timing,
         };
-        rows.extend(context.rows(&algorithms, half_types)?);
+        rows.extend(context.rows(&algorithms, half_types, &mut sessions, &mut peer_rows)?);
     }
-
-    let peers: Vec<&'static str> = crate::peers::PEERS
-        .into_iter()
-        .filter(|peer| args.compare.iter().any(|name| name == peer))
+    rows.extend(peer_rows);
+    let peer_notes: Vec<String> = sessions
+        .iter_mut()
+        .flat_map(|session| std::mem::take(&mut session.notes))
         .collect();
-    let mut peer_notes = Vec::new();
-    if !peers.is_empty() {
-        let peer_timing = crate::peers::PeerTiming {
-            min_seconds: timing.min_seconds,
-            min_runs: timing.min_runs,
-            max_runs: timing.max_runs,
-        };
-        for (&threads, peak) in thread_counts.iter().zip(&peaks) {
-            eprintln!("peers {peers:?} on {threads} thread(s)");
-            for run in crate::peers::run(&peers, &layers, threads, peer_timing, &peak.best) {
-                peer_notes.push(format!("{} ({threads} thread(s))", run.note));
-                rows.extend(run.rows);
-            }
-        }
-    }
+    drop(sessions);
     eprintln!("measuring the FMA peak again");
     let peaks_after = measure_peaks(&thread_counts, args.quick);
     report::rate_auto(&mut rows);
@@ -458,12 +470,15 @@ impl LayerRun<'_> {
     /// Every algorithm of `algorithms` with f32 tensors, and Auto with f16 and bf16 storage
     /// where `[f16, bf16]` say so (half-precision storage runs the f32 kernels, converting
     /// while packing or around them: Auto's rows show what it costs), at every thread count;
-    /// the plans of one thread count timed together ([`time_interleaved`]). Rows in order of
-    /// element type, algorithm, thread count.
+    /// the plans of one thread count timed together ([`time_interleaved`]), then the peers of
+    /// that thread count's session (`peers[i]` for `thread_counts[i]`) on the layer, their rows
+    /// appended to `peer_rows`. Rows in order of element type, algorithm, thread count.
     fn rows(
         &self,
         algorithms: &[Algorithm],
         [f16_auto, bf16_auto]: [bool; 2],
+        peers: &mut [PeerSession],
+        peer_rows: &mut Vec<Row>,
     ) -> Result<Vec<Row>, String> {
         let LayerRun {
             layer,
@@ -479,7 +494,7 @@ impl LayerRun<'_> {
         // Per contender (in row order): its rows, and its error once measured.
         let mut rows: Vec<Vec<Row>> = vec![Vec::new(); count];
         let mut errors: Vec<Option<f64>> = vec![None; count];
-        for (&threads, peak) in thread_counts.iter().zip(peaks) {
+        for (round, (&threads, peak)) in thread_counts.iter().zip(peaks).enumerate() {
             eprintln!("{:<18} {count} plans, {threads} thread(s)", layer.name);
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -510,6 +525,9 @@ impl LayerRun<'_> {
                 .unzip();
             let timed = pool.install(|| time_interleaved(&mut planned, timing));
             drop(planned);
+            if let Some(session) = peers.get_mut(round) {
+                peer_rows.extend(session.time(layer, timing.for_peers(), &peak.best));
+            }
             let mut timings = vec![(0.0, 0); count];
             for (index, timing) in indices.into_iter().zip(timed) {
                 timings[index] = timing;

@@ -1,12 +1,19 @@
 """Times peer libraries on convkit's bench layers; used by `cargo xtask bench --compare`.
 
-Reads a JSON job from stdin: {"peers": [...], "threads": n, "min_seconds": s,
-"min_runs": r, "max_runs": m, "layers": [{"name", "n", "c", "k", "h", "w", "kh", "kw",
-"stride": [sh, sw], "dilation": [dh, dw], "pads": [top, left, bottom, right], "groups"}]}.
-Writes one JSON object to stdout: {"peers": {peer: {"status": "ok" | why not,
-"version": str, "median_ms": {layer: ms}}}}. Every peer runs NCHW f32 with constant
-weights and a bias, on `threads` intra-op threads, timed like convkit's rows (median of at
-least `min_runs` runs and at least `min_seconds`, at most `max_runs`).
+A line protocol over stdin and stdout, so that the bench can time a layer's peers right after
+its own rows of that layer (a shared host's speed drifts during a run: peers timed minutes
+later would be compared against a different machine):
+
+1. The bench writes the setup, one JSON line: {"peers": [...], "threads": n, "layers":
+   [{"name", "n", "c", "k", "h", "w", "kh", "kw", "stride": [sh, sw], "dilation": [dh, dw],
+   "pads": [top, left, bottom, right], "groups"}]}. The script prepares every peer on every
+   layer (NCHW f32, constant weights and a bias, `threads` intra-op threads) and answers one
+   line: {"peers": {peer: {"status": "ok" | why not, "version": str}}}.
+2. Then, per layer, the bench writes {"layer": name, "min_seconds": s, "min_runs": r,
+   "max_runs": m}; the script times each ready peer on it like convkit's rows (median of at
+   least `min_runs` runs and at least `min_seconds`, at most `max_runs`) and answers
+   {"median_ms": {peer: ms}, "failed": {peer: why}}.
+3. End of input ends the script.
 """
 
 import json
@@ -14,12 +21,13 @@ import sys
 import time
 
 
-def median_ms(run, job):
+def median_ms(run, request):
     run()
     samples = []
     start = time.perf_counter()
-    while len(samples) < job["min_runs"] or (
-        time.perf_counter() - start < job["min_seconds"] and len(samples) < job["max_runs"]
+    while len(samples) < request["min_runs"] or (
+        time.perf_counter() - start < request["min_seconds"]
+        and len(samples) < request["max_runs"]
     ):
         t0 = time.perf_counter()
         run()
@@ -28,20 +36,21 @@ def median_ms(run, job):
     return samples[len(samples) // 2] * 1e3
 
 
-def onnxruntime_peer(job):
+def onnxruntime_peer(setup):
+    """Version, and a runner per layer: one session each, graph optimizations on."""
     import numpy as np
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = job["threads"]
+    options.intra_op_num_threads = setup["threads"]
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     rng = np.random.default_rng(1)
-    times = {}
-    for layer in job["layers"]:
+    runners = {}
+    for layer in setup["layers"]:
         w_shape = [layer["k"], layer["c"] // layer["groups"], layer["kh"], layer["kw"]]
         weights = numpy_helper.from_array(rng.uniform(-1, 1, w_shape).astype(np.float32), "w")
         bias = numpy_helper.from_array(rng.uniform(-1, 1, [layer["k"]]).astype(np.float32), "b")
@@ -63,53 +72,70 @@ def onnxruntime_peer(job):
             model.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
         x = rng.uniform(-1, 1, x_shape).astype(np.float32)
-        times[layer["name"]] = median_ms(lambda: session.run(None, {"x": x}), job)
-    return ort.__version__, times
+        runners[layer["name"]] = lambda session=session, x=x: session.run(None, {"x": x})
+    return ort.__version__, runners
 
 
-def torch_peer(job):
+def torch_peer(setup):
+    """Version, and a runner per layer: `conv2d` without autograd."""
     import torch
 
-    torch.set_num_threads(job["threads"])
-    times = {}
-    with torch.inference_mode():
-        for layer in job["layers"]:
-            top, left, bottom, right = layer["pads"]
-            x = torch.rand(layer["n"], layer["c"], layer["h"], layer["w"]) * 2 - 1
-            if (top, left) != (bottom, right):
-                x = torch.nn.functional.pad(x, (left, right, top, bottom))
-                top = left = 0
-            weights = torch.rand(layer["k"], layer["c"] // layer["groups"], layer["kh"], layer["kw"])
-            bias = torch.rand(layer["k"])
-
-            def run():
-                torch.nn.functional.conv2d(
-                    x, weights, bias, stride=layer["stride"], padding=(top, left),
-                    dilation=layer["dilation"], groups=layer["groups"],
-                )
-
-            times[layer["name"]] = median_ms(run, job)
-    return torch.__version__, times
+    torch.set_num_threads(setup["threads"])
+    torch.set_grad_enabled(False)
+    runners = {}
+    for layer in setup["layers"]:
+        top, left, bottom, right = layer["pads"]
+        x = torch.rand(layer["n"], layer["c"], layer["h"], layer["w"]) * 2 - 1
+        if (top, left) != (bottom, right):
+            x = torch.nn.functional.pad(x, (left, right, top, bottom))
+            top = left = 0
+        weights = torch.rand(layer["k"], layer["c"] // layer["groups"], layer["kh"], layer["kw"])
+        bias = torch.rand(layer["k"])
+        arguments = dict(
+            stride=layer["stride"], padding=(top, left), dilation=layer["dilation"],
+            groups=layer["groups"],
+        )
+        runners[layer["name"]] = (
+            lambda x=x, weights=weights, bias=bias, arguments=arguments:
+            torch.nn.functional.conv2d(x, weights, bias, **arguments)
+        )
+    return torch.__version__, runners
 
 
 PEERS = {"onnxruntime": onnxruntime_peer, "torch": torch_peer}
 
 
+def answer(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
 def main():
-    job = json.load(sys.stdin)
-    result = {}
-    for peer in job["peers"]:
+    setup = json.loads(sys.stdin.readline())
+    statuses = {}
+    ready = {}
+    for peer in setup["peers"]:
         if peer not in PEERS:
-            result[peer] = {"status": f"unknown peer {peer}", "median_ms": {}}
+            statuses[peer] = {"status": f"unknown peer {peer}"}
             continue
         try:
-            version, times = PEERS[peer](job)
-            result[peer] = {"status": "ok", "version": version, "median_ms": times}
+            version, runners = PEERS[peer](setup)
+            statuses[peer] = {"status": "ok", "version": version}
+            ready[peer] = runners
         except ImportError as error:
-            result[peer] = {"status": f"not importable: {error}", "median_ms": {}}
+            statuses[peer] = {"status": f"not importable: {error}"}
         except Exception as error:  # a peer that fails must not sink the bench
-            result[peer] = {"status": f"failed: {error!r}", "median_ms": {}}
-    json.dump({"peers": result}, sys.stdout)
+            statuses[peer] = {"status": f"failed: {error!r}"}
+    answer({"peers": statuses})
+    for line in sys.stdin:
+        request = json.loads(line)
+        times, failed = {}, {}
+        for peer, runners in ready.items():
+            try:
+                times[peer] = median_ms(runners[request["layer"]], request)
+            except Exception as error:  # this layer goes without the peer's row
+                failed[peer] = repr(error)
+        answer({"median_ms": times, "failed": failed})
 
 
 if __name__ == "__main__":
