@@ -177,20 +177,10 @@ impl Columns {
             first,
             output: output.wrapping_add(n * geo.out_image),
         };
-        // Each path's own shapes only (the path is a constant here), so that a path does not
-        // compile the others' tiles.
-        macro_rules! with_tile {
-            ($($isa:pat => $($kr:literal x $rv:literal),*;)*) => {
-                match (S::ISA, self.tile.kr, self.tile.rv) {
-                    $($(($isa, $kr, $rv) => {
-                        // SAFETY: forwarded contract.
-                        unsafe { self.band_with::<S, T, $kr, $rv>(&band_view, group, rows) }
-                    })*)*
-                    _ => unreachable!("tiles come from ColumnTile::choose for the path"),
-                }
-            };
-        }
-        with_tile!(
+        with_tile!((S::ISA, self.tile.kr, self.tile.rv), |KR, RV| {
+            // SAFETY: forwarded contract.
+            unsafe { self.band_with::<S, T, KR, RV>(&band_view, group, rows) }
+        };
             Isa::Avx512 => 6 x 4, 8 x 3, 12 x 2, 16 x 1;
             Isa::Avx2 => 6 x 2, 8 x 1;
             _ => 4 x 1;

@@ -426,20 +426,10 @@ impl General {
         unit: usize,
         tiles: Range<usize>,
     ) {
-        // Each path's own shapes only (the path is a constant here), so that a path does not
-        // compile the others' tiles.
-        macro_rules! with_tile {
-            ($($isa:pat => $($rw:literal x $kv:literal),*;)*) => {
-                match (S::ISA, self.tile.rw, self.tile.kv) {
-                    $($(($isa, $rw, $kv) => {
-                        // SAFETY: forwarded contract.
-                        unsafe { self.tiles_with::<S, T, $rw, $kv>(input, output, n, unit, tiles) }
-                    })*)*
-                    _ => unreachable!("tile shapes come from TileShape::choose for the path"),
-                }
-            };
-        }
-        with_tile!(
+        with_tile!((S::ISA, self.tile.rw, self.tile.kv), |RW, KV| {
+            // SAFETY: forwarded contract.
+            unsafe { self.tiles_with::<S, T, RW, KV>(input, output, n, unit, tiles) }
+        };
             Isa::Avx512 => 6 x 4, 8 x 3, 8 x 2, 8 x 1;
             Isa::Avx2 => 6 x 2, 8 x 1;
             _ => 4 x 1;

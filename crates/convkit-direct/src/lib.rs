@@ -29,6 +29,22 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// Runs `$call` with the consts `$a` and `$b` set to the register tile `$key = (S::ISA, a, b)`
+/// matches, from each path's own list of tiles only (the path is a constant where it is
+/// expanded), so that a path does not compile the other paths' tiles.
+macro_rules! with_tile {
+    ($key:expr, |$a:ident, $b:ident| $call:expr; $($isa:pat => $($x:literal x $y:literal),*;)*) => {
+        match $key {
+            $($(($isa, $x, $y) => {
+                const $a: usize = $x;
+                const $b: usize = $y;
+                $call
+            })*)*
+            _ => unreachable!("register tiles come from the path's own choice"),
+        }
+    };
+}
+
 mod columns;
 mod depthwise;
 mod general;
