@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: every algorithm on every suite layer, at 1 thread and all threads.
 
 use crate::peak::{self, Peak, PeakSet};
-use crate::peers::{PeerSession, PeerTiming};
+use crate::peers::PeerSession;
 use crate::report::{self, Report, Row};
 use crate::suite::{self, Layer};
 use crate::workspace_root;
@@ -40,23 +40,12 @@ pub struct BenchArgs {
     out: PathBuf,
 }
 
-/// How long and how often each row is timed.
+/// How long and how often each row is timed (the peer script's rows too).
 #[derive(Clone, Copy, Debug)]
-struct Timing {
-    min_seconds: f64,
-    min_runs: usize,
-    max_runs: usize,
-}
-
-impl Timing {
-    /// The same settings for the peer script.
-    fn for_peers(self) -> PeerTiming {
-        PeerTiming {
-            min_seconds: self.min_seconds,
-            min_runs: self.min_runs,
-            max_runs: self.max_runs,
-        }
-    }
+pub(crate) struct Timing {
+    pub(crate) min_seconds: f64,
+    pub(crate) min_runs: usize,
+    pub(crate) max_runs: usize,
 }
 
 /// The standalone SGEMM row's name.
@@ -526,7 +515,7 @@ impl LayerRun<'_> {
             let timed = pool.install(|| time_interleaved(&mut planned, timing));
             drop(planned);
             if let Some(session) = peers.get_mut(round) {
-                peer_rows.extend(session.time(layer, timing.for_peers(), &peak.best));
+                peer_rows.extend(session.time(layer, timing, &peak.best));
             }
             let mut timings = vec![(0.0, 0); count];
             for (index, timing) in indices.into_iter().zip(timed) {

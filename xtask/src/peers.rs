@@ -4,6 +4,7 @@
 //! right after convkit's own rows of that layer. A missing Python or package is a note in the
 //! report, never a failure.
 
+use crate::bench::Timing;
 use crate::peak::Peak;
 use crate::report::Row;
 use crate::suite::Layer;
@@ -36,14 +37,6 @@ struct PeerStatus {
 struct Timed {
     median_ms: HashMap<String, f64>,
     failed: HashMap<String, String>,
-}
-
-/// Timing settings forwarded to the script.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerTiming {
-    pub min_seconds: f64,
-    pub min_runs: usize,
-    pub max_runs: usize,
 }
 
 /// The peer script running for one thread count, every peer prepared on every layer.
@@ -109,7 +102,7 @@ impl PeerSession {
     }
 
     /// Times every ready peer on `layer`: their rows (none once the script has failed).
-    pub fn time(&mut self, layer: &Layer, timing: PeerTiming, peak: &Peak) -> Vec<Row> {
+    pub fn time(&mut self, layer: &Layer, timing: Timing, peak: &Peak) -> Vec<Row> {
         if self.pipes.is_none() {
             return Vec::new();
         }
