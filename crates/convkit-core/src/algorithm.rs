@@ -97,7 +97,8 @@ impl Accuracy {
 /// An algorithm's estimate of one run's cost, used by `Algorithm::Auto`.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Cost {
-    /// Estimated seconds for one run on one thread.
+    /// Estimated wall-clock seconds for one run on the current rayon pool's threads (the
+    /// plan's work is cut for that pool, and some algorithms scale better than others).
     pub seconds: f64,
 }
 

@@ -103,11 +103,16 @@ fn prefers_columns(shape: &ConvShape) -> bool {
     shape.in_channels_per_group() <= MAX_CHANNELS && shape.stride()[1] <= 2
 }
 
-/// Estimated run time of `shape` on `isa`, one thread: FLOPs over the kernel's sustained
-/// rate, plus, for NCHW (and half-precision NHWC), the general kernel's channels-last copy of
+/// Estimated run time of `shape` on `isa` with `workers` threads (the work split evenly):
+/// FLOPs over the kernel's sustained rate, plus, for NCHW (and half-precision NHWC), the general kernel's channels-last copy of
 /// the input and, for NCHW, its transposing stores. Rates are fractions of each path's FMA
 /// peak measured with `cargo xtask bench` on the suite layers.
-fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
+fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool, workers: usize) -> f64 {
+    CALL_OVERHEAD_SECONDS + work_seconds(shape, isa, converts) / workers as f64
+}
+
+/// One thread's time for the work of [`estimated_seconds`].
+fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     let (lanes, registers) = lanes_and_registers(isa);
     let peak = match isa {
         Isa::Avx512 => 250e9,
@@ -117,11 +122,11 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     let flops = shape.flops() as f64;
     if is_depthwise(shape) {
         // One load per FMA, short chains: about a fifth of peak.
-        return CALL_OVERHEAD_SECONDS + flops / (peak * 0.2);
+        return flops / (peak * 0.2);
     }
     let reduction = shape.in_channels_per_group() * shape.kernel_hw()[0] * shape.kernel_hw()[1];
     if shape.layout() == Layout::Nchw && prefers_columns(shape) {
-        return CALL_OVERHEAD_SECONDS + flops / (peak * (0.5 + reduction as f64 / 400.0).min(0.9));
+        return flops / (peak * (0.5 + reduction as f64 / 400.0).min(0.9));
     }
     let kg = shape.out_channels_per_group();
     let tile = TileShape::choose(kg, lanes, registers);
@@ -147,7 +152,7 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
         (Layout::Nhwc, true) => shape.input_len() as f64 * 0.2e-9,
         (Layout::Nhwc, false) => 0.0,
     };
-    CALL_OVERHEAD_SECONDS + flops / rate + layout_traffic
+    flops / rate + layout_traffic
 }
 
 /// Fixed cost of a run (item split), measured on the smallest suite layers.
@@ -176,7 +181,12 @@ macro_rules! impl_for_storage {
 
             fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
                 Ok(Cost {
-                    seconds: estimated_seconds(shape, isa, <$storage>::CONVERTS),
+                    seconds: estimated_seconds(
+                        shape,
+                        isa,
+                        <$storage>::CONVERTS,
+                        rayon::current_num_threads(),
+                    ),
                 })
             }
 

@@ -108,6 +108,16 @@ const CALL_OVERHEAD_SECONDS: f64 = 3e-6;
 /// Fixed cost of one transform-domain GEMM (task split, panel setup), for the cost model.
 const GEMM_OVERHEAD_SECONDS: f64 = 0.1e-6;
 
+/// Transformed filters plus the workers' V and M that the cost model counts as served by the
+/// L3 (a 32 MiB L3 shared with other cores' tenants: about 20 MiB of it).
+const FILTERS_IN_L3_BYTES: f64 = 20.0 * 1024.0 * 1024.0;
+
+/// Rate at which one core streams prefetched filters from the L3, for the cost model.
+const L3_BANDWIDTH_PER_CORE: f64 = 60e9;
+
+/// Rate at which all cores together stream filters from memory, for the cost model.
+const MEMORY_BANDWIDTH: f64 = 25e9;
+
 /// One impl per storage type rather than a generic one: an optimized build compiles a generic
 /// impl again in every crate that names `Winograd` (generic instances are not shared across
 /// crates there), and these are the crate's whole kernel tree.
@@ -132,9 +142,11 @@ macro_rules! impl_for_storage {
 
             fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
                 self.supports(shape)?;
-                let geometry = Geometry::new(self.tile, shape, isa, 1)?;
+                // The geometry the plan will have: its blocks are cut for the pool's threads.
+                let workers = rayon::current_num_threads();
+                let geometry = Geometry::new(self.tile, shape, isa, workers)?;
                 Ok(Cost {
-                    seconds: geometry.estimated_seconds(shape, isa),
+                    seconds: geometry.estimated_seconds(shape, isa, workers),
                 })
             }
 
@@ -358,14 +370,20 @@ impl Geometry {
         }
     }
 
-    /// One-thread time, fitted to the bench on AVX-512 (Zen 5) and scaled for the other
-    /// paths: the transform-domain GEMMs at the path's rate (lower for few channels), plus the
-    /// transformed filters streamed once per block, which the bench shows does not overlap
-    /// the GEMMs when several blocks re-read them, and does when one block reads them once
-    /// (from L3 while under 16 MiB, else from memory: 7x7 layers with 512 channels are
-    /// bandwidth-bound beyond F2, and F6 on 256 channels streams 16.8 MB for its 9 tiles),
-    /// plus the transforms per transformed value and a fixed cost per run and per GEMM.
-    fn estimated_seconds(&self, shape: &ConvShape, isa: Isa) -> f64 {
+    /// Wall time of a run on `workers` threads (this geometry's blocks, cut for them),
+    /// fitted to the bench on AVX-512 (Zen 5) and scaled for the other paths: the
+    /// transform-domain GEMMs at the path's rate (lower for few channels), the transforms per
+    /// transformed value and the fixed cost per GEMM, all split over the workers that have
+    /// blocks, plus a fixed cost per run.
+    ///
+    /// Every block streams its chunk of the transformed filters, prefetched alongside its
+    /// GEMMs: the run takes the longer of the two. The filters come from each core's share of
+    /// the L3 while they fit there beside every worker's V and M (then the streams scale with
+    /// the workers), else from memory, whose bandwidth the workers share: resnet_3x3_512's
+    /// 16 MiB of F2 filters with two workers' 0.5 MiB blocks stream at 92 GB/s on two threads,
+    /// vgg_3x3_256's 16 MiB of F6 filters beside two 4 MiB blocks at 26 GB/s (F6 9 % faster
+    /// than F4 on one thread, 12–17 % slower on two).
+    fn estimated_seconds(&self, shape: &ConvShape, isa: Isa, workers: usize) -> f64 {
         let (cg, kg) = (
             shape.in_channels_per_group() as f64,
             shape.out_channels_per_group() as f64,
@@ -379,28 +397,22 @@ impl Geometry {
         };
         let rate = gemm_rate * (kg / 32.0).min(1.0) * (cg / 32.0).sqrt().min(1.0);
         let gemm = 2.0 * tiles * elements * cg * kg / rate;
+        let blocks = self.items(shape);
+        let busy = workers.clamp(1, blocks) as f64;
         let filter_bytes = elements * cg * kg * 4.0;
-        let bandwidth = if filter_bytes < 16.0 * 1024.0 * 1024.0 {
-            60e9
+        let blocks_bytes = (self.v_len() + self.m_len()) as f64 * 4.0 * busy;
+        let bandwidth = if filter_bytes + blocks_bytes <= FILTERS_IN_L3_BYTES {
+            L3_BANDWIDTH_PER_CORE * busy
         } else {
-            25e9
+            MEMORY_BANDWIDTH
         };
-        let blocks = self.items(shape) as f64;
-        let streaming = blocks * filter_bytes / bandwidth;
+        let streaming = blocks as f64 * filter_bytes / self.chunks as f64 / bandwidth;
         let transformed =
             tiles * elements * (self.channel_stride + self.chunks * self.chunk_stride) as f64;
-        // One block streams each filter element once, alongside its GEMM, and the two
-        // overlap (resnet_3x3_512 F2: 0.82–0.96 ms against 0.73 + 0.67 ms added up); blocks
-        // that re-read the filters pay for each pass.
-        let filters = if blocks <= 1.0 {
-            gemm.max(streaming)
-        } else {
-            gemm + streaming
-        };
-        filters
-            + transformed / (transform_rate * self.transform_speed())
+        (gemm / busy).max(streaming)
+            + transformed / (transform_rate * self.transform_speed()) / busy
+            + blocks as f64 * elements * GEMM_OVERHEAD_SECONDS / busy
             + CALL_OVERHEAD_SECONDS
-            + blocks * elements * GEMM_OVERHEAD_SECONDS
     }
 }
 
