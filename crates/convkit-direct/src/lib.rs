@@ -104,9 +104,10 @@ fn prefers_columns(shape: &ConvShape) -> bool {
 }
 
 /// Estimated run time of `shape` on `isa` with `workers` threads (the work split evenly):
-/// FLOPs over the kernel's sustained rate, plus, for NCHW (and half-precision NHWC), the general kernel's channels-last copy of
-/// the input and, for NCHW, its transposing stores. Rates are fractions of each path's FMA
-/// peak measured with `cargo xtask bench` on the suite layers.
+/// FLOPs over the kernel's sustained rate, plus, for NCHW (and half-precision NHWC), the
+/// general kernel's channels-last copy of the input and, for NCHW, its transposing stores.
+/// Rates are fractions of each path's FMA peak measured with `cargo xtask bench` on the
+/// suite layers.
 fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool, workers: usize) -> f64 {
     CALL_OVERHEAD_SECONDS + work_seconds(shape, isa, converts) / workers as f64
 }

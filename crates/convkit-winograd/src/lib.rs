@@ -398,7 +398,7 @@ impl Geometry {
         let rate = gemm_rate * (kg / 32.0).min(1.0) * (cg / 32.0).sqrt().min(1.0);
         let gemm = 2.0 * tiles * elements * cg * kg / rate;
         let blocks = self.items(shape);
-        let busy = workers.clamp(1, blocks) as f64;
+        let busy = workers.min(blocks).max(1) as f64;
         let filter_bytes = elements * cg * kg * 4.0;
         let blocks_bytes = (self.v_len() + self.m_len()) as f64 * 4.0 * busy;
         let bandwidth = if filter_bytes + blocks_bytes <= FILTERS_IN_L3_BYTES {
