@@ -75,6 +75,16 @@ const ISAS: &[Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
 /// 10 µs on one thread) ran in 7 to 13 µs on two, as waking the second worker varies.
 const PARALLEL_MIN_FLOPS: u64 = 4 << 20;
 
+/// Threads a run of `shape` uses (before its scratch caps them): one below
+/// [`PARALLEL_MIN_FLOPS`], else the current rayon pool's. The cost model counts the same.
+fn threads_for(shape: &ConvShape) -> usize {
+    if shape.flops() < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
 /// Input elements (one group of one image) of a general-kernel band: 512 KiB.
 const BAND_BUDGET: usize = 128 * 1024;
 
@@ -186,7 +196,7 @@ macro_rules! impl_for_storage {
                         shape,
                         isa,
                         <$storage>::CONVERTS,
-                        rayon::current_num_threads(),
+                        threads_for(shape),
                     ),
                 })
             }
@@ -626,11 +636,7 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
 
     fn execute(&self, input: &[T], output: &mut [T], scratch: &mut [f32]) {
         let per_worker = self.scratch_per_worker();
-        let threads = if self.shape.flops() < PARALLEL_MIN_FLOPS {
-            1
-        } else {
-            rayon::current_num_threads()
-        };
+        let threads = threads_for(&self.shape);
         let workers = scratch
             .len()
             .checked_div(per_worker)

@@ -261,6 +261,16 @@ const PAGE_ALIASING_BYTES: usize = 4096;
 /// Below this many FLOPs a run stays on the calling thread: fork-join would cost more.
 const PARALLEL_MIN_FLOPS: usize = 4 << 20;
 
+/// Threads a run of `flops` FLOPs uses (before its scratch caps them): one below
+/// [`PARALLEL_MIN_FLOPS`], else the current rayon pool's. Cost models count the same.
+pub fn threads_for(flops: usize) -> usize {
+    if flops < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
 /// A packed SGEMM for one ISA path.
 #[derive(Clone, Copy, Debug)]
 pub struct Sgemm {
@@ -657,13 +667,7 @@ impl Sgemm {
                 (shape.filter(|_| uniform), flops)
             }
         };
-        let workers = if flops < PARALLEL_MIN_FLOPS {
-            1
-        } else {
-            rayon::current_num_threads()
-                .min(scratch.len() / per_worker)
-                .max(1)
-        };
+        let workers = threads_for(flops).min(scratch.len() / per_worker).max(1);
         let split_of = |dims| self.split(dims, count, workers);
         // One split for all jobs when they share a shape; else each lookup walks the jobs.
         let common = common.map(|dims| (dims, split_of(dims)));

@@ -15,7 +15,7 @@ mod panel;
 
 pub use driver::{
     Blocking, Columns, Epilogue, GemmJob, GemmJobs, GemmOutput, OutputPtr, OutputTile, Packing,
-    STAGED_C_BUDGET, Sgemm,
+    STAGED_C_BUDGET, Sgemm, threads_for,
 };
 pub use kernel::{KernelShape, MAX_STEPPED_A_ROWS};
 pub use panel::{PackedPanels, PanelSource, SteppedRows, StridedMatrix, packed_len, panel_groups};

@@ -156,7 +156,11 @@ macro_rules! impl_for_storage {
 
             fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
                 Ok(Cost {
-                    seconds: estimated_seconds(shape, isa, rayon::current_num_threads()),
+                    seconds: estimated_seconds(
+                        shape,
+                        isa,
+                        convkit_gemm::threads_for(shape.flops().try_into().unwrap_or(usize::MAX)),
+                    ),
                 })
             }
 
