@@ -261,8 +261,8 @@ const PAGE_ALIASING_BYTES: usize = 4096;
 /// Below this many FLOPs a run stays on the calling thread: fork-join would cost more.
 const PARALLEL_MIN_FLOPS: usize = 4 << 20;
 
-/// Threads a run of `flops` FLOPs uses (before its scratch caps them): one below
-/// [`PARALLEL_MIN_FLOPS`], else the current rayon pool's. Cost models count the same.
+/// Threads a run of `flops` FLOPs uses (before its scratch caps them): one below 4 MFLOP
+/// (fork-join would cost more), else the current rayon pool's. Cost models count the same.
 pub fn threads_for(flops: usize) -> usize {
     if flops < PARALLEL_MIN_FLOPS {
         1
