@@ -1,17 +1,19 @@
 //! The general direct kernel: any stride, dilation, padding, groups and layout.
 //!
 //! Computes `out[n][oy][ox][k] = act(bias[k] + Σ_{ky,kx,c} x[n][iy][ix][c] · w[k][c][ky][kx])`
-//! tile by tile from a channels-last view of the input: an f32 NHWC input in place; an NCHW
-//! input through bands of input rows that each work item copies channels-last into its
-//! worker's buffer ([`General::run_band`]: a band of tiles, every channel block of the group
-//! or a run of them); a half-precision input (either layout) through bands too, widened as
-//! they are copied. No lowered matrix, no padded copy.
+//! tile by tile: an f32 input in place (NHWC always; NCHW when the lines a tile reads fit half
+//! the L1d, its broadcasts then stepping from channel plane to channel plane); any other input
+//! through bands of input rows that each work item copies channels-last into its worker's
+//! buffer ([`General::run_band`]: a band of tiles, every channel block of the group or a run
+//! of them), widening half-precision values as they are copied. No lowered matrix, no padded
+//! copy.
 //!
 //! Blocking: a register tile is `RW` consecutive output pixels of one image in raster order
 //! (a tile may wrap onto the next output row) × `KV` vectors of output channels of one group
 //! (`KB = KV·LANES` channels). For each tap `(ky, kx)` and input channel `c` it loads `KV`
 //! weight vectors and broadcasts one input value per pixel: `RW·KV` FMAs for `KV + RW` loads,
-//! the broadcasts reading `RW` contiguous runs of channels. Weights are re-laid at plan time as
+//! the broadcasts reading `RW` runs of channels (contiguous, or a plane apart in place from
+//! NCHW). Weights are re-laid at plan time as
 //! `[group][channel block][ky][kx][c][KB]` (zero-padded to `KB`), so the tile streams them in
 //! order. Register budget: `RW·KV` accumulators + `KV` weights + 1 broadcast — AVX-512
 //! (32 registers) 6×4, 8×3, 8×2 or 8×1 by the group's output channels; AVX2 (16) 6×2 or 8×1;
@@ -22,7 +24,8 @@
 //! outside the image. Every other tile (image borders, a tile wrapping onto the next row, the
 //! last tile of an image) points each pixel of each tap at its input channels, or at a row of
 //! zeros when the tap falls in the padding: the same FMAs as an interior tile, no per-pixel
-//! branch in the channel loop. Output: NHWC stores channel vectors per pixel; NCHW transposes
+//! branch in the channel loop (in place from NCHW, a tap with padded pixels steps each pixel
+//! by its own stride, 0 on the zero row). Output: NHWC stores channel vectors per pixel; NCHW transposes
 //! each channel vector of the tile in registers into runs of pixels per channel (a tile's
 //! pixels are consecutive in an NCHW channel plane even when it wraps). Half-precision
 //! outputs round once as the vectors (or transposed runs) are stored.
@@ -69,7 +72,7 @@ impl TileShape {
 unsafe fn accumulate<S: Simd, const RW: usize, const KV: usize>(
     mut acc: [[S::F32; KV]; RW],
     pixels: &[*const f32; RW],
-    w: *const f32,
+    (w, channel_step): (*const f32, usize),
     channels: usize,
 ) -> [[S::F32; KV]; RW] {
     // SAFETY: forwarded contract.
@@ -81,7 +84,41 @@ unsafe fn accumulate<S: Simd, const RW: usize, const KV: usize>(
                 *v = S::load(w.add(j * S::LANES));
             }
             for (row, &pixel) in acc.iter_mut().zip(pixels) {
-                let value = S::splat(*pixel.add(c));
+                let value = S::splat(*pixel.add(c * channel_step));
+                for (sum, &wj) in row.iter_mut().zip(&weights) {
+                    *sum = S::mul_add(value, wj, *sum);
+                }
+            }
+            w = w.add(KV * S::LANES);
+        }
+        acc
+    }
+}
+
+/// [`accumulate`] with each pixel's own step between channels (0 for the zero row).
+///
+/// # Safety
+/// As [`accumulate`], each pixel pointer reading `channels` values `steps` apart.
+#[inline(always)]
+unsafe fn accumulate_steps<S: Simd, const RW: usize, const KV: usize>(
+    mut acc: [[S::F32; KV]; RW],
+    pixels: &[*const f32; RW],
+    steps: &[usize; RW],
+    w: *const f32,
+    channels: usize,
+) -> [[S::F32; KV]; RW] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let mut w = w;
+        let mut pixels = *pixels;
+        for _ in 0..channels {
+            let mut weights = [S::zero(); KV];
+            for (j, v) in weights.iter_mut().enumerate() {
+                *v = S::load(w.add(j * S::LANES));
+            }
+            for ((row, pixel), &step) in acc.iter_mut().zip(pixels.iter_mut()).zip(steps) {
+                let value = S::splat(**pixel);
+                *pixel = pixel.add(step);
                 for (sum, &wj) in row.iter_mut().zip(&weights) {
                     *sum = S::mul_add(value, wj, *sum);
                 }
@@ -235,18 +272,19 @@ pub(crate) struct General {
     /// One pixel's input channels of a group, all zero: what taps in the padding read.
     zeros: Vec<f32>,
     /// Register tiles per work item where the kernel reads channels-last bands of the input
-    /// that each item copies ([`General::run_band`]); `None` where it reads an f32 NHWC
-    /// input in place.
+    /// that each item copies ([`General::run_band`]); `None` where it reads an f32 input in
+    /// place.
     pub band_tiles: Option<usize>,
     /// The input's layout (what a band copies from).
     layout: Layout,
     /// Channel blocks per work item with bands (all of a group's unless that leaves too few
     /// items: small images).
     band_blocks: usize,
-    /// Channels-last input strides of what the tiles read (the NHWC input, or a band of one
-    /// group's channels): between rows and pixels.
+    /// Strides of what the tiles read (the input in place, or a channels-last band of one
+    /// group's channels): between rows, pixels and channels.
     in_row: usize,
     in_pixel: usize,
+    in_channel: usize,
 }
 
 /// Where a run of tiles reads its input: the group's first channel at input row
@@ -285,9 +323,9 @@ impl General {
             _ => 1,
         };
         let w = geometry.in_hw[1];
-        let channels = match band_tiles {
-            Some(_) => geometry.cg,
-            None => geometry.groups * geometry.cg,
+        let (in_row, in_pixel, in_channel) = match band_tiles {
+            Some(_) => (w * geometry.cg, geometry.cg, 1),
+            None => (geometry.in_row, geometry.in_pixel, geometry.in_channel),
         };
         General {
             geometry,
@@ -301,8 +339,9 @@ impl General {
             band_tiles,
             layout,
             band_blocks,
-            in_row: w * channels,
-            in_pixel: channels,
+            in_row,
+            in_pixel,
+            in_channel,
         }
     }
 
@@ -488,9 +527,11 @@ impl General {
                     w = w.add(geo.kernel[1] * tap_len);
                     continue;
                 };
-                // With one group and dilation 1, a kernel row's taps read one run of
-                // `KW·cg` values per pixel, and its weights are one run too: one chain.
-                let (taps, run) = if self.in_pixel == cg && geo.dilation[1] == 1 {
+                // Channels-last with one group (or a band) and dilation 1, a kernel row's taps
+                // read one run of `KW·cg` values per pixel, and its weights are one run too:
+                // one chain.
+                let chained = self.in_pixel == cg && self.in_channel == 1;
+                let (taps, run) = if chained && geo.dilation[1] == 1 {
                     (1, geo.kernel[1] * cg)
                 } else {
                     (geo.kernel[1], cg)
@@ -504,7 +545,7 @@ impl General {
                     for (r, pixel) in pixels.iter_mut().enumerate() {
                         *pixel = x.add(r * pixel_step);
                     }
-                    acc = accumulate::<S, RW, KV>(acc, &pixels, w, run);
+                    acc = accumulate::<S, RW, KV>(acc, &pixels, (w, self.in_channel), run);
                     w = w.add(run * block);
                 }
             }
@@ -559,7 +600,14 @@ impl General {
                     }
                     if any {
                         let tap = weights.add((ky * geo.kernel[1] + kx) * cg * block);
-                        acc = accumulate::<S, RW, KV>(acc, &inputs, tap, cg);
+                        let zeros = self.zeros.as_ptr();
+                        acc = if self.in_channel == 1 || !inputs.contains(&zeros) {
+                            accumulate::<S, RW, KV>(acc, &inputs, (tap, self.in_channel), cg)
+                        } else {
+                            let steps = inputs
+                                .map(|input| if input == zeros { 0 } else { self.in_channel });
+                            accumulate_steps::<S, RW, KV>(acc, &inputs, &steps, tap, cg)
+                        };
                     }
                 }
             }

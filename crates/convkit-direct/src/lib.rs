@@ -10,13 +10,15 @@
 //! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels | none |
 //! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns | a 64 KiB band per worker |
 //! | NCHW, ≤ 4 input channels per group, column stride 1 or 2 | `columns::Columns` | output columns | a 256 KiB band per worker |
-//! | anything else | `general::General` | output channels of a group | NCHW or half-precision: a band of input rows per worker (≤ 512 KiB; + 32 KiB to widen half NCHW) |
+//! | anything else | `general::General` | output channels of a group | NCHW with many channels, or half-precision: a band of input rows per worker (≤ 512 KiB; + 32 KiB to widen half NCHW) |
 //!
-//! The general kernel reads channels-last, so that a pixel's channels are one contiguous run
-//! for its broadcasts: an NHWC input in place; from an NCHW input, each work item first
-//! copies the band of input rows its tiles read, channels-last, into its worker's buffer
-//! (8x8 register transposes; part of the measured time, like the NCHW→NCHWc reorders of
-//! oneDNN and ONNX Runtime, but a band at a time, so that it stays in cache for the tiles).
+//! The general kernel broadcasts one input value per pixel and channel. It reads an f32 NHWC
+//! input in place, and an f32 NCHW one too while the lines a tile reads (a channel plane's
+//! row per channel and kernel row) fit half the L1d, stepping a plane per channel. Otherwise
+//! (and for half precision) each work item first copies the band of input rows its tiles
+//! read, channels-last, into its worker's buffer (16x16 register transposes; part of the
+//! measured time, like the NCHW→NCHWc reorders of oneDNN and ONNX Runtime, but a band at a
+//! time, so that it stays in cache for the tiles).
 //!
 //! Parallel work is split into (image, channel block, band of output rows or register tiles)
 //! items spread over the caller's rayon pool; small problems stay on the calling thread.
@@ -113,9 +115,24 @@ fn prefers_columns(shape: &ConvShape) -> bool {
     shape.in_channels_per_group() <= MAX_CHANNELS && shape.stride()[1] <= 2
 }
 
+/// Whether the general kernel reads the input where it lies rather than through band copies:
+/// an f32 NHWC input always; an f32 NCHW one when the input lines a register tile reads (one
+/// per channel and kernel row) fill at most half the L1d, so that the next tile along the row
+/// finds them there. Its broadcasts then step from plane to plane: resnet_3x3_s2 (128
+/// channels, 384 lines) ran 3–6 % faster than with the copy, vgg_3x3_256 (256 channels, 768
+/// lines) 7 % slower.
+fn reads_in_place(shape: &ConvShape, converts: bool) -> bool {
+    const LINE_BYTES: usize = 64;
+    let lines = shape.in_channels_per_group() * shape.kernel_hw()[0];
+    !converts
+        && (shape.layout() == Layout::Nhwc
+            || lines * LINE_BYTES <= convkit_simd::CacheSizes::detect().l1d / 2)
+}
+
 /// Estimated run time of `shape` on `isa` with `workers` threads (the work split evenly):
-/// FLOPs over the kernel's sustained rate, plus, for NCHW (and half-precision NHWC), the
-/// general kernel's channels-last copy of the input and, for NCHW, its transposing stores.
+/// FLOPs over the kernel's sustained rate, plus the general kernel's channels-last copy of the
+/// input where it does not read it in place (or, NCHW in place, its steps between planes) and,
+/// for NCHW, its transposing stores.
 /// Rates are fractions of each path's FMA peak measured with `cargo xtask bench` on the
 /// suite layers.
 fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool, workers: usize) -> f64 {
@@ -146,23 +163,31 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     let [oh, ow] = shape.output_hw();
     let pixel_use = (oh * ow) as f64 / ((oh * ow).div_ceil(tile.rw) * tile.rw) as f64;
     // KV weight loads and RW broadcasts per RW·KV FMAs; a chain of the inner loop covers a
-    // tap's channels (a kernel row's with one group and dilation 1), short ones pay setup.
+    // tap's channels (a kernel row's with one group, dilation 1 and channels-last reads),
+    // short ones pay setup.
     let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
     let cg = shape.in_channels_per_group();
-    let chain = if shape.groups() == 1 && shape.dilation()[1] == 1 {
+    let planes = shape.layout() == Layout::Nchw && reads_in_place(shape, converts);
+    let chain = if shape.groups() == 1 && shape.dilation()[1] == 1 && !planes {
         cg * shape.kernel_hw()[1]
     } else {
         cg
     } as f64;
     let rate =
         peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(1.0) / (1.0 + 1.0 / chain);
-    let layout_traffic = match (shape.layout(), converts) {
-        (Layout::Nchw, _) => {
-            shape.input_len() as f64 * 0.2e-9 + shape.output_len() as f64 * 0.25e-9
-        }
-        (Layout::Nhwc, true) => shape.input_len() as f64 * 0.2e-9,
-        (Layout::Nhwc, false) => 0.0,
+    // Per input value: the band copy, or (NCHW read in place) the broadcasts' steps from
+    // plane to plane, about two thirds of it (resnet_3x3_s2: 26 µs of 80 saved).
+    let input_seconds = match (reads_in_place(shape, converts), planes) {
+        (false, _) => 0.2e-9,
+        (true, true) => 0.13e-9,
+        (true, false) => 0.0,
     };
+    let store_seconds = match shape.layout() {
+        Layout::Nchw => 0.25e-9,
+        Layout::Nhwc => 0.0,
+    };
+    let layout_traffic =
+        shape.input_len() as f64 * input_seconds + shape.output_len() as f64 * store_seconds;
     flops / rate + layout_traffic
 }
 
@@ -275,15 +300,15 @@ impl<T: F32Storage> DirectPlan<T> {
                     None => {
                         let tile =
                             TileShape::choose(shape.out_channels_per_group(), lanes, registers);
-                        // NCHW (and half-precision NHWC): bands of input rows copied
-                        // channels-last per item, at most about BAND_BUDGET of one group's
+                        // Inputs not read in place (`reads_in_place`): bands of input
+                        // rows copied channels-last per item, at most about BAND_BUDGET of one group's
                         // input each, and enough of them for the workers' items: a band
                         // re-copies only its halo rows, while splitting a band's channel
                         // blocks among items copies the whole band again (resnet_3x3_s2,
                         // 2 threads: 85 → 87–88 % of peak).
                         let group_input = shape.input_len() / (shape.batch() * shape.groups());
                         let images = shape.batch() * shape.groups();
-                        let bands = (layout == Layout::Nchw || T::CONVERTS).then(|| {
+                        let bands = (!reads_in_place(&shape, T::CONVERTS)).then(|| {
                             let parallel = (ITEMS_PER_WORKER * workers).div_ceil(images);
                             let bands = parallel.max(group_input.div_ceil(BAND_BUDGET));
                             (bands.next_multiple_of(workers), parallel_bands)
@@ -400,7 +425,9 @@ impl<T: F32Storage> DirectPlan<T> {
                             let group = unit / general.blocks;
                             let geo = &general.geometry;
                             let rows = InputRows {
-                                base: input.as_ptr().add(n * geo.in_image + group * geo.cg),
+                                base: input
+                                    .as_ptr()
+                                    .add(n * geo.in_image + group * geo.cg * geo.in_channel),
                                 first_row: 0,
                             };
                             (entries.general)(general, rows, output, item, tiles);

@@ -21,7 +21,7 @@ pub fn interleave8(rows: [&[f32]; 8], dst: &mut [f32], stride: usize, offset: us
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 was detected; the lengths were checked.
-        done = unsafe { transpose_blocks(&rows, dst, stride, offset, x86::transpose) };
+        done = unsafe { x86::interleave8_blocks(&rows, dst, stride, offset) };
     }
     for p in done..len {
         for (lane, row) in rows.iter().enumerate() {
@@ -42,7 +42,7 @@ pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: 
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: AVX-512 was detected; the lengths were checked.
-        done = unsafe { transpose_blocks(&rows, dst, stride, offset, x86::transpose16) };
+        done = unsafe { x86::interleave16_blocks(&rows, dst, stride, offset) };
     }
     if done < len {
         let rest = &mut dst[done * stride..];
@@ -75,22 +75,24 @@ fn checked_len<const N: usize>(
 }
 
 /// The whole blocks of `N` values of each row through `transpose` (an N×N register
-/// transpose); returns how many values of each row were moved.
+/// transpose); returns how many values of each row were moved. Inlined into each path's
+/// loop, so that the transpose is too (a call per block cost as much as the shuffles).
 ///
 /// # Safety
 /// The CPU runs `transpose`; the rows and `dst` passed [`checked_len`].
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 unsafe fn transpose_blocks<const N: usize>(
     rows: &[&[f32]; N],
     dst: &mut [f32],
     stride: usize,
     offset: usize,
-    transpose: unsafe fn([*const f32; N], [*mut f32; N]),
+    transpose: impl Fn([*const f32; N], [*mut f32; N]),
 ) -> usize {
     let done = rows[0].len() / N * N;
     for p in (0..done).step_by(N) {
         // SAFETY: every row holds p + N ≤ len values; `dst` reaches
-        // `(len − 1)·stride + offset + N` (checked); the caller guarantees the CPU.
+        // `(len − 1)·stride + offset + N` (checked).
         unsafe {
             let out = dst.as_mut_ptr().add(p * stride + offset);
             transpose(
@@ -121,16 +123,7 @@ pub fn deinterleave8(src: &[f32], stride: usize, offset: usize, rows: [&mut [f32
     if blocks > 0 {
         // SAFETY: AVX2 was detected; `src` reaches `(len − 1)·stride + offset + 8` and every
         // row holds `len ≥ 8·blocks` values, checked above.
-        unsafe {
-            for block in 0..blocks {
-                let p = 8 * block;
-                let base = src.as_ptr().add(p * stride + offset);
-                x86::transpose(
-                    std::array::from_fn(|j| base.add(j * stride)),
-                    std::array::from_fn(|lane| rows[lane].as_mut_ptr().add(p)),
-                );
-            }
-        }
+        unsafe { x86::deinterleave8_blocks(src, stride, offset, &mut rows, blocks) };
     }
     for p in blocks * 8..len {
         for (lane, row) in rows.iter_mut().enumerate() {
@@ -154,13 +147,74 @@ fn has_avx512() -> bool {
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// [`super::transpose_blocks`] with the 8x8 transpose.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; the rows and `dst` passed [`super::checked_len`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn interleave8_blocks(
+        rows: &[&[f32]; 8],
+        dst: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) -> usize {
+        // SAFETY: forwarded contract; each block's pointers are in bounds.
+        unsafe {
+            super::transpose_blocks(rows, dst, stride, offset, |from, to| transpose(from, to))
+        }
+    }
+
+    /// [`super::transpose_blocks`] with the 16x16 transpose.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the rows and `dst` passed [`super::checked_len`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn interleave16_blocks(
+        rows: &[&[f32]; 16],
+        dst: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) -> usize {
+        // SAFETY: forwarded contract; each block's pointers are in bounds.
+        unsafe {
+            super::transpose_blocks(rows, dst, stride, offset, |from, to| transpose16(from, to))
+        }
+    }
+
+    /// The first `blocks` blocks of eight values of every row of [`super::deinterleave8`].
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `src` reaches `(8·blocks − 1)·stride + offset + 8` and every
+    /// row holds `8·blocks` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn deinterleave8_blocks(
+        src: &[f32],
+        stride: usize,
+        offset: usize,
+        rows: &mut [&mut [f32]; 8],
+        blocks: usize,
+    ) {
+        for block in 0..blocks {
+            let p = 8 * block;
+            // SAFETY: forwarded contract: block `block` of the source and of every row.
+            unsafe {
+                let base = src.as_ptr().add(p * stride + offset);
+                transpose(
+                    std::array::from_fn(|j| base.add(j * stride)),
+                    std::array::from_fn(|lane| rows[lane].as_mut_ptr().add(p)),
+                );
+            }
+        }
+    }
+
     /// Reads eight values from each `rows[i]` and writes column `j` (value `j` of every row)
     /// to `columns[j]`.
     ///
     /// # Safety
     /// The CPU has AVX2; each source is readable and each destination writable for 8 f32.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn transpose(rows: [*const f32; 8], columns: [*mut f32; 8]) {
+    #[inline]
+    unsafe fn transpose(rows: [*const f32; 8], columns: [*mut f32; 8]) {
         // SAFETY: the caller guarantees the pointers and the CPU.
         unsafe {
             let r = [
@@ -188,7 +242,8 @@ mod x86 {
     /// The CPU has AVX-512F; each source is readable and each destination writable for 16
     /// f32.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose16(rows: [*const f32; 16], columns: [*mut f32; 16]) {
+    #[inline]
+    unsafe fn transpose16(rows: [*const f32; 16], columns: [*mut f32; 16]) {
         // SAFETY: the caller guarantees the pointers and the CPU.
         unsafe {
             let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows[i]));
