@@ -153,6 +153,13 @@ fn multi_worker_problems_match_the_reference() {
         // Winograd on one small image with many output channels: the channels split into
         // chunks among the workers (80 + 50 on two, 48 + 48 + 34 on three).
         ConvSpec::new(1, 16, 130, [12, 12], [3, 3]).padding(Padding::symmetric([1, 1])),
+        // Output lines of whole vectors: Im2colGemm's tiles skip the dropped columns between
+        // lines (a 64-column line: tiles that cross it, and a narrower last tile; the stem's
+        // 112 columns at stride 2).
+        ConvSpec::new(2, 5, 12, [11, 64], [3, 3]).padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(1, 3, 20, [40, 224], [7, 7])
+            .stride([2, 2])
+            .padding(Padding::symmetric([3, 3])),
         // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {
             top: 1,

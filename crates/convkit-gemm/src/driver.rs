@@ -28,7 +28,7 @@
 //! no core idles at the end.
 
 use crate::kernel::{
-    AAccess, AOperand, BAccess, KernelShape, MicroKernel, PitchedGrid, TileEpilogue,
+    AAccess, AOperand, BAccess, BOperand, KernelShape, MicroKernel, PitchedGrid, TileEpilogue,
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
@@ -851,6 +851,7 @@ impl Sgemm {
             store_pitched,
             ..
         } = self.shape;
+        let lanes = self.shape.lanes();
         // A read in place where its rows are contiguous (no packing: the standalone SGEMM's
         // row-major A) or at tables of offsets, else a prepacked panel, else packed here
         // block by block.
@@ -873,10 +874,14 @@ impl Sgemm {
                     .b
                     .columns()
                     .filter(|&(_, ldb)| self.reads_b_in_place(job.m, cols.len(), ldb));
+                let whole_lines = job
+                    .b
+                    .stepped_lines()
+                    .is_none_or(|(_, kept)| self.shape.reads_whole_lines(kept));
                 let stepped = job
                     .b
                     .stepped()
-                    .filter(|_| a_rows.is_none() && a_stepped.is_none());
+                    .filter(|_| a_rows.is_none() && a_stepped.is_none() && whole_lines);
                 let b_block = match (job.b.prepacked(cols.clone(), depth.clone(), nr), in_place) {
                     (Some(panel), _) => BBlock::Panel {
                         data: panel,
@@ -890,6 +895,7 @@ impl Sgemm {
                         Some((data, steps)) => BBlock::Stepped {
                             data,
                             steps: &steps[depth.start..depth.end],
+                            lines: job.b.stepped_lines(),
                         },
                         None => {
                             job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
@@ -929,12 +935,16 @@ impl Sgemm {
                     };
                     for ir in rows.clone().step_by(mr) {
                         for jr in cols.clone().step_by(nr) {
-                            let (b_micro, b_access, ldb, b_steps) =
-                                b_block.operand(jr, jr - cols.start, &depth, nr);
                             let epilogue = tile_epilogue(ir, jr);
                             let (ci, cj) = (ir - c.origin[0], jr - c.origin[1]);
                             let (tile_rows, tile_cols) =
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
+                            let (b_operand, b_access) = b_block.operand(
+                                (jr, tile_cols),
+                                jr - cols.start,
+                                &depth,
+                                (nr, lanes),
+                            );
                             let (kernel, a) = a_block.operand(
                                 &self.shape,
                                 (tile_cols, b_access),
@@ -956,9 +966,7 @@ impl Sgemm {
                                     kernel(
                                         depth.len(),
                                         a,
-                                        b_micro,
-                                        ldb,
-                                        b_steps,
+                                        b_operand,
                                         c.ptr.add(ci * c.ldc + cj),
                                         c.ldc,
                                         tile_rows,
@@ -977,9 +985,7 @@ impl Sgemm {
                                         kernel(
                                             depth.len(),
                                             a,
-                                            b_micro,
-                                            ldb,
-                                            b_steps,
+                                            b_operand,
                                             c.ptr.add(offset),
                                             c.ldc,
                                             tile_rows,
@@ -1001,9 +1007,7 @@ impl Sgemm {
                                         kernel(
                                             depth.len(),
                                             a,
-                                            b_micro,
-                                            ldb,
-                                            b_steps,
+                                            b_operand,
                                             c.ptr.add(ci * c.ldc),
                                             c.ldc,
                                             tile_rows,
@@ -1031,9 +1035,7 @@ impl Sgemm {
                                     kernel(
                                         depth.len(),
                                         a,
-                                        b_micro,
-                                        ldb,
-                                        b_steps,
+                                        b_operand,
                                         tile_scratch.as_mut_ptr(),
                                         nr,
                                         tile_rows,
@@ -1058,9 +1060,7 @@ impl Sgemm {
                                     kernel(
                                         depth.len(),
                                         a,
-                                        b_micro,
-                                        ldb,
-                                        b_steps,
+                                        b_operand,
                                         c.ptr.add(cj * c.ldc + ci),
                                         c.ldc,
                                         tile_rows,
@@ -1100,35 +1100,61 @@ enum BBlock<'a> {
     /// `data[p·ldb + j]`.
     InPlace { data: &'a [f32], ldb: usize },
     /// The source in place at the block's step offsets: element `(j, p)` at
-    /// `data[steps[p] + j]`.
-    Stepped { data: &'a [f32], steps: &'a [u32] },
+    /// `data[steps[p] + j]`, or with `lines` `(pitch, kept)` at `data[steps[p] + (j / kept)·
+    /// pitch + j % kept]` (see [`PanelSource::stepped_lines`]).
+    Stepped {
+        data: &'a [f32],
+        steps: &'a [u32],
+        lines: Option<(usize, usize)>,
+    },
 }
 
 impl BBlock<'_> {
-    /// The B pointer, access, step and step table of the tile at source column `column`
-    /// (the block's column `offset`, a multiple of `nr`) over `depth`.
+    /// The B operand and access of the tile of `cols` columns at source column `column` (the
+    /// block's column `offset`, a multiple of `nr`) over `depth`.
     fn operand(
         &self,
-        column: usize,
+        (column, cols): (usize, usize),
         offset: usize,
         depth: &std::ops::Range<usize>,
-        nr: usize,
-    ) -> (*const f32, BAccess, usize, *const u32) {
+        (nr, lanes): (usize, usize),
+    ) -> (BOperand, BAccess) {
+        let operand = |ptr: *const f32, ldb| BOperand {
+            ptr,
+            ldb,
+            steps: std::ptr::null(),
+            line_break: (usize::MAX, 0),
+        };
         match *self {
-            BBlock::Panel { data, access } => (
-                data[offset * depth.len()..].as_ptr(),
-                access,
-                nr,
-                std::ptr::null(),
-            ),
-            BBlock::InPlace { data, ldb } => (
-                data[column..].as_ptr(),
-                BAccess::Strided,
-                ldb,
-                std::ptr::null(),
-            ),
-            BBlock::Stepped { data, steps } => {
-                (data[column..].as_ptr(), BAccess::Stepped, 0, steps.as_ptr())
+            BBlock::Panel { data, access } => {
+                (operand(data[offset * depth.len()..].as_ptr(), nr), access)
+            }
+            BBlock::InPlace { data, ldb } => {
+                (operand(data[column..].as_ptr(), ldb), BAccess::Strided)
+            }
+            BBlock::Stepped { data, steps, lines } => {
+                let (start, line_break) = match lines {
+                    // The tile's columns from `kept − at` on lie on the next line: whole
+                    // vectors, as `kept` and `column` are multiples of the vector. (A tile
+                    // that ends on its line reads on past it, like any stepped tile.)
+                    Some((pitch, kept)) => {
+                        let (line, at) = (column / kept, column % kept);
+                        let crosses = at + cols > kept;
+                        let line_break = if crosses {
+                            ((kept - at) / lanes, pitch - kept)
+                        } else {
+                            (usize::MAX, 0)
+                        };
+                        (line * pitch + at, line_break)
+                    }
+                    None => (column, (usize::MAX, 0)),
+                };
+                let b = BOperand {
+                    steps: steps.as_ptr(),
+                    line_break,
+                    ..operand(data[start..].as_ptr(), 0)
+                };
+                (b, BAccess::Stepped)
             }
         }
     }

@@ -23,7 +23,9 @@
 //! B's depth steps are `ldb` apart: NR for a packed panel, or the distance between the rows
 //! of a B read in place (its columns contiguous, as a pointwise layer's NCHW input); the
 //! `*_stepped_b` entry points read B in place at a table of step offsets instead (im2col's
-//! padded copies, where the taps of a channel are unevenly spaced). A B that
+//! padded copies, where the taps of a channel are unevenly spaced; where the copies' lines
+//! hold whole vectors of kept columns, a tile's vectors skip the dropped columns between two
+//! lines rather than compute them). A B that
 //! was prepacked at plan time (Winograd's transformed filters) is read from L3 or memory,
 //! once per run: the `*_streaming_b` entry points prefetch it [`B_PREFETCH_STEPS`] depth
 //! steps ahead of their loads. A B packed into the worker's scratch sits in L2 and is read by
@@ -39,8 +41,9 @@
 //! goes through the path's in-register transpose, each channel's run of pixels at once. A
 //! whole tile on a pitched grid (im2col's padded lines, whose last columns are dropped) is
 //! stored from its registers too: a vector that crosses a line's end stores its kept lanes
-//! as two masked runs (resnet_stem_7x7s2, whose 48-column tiles cross a 115-column line one
-//! time in three: 84–86 → 88–90 % of the peak; cifar_conv1_3x3 44 → 67 %).
+//! as two masked runs (resnet_stem_7x7s2, whose 48-column tiles crossed a 115-column line
+//! one time in three: 84–86 → 88–90 % of the peak, before its lines of 112 kept columns were
+//! read as whole vectors; cifar_conv1_3x3 44 → 67 %).
 //!
 //! The `*_stepped_a` entry points read A in place at two tables: tile row `i`'s value of depth
 //! step `p` at `a + row_offsets[i] + steps[p]` (im2col's pixel rows: a pixel's place in the
@@ -126,12 +129,30 @@ pub(crate) struct AOperand {
     pub row_offsets: *const u32,
 }
 
+/// Where a microkernel reads its B values (the fields its entry point does not use are
+/// ignored).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BOperand {
+    /// The panel, or the base that the step table offsets (stepped kernels).
+    pub ptr: *const f32,
+    /// Strided and streamed kernels: the distance between depth steps.
+    pub ldb: usize,
+    /// Stepped kernels: per depth step, its offset from `ptr`.
+    pub steps: *const u32,
+    /// Stepped kernels: the tile's first vector that lies on the next line of a source whose
+    /// columns lie on lines (`PanelSource::stepped_lines`; the kernel's vector count or more
+    /// when none does), and the elements between the lines, which that vector and the
+    /// following ones skip.
+    pub line_break: (usize, usize),
+}
+
 /// A microkernel entry point.
 ///
 /// # Safety
-/// The CPU has the kernel's path. `b` holds `depth` steps `ldb` elements apart (stepped-B
-/// kernels: step `p` at `b + b_steps[p]`, `ldb` unused), each of the kernel's vectors (NR
-/// columns, or `v` vectors for a narrow kernel) readable; `a.ptr` holds `depth·MR` packed
+/// The CPU has the kernel's path. `b.ptr` holds `depth` steps `b.ldb` elements apart
+/// (stepped-B kernels: step `p` at `b.ptr + b.steps[p]`, vector `j` from there at `j·LANES`,
+/// plus the line break's skip from its vector on), each of the kernel's vectors (NR columns,
+/// or `v` vectors for a narrow kernel) readable; `a.ptr` holds `depth·MR` packed
 /// values (packed kernels), or `rows` rows of `depth` values at stride `a.lda` (rows
 /// kernels: tile row `i` at `a.ptr + i·lda`), or tile row `i`'s value of step `p` at
 /// `a.ptr + a.row_offsets[i] + a.steps[p]` (stepped-A kernels: `rows` offsets and `depth`
@@ -144,9 +165,7 @@ pub(crate) struct AOperand {
 pub(crate) type MicroKernel = unsafe fn(
     depth: usize,
     a: AOperand,
-    b: *const f32,
-    ldb: usize,
-    b_steps: *const u32,
+    b: BOperand,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -311,6 +330,14 @@ impl KernelShape {
         if self.isa == Isa::Avx512 { 16 } else { 8 }
     }
 
+    /// Whether this tile reads a stepped B whose lines keep `kept` columns
+    /// ([`PanelSource::stepped_lines`](crate::PanelSource::stepped_lines)) in place: lines
+    /// of whole vectors, at least a tile wide, so that a tile's vectors cross at most one
+    /// line's end, and between two vectors.
+    pub fn reads_whole_lines(&self, kept: usize) -> bool {
+        kept.is_multiple_of(self.lanes()) && kept >= self.nr
+    }
+
     /// Loads per fused multiply-add of the tile's inner loop on `vectors` vectors of B:
     /// `(NV + MR) / (MR·NV)`. Narrow tiles spend more of their issue slots on loads.
     fn loads_per_fma(&self, vectors: usize) -> f64 {
@@ -448,9 +475,7 @@ unsafe fn tile<
 >(
     depth: usize,
     (a, lda, a_steps, a_row_offsets): (*const f32, usize, *const u32, *const u32),
-    b: *const f32,
-    ldb: usize,
-    b_steps: *const u32,
+    b: BOperand,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -474,7 +499,16 @@ unsafe fn tile<
         };
         let a_stride = if A == A_ROWS { 1 } else { MR };
         // The next step's B (strided), or the base that the step table offsets (stepped).
-        let mut b_base = b;
+        let BOperand {
+            ptr: mut b_base,
+            ldb,
+            steps: b_steps,
+            line_break: (next_line, skip),
+        } = b;
+        // Where each vector of a step starts: whole vectors one after another, those of a
+        // stepped B from the line break on further by the skip.
+        let vectors: [usize; NV] =
+            std::array::from_fn(|j| j * lanes + if STEPPED_B && j >= next_line { skip } else { 0 });
         for p in 0..depth {
             let b = if STEPPED_B {
                 b_base.add(*b_steps.add(p) as usize)
@@ -482,10 +516,10 @@ unsafe fn tile<
                 b_base
             };
             let mut bv = [S::zero(); NV];
-            for (j, v) in bv.iter_mut().enumerate() {
-                *v = S::load(b.add(j * lanes));
+            for (v, &at) in bv.iter_mut().zip(&vectors) {
+                *v = S::load(b.add(at));
                 if STREAMING_B {
-                    prefetch_l1(b.wrapping_add(B_PREFETCH_STEPS * ldb + j * lanes));
+                    prefetch_l1(b.wrapping_add(B_PREFETCH_STEPS * ldb + at));
                 }
             }
             let a_step = if A == A_STEPPED {
@@ -970,9 +1004,7 @@ macro_rules! microkernels {
         unsafe fn $name(
             depth: usize,
             a: AOperand,
-            b: *const f32,
-            ldb: usize,
-            b_steps: *const u32,
+            b: BOperand,
             c: *mut f32,
             ldc: usize,
             rows: usize,
@@ -983,7 +1015,7 @@ macro_rules! microkernels {
             unsafe {
                 let AOperand { ptr, lda, steps, row_offsets } = a;
                 tile::<$simd, $mr, $nv, $a, $streaming, $stepped>(
-                    depth, (ptr, lda, steps, row_offsets), b, ldb, b_steps, c, ldc, rows, cols, epilogue,
+                    depth, (ptr, lda, steps, row_offsets), b, c, ldc, rows, cols, epilogue,
                 )
             }
         }
@@ -1019,7 +1051,7 @@ pitched_store!(store_pitched_portable, Portable);
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{
-        A_PACKED, A_ROWS, A_STEPPED, AOperand, Kernels, TileEpilogue, store_pitched, tile,
+        A_PACKED, A_ROWS, A_STEPPED, AOperand, BOperand, Kernels, TileEpilogue, store_pitched, tile,
     };
     use convkit_simd::{Avx2, Avx512};
 

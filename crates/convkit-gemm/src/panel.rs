@@ -62,6 +62,15 @@ pub trait PanelSource: Sync {
         None
     }
 
+    /// With [`PanelSource::stepped`]: the lines its outer indices lie on, `(pitch, kept)`:
+    /// outer index `j` is at `data[steps[p] + (j / kept)·pitch + j % kept]` (the `pitch −
+    /// kept` elements after each line's kept ones are not outer indices), where the SGEMM's
+    /// tile reads such lines (`KernelShape::reads_whole_lines`: a source declares no others).
+    /// `None`: every index on one line.
+    fn stepped_lines(&self) -> Option<(usize, usize)> {
+        None
+    }
+
     /// The source read in place at tables of offsets as A, when neither its outer nor its
     /// depth indices are evenly spaced: element `(i, p)` at `data[outer[i] + steps[p]]`, every
     /// such index inside `data`.

@@ -400,6 +400,11 @@ struct Im2colPlan {
     /// the tile's MR (small images: resnet_3x3_512's 7x7 computes 64 columns for 49 pixels),
     /// by more than the transposed store costs ([`transposed_store_steps`]).
     pixel_rows: bool,
+    /// With `pitched_steps` and not `pixel_rows`: the GEMM's columns are the output pixels,
+    /// its B vectors skipping the grid's dropped columns between two lines (each line holds
+    /// whole vectors: `OW` a multiple of the vector, at least a tile wide), rather than the
+    /// grid's columns with the dropped ones computed (resnet_stem_7x7s2: 112 of 115).
+    kept_lines: bool,
     workers: usize,
 }
 
@@ -454,6 +459,13 @@ impl<T: F32Storage> PanelSource for Lowered<'_, T> {
         }
     }
 
+    fn stepped_lines(&self) -> Option<(usize, usize)> {
+        match self {
+            Lowered::Pitched(lowering) => lowering.lines,
+            _ => None,
+        }
+    }
+
     fn stepped_rows(&self) -> Option<SteppedRows<'_>> {
         match self {
             Lowered::PixelRows(rows) => rows.stepped_rows(),
@@ -496,8 +508,18 @@ impl Im2colPlan {
             let [m, n] = [rows * ow, kg];
             let pixels = KernelShape::for_stepped_rows(isa, m, n);
             let pixels_cost = pixels.estimated_cost(m, n);
-            let [cm, cn] = [kg, (rows - 1) * pitched.pitch + ow];
-            let columns_cost = KernelShape::for_product(isa, cm, cn).estimated_cost(cm, cn);
+            let grid = (rows - 1) * pitched.pitch + ow;
+            let columns = KernelShape::for_product(isa, kg, grid);
+            // Lines of whole vectors are read kept columns only (`kept_lines`).
+            let [cm, cn] = [
+                kg,
+                if columns.reads_whole_lines(ow) {
+                    rows * ow
+                } else {
+                    grid
+                },
+            ];
+            let columns_cost = columns.estimated_cost(cm, cn);
             let store_steps =
                 transposed_store_steps(isa) * l1_set_crowding(oh * ow, pixels.nr.min(kg)).max(1.0);
             pixels_cost * (1.0 + store_steps / depth as f64) < columns_cost
@@ -558,6 +580,7 @@ impl Im2colPlan {
         };
         let kernel = sgemm.kernel();
         let kc = sgemm.blocking().kc;
+        let kept_lines = pitched_steps.is_some() && !pixel_rows && kernel.reads_whole_lines(ow);
         let [kh, kw] = shape.kernel_hw();
         // The weights are A (panels of MR output channels) when the output channels are the
         // rows of C, B (panels of NR) when they are its columns.
@@ -620,6 +643,7 @@ impl Im2colPlan {
             pitched_taps,
             pitched_steps,
             pixel_rows,
+            kept_lines,
             workers: rayon::current_num_threads(),
         }
     }
@@ -709,6 +733,9 @@ impl Im2colPlan {
                         phases: pitched.stride[0] * pitched.stride[1],
                         taps: &self.pitched_taps,
                         kernel_hw: shape.kernel_hw(),
+                        lines: self
+                            .kept_lines
+                            .then_some((pitched.pitch, shape.output_hw()[1])),
                     })
                 } else if self.pointwise {
                     match T::as_f32(planes) {
@@ -808,6 +835,7 @@ impl<T> WaveJobs<'_, T> {
         match shape.layout() {
             Layout::Nchw => match self.plan.pitched {
                 Some(_) if self.plan.pixel_rows => [self.rows.len() * ow, kg, depth],
+                Some(_) if self.plan.kept_lines => [kg, self.rows.len() * ow, depth],
                 Some(pitched) => [kg, (self.rows.len() - 1) * pitched.pitch + ow, depth],
                 None => [kg, oh * ow, depth],
             },
@@ -877,6 +905,7 @@ impl<T: GemmOutput> GemmJobs for WaveJobs<'_, T> {
                     ptr: T::output_ptr(nchw_c),
                     ldc: pixels,
                     columns: match plan.pitched {
+                        Some(_) if plan.kept_lines => Columns::Contiguous,
                         Some(pitched) => Columns::Pitched {
                             pitch: pitched.pitch,
                             valid: ow,

@@ -337,7 +337,8 @@ unsafe fn pack_nchw<S: Simd, T: F32Storage>(
 /// `q = oy·P + ox` where `P` is the pitch, and for `r = (c, ky, kx)`,
 /// `B(r, q) = phase(c, ky·dh mod s_h, kx·dw mod s_w)[q + (ky·dh / s_h)·P + kx·dw / s_w]`.
 /// Every panel row is one unbroken copy; the `P − OW` columns per line whose window wraps
-/// around are computed and dropped.
+/// around are computed and dropped. With `lines`, the columns are the kept ones only: output
+/// `(oy, ox)` is column `oy·OW + ox`, at `q = oy·P + ox` on the grid.
 pub(crate) struct PitchedLowering<'a> {
     /// Per channel, `s_h·s_w` phase planes of `plane_len`. Kept columns never read past
     /// their plane: the last reads line `OH − 1 + ⌊(KH−1)·dh / s_h⌋`, column
@@ -354,6 +355,8 @@ pub(crate) struct PitchedLowering<'a> {
     /// included) with the plan's step table, which the GEMM reads in place.
     pub stepped: Option<(&'a [f32], &'a [u32])>,
     pub kernel_hw: [usize; 2],
+    /// `(P, OW)` when the columns are the kept ones only.
+    pub lines: Option<(usize, usize)>,
 }
 
 impl PanelSource for PitchedLowering<'_> {
@@ -372,8 +375,22 @@ impl PanelSource for PitchedLowering<'_> {
                 .chunks_exact_mut(width)
                 .zip(taps(depth.start, [kh, kw]))
             {
-                let start = c * channel_len + tap_offset(ky, kx) + first;
-                lanes[..valid].copy_from_slice(&self.padded[start..start + valid]);
+                let row = c * channel_len + tap_offset(ky, kx);
+                match self.lines {
+                    None => lanes[..valid]
+                        .copy_from_slice(&self.padded[row + first..row + first + valid]),
+                    // Runs of kept columns, line by line.
+                    Some((pitch, kept)) => {
+                        let mut column = first;
+                        while column < first + valid {
+                            let run = (kept - column % kept).min(first + valid - column);
+                            let at = row + column / kept * pitch + column % kept;
+                            lanes[column - first..column - first + run]
+                                .copy_from_slice(&self.padded[at..at + run]);
+                            column += run;
+                        }
+                    }
+                }
                 lanes[valid..].fill(0.0);
             }
         }
@@ -727,5 +744,47 @@ mod pad_channel_paths {
     ) {
         // SAFETY: AVX2 is enabled here and present (caller's contract).
         unsafe { pad_channel_body::<Avx2, T>(geometry, plane, phases) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PitchedLowering;
+    use convkit_gemm::PanelSource;
+
+    /// Packed panels of a lowering whose columns are the kept ones of lines of pitch 7 (5
+    /// kept): column `j` of depth step `(c, ky, kx)` is grid column `(j / 5)·7 + j % 5` of the
+    /// tap's run; panels of 4 columns cross the lines' ends.
+    #[test]
+    fn kept_lines_pack_the_kept_columns_of_each_line() {
+        let (pitch, kept, plane_len) = (7, 5, 40);
+        let padded: Vec<f32> = (0..2 * plane_len).map(|i| i as f32).collect();
+        let taps = [(0, 0), (0, 1), (0, 7), (0, 8)];
+        let lowering = PitchedLowering {
+            padded: &padded,
+            plane_len,
+            phases: 1,
+            taps: &taps,
+            stepped: None,
+            kernel_hw: [2, 2],
+            lines: Some((pitch, kept)),
+        };
+        let (outer, depth, width) = (3..14, 1..7, 4);
+        let mut panels = vec![f32::NAN; 3 * width * depth.len()];
+        lowering.pack(outer.clone(), depth.clone(), width, &mut panels);
+        for (g, panel) in panels.chunks_exact(width * depth.len()).enumerate() {
+            for (p, step) in depth.clone().enumerate() {
+                let (c, tap) = (step / 4, step % 4);
+                for lane in 0..width {
+                    let j = outer.start + g * width + lane;
+                    let expected = if j < outer.end {
+                        (c * plane_len + taps[tap].1 + j / kept * pitch + j % kept) as f32
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(panel[p * width + lane], expected, "column {j}, step {step}");
+                }
+            }
+        }
     }
 }
