@@ -649,8 +649,9 @@ impl Im2colPlan {
     }
 
     /// Writes the zero-padded copy of output rows `rows` (with their halo) of every (image,
-    /// group) of `images` into `padded`, one after another, in parallel over planes when
-    /// there is enough of them to share.
+    /// group) of `images` into `padded`, one after another, in parallel over phase planes
+    /// when there is enough of them to share (the stem's 3 channels are 12 of them: an even
+    /// share for 2 or 3 workers).
     fn pad<T: F32Storage>(
         &self,
         input: &[T],
@@ -671,23 +672,25 @@ impl Im2colPlan {
             first_line: rows.start * pitched.step[0],
             plane_len: pitched.plane_len(rows.len()),
         };
-        let channel_len = pitched.stride[0] * pitched.stride[1] * geometry.plane_len;
+        let phases = pitched.stride[0] * pitched.stride[1];
         let channels = images.len() * shape.in_channels();
         let isa = self.sgemm.kernel().isa;
-        let pad_channel = |(plane, phases): (&[T], &mut [f32])| {
-            geometry.pad_channel(isa, plane, phases);
+        let pad_phase = |(index, phase_plane): (usize, &mut [f32])| {
+            let (channel, phase) = (index / phases, index % phases);
+            let plane = &input[channel * h * w..(channel + 1) * h * w];
+            geometry.pad_phase(isa, plane, phase, phase_plane);
         };
-        let padded = &mut padded[..channels * channel_len];
+        let padded = &mut padded[..channels * phases * geometry.plane_len];
         if padded.len() < PARALLEL_PADDING_MIN {
-            input
-                .chunks_exact(h * w)
-                .zip(padded.chunks_exact_mut(channel_len))
-                .for_each(pad_channel);
+            padded
+                .chunks_exact_mut(geometry.plane_len)
+                .enumerate()
+                .for_each(pad_phase);
         } else {
-            input
-                .par_chunks_exact(h * w)
-                .zip(padded.par_chunks_exact_mut(channel_len))
-                .for_each(pad_channel);
+            padded
+                .par_chunks_exact_mut(geometry.plane_len)
+                .enumerate()
+                .for_each(pad_phase);
         }
     }
 

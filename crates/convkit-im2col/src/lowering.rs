@@ -653,32 +653,39 @@ pub(crate) struct PaddedPlanes {
 }
 
 impl PaddedPlanes {
-    /// Writes the phase planes of one channel (`plane`, `H·W`) into `phases` (`s_h·s_w`
-    /// planes), with vector copies on `isa` (available on this CPU).
-    pub(crate) fn pad_channel<T: F32Storage>(&self, isa: Isa, plane: &[T], phases: &mut [f32]) {
+    /// Writes phase plane `phase` (of `s_h·s_w`) of one channel (`plane`, `H·W`) into
+    /// `phase_plane`, with vector copies on `isa` (available on this CPU).
+    pub(crate) fn pad_phase<T: F32Storage>(
+        &self,
+        isa: Isa,
+        plane: &[T],
+        phase: usize,
+        phase_plane: &mut [f32],
+    ) {
         match isa {
             // SAFETY: the plan's path is available on this CPU.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { pad_channel_paths::avx512(self, plane, phases) },
+            Isa::Avx512 => unsafe { pad_phase_paths::avx512(self, plane, phase, phase_plane) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { pad_channel_paths::avx2(self, plane, phases) },
+            Isa::Avx2 => unsafe { pad_phase_paths::avx2(self, plane, phase, phase_plane) },
             // SAFETY: the portable path runs everywhere.
-            _ => unsafe { pad_channel_body::<Portable, T>(self, plane, phases) },
+            _ => unsafe { pad_phase_body::<Portable, T>(self, plane, phase, phase_plane) },
         }
     }
 }
 
-/// [`PaddedPlanes::pad_channel`], once for every path: each line is zeros, a (strided) run
+/// [`PaddedPlanes::pad_phase`], once for every path: each line is zeros, a (strided) run
 /// of an input row, zeros.
 ///
 /// # Safety
 /// The CPU has `S::ISA`.
 #[inline(always)]
-unsafe fn pad_channel_body<S: Simd, T: F32Storage>(
+unsafe fn pad_phase_body<S: Simd, T: F32Storage>(
     geometry: &PaddedPlanes,
     plane: &[T],
-    phases: &mut [f32],
+    phase: usize,
+    phase_plane: &mut [f32],
 ) {
     let PaddedPlanes {
         input_hw: [h, w],
@@ -686,40 +693,36 @@ unsafe fn pad_channel_body<S: Simd, T: F32Storage>(
         pitch,
         stride: [sh, sw],
         first_line,
-        plane_len,
+        ..
     } = *geometry;
-    for (phase, phase_plane) in phases.chunks_exact_mut(plane_len).enumerate() {
-        let (pr, pc) = (phase / sw, phase % sw);
-        // Phase column j reads x = sw·j + pc − left: zeros where that is outside the row.
-        let begin = left.saturating_sub(pc).div_ceil(sw).min(pitch);
-        let end = (w + left)
-            .saturating_sub(pc)
-            .div_ceil(sw)
-            .clamp(begin, pitch);
-        for (i, line) in phase_plane.chunks_exact_mut(pitch).enumerate() {
-            let y = (sh * (first_line + i) + pr)
-                .checked_sub(top)
-                .filter(|&y| y < h);
-            let Some(y) = y else {
-                line.fill(0.0);
-                continue;
-            };
-            line[..begin].fill(0.0);
-            line[end..].fill(0.0);
-            if begin < end {
-                let row = &plane[y * w..(y + 1) * w];
-                // SAFETY: forwarded ISA guarantee; the run reads x < W (`end` above).
-                unsafe {
-                    copy_strided::<S, T>(row, sw * begin + pc - left, sw, &mut line[begin..end])
-                };
-            }
+    let (pr, pc) = (phase / sw, phase % sw);
+    // Phase column j reads x = sw·j + pc − left: zeros where that is outside the row.
+    let begin = left.saturating_sub(pc).div_ceil(sw).min(pitch);
+    let end = (w + left)
+        .saturating_sub(pc)
+        .div_ceil(sw)
+        .clamp(begin, pitch);
+    for (i, line) in phase_plane.chunks_exact_mut(pitch).enumerate() {
+        let y = (sh * (first_line + i) + pr)
+            .checked_sub(top)
+            .filter(|&y| y < h);
+        let Some(y) = y else {
+            line.fill(0.0);
+            continue;
+        };
+        line[..begin].fill(0.0);
+        line[end..].fill(0.0);
+        if begin < end {
+            let row = &plane[y * w..(y + 1) * w];
+            // SAFETY: forwarded ISA guarantee; the run reads x < W (`end` above).
+            unsafe { copy_strided::<S, T>(row, sw * begin + pc - left, sw, &mut line[begin..end]) };
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-mod pad_channel_paths {
-    use super::{PaddedPlanes, pad_channel_body};
+mod pad_phase_paths {
+    use super::{PaddedPlanes, pad_phase_body};
     use convkit_simd::{Avx2, Avx512, F32Storage};
 
     /// # Safety
@@ -728,10 +731,11 @@ mod pad_channel_paths {
     pub(super) unsafe fn avx512<T: F32Storage>(
         geometry: &PaddedPlanes,
         plane: &[T],
-        phases: &mut [f32],
+        phase: usize,
+        phase_plane: &mut [f32],
     ) {
         // SAFETY: AVX-512 is enabled here and present (caller's contract).
-        unsafe { pad_channel_body::<Avx512, T>(geometry, plane, phases) }
+        unsafe { pad_phase_body::<Avx512, T>(geometry, plane, phase, phase_plane) }
     }
 
     /// # Safety
@@ -740,10 +744,11 @@ mod pad_channel_paths {
     pub(super) unsafe fn avx2<T: F32Storage>(
         geometry: &PaddedPlanes,
         plane: &[T],
-        phases: &mut [f32],
+        phase: usize,
+        phase_plane: &mut [f32],
     ) {
         // SAFETY: AVX2 is enabled here and present (caller's contract).
-        unsafe { pad_channel_body::<Avx2, T>(geometry, plane, phases) }
+        unsafe { pad_phase_body::<Avx2, T>(geometry, plane, phase, phase_plane) }
     }
 }
 
