@@ -958,7 +958,9 @@ impl Sgemm {
                                 // place holds the block's steps `ldb` apart with whole
                                 // vectors up to the block's end (`reads_b_in_place`), a
                                 // stepped B whole vectors past each step's last column
-                                // (`PanelSource::stepped`'s contract); C's
+                                // (`PanelSource::stepped`'s contract; on lines, a tile
+                                // crossing a line's end reads its later vectors on the next
+                                // line, among its own columns); C's
                                 // tile at (ir, jr) of tile_rows × tile_cols lies inside the
                                 // job's C by `run`'s contract; biases are offset within their
                                 // lengths.
