@@ -13,21 +13,21 @@
 //! (`KB = KV·LANES` channels). For each tap `(ky, kx)` and input channel `c` it loads `KV`
 //! weight vectors and broadcasts one input value per pixel: `RW·KV` FMAs for `KV + RW` loads,
 //! the broadcasts reading `RW` runs of channels (contiguous, or a plane apart in place from
-//! NCHW). Weights are re-laid at plan time as
-//! `[group][channel block][ky][kx][c][KB]` (zero-padded to `KB`), so the tile streams them in
-//! order. Register budget: `RW·KV` accumulators + `KV` weights + 1 broadcast — AVX-512
-//! (32 registers) 6×4, 8×3, 8×2 or 8×1 by the group's output channels; AVX2 (16) 6×2 or 8×1;
-//! portable (`f32x8` as two SSE halves) 4×1.
+//! NCHW). Weights are re-laid at plan time as `[group][channel block][ky][kx][c][KB]`
+//! (zero-padded to `KB`), so the tile streams them in order. Register budget: `RW·KV`
+//! accumulators + `KV` weights + 1 broadcast — AVX-512 (32 registers) 6×4, 8×3, 8×2 or 8×1 by
+//! the group's output channels; AVX2 (16) 6×2 or 8×1; portable (`f32x8` as two SSE halves)
+//! 4×1.
 //!
 //! Borders: a tile whose pixels lie on one output row with every tap column inside the image
 //! (the `interior` columns) reads its pixels a fixed step apart and skips the kernel rows
 //! outside the image. Every other tile (image borders, a tile wrapping onto the next row, the
 //! last tile of an image) points each pixel of each tap at its input channels, or at a row of
 //! zeros when the tap falls in the padding: the same FMAs as an interior tile, no per-pixel
-//! branch in the channel loop (in place from NCHW, a tap with padded pixels steps each pixel
-//! by its own stride, 0 on the zero row). Output: NHWC stores channel vectors per pixel; NCHW transposes
-//! each channel vector of the tile in registers into runs of pixels per channel (a tile's
-//! pixels are consecutive in an NCHW channel plane even when it wraps). Half-precision
+//! branch in the channel loop (each pixel steps between channels by its own stride: 0 on the
+//! zero row). Output: NHWC stores channel vectors per pixel; NCHW transposes each channel
+//! vector of the tile in registers into runs of pixels per channel (a tile's pixels are
+//! consecutive in an NCHW channel plane even when it wraps). Half-precision
 //! outputs round once as the vectors (or transposed runs) are stored.
 
 use crate::geometry::{Geometry, StepOrder};
@@ -61,46 +61,16 @@ impl TileShape {
     }
 }
 
-/// `acc[r][j] += Σ_c pixels[r][c] · w[c][j]` over `channels` input channels, `w` holding `KV`
-/// vectors per channel: the innermost loop, kept apart so that the accumulators stay in
-/// registers.
+/// `acc[r][j] += Σ_c pixels[r][c·steps[r]] · w[c][j]` over `channels` input channels, `w`
+/// holding `KV` vectors per channel, pixel `r`'s channels `steps[r]` apart (1 channels-last, a
+/// plane in place from NCHW, 0 on the zero row): the innermost loop, kept apart so that the
+/// accumulators stay in registers.
 ///
 /// # Safety
-/// The CPU has `S::ISA`; every pixel pointer reads `channels` values and `w` holds
-/// `channels·KV·LANES`.
+/// The CPU has `S::ISA`; every pixel pointer reads `channels` values its step apart and `w`
+/// holds `channels·KV·LANES`.
 #[inline(always)]
 unsafe fn accumulate<S: Simd, const RW: usize, const KV: usize>(
-    mut acc: [[S::F32; KV]; RW],
-    pixels: &[*const f32; RW],
-    (w, channel_step): (*const f32, usize),
-    channels: usize,
-) -> [[S::F32; KV]; RW] {
-    // SAFETY: forwarded contract.
-    unsafe {
-        let mut w = w;
-        for c in 0..channels {
-            let mut weights = [S::zero(); KV];
-            for (j, v) in weights.iter_mut().enumerate() {
-                *v = S::load(w.add(j * S::LANES));
-            }
-            for (row, &pixel) in acc.iter_mut().zip(pixels) {
-                let value = S::splat(*pixel.add(c * channel_step));
-                for (sum, &wj) in row.iter_mut().zip(&weights) {
-                    *sum = S::mul_add(value, wj, *sum);
-                }
-            }
-            w = w.add(KV * S::LANES);
-        }
-        acc
-    }
-}
-
-/// [`accumulate`] with each pixel's own step between channels (0 for the zero row).
-///
-/// # Safety
-/// As [`accumulate`], each pixel pointer reading `channels` values `steps` apart.
-#[inline(always)]
-unsafe fn accumulate_steps<S: Simd, const RW: usize, const KV: usize>(
     mut acc: [[S::F32; KV]; RW],
     pixels: &[*const f32; RW],
     steps: &[usize; RW],
@@ -545,7 +515,8 @@ impl General {
                     for (r, pixel) in pixels.iter_mut().enumerate() {
                         *pixel = x.add(r * pixel_step);
                     }
-                    acc = accumulate::<S, RW, KV>(acc, &pixels, (w, self.in_channel), run);
+                    let steps = [self.in_channel; RW];
+                    acc = accumulate::<S, RW, KV>(acc, &pixels, &steps, w, run);
                     w = w.add(run * block);
                 }
             }
@@ -600,14 +571,13 @@ impl General {
                     }
                     if any {
                         let tap = weights.add((ky * geo.kernel[1] + kx) * cg * block);
-                        let zeros = self.zeros.as_ptr();
-                        acc = if self.in_channel == 1 || !inputs.contains(&zeros) {
-                            accumulate::<S, RW, KV>(acc, &inputs, (tap, self.in_channel), cg)
-                        } else {
-                            let steps = inputs
-                                .map(|input| if input == zeros { 0 } else { self.in_channel });
-                            accumulate_steps::<S, RW, KV>(acc, &inputs, &steps, tap, cg)
-                        };
+                        let mut steps = [self.in_channel; RW];
+                        for (step, &input) in steps.iter_mut().zip(&inputs) {
+                            if input == self.zeros.as_ptr() {
+                                *step = 0;
+                            }
+                        }
+                        acc = accumulate::<S, RW, KV>(acc, &inputs, &steps, tap, cg);
                     }
                 }
             }

@@ -132,9 +132,8 @@ fn reads_in_place(shape: &ConvShape, converts: bool) -> bool {
 /// Estimated run time of `shape` on `isa` with `workers` threads (the work split evenly):
 /// FLOPs over the kernel's sustained rate, plus the general kernel's channels-last copy of the
 /// input where it does not read it in place (or, NCHW in place, its steps between planes) and,
-/// for NCHW, its transposing stores.
-/// Rates are fractions of each path's FMA peak measured with `cargo xtask bench` on the
-/// suite layers.
+/// for NCHW, its transposing stores. Rates are fractions of each path's FMA peak measured with
+/// `cargo xtask bench` on the suite layers.
 fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool, workers: usize) -> f64 {
     CALL_OVERHEAD_SECONDS + work_seconds(shape, isa, converts) / workers as f64
 }
@@ -167,7 +166,8 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     // short ones pay setup.
     let loads_per_fma = (tile.kv + tile.rw) as f64 / (tile.kv * tile.rw) as f64;
     let cg = shape.in_channels_per_group();
-    let planes = shape.layout() == Layout::Nchw && reads_in_place(shape, converts);
+    let in_place = reads_in_place(shape, converts);
+    let planes = in_place && shape.layout() == Layout::Nchw;
     let chain = if shape.groups() == 1 && shape.dilation()[1] == 1 && !planes {
         cg * shape.kernel_hw()[1]
     } else {
@@ -177,7 +177,7 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
         peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(1.0) / (1.0 + 1.0 / chain);
     // Per input value: the band copy, or (NCHW read in place) the broadcasts' steps from
     // plane to plane, about two thirds of it (resnet_3x3_s2: 26 µs of 80 saved).
-    let input_seconds = match (reads_in_place(shape, converts), planes) {
+    let input_seconds = match (in_place, planes) {
         (false, _) => 0.2e-9,
         (true, true) => 0.13e-9,
         (true, false) => 0.0,
@@ -300,9 +300,9 @@ impl<T: F32Storage> DirectPlan<T> {
                     None => {
                         let tile =
                             TileShape::choose(shape.out_channels_per_group(), lanes, registers);
-                        // Inputs not read in place (`reads_in_place`): bands of input
-                        // rows copied channels-last per item, at most about BAND_BUDGET of one group's
-                        // input each, and enough of them for the workers' items: a band
+                        // Inputs not read in place (`reads_in_place`): bands of input rows
+                        // copied channels-last per item, at most about BAND_BUDGET of one
+                        // group's input each, and enough of them for the workers' items: a band
                         // re-copies only its halo rows, while splitting a band's channel
                         // blocks among items copies the whole band again (resnet_3x3_s2,
                         // 2 threads: 85 → 87–88 % of peak).

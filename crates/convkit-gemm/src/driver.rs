@@ -1125,7 +1125,7 @@ impl BBlock<'_> {
             ptr,
             ldb,
             steps: std::ptr::null(),
-            line_break: (usize::MAX, 0),
+            line_break: BOperand::NO_LINE_BREAK,
         };
         match *self {
             BBlock::Panel { data, access } => {
@@ -1145,11 +1145,11 @@ impl BBlock<'_> {
                         let line_break = if crosses {
                             ((kept - at) / lanes, pitch - kept)
                         } else {
-                            (usize::MAX, 0)
+                            BOperand::NO_LINE_BREAK
                         };
                         (line * pitch + at, line_break)
                     }
-                    None => (column, (usize::MAX, 0)),
+                    None => (column, BOperand::NO_LINE_BREAK),
                 };
                 let b = BOperand {
                     steps: steps.as_ptr(),

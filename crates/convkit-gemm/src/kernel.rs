@@ -146,6 +146,11 @@ pub(crate) struct BOperand {
     pub line_break: (usize, usize),
 }
 
+impl BOperand {
+    /// A line break past every vector: the tile's vectors one after another.
+    pub const NO_LINE_BREAK: (usize, usize) = (usize::MAX, 0);
+}
+
 /// A microkernel entry point.
 ///
 /// # Safety
