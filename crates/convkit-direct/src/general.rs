@@ -100,10 +100,11 @@ unsafe fn accumulate<S: Simd, const RW: usize, const KV: usize>(
 }
 
 /// Copies pixels `pixels` of the NCHW image at `image` (`channels` planes of `plane` pixels)
-/// into `dst`, which holds those pixels channels-last: `dst[(p − start)·channels + c] =
-/// image[c·plane + p]`.
-pub(crate) fn to_channels_last(
-    image: &[f32],
+/// into `dst`, which holds those pixels channels-last and widened to f32:
+/// `dst[(p − start)·channels + c] = image[c·plane + p]`. Half types convert inside the
+/// transposes' loads: each channel's run is read once, as a long stream.
+pub(crate) fn to_channels_last<T: F32Storage>(
+    image: &[T],
     channels: usize,
     plane: usize,
     pixels: Range<usize>,
@@ -119,12 +120,12 @@ pub(crate) fn to_channels_last(
     };
     let sixteens = channels / 16;
     for v in 0..sixteens {
-        let rows: [&[f32]; 16] = std::array::from_fn(|lane| row(16 * v + lane));
+        let rows: [&[T]; 16] = std::array::from_fn(|lane| row(16 * v + lane));
         convkit_simd::transpose::interleave16(rows, dst, channels, 16 * v);
     }
     let vectors = channels / 8;
     for v in 2 * sixteens..vectors {
-        let rows: [&[f32]; 8] = std::array::from_fn(|lane| row(8 * v + lane));
+        let rows: [&[T]; 8] = std::array::from_fn(|lane| row(8 * v + lane));
         convkit_simd::transpose::interleave8(rows, dst, channels, 8 * v);
     }
     let first = 8 * vectors;
@@ -132,7 +133,7 @@ pub(crate) fn to_channels_last(
     macro_rules! tail {
         ($($count:literal)*) => {
             match channels - first {
-                $($count => interleave_tail::<$count>(
+                $($count => interleave_tail::<T, $count>(
                     std::array::from_fn(|c| planes(first + c)),
                     dst,
                     channels,
@@ -147,80 +148,15 @@ pub(crate) fn to_channels_last(
 
 /// `dst[p·stride + offset + c] = rows[c][p]` for the `C < 8` channels left over by the 8x8
 /// transposes, one pixel at a time.
-fn interleave_tail<const C: usize>(
-    rows: [&[f32]; C],
+fn interleave_tail<T: F32Storage, const C: usize>(
+    rows: [&[T]; C],
     dst: &mut [f32],
     stride: usize,
     offset: usize,
 ) {
     for (p, pixel) in dst[offset..].chunks_mut(stride).enumerate() {
         for (slot, row) in pixel[..C].iter_mut().zip(&rows) {
-            *slot = row[p];
-        }
-    }
-}
-
-/// f32 elements a worker sets aside to widen a half-precision NCHW band, eight channels at a
-/// time, before the channels-last transposes (32 KiB: runs of up to 1024 pixels).
-const WIDENING_BUDGET: usize = 8 * 1024;
-
-/// Channels widened and interleaved together: eight rows, each a long run that the hardware
-/// prefetchers follow. (Widening all 128 channels of resnet_3x3_s2 a few pixels at a time
-/// touched a new line per channel per step: the f16 run took 1.25x the f32 time, against
-/// 1.04–1.06x this way.)
-const WIDENED_ROWS: usize = 8;
-
-/// `dst[p·stride + offset + c] = rows[c][p]` for up to eight rows: the 8x8 transposes for
-/// eight, value by value for fewer.
-fn interleave_rows(rows: &[&[f32]], dst: &mut [f32], stride: usize, offset: usize) {
-    let row = |c: usize| rows[c.min(rows.len() - 1)];
-    macro_rules! by_count {
-        ($($count:literal)*) => {
-            match rows.len() {
-                $($count => interleave_tail::<$count>(
-                    std::array::from_fn(row),
-                    dst,
-                    stride,
-                    offset,
-                ),)*
-                _ => convkit_simd::transpose::interleave8(
-                    std::array::from_fn(row),
-                    dst,
-                    stride,
-                    offset,
-                ),
-            }
-        };
-    }
-    by_count!(1 2 3 4 5 6 7)
-}
-
-/// [`to_channels_last`] from a half-precision image: runs of pixels of eight channels at a
-/// time are widened into `staging` ([`WIDENING_BUDGET`] elements), then interleaved from
-/// there.
-fn widen_to_channels_last<T: F32Storage>(
-    image: &[T],
-    channels: usize,
-    plane: usize,
-    pixels: Range<usize>,
-    dst: &mut [f32],
-    staging: &mut [f32],
-) {
-    let most = staging.len() / WIDENED_ROWS;
-    for start in pixels.clone().step_by(most) {
-        let run = most.min(pixels.end - start);
-        let first = (start - pixels.start) * channels;
-        let band = &mut dst[first..first + run * channels];
-        for c0 in (0..channels).step_by(WIDENED_ROWS) {
-            let count = WIDENED_ROWS.min(channels - c0);
-            let widened = &mut staging[..count * run];
-            for (c, wide) in widened.chunks_exact_mut(run).enumerate() {
-                let at = (c0 + c) * plane + start;
-                T::widen(&image[at..at + run], wide);
-            }
-            let rows: [&[f32]; WIDENED_ROWS] =
-                std::array::from_fn(|c| &widened[c.min(count - 1) * run..][..run]);
-            interleave_rows(&rows[..count], band, channels, c0);
+            *slot = row[p].to_f32_lossy();
         }
     }
 }
@@ -336,19 +272,8 @@ impl General {
         first..reach.saturating_sub(geo.pad[0]).clamp(first, h)
     }
 
-    /// f32 elements of one worker's buffer: the band, and for a half-precision NCHW input
-    /// the widening staging (zero without bands).
-    pub fn buffer_len(&self, converts: bool) -> usize {
-        let staging = if converts && self.layout == Layout::Nchw {
-            WIDENING_BUDGET
-        } else {
-            0
-        };
-        self.band_len() + staging
-    }
-
-    /// f32 elements of one worker's band (zero without bands).
-    fn band_len(&self) -> usize {
+    /// f32 elements of one worker's buffer: its band (zero without bands).
+    pub fn buffer_len(&self) -> usize {
         let Some(band_tiles) = self.band_tiles else {
             return 0;
         };
@@ -384,18 +309,14 @@ impl General {
         let [h, w] = geo.in_hw;
         let rows = self.band_rows(&tiles);
         let image = &input[n * geo.in_image + group * geo.cg * geo.in_channel..];
-        let (band, staging) = buffer.split_at_mut(self.band_len());
-        let band = &mut band[..rows.len() * self.in_row];
+        let band = &mut buffer[..rows.len() * self.in_row];
         let pixels = rows.start * w..rows.end * w;
-        match (self.layout, T::as_f32(image)) {
-            (Layout::Nchw, Some(planes)) => to_channels_last(planes, geo.cg, h * w, pixels, band),
-            (Layout::Nchw, None) => {
-                widen_to_channels_last(image, geo.cg, h * w, pixels, band, staging)
-            }
-            (Layout::Nhwc, _) if geo.groups == 1 => {
+        match self.layout {
+            Layout::Nchw => to_channels_last(image, geo.cg, h * w, pixels, band),
+            Layout::Nhwc if geo.groups == 1 => {
                 T::widen(&image[pixels.start * geo.cg..pixels.end * geo.cg], band);
             }
-            (Layout::Nhwc, _) => {
+            Layout::Nhwc => {
                 for (p, wide) in band.chunks_exact_mut(geo.cg).enumerate() {
                     let at = (pixels.start + p) * geo.in_pixel;
                     T::widen(&image[at..at + geo.cg], wide);

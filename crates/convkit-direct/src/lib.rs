@@ -380,7 +380,7 @@ impl<T: F32Storage> DirectPlan<T> {
         match &self.kernel {
             Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
             Kernel::Columns(columns) => columns.buffer_len(),
-            Kernel::General(general) => general.buffer_len(T::CONVERTS),
+            Kernel::General(general) => general.buffer_len(),
             Kernel::DepthwiseNhwc(_) => 0,
         }
     }

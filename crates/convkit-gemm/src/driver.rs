@@ -18,8 +18,8 @@
 //! tile from its registers (each vector's kept lanes in at most two runs, masked), an edge
 //! tile through a small buffer; a transposed C is stored by the microkernel through an
 //! in-register transpose. A C stored in half precision ([`OutputPtr`]) is computed task by
-//! task into the worker's staged f32 block (tasks cut to fit it) and rounded into C once its
-//! sums are complete.
+//! task into the worker's staged f32 block (tasks cut to fit it), each tile rounded into C as
+//! soon as its sums are complete, while the lines of the next tile's C are asked for.
 //!
 //! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
 //! slice of the scratch (one A block, one B block, one tile), so scratch is bounded by the
@@ -32,9 +32,10 @@ use crate::kernel::{
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
-use convkit_simd::{CacheSizes, F32Storage, VectorActivation};
+use convkit_simd::{CacheSizes, F32Storage, VectorActivation, prefetch_l1};
 use half::{bf16, f16};
 use rayon::prelude::*;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Cache blocking: depth (KC), rows (MC) and columns (NC) of the packed blocks.
@@ -289,10 +290,13 @@ pub struct Packing {
     /// columns with few rows of A, or stepped).
     pub b: bool,
     /// Some job's C is stored in half precision: each worker stages its task's part of C in
-    /// f32 ([`STAGED_C_BUDGET`] values at most, the tasks cut to fit) and rounds it into C
-    /// once the sums are complete.
+    /// f32 ([`STAGED_C_BUDGET`] values at most, the tasks cut to fit) and rounds each tile
+    /// into C once its sums are complete.
     pub c: bool,
 }
+
+/// Bytes of a cache line (the prefetches ahead of a staged C's rounding ask for each).
+const LINE_BYTES: usize = 64;
 
 /// f32 values of a worker's staged C (128 KiB): with [`Packing::c`], tasks have at most this
 /// many values of C, in whole tiles.
@@ -752,7 +756,7 @@ impl Sgemm {
             origin: [0, 0],
         };
         // SAFETY: forwarded contract: C is the job's own.
-        unsafe { self.compute_task(job, task, c, scratch) };
+        unsafe { self.compute_task(job, task, c, scratch, |_, _| {}) };
     }
 
     /// A task whose C is stored as `T`: computed into the worker's staged block (rows, or
@@ -788,51 +792,91 @@ impl Sgemm {
             },
             origin: [r0, c0],
         };
-        // SAFETY: forwarded contract for the operands; C is the worker's staged block, which
-        // holds the task's rows × cols values (asserted).
-        unsafe { self.compute_task(job, task, c, scratch) };
         let ldc = job.c.ldc;
-        // Rounds `len` staged values from `from` into C from element `to`.
-        let narrow = |from: usize, to: usize, len: usize| {
-            // SAFETY: every element `to` names is one of the task's elements of C, mapped
-            // inside the job's C by `run`'s contract, and written by this task alone.
-            let dst = unsafe { std::slice::from_raw_parts_mut(dst.add(to), len) };
-            T::narrow(&staged[from..from + len], dst);
-        };
-        match job.c.columns {
-            Columns::Contiguous => {
-                for i in 0..rows {
-                    narrow(i * cols, (r0 + i) * ldc + c0, cols);
-                }
-            }
-            Columns::Transposed => {
-                for j in 0..cols {
-                    narrow(j * rows, (c0 + j) * ldc + r0, rows);
-                }
-            }
-            Columns::Pitched { pitch, valid } => {
-                for i in 0..rows {
-                    let mut column = c0;
-                    while column < task.cols.1 {
-                        let (line, offset) = (column / pitch, column % pitch);
-                        if offset >= valid {
-                            column += pitch - offset;
-                            continue;
-                        }
-                        let run = (valid - offset).min(task.cols.1 - column);
-                        narrow(
-                            i * cols + column - c0,
-                            (r0 + i) * ldc + line * valid + offset,
-                            run,
+        // The runs of C that rows `i` and columns `j` of the job map to, as (staged offset,
+        // element of C, length).
+        let runs =
+            |i: Range<usize>, j: Range<usize>, each: &mut dyn FnMut(usize, usize, usize)| match job
+                .c
+                .columns
+            {
+                Columns::Contiguous => {
+                    for row in i {
+                        each(
+                            (row - r0) * cols + j.start - c0,
+                            row * ldc + j.start,
+                            j.len(),
                         );
-                        column += run;
                     }
                 }
-            }
-        }
+                Columns::Transposed => {
+                    for column in j {
+                        each(
+                            (column - c0) * rows + i.start - r0,
+                            column * ldc + i.start,
+                            i.len(),
+                        );
+                    }
+                }
+                Columns::Pitched { pitch, valid } => {
+                    for row in i {
+                        let mut column = j.start;
+                        while column < j.end {
+                            let (line, offset) = (column / pitch, column % pitch);
+                            if offset >= valid {
+                                column += pitch - offset;
+                                continue;
+                            }
+                            let run = (valid - offset).min(j.end - column);
+                            each(
+                                (row - r0) * cols + column - c0,
+                                row * ldc + line * valid + offset,
+                                run,
+                            );
+                            column += run;
+                        }
+                    }
+                }
+            };
+        // Rounds a finished tile (rows `i`, columns `j` of the job) into C while it is in L1,
+        // and asks for the lines of the task's next tile along the row, so that the stores
+        // overlap the next tile's arithmetic instead of waiting for their lines (pointwise_64_256
+        // f16: rounding the whole task after it took 13 % of the run, tile by tile 10 %, with
+        // the lines asked for ahead 1.10–1.13× the f32 time against 1.19–1.21×).
+        let round_tile = |i: Range<usize>, j: Range<usize>| {
+            runs(i.clone(), j.clone(), &mut |from, to, len| {
+                // SAFETY: every element `to` names is one of the task's elements of C, mapped
+                // inside the job's C by `run`'s contract, and written by this task alone.
+                let dst = unsafe { std::slice::from_raw_parts_mut(dst.add(to), len) };
+                T::narrow(&staged[from..from + len], dst);
+            });
+            // The next tile in `compute_task`'s order: along the row within the column block,
+            // else the first of the next row of tiles.
+            let (nc, mr, nr) = (self.blocking.nc, self.shape.mr, self.shape.nr);
+            let block_start = task.cols.0 + (j.start - task.cols.0) / nc * nc;
+            let block_end = (block_start + nc).min(task.cols.1);
+            let (next_rows, next_cols) = if j.end < block_end {
+                (i, j.end..(j.end + nr).min(block_end))
+            } else {
+                (
+                    i.end..(i.end + mr).min(task.rows.1),
+                    block_start..(block_start + nr).min(block_end),
+                )
+            };
+            runs(next_rows, next_cols, &mut |_, to, len| {
+                let first = dst.wrapping_add(to).cast::<u8>();
+                for line in (0..len * std::mem::size_of::<T>()).step_by(LINE_BYTES) {
+                    prefetch_l1(first.wrapping_add(line).cast());
+                }
+            });
+        };
+        // SAFETY: forwarded contract for the operands; C is the worker's staged block, which
+        // holds the task's rows × cols values (asserted).
+        unsafe { self.compute_task(job, task, c, scratch, round_tile) };
     }
 
-    /// The loop nest of one task, its tiles stored into `c`.
+    /// The loop nest of one task, its tiles stored into `c`; `finished` is told the rows and
+    /// columns of the job that each tile holds once its last depth block is stored.
     ///
     /// # Safety
     /// As [`Sgemm::run`] for `job`'s operands and biases, restricted to the task's tile; `c`
@@ -844,6 +888,7 @@ impl Sgemm {
         task: Task,
         c: F32Output,
         scratch: &mut [f32],
+        finished: impl Fn(Range<usize>, Range<usize>),
     ) {
         let KernelShape {
             mr,
@@ -1073,6 +1118,9 @@ impl Sgemm {
                                         },
                                     )
                                 },
+                            }
+                            if epilogue.finish {
+                                finished(ir..ir + tile_rows, jr..jr + tile_cols);
                             }
                         }
                     }

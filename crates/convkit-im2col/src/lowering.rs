@@ -434,12 +434,15 @@ fn copy_lane(run: Option<&[f32]>, rows: &mut [f32], width: usize, lane: usize) {
     }
 }
 
-/// [`copy_lane`] of half-precision values, widened in runs of [`MAX_WIDTH`] (F16C where the CPU
-/// has it).
+/// [`copy_lane`] of any storage type: f32 as it is, half-precision values widened in runs of
+/// [`MAX_WIDTH`] (F16C where the CPU has it).
 fn widen_lane<T: F32Storage>(run: Option<&[T]>, rows: &mut [f32], width: usize, lane: usize) {
     let Some(values) = run else {
         return copy_lane(None, rows, width, lane);
     };
+    if let Some(values) = T::as_f32(values) {
+        return copy_lane(Some(values), rows, width, lane);
+    }
     let mut wide = [0.0; MAX_WIDTH];
     for (chunk, rows) in values
         .chunks(MAX_WIDTH)
@@ -459,36 +462,21 @@ pub(crate) struct WidenedMatrix<'a, T> {
     pub depth_stride: usize,
 }
 
-/// Outer values of one depth step widened at a time by [`WidenedMatrix`] when they are
-/// contiguous.
-const WIDENED_RUN: usize = 256;
-
 impl<T: F32Storage> WidenedMatrix<'_, T> {
     /// The panel of a matrix whose depth steps are contiguous runs of outer values: each
-    /// step's run is widened in pieces of whole groups, then dealt into the groups' panels
-    /// (a group at a time, pointwise_64_256 f16 read a new line per step for every group:
-    /// its B packing took 16 % of the run).
+    /// step's run is read once, front to back, each group's part widened straight into its
+    /// panel (a group at a time, pointwise_64_256 f16 read a new line per step for every
+    /// group: its B packing took 16 % of the run; widening a step into a buffer and copying
+    /// it out cost a third of that again).
     fn pack_steps(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        assert!(
-            width <= MAX_WIDTH,
-            "widened matrix: panel wider than {MAX_WIDTH}"
-        );
         let panel_len = width * depth.len();
-        // Whole groups: a multiple of `width`, at most WIDENED_RUN (width ≤ 64).
-        let piece = WIDENED_RUN / width * width;
-        let mut wide = [0.0f32; WIDENED_RUN];
         for (p, d) in depth.enumerate() {
             let row = &self.data[d * self.depth_stride..];
-            for start in outer.clone().step_by(piece) {
-                let len = piece.min(outer.end - start);
-                let groups = len.div_ceil(width);
-                T::widen(&row[start..start + len], &mut wide[..len]);
-                wide[len..groups * width].fill(0.0);
-                let first_group = (start - outer.start) / width;
-                for (g, values) in wide[..groups * width].chunks_exact(width).enumerate() {
-                    let at = (first_group + g) * panel_len + p * width;
-                    dst[at..at + width].copy_from_slice(values);
-                }
+            for (g, first) in outer.clone().step_by(width).enumerate() {
+                let len = width.min(outer.end - first);
+                let at = g * panel_len + p * width;
+                T::widen(&row[first..first + len], &mut dst[at..at + len]);
+                dst[at + len..at + width].fill(0.0);
             }
         }
     }
@@ -502,16 +490,31 @@ impl<T: F32Storage> PanelSource for WidenedMatrix<'_, T> {
         }
         let depth_len = depth.len();
         for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+            let run_at = |lane: usize| {
+                let start = (first + lane) * self.outer_stride + depth.start * self.depth_stride;
+                &self.data[start..]
+            };
+            if self.depth_stride == 1 {
+                // Contiguous runs of depth (NHWC pixels): eight lanes per 8x8-transposing
+                // interleave, widened in its loads.
+                let whole = |lane: usize| &run_at(lane)[..depth_len];
+                let mut lane0 = 0;
+                while lane0 + 8 <= valid {
+                    interleave8(
+                        std::array::from_fn(|i| whole(lane0 + i)),
+                        panel,
+                        width,
+                        lane0,
+                    );
+                    lane0 += 8;
+                }
+                for lane in lane0..width {
+                    widen_lane((lane < valid).then(|| whole(lane)), panel, width, lane);
+                }
+                continue;
+            }
             for lane in 0..width {
-                let run = (lane < valid).then(|| {
-                    let start =
-                        (first + lane) * self.outer_stride + depth.start * self.depth_stride;
-                    &self.data[start..]
-                });
-                match run {
-                    Some(values) if self.depth_stride == 1 => {
-                        widen_lane(Some(&values[..depth_len]), panel, width, lane)
-                    }
+                match (lane < valid).then(|| run_at(lane)) {
                     Some(values) => {
                         let column = panel[lane..].iter_mut().step_by(width);
                         for (slot, value) in column.zip(values.iter().step_by(self.depth_stride)) {
@@ -566,34 +569,23 @@ impl<T: F32Storage> PanelSource for NhwcLowering<'_, T> {
                         ((n * in_h + y) * in_w + x) * self.channels + self.channel_offset + c0
                     });
                 }
-                match T::as_f32(self.input) {
-                    Some(input) => {
-                        let run_at = |base: usize| &input[base..base + run];
-                        // Eight lanes inside the image: one 8x8-transposing interleave of
-                        // their runs.
-                        let mut lane0 = 0;
-                        while lane0 + 8 <= valid {
-                            let eight: [Option<usize>; 8] =
-                                std::array::from_fn(|i| sources[lane0 + i]);
-                            if let Some(bases) = all_some(eight) {
-                                interleave8(bases.map(run_at), rows, width, lane0);
-                            } else {
-                                for (lane, source) in (lane0..).zip(eight) {
-                                    copy_lane(source.map(run_at), rows, width, lane);
-                                }
-                            }
-                            lane0 += 8;
-                        }
-                        for (lane, source) in sources.iter().enumerate().take(valid).skip(lane0) {
-                            copy_lane(source.map(run_at), rows, width, lane);
+                let run_at = |base: usize| &self.input[base..base + run];
+                // Eight lanes inside the image: one 8x8-transposing interleave of their runs
+                // (half types widen in its loads).
+                let mut lane0 = 0;
+                while lane0 + 8 <= valid {
+                    let eight: [Option<usize>; 8] = std::array::from_fn(|i| sources[lane0 + i]);
+                    if let Some(bases) = all_some(eight) {
+                        interleave8(bases.map(run_at), rows, width, lane0);
+                    } else {
+                        for (lane, source) in (lane0..).zip(eight) {
+                            widen_lane(source.map(run_at), rows, width, lane);
                         }
                     }
-                    None => {
-                        for (lane, source) in sources.iter().enumerate().take(valid) {
-                            let run = source.map(|base| &self.input[base..base + run]);
-                            widen_lane(run, rows, width, lane);
-                        }
-                    }
+                    lane0 += 8;
+                }
+                for (lane, source) in sources.iter().enumerate().take(valid).skip(lane0) {
+                    widen_lane(source.map(run_at), rows, width, lane);
                 }
                 for lane in valid..width {
                     rows[lane..]

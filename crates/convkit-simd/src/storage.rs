@@ -254,6 +254,12 @@ impl F32Storage for f16 {
     fn narrow(src: &[f32], dst: &mut [f16]) {
         assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
         #[cfg(target_arch = "x86_64")]
+        if src.len() >= 16 && crate::available(convkit_core::Isa::Avx512) {
+            // SAFETY: the AVX-512 path detected; the lengths are equal and at least 16.
+            unsafe { x86::narrow16(src, dst) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if x86::has_f16c() {
             // SAFETY: F16C (and AVX) detected; the lengths are equal.
             unsafe { x86::narrow(src, dst) };
@@ -366,6 +372,27 @@ mod x86 {
                 let singles = _mm256_loadu_ps(src.as_ptr().add(i));
                 let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
                 _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
+            }
+        }
+    }
+
+    /// Sixteen lanes at a time (round to nearest even): one conversion per 32-byte store,
+    /// the tail as one more overlapping step.
+    ///
+    /// # Safety
+    /// The CPU has the AVX-512 path; `src` and `dst` have equal lengths, at least 16.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+    pub(super) unsafe fn narrow16(src: &[f32], dst: &mut [f16]) {
+        let len = src.len();
+        let steps = (0..len - 15)
+            .step_by(16)
+            .chain((!len.is_multiple_of(16)).then_some(len - 16));
+        for i in steps {
+            // SAFETY: i + 16 <= len for both slices; f16 is a 16-bit value.
+            unsafe {
+                let singles = _mm512_loadu_ps(src.as_ptr().add(i));
+                let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
+                _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast::<__m256i>(), halves);
             }
         }
     }

@@ -1,21 +1,22 @@
 //! 8- and 16-lane interleaving through register transposes: eight (sixteen) rows into every
-//! `stride`-th group of eight (sixteen) slots, and back. Packing a GEMM operand and converting
-//! NCHW rows to and from channel-interleaved bands are both this operation.
+//! `stride`-th group of eight (sixteen) f32 slots, and back. Packing a GEMM operand and
+//! converting NCHW rows to and from channel-interleaved bands are both this operation.
 //!
 //! With AVX2 (detected once per process), eight values of each row move per 8x8 transpose
 //! (8 loads, 24 shuffles, 8 stores); with AVX-512, sixteen per 16x16 transpose (16 whole-line
 //! loads, 64 shuffles, 16 whole-line stores: a third of the shuffles per value, and each
-//! destination line written at once instead of in two halves). The remainder, and other
-//! CPUs, go value by value.
+//! destination line written at once instead of in two halves). The rows may be any
+//! [`F32Storage`]: half types convert in the transpose's loads and stores (`vcvtph2ps`, a
+//! shift for bf16), with no staging pass. The remainder, and other CPUs, go value by value.
 
-use crate::available;
+use crate::{F32Storage, available};
 use convkit_core::Isa;
 
-/// `dst[p·stride + offset + lane] = rows[lane][p]` for every `p < rows[0].len()`.
+/// `dst[p·stride + offset + lane] = rows[lane][p]` (widened) for every `p < rows[0].len()`.
 ///
 /// # Panics
 /// When the rows differ in length, `offset + 8 > stride`, or `dst` is too short.
-pub fn interleave8(rows: [&[f32]; 8], dst: &mut [f32], stride: usize, offset: usize) {
+pub fn interleave8<T: F32Storage>(rows: [&[T]; 8], dst: &mut [f32], stride: usize, offset: usize) {
     let len = checked_len(&rows, dst.len(), stride, offset);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
@@ -25,18 +26,23 @@ pub fn interleave8(rows: [&[f32]; 8], dst: &mut [f32], stride: usize, offset: us
     }
     for p in done..len {
         for (lane, row) in rows.iter().enumerate() {
-            dst[p * stride + offset + lane] = row[p];
+            dst[p * stride + offset + lane] = row[p].to_f32_lossy();
         }
     }
 }
 
-/// `dst[p·stride + offset + lane] = rows[lane][p]` for every `p < rows[0].len()`, sixteen
-/// lanes: one 16x16 transpose per sixteen values of each row with AVX-512, the rest (or all,
-/// without AVX-512) as two [`interleave8`]s.
+/// `dst[p·stride + offset + lane] = rows[lane][p]` (widened) for every `p < rows[0].len()`,
+/// sixteen lanes: one 16x16 transpose per sixteen values of each row with AVX-512, the rest
+/// (or all, without AVX-512) as two [`interleave8`]s.
 ///
 /// # Panics
 /// When the rows differ in length, `offset + 16 > stride`, or `dst` is too short.
-pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: usize) {
+pub fn interleave16<T: F32Storage>(
+    rows: [&[T]; 16],
+    dst: &mut [f32],
+    stride: usize,
+    offset: usize,
+) {
     let len = checked_len(&rows, dst.len(), stride, offset);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
@@ -46,8 +52,8 @@ pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: 
     }
     if done < len {
         let rest = &mut dst[done * stride..];
-        let low: [&[f32]; 8] = std::array::from_fn(|lane| &rows[lane][done..]);
-        let high: [&[f32]; 8] = std::array::from_fn(|lane| &rows[8 + lane][done..]);
+        let low: [&[T]; 8] = std::array::from_fn(|lane| &rows[lane][done..]);
+        let high: [&[T]; 8] = std::array::from_fn(|lane| &rows[8 + lane][done..]);
         interleave8(low, rest, stride, offset);
         interleave8(high, rest, stride, offset + 8);
     }
@@ -58,8 +64,8 @@ pub fn interleave16(rows: [&[f32]; 16], dst: &mut [f32], stride: usize, offset: 
 ///
 /// # Panics
 /// When the rows differ in length, `offset + N > stride`, or the destination is too short.
-fn checked_len<const N: usize>(
-    rows: &[&[f32]; N],
+fn checked_len<T, const N: usize>(
+    rows: &[&[T]; N],
     dst_len: usize,
     stride: usize,
     offset: usize,
@@ -74,23 +80,34 @@ fn checked_len<const N: usize>(
     len
 }
 
-/// The whole blocks of `N` values of each row through `transpose` (an N×N register
-/// transpose); returns how many values of each row were moved. Inlined into each path's
-/// loop, so that the transpose is too (a call per block cost as much as the shuffles).
+/// Where the blocks of `N` values of rows of `len` start: every whole block, and where a
+/// remainder is left, one more block ending at the last value (it moves a few values twice,
+/// to the same places), so that rows of at least `N` values take no value-by-value path.
+/// None for shorter rows.
+fn block_starts<const N: usize>(len: usize) -> impl Iterator<Item = usize> {
+    let whole = if len >= N { len - N + 1 } else { 0 };
+    let tail = len > N && !len.is_multiple_of(N);
+    (0..whole).step_by(N).chain(tail.then(|| len - N))
+}
+
+/// The values of each row through `transpose` (an N×N register transpose) in the blocks of
+/// [`block_starts`]; returns how many values of each row were moved (all, or none for rows
+/// under `N`). Inlined into each path's loop, so that the transpose is too (a call per block
+/// cost as much as the shuffles).
 ///
 /// # Safety
 /// The CPU runs `transpose`; the rows and `dst` passed [`checked_len`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn transpose_blocks<const N: usize>(
-    rows: &[&[f32]; N],
+unsafe fn transpose_blocks<T, const N: usize>(
+    rows: &[&[T]; N],
     dst: &mut [f32],
     stride: usize,
     offset: usize,
-    transpose: impl Fn([*const f32; N], [*mut f32; N]),
+    transpose: impl Fn([*const T; N], [*mut f32; N]),
 ) -> usize {
-    let done = rows[0].len() / N * N;
-    for p in (0..done).step_by(N) {
+    let len = rows[0].len();
+    for p in block_starts::<N>(len) {
         // SAFETY: every row holds p + N ≤ len values; `dst` reaches
         // `(len − 1)·stride + offset + N` (checked).
         unsafe {
@@ -101,15 +118,20 @@ unsafe fn transpose_blocks<const N: usize>(
             );
         }
     }
-    done
+    if len >= N { len } else { 0 }
 }
 
-/// `rows[lane][p] = src[p·stride + offset + lane]` for every `p < rows[0].len()`: the inverse
-/// of [`interleave8`].
+/// `rows[lane][p] = src[p·stride + offset + lane]` (rounded once to `T`) for every
+/// `p < rows[0].len()`: the inverse of [`interleave8`].
 ///
 /// # Panics
 /// When the rows differ in length, `offset + 8 > stride`, or `src` is too short.
-pub fn deinterleave8(src: &[f32], stride: usize, offset: usize, rows: [&mut [f32]; 8]) {
+pub fn deinterleave8<T: F32Storage>(
+    src: &[f32],
+    stride: usize,
+    offset: usize,
+    rows: [&mut [T]; 8],
+) {
     let len = rows[0].len();
     assert!(
         rows.iter().all(|r| r.len() == len)
@@ -118,16 +140,17 @@ pub fn deinterleave8(src: &[f32], stride: usize, offset: usize, rows: [&mut [f32
         "deinterleave8: rows of unequal length or source too short"
     );
     let mut rows = rows;
-    let blocks = if has_avx2() { len / 8 } else { 0 };
+    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if blocks > 0 {
+    if has_avx2() && len >= 8 {
         // SAFETY: AVX2 was detected; `src` reaches `(len − 1)·stride + offset + 8` and every
-        // row holds `len ≥ 8·blocks` values, checked above.
-        unsafe { x86::deinterleave8_blocks(src, stride, offset, &mut rows, blocks) };
+        // row holds `len` values, checked above.
+        unsafe { x86::deinterleave8_blocks(src, stride, offset, &mut rows) };
+        done = len;
     }
-    for p in blocks * 8..len {
+    for p in done..len {
         for (lane, row) in rows.iter_mut().enumerate() {
-            row[p] = src[p * stride + offset + lane];
+            row[p] = T::from_f32_rounded(src[p * stride + offset + lane]);
         }
     }
 }
@@ -145,15 +168,16 @@ fn has_avx512() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::{Avx2, Avx512, F32Storage};
     use std::arch::x86_64::*;
 
     /// [`super::transpose_blocks`] with the 8x8 transpose.
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; the rows and `dst` passed [`super::checked_len`].
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn interleave8_blocks(
-        rows: &[&[f32]; 8],
+    /// The CPU has the AVX2 path; the rows and `dst` passed [`super::checked_len`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn interleave8_blocks<T: F32Storage>(
+        rows: &[&[T]; 8],
         dst: &mut [f32],
         stride: usize,
         offset: usize,
@@ -167,10 +191,10 @@ mod x86 {
     /// [`super::transpose_blocks`] with the 16x16 transpose.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; the rows and `dst` passed [`super::checked_len`].
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn interleave16_blocks(
-        rows: &[&[f32]; 16],
+    /// The CPU has the AVX-512 path; the rows and `dst` passed [`super::checked_len`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+    pub(super) unsafe fn interleave16_blocks<T: F32Storage>(
+        rows: &[&[T]; 16],
         dst: &mut [f32],
         stride: usize,
         offset: usize,
@@ -181,22 +205,21 @@ mod x86 {
         }
     }
 
-    /// The first `blocks` blocks of eight values of every row of [`super::deinterleave8`].
+    /// Every value of [`super::deinterleave8`], in the blocks of [`super::block_starts`].
     ///
     /// # Safety
-    /// The CPU has AVX2 and FMA; `src` reaches `(8·blocks − 1)·stride + offset + 8` and every
-    /// row holds `8·blocks` values.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn deinterleave8_blocks(
+    /// The CPU has the AVX2 path; every row holds `len ≥ 8` values and `src` reaches
+    /// `(len − 1)·stride + offset + 8`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn deinterleave8_blocks<T: F32Storage>(
         src: &[f32],
         stride: usize,
         offset: usize,
-        rows: &mut [&mut [f32]; 8],
-        blocks: usize,
+        rows: &mut [&mut [T]; 8],
     ) {
-        for block in 0..blocks {
-            let p = 8 * block;
-            // SAFETY: forwarded contract: block `block` of the source and of every row.
+        for p in super::block_starts::<8>(rows[0].len()) {
+            // SAFETY: forwarded contract: the block at `p` (p + 8 ≤ len) of the source and of
+            // every row.
             unsafe {
                 let base = src.as_ptr().add(p * stride + offset);
                 transpose(
@@ -207,46 +230,38 @@ mod x86 {
         }
     }
 
-    /// Reads eight values from each `rows[i]` and writes column `j` (value `j` of every row)
-    /// to `columns[j]`.
+    /// Reads eight values from each `rows[i]` (widened) and writes column `j` (value `j` of
+    /// every row, narrowed) to `columns[j]`.
     ///
     /// # Safety
-    /// The CPU has AVX2; each source is readable and each destination writable for 8 f32.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU has the AVX2 path; each source is readable and each destination writable for
+    /// 8 values.
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn transpose(rows: [*const f32; 8], columns: [*mut f32; 8]) {
+    unsafe fn transpose<R: F32Storage, W: F32Storage>(rows: [*const R; 8], columns: [*mut W; 8]) {
         // SAFETY: the caller guarantees the pointers and the CPU.
         unsafe {
-            let r = [
-                _mm256_loadu_ps(rows[0]),
-                _mm256_loadu_ps(rows[1]),
-                _mm256_loadu_ps(rows[2]),
-                _mm256_loadu_ps(rows[3]),
-                _mm256_loadu_ps(rows[4]),
-                _mm256_loadu_ps(rows[5]),
-                _mm256_loadu_ps(rows[6]),
-                _mm256_loadu_ps(rows[7]),
-            ];
+            let r = rows.map(|row| R::load_lanes::<Avx2>(row));
             let transposed = crate::vector::transpose8x8(r);
             for (&column, &dst) in transposed.iter().zip(&columns) {
-                _mm256_storeu_ps(dst, column);
+                W::store_lanes::<Avx2>(dst, column);
             }
         }
     }
 
-    /// Reads sixteen values from each `rows[i]` and writes column `j` (value `j` of every
-    /// row) to `columns[j]`: 32-bit then 64-bit interleaves of row pairs, then two rounds of
-    /// 128-bit lane shuffles (a 4x4 transpose of lanes).
+    /// Reads sixteen values from each `rows[i]` (widened) and writes column `j` (value `j`
+    /// of every row) to `columns[j]`: 32-bit then 64-bit interleaves of row pairs, then two
+    /// rounds of 128-bit lane shuffles (a 4x4 transpose of lanes).
     ///
     /// # Safety
-    /// The CPU has AVX-512F; each source is readable and each destination writable for 16
-    /// f32.
-    #[target_feature(enable = "avx512f")]
+    /// The CPU has the AVX-512 path; each source is readable for 16 values and each
+    /// destination writable for 16 f32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
     #[inline]
-    unsafe fn transpose16(rows: [*const f32; 16], columns: [*mut f32; 16]) {
+    unsafe fn transpose16<R: F32Storage>(rows: [*const R; 16], columns: [*mut f32; 16]) {
         // SAFETY: the caller guarantees the pointers and the CPU.
         unsafe {
-            let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows[i]));
+            let r: [__m512; 16] = rows.map(|row| R::load_lanes::<Avx512>(row));
             // t[2i], t[2i+1], 128-bit lane k: rows 2i, 2i+1 interleaved at columns 4k, 4k+1
             // and 4k+2, 4k+3.
             let mut t = [_mm512_setzero_ps(); 16];
@@ -339,6 +354,49 @@ mod tests {
             };
             deinterleave8(&dst, 19, 3, [r0, r1, r2, r3, r4, r5, r6, r7]);
             assert_eq!(back, rows);
+        }
+    }
+
+    #[test]
+    fn half_rows_widen_on_the_way_in_and_round_once_on_the_way_out() {
+        use half::{bf16, f16};
+        for len in 0..40 {
+            let rows: Vec<Vec<f16>> = (0..16)
+                .map(|lane| {
+                    (0..len)
+                        .map(|p| f16::from_f32((lane * 64 + p) as f32 / 8.0))
+                        .collect()
+                })
+                .collect();
+            let (stride, offset) = (21, 3);
+            let mut dst = vec![f32::NAN; len * stride + 16];
+            interleave16(
+                std::array::from_fn(|i| rows[i].as_slice()),
+                &mut dst,
+                stride,
+                offset,
+            );
+            for p in 0..len {
+                for (lane, row) in rows.iter().enumerate() {
+                    assert_eq!(
+                        dst[p * stride + offset + lane],
+                        row[p].to_f32(),
+                        "p {p} lane {lane}"
+                    );
+                }
+            }
+            // bf16 keeps 8 significant bits: lane·64 + p needs up to 11, so values round.
+            let mut back = vec![vec![bf16::ZERO; len]; 8];
+            let [r0, r1, r2, r3, r4, r5, r6, r7] = back.as_mut_slice() else {
+                unreachable!()
+            };
+            deinterleave8(&dst, stride, offset + 8, [r0, r1, r2, r3, r4, r5, r6, r7]);
+            for p in 0..len {
+                for (lane, row) in back.iter().enumerate() {
+                    let wide = rows[8 + lane][p].to_f32();
+                    assert_eq!(row[p], bf16::from_f32(wide), "p {p} lane {lane}");
+                }
+            }
         }
     }
 }

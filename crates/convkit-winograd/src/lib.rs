@@ -340,13 +340,7 @@ impl Geometry {
         (ir * ic + or * oc) * self.lanes
             + self.v_len()
             + self.m_len()
-            + self.rows_buffer_len()
             + self.sgemm.scratch_per_worker()
-    }
-
-    /// Eight band rows: where NCHW rows of half types are widened or narrowed.
-    fn rows_buffer_len(&self) -> usize {
-        8 * self.input_band()[1].max(self.output_band()[1])
     }
 
     /// Work items: (image, group, block row, block column, chunk).
@@ -414,14 +408,6 @@ impl Geometry {
             + blocks as f64 * elements * GEMM_OVERHEAD_SECONDS / busy
             + CALL_OVERHEAD_SECONDS
     }
-}
-
-/// Every item, where none is missing (f32 rows that need no widening or narrowing).
-fn all_some<R, const N: usize>(items: [Option<R>; N]) -> Option<[R; N]> {
-    items
-        .iter()
-        .all(Option::is_some)
-        .then(|| items.map(|item| item.expect("every item was checked present")))
 }
 
 /// Transform entry points of one path and tile size.
@@ -765,8 +751,7 @@ impl WinogradPlan {
         let (input_band, rest) = scratch.split_at_mut(ir * ic * lanes);
         let (output_band, rest) = rest.split_at_mut(or * oc * lanes);
         let (v, rest) = rest.split_at_mut(geometry.v_len());
-        let (products, rest) = rest.split_at_mut(geometry.m_len());
-        let (rows_buffer, gemm_scratch) = rest.split_at_mut(geometry.rows_buffer_len());
+        let (products, gemm_scratch) = rest.split_at_mut(geometry.m_len());
         let t_cap = geometry.block_tiles();
         let v_operand = Operand {
             tile: geometry.channel_stride,
@@ -787,7 +772,6 @@ impl WinogradPlan {
                 band_pixels,
                 ic,
                 input_band,
-                rows_buffer,
             );
             // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
             // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
@@ -848,7 +832,6 @@ impl WinogradPlan {
                     [n, g * kg + k],
                     (k1 - k).min(lanes),
                     output,
-                    rows_buffer,
                 );
             }
         }
@@ -857,7 +840,7 @@ impl WinogradPlan {
     /// Fills the input band for one vector of channels: band pixel `(i, j)` (row stride
     /// `stride` pixels) holds channels `channel..channel + valid` of padded pixel
     /// `origin + (i, j)` of image `n`, widened to f32, zero outside the image and in lanes
-    /// past `valid`. `rows_buffer` (8 band rows) holds widened NCHW rows of half types.
+    /// past `valid`.
     #[allow(clippy::too_many_arguments)]
     fn fill_band<T: F32Storage>(
         &self,
@@ -868,7 +851,6 @@ impl WinogradPlan {
         [rows, cols]: [usize; 2],
         stride: usize,
         band: &mut [f32],
-        rows_buffer: &mut [f32],
     ) {
         let shape = &self.shape;
         let lanes = self.geometry.lanes;
@@ -914,20 +896,8 @@ impl WinogradPlan {
                     };
                     for lane0 in (0..lanes).step_by(8) {
                         if lane0 + 8 <= valid {
-                            let direct: [Option<&[f32]>; 8] =
-                                std::array::from_fn(|i| T::as_f32(row_of(lane0 + i)));
-                            if let Some(rows) = all_some(direct) {
-                                interleave8(rows, inside, lanes, lane0);
-                            } else {
-                                let widened = &mut rows_buffer[..8 * count];
-                                for (i, wide) in widened.chunks_exact_mut(count.max(1)).enumerate()
-                                {
-                                    T::widen(row_of(lane0 + i), &mut wide[..count]);
-                                }
-                                let rows: [&[f32]; 8] =
-                                    std::array::from_fn(|i| &widened[i * count..(i + 1) * count]);
-                                interleave8(rows, inside, lanes, lane0);
-                            }
+                            let rows = std::array::from_fn(|i| row_of(lane0 + i));
+                            interleave8(rows, inside, lanes, lane0);
                             continue;
                         }
                         for lane in lane0..lane0 + 8 {
@@ -948,7 +918,7 @@ impl WinogradPlan {
 
     /// Copies output band pixels `(i, j)` (row stride `stride` pixels, `extent` computed) that
     /// fall inside the output, lanes `..valid`, to output channels `channel..` of image `n`,
-    /// rounded once to `T`. `rows_buffer` (8 band rows) stages NCHW rows of half types.
+    /// rounded once to `T`.
     ///
     /// # Safety
     /// `output` holds the run's output; no other worker writes these outputs.
@@ -962,7 +932,6 @@ impl WinogradPlan {
         [n, channel]: [usize; 2],
         valid: usize,
         output: *mut T,
-        rows_buffer: &mut [f32],
     ) {
         let shape = &self.shape;
         let lanes = self.geometry.lanes;
@@ -996,17 +965,8 @@ impl WinogradPlan {
                     };
                     for lane0 in (0..valid).step_by(8) {
                         if lane0 + 8 <= valid {
-                            let direct: [Option<&mut [f32]>; 8] =
-                                std::array::from_fn(|i| T::as_f32_mut(row_of(lane0 + i)));
-                            if let Some(rows) = all_some(direct) {
-                                deinterleave8(row, lanes, lane0, rows);
-                            } else {
-                                let staged = &mut rows_buffer[..8 * cols];
-                                deinterleave8(row, lanes, lane0, split8(staged, cols));
-                                for (i, narrow) in staged.chunks_exact(cols.max(1)).enumerate() {
-                                    T::narrow(&narrow[..cols], row_of(lane0 + i));
-                                }
-                            }
+                            let rows = std::array::from_fn(|i| row_of(lane0 + i));
+                            deinterleave8(row, lanes, lane0, rows);
                             continue;
                         }
                         for lane in lane0..valid {
@@ -1022,19 +982,6 @@ impl WinogradPlan {
             }
         }
     }
-}
-
-/// Eight consecutive rows of `len` values.
-fn split8(values: &mut [f32], len: usize) -> [&mut [f32]; 8] {
-    let (r0, rest) = values.split_at_mut(len);
-    let (r1, rest) = rest.split_at_mut(len);
-    let (r2, rest) = rest.split_at_mut(len);
-    let (r3, rest) = rest.split_at_mut(len);
-    let (r4, rest) = rest.split_at_mut(len);
-    let (r5, rest) = rest.split_at_mut(len);
-    let (r6, rest) = rest.split_at_mut(len);
-    let (r7, _) = rest.split_at_mut(len);
-    [r0, r1, r2, r3, r4, r5, r6, r7]
 }
 
 /// Widens `L` channels of consecutive pixels (`channels` apart in `pixels`) into the band
