@@ -160,6 +160,12 @@ fn multi_worker_problems_match_the_reference() {
         ConvSpec::new(1, 3, 20, [40, 224], [7, 7])
             .stride([2, 2])
             .padding(Padding::symmetric([3, 3])),
+        // One image that fits a padded copy, among the workers: Im2colGemm's worker bands
+        // (25 + 25 and 17 + 17 + 16 rows; 18 + 17 at stride 2, phased).
+        ConvSpec::new(1, 4, 6, [50, 20], [3, 3]).padding(Padding::symmetric([1, 1])),
+        ConvSpec::new(1, 3, 10, [70, 30], [5, 5])
+            .stride([2, 2])
+            .padding(Padding::symmetric([2, 2])),
         // Too large for one padded copy: Im2colGemm convolves it in bands of output rows.
         ConvSpec::new(1, 8, 8, [190, 180], [3, 3]).padding(Padding {
             top: 1,
