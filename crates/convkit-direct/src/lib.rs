@@ -57,7 +57,7 @@ use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
 };
-use convkit_simd::{F32Storage, Portable, VectorActivation};
+use convkit_simd::{F32Storage, Portable, SharedOutput, VectorActivation};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, InputRows, TileShape};
 use geometry::Geometry;
@@ -474,27 +474,6 @@ struct Items {
     per_chunk: usize,
 }
 
-/// The output pointer, shared by workers that write disjoint items.
-struct SharedOutput<T>(*mut T);
-impl<T> Clone for SharedOutput<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SharedOutput<T> {}
-// SAFETY: workers write disjoint parts of the output (items partition it) and nothing reads
-// it during the run.
-unsafe impl<T> Sync for SharedOutput<T> {}
-// SAFETY: as above.
-unsafe impl<T> Send for SharedOutput<T> {}
-
-impl<T> SharedOutput<T> {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
 /// An `(image, group or channel, band)` work item.
 type BandItem = (usize, usize, usize);
 
@@ -670,7 +649,7 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
             .map_or(threads, |shares| threads.min(shares).max(1));
         let items = self.items(workers);
         let count = items.outer * items.chunks;
-        let shared = SharedOutput(output.as_mut_ptr());
+        let shared = SharedOutput::new(output.as_mut_ptr());
         let next = AtomicUsize::new(0);
         let work = |buffer: &mut [f32]| {
             loop {

@@ -33,7 +33,7 @@ use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmJobs, GemmOutput, KernelShape, OutputTile, PackedPanels,
     Packing, PanelSource, Sgemm, SteppedRows, StridedMatrix,
 };
-use convkit_simd::F32Storage;
+use convkit_simd::{F32Storage, SharedOutput};
 use lowering::{
     NchwLowering, NhwcLowering, PaddedPlanes, PitchedLowering, PixelRows, WidenedMatrix, Window,
 };
@@ -1001,7 +1001,7 @@ impl<T: GemmOutput> ConvPlan<T> for Im2colPlan {
         };
         let (gemm_scratch, padded) = scratch.split_at_mut(self.sgemm.scratch_len(self.workers));
         let oh = shape.output_hw()[0];
-        let output = SharedOutput(output.as_mut_ptr());
+        let output = SharedOutput::new(output.as_mut_ptr());
         let Some(pitched) = self.pitched else {
             self.run_wave(input, &[], (0..images, 0..oh), output, gemm_scratch);
             return;
@@ -1042,29 +1042,6 @@ impl<T: GemmOutput> ConvPlan<T> for Im2colPlan {
                 );
             }
         }
-    }
-}
-
-/// The caller's output, shared by the workers of a run with worker bands, which write
-/// disjoint output rows.
-struct SharedOutput<T>(*mut T);
-
-impl<T> Clone for SharedOutput<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SharedOutput<T> {}
-// SAFETY: the workers write disjoint parts of the output (each its band's rows) and nothing
-// reads it during the run.
-unsafe impl<T> Sync for SharedOutput<T> {}
-// SAFETY: as above.
-unsafe impl<T> Send for SharedOutput<T> {}
-
-impl<T> SharedOutput<T> {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 

@@ -9,6 +9,7 @@ mod cache;
 mod detect;
 pub mod peak;
 mod prefetch;
+mod shared;
 mod storage;
 pub mod transpose;
 mod vector;
@@ -16,6 +17,7 @@ mod vector;
 pub use cache::CacheSizes;
 pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, resolve, select};
 pub use prefetch::prefetch_l1;
+pub use shared::SharedOutput;
 pub use storage::F32Storage;
 #[cfg(target_arch = "x86_64")]
 pub use vector::{Avx2, Avx512};

@@ -337,10 +337,7 @@ mod x86 {
             }
             return;
         }
-        let steps = (0..len - 7)
-            .step_by(8)
-            .chain((!len.is_multiple_of(8)).then_some(len - 8));
-        for i in steps {
+        for i in crate::transpose::block_starts::<8>(len) {
             // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
             unsafe {
                 let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
@@ -363,10 +360,7 @@ mod x86 {
             }
             return;
         }
-        let steps = (0..len - 7)
-            .step_by(8)
-            .chain((!len.is_multiple_of(8)).then_some(len - 8));
-        for i in steps {
+        for i in crate::transpose::block_starts::<8>(len) {
             // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
             unsafe {
                 let singles = _mm256_loadu_ps(src.as_ptr().add(i));
@@ -384,10 +378,7 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
     pub(super) unsafe fn narrow16(src: &[f32], dst: &mut [f16]) {
         let len = src.len();
-        let steps = (0..len - 15)
-            .step_by(16)
-            .chain((!len.is_multiple_of(16)).then_some(len - 16));
-        for i in steps {
+        for i in crate::transpose::block_starts::<16>(len) {
             // SAFETY: i + 16 <= len for both slices; f16 is a 16-bit value.
             unsafe {
                 let singles = _mm512_loadu_ps(src.as_ptr().add(i));

@@ -84,7 +84,7 @@ fn checked_len<T, const N: usize>(
 /// remainder is left, one more block ending at the last value (it moves a few values twice,
 /// to the same places), so that rows of at least `N` values take no value-by-value path.
 /// None for shorter rows.
-fn block_starts<const N: usize>(len: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn block_starts<const N: usize>(len: usize) -> impl Iterator<Item = usize> {
     let whole = if len >= N { len - N + 1 } else { 0 };
     let tail = len > N && !len.is_multiple_of(N);
     (0..whole).step_by(N).chain(tail.then(|| len - N))

@@ -40,7 +40,7 @@ use convkit_gemm::{
     PanelSource, Sgemm, StridedMatrix,
 };
 use convkit_simd::transpose::{deinterleave8, interleave8};
-use convkit_simd::{F32Storage, VectorActivation};
+use convkit_simd::{F32Storage, SharedOutput, VectorActivation};
 use kernels::Operand;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -620,21 +620,6 @@ struct WinogradPlan {
     workers: usize,
 }
 
-/// The output, written by disjoint work items from several workers.
-#[derive(Clone, Copy)]
-struct OutputPtr<T>(*mut T);
-// SAFETY: work items write disjoint outputs (see `WinogradPlan::execute`).
-unsafe impl<T> Send for OutputPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for OutputPtr<T> {}
-
-impl<T> OutputPtr<T> {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
 impl WinogradPlan {
     fn new<T: F32Storage>(
         algorithm: Algorithm,
@@ -1025,7 +1010,7 @@ impl<T: F32Storage> ConvPlan<T> for WinogradPlan {
             .min(items)
             .min(scratch.len() / per_worker)
             .max(1);
-        let output = OutputPtr(output.as_mut_ptr());
+        let output = SharedOutput::new(output.as_mut_ptr());
         let next = AtomicUsize::new(0);
         let work = |scratch: &mut [f32]| {
             loop {
