@@ -57,14 +57,13 @@ use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
 };
-use convkit_simd::{F32Storage, Portable, SharedOutput, VectorActivation};
+use convkit_simd::{F32Storage, Portable, SharedOutput, VectorActivation, WorkerRanges};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, InputRows, TileShape};
 use geometry::Geometry;
 use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The direct convolution algorithm (f32, and half-precision storage).
 #[derive(Clone, Copy, Debug, Default)]
@@ -650,13 +649,9 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
         let items = self.items(workers);
         let count = items.outer * items.chunks;
         let shared = SharedOutput::new(output.as_mut_ptr());
-        let next = AtomicUsize::new(0);
-        let work = |buffer: &mut [f32]| {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= count {
-                    break;
-                }
+        let tasks = WorkerRanges::new(count, workers);
+        let work = |worker: usize, buffer: &mut [f32]| {
+            for index in tasks.tasks(worker) {
                 // SAFETY: the plan's path is available (checked at planning); the buffers have
                 // the plan's lengths (checked by `run`); items are disjoint; `buffer` holds
                 // one worker's share.
@@ -664,15 +659,16 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
             }
         };
         if workers <= 1 || count <= 1 {
-            work(&mut scratch[..per_worker]);
+            work(0, &mut scratch[..per_worker]);
         } else if per_worker == 0 {
             (0..workers.min(count))
                 .into_par_iter()
-                .for_each(|_| work(&mut []));
+                .for_each(|worker| work(worker, &mut []));
         } else {
             scratch[..per_worker * workers]
                 .par_chunks_mut(per_worker)
-                .for_each(work);
+                .enumerate()
+                .for_each(|(worker, buffer)| work(worker, buffer));
         }
     }
 }

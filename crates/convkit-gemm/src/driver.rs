@@ -21,9 +21,11 @@
 //! task into the worker's staged f32 block (tasks cut to fit it), each tile rounded into C as
 //! soon as its sums are complete, while the lines of the next tile's C are asked for.
 //!
-//! Tasks are spread over the caller's rayon pool by a shared counter, each worker with its own
-//! slice of the scratch (one A block, one B block, one tile), so scratch is bounded by the
-//! worker count, never by the problem. Columns (or rows, when A is the larger operand) are
+//! Tasks are spread over the caller's rayon pool in contiguous ranges, one per worker, which
+//! a worker that is done helps the others finish ([`WorkerRanges`]): a worker's consecutive
+//! tasks are neighbouring column blocks, whose reads run on from one to the next. Each worker
+//! has its own slice of the scratch (one A block, one B block, one tile), so scratch is
+//! bounded by the worker count, never by the problem. Columns (or rows, when A is the larger operand) are
 //! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
 //! no core idles at the end.
 
@@ -32,11 +34,10 @@ use crate::kernel::{
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
-use convkit_simd::{CacheSizes, F32Storage, VectorActivation, prefetch_l1};
+use convkit_simd::{CacheSizes, F32Storage, VectorActivation, WorkerRanges, prefetch_l1};
 use half::{bf16, f16};
 use rayon::prelude::*;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Cache blocking: depth (KC), rows (MC) and columns (NC) of the packed blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -686,13 +687,9 @@ impl Sgemm {
                 .sum(),
         };
         let shared = SharedJobs(jobs);
-        let next = AtomicUsize::new(0);
-        let work = |scratch: &mut [f32]| {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= total {
-                    break;
-                }
+        let tasks = WorkerRanges::new(total, workers);
+        let work = |worker: usize, scratch: &mut [f32]| {
+            for index in tasks.tasks(worker) {
                 if let Some((dims, split)) = common {
                     let Some(task) = self.part(dims, split, index % split.parts()) else {
                         continue;
@@ -724,11 +721,12 @@ impl Sgemm {
             }
         };
         if workers == 1 {
-            work(&mut scratch[..per_worker]);
+            work(0, &mut scratch[..per_worker]);
         } else {
             scratch[..per_worker * workers]
                 .par_chunks_mut(per_worker)
-                .for_each(work);
+                .enumerate()
+                .for_each(|(worker, scratch)| work(worker, scratch));
         }
     }
 

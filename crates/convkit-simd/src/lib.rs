@@ -11,6 +11,7 @@ pub mod peak;
 mod prefetch;
 mod shared;
 mod storage;
+mod tasks;
 pub mod transpose;
 mod vector;
 
@@ -19,6 +20,7 @@ pub use detect::{ISA_ENV_VAR, available, available_isas, best, forced_by_env, re
 pub use prefetch::prefetch_l1;
 pub use shared::SharedOutput;
 pub use storage::F32Storage;
+pub use tasks::{WorkerRanges, WorkerTasks};
 #[cfg(target_arch = "x86_64")]
 pub use vector::{Avx2, Avx512};
 pub use vector::{Portable, Simd, VectorActivation};

@@ -40,11 +40,10 @@ use convkit_gemm::{
     PanelSource, Sgemm, StridedMatrix,
 };
 use convkit_simd::transpose::{deinterleave8, interleave8};
-use convkit_simd::{F32Storage, SharedOutput, VectorActivation};
+use convkit_simd::{F32Storage, SharedOutput, VectorActivation, WorkerRanges};
 use kernels::Operand;
 use rayon::prelude::*;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 pub use transforms::Tile;
 
 /// A Winograd F(m×m, 3×3) convolution (f32).
@@ -234,7 +233,8 @@ impl Geometry {
                 .saturating_mul(tiles[1].div_ceil(cols));
             let items = per_image.saturating_mul(images).saturating_mul(chunks);
             if items > 64 * workers {
-                // Many items: the shared counter balances them (edge blocks counted as full).
+                // Many items: the workers helping each other balance them (edge blocks counted as
+                // full).
                 return work(rows * cols) * items as f64 / workers as f64;
             }
             let mut all = Vec::with_capacity(items);
@@ -1011,24 +1011,21 @@ impl<T: F32Storage> ConvPlan<T> for WinogradPlan {
             .min(scratch.len() / per_worker)
             .max(1);
         let output = SharedOutput::new(output.as_mut_ptr());
-        let next = AtomicUsize::new(0);
-        let work = |scratch: &mut [f32]| {
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= items {
-                    break;
-                }
+        let tasks = WorkerRanges::new(items, workers);
+        let work = |worker: usize, scratch: &mut [f32]| {
+            for index in tasks.tasks(worker) {
                 // SAFETY: items write disjoint outputs (their own image, group, chunk of
                 // channels and block of tiles); the plan's path was checked at plan time.
                 unsafe { self.run_item(index, input, output.get(), scratch) };
             }
         };
         if workers == 1 {
-            work(&mut scratch[..per_worker]);
+            work(0, &mut scratch[..per_worker]);
         } else {
             scratch[..per_worker * workers]
                 .par_chunks_mut(per_worker)
-                .for_each(work);
+                .enumerate()
+                .for_each(|(worker, scratch)| work(worker, scratch));
         }
     }
 }
