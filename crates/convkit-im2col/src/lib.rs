@@ -769,6 +769,7 @@ impl Im2colPlan {
                             data: planes,
                             outer_stride: 1,
                             depth_stride: h * w,
+                            isa: self.sgemm.kernel().isa,
                         }),
                     }
                 } else {
@@ -790,6 +791,7 @@ impl Im2colPlan {
                             data: group,
                             outer_stride: shape.in_channels(),
                             depth_stride: 1,
+                            isa: self.sgemm.kernel().isa,
                         }),
                     }
                 } else {

@@ -19,8 +19,15 @@
 use convkit_core::{ConvShape, Isa};
 use convkit_gemm::{PanelSource, SteppedRows, panel_groups};
 use convkit_simd::transpose::interleave8;
-use convkit_simd::{F32Storage, Portable, Simd};
+use convkit_simd::{F32Storage, Portable, Simd, prefetch_l1};
 use std::ops::Range;
+
+/// Depth steps ahead of the one being widened whose runs [`widen_steps`] asks for
+/// (pointwise_256_64 f16: 1–4 % faster than without, at 2 to 16 steps alike).
+const WIDEN_PREFETCH_STEPS: usize = 4;
+
+/// Bytes of a cache line.
+const LINE_BYTES: usize = 64;
 
 /// Widest panel a lowering fills (wider than any microkernel's MR or NR).
 const MAX_WIDTH: usize = 64;
@@ -211,7 +218,7 @@ macro_rules! simd_panel_source {
 
             /// # Safety
             /// The CPU has the AVX-512 path.
-            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
             pub(super) unsafe fn avx512<T: F32Storage>(
                 lowering: &$lowering<'_, T>,
                 outer: Range<usize>,
@@ -224,8 +231,8 @@ macro_rules! simd_panel_source {
             }
 
             /// # Safety
-            /// The CPU has AVX2 and FMA.
-            #[target_feature(enable = "avx2,fma")]
+            /// The CPU has the AVX2 path (AVX2, FMA and F16C).
+            #[target_feature(enable = "avx2,fma,f16c")]
             pub(super) unsafe fn avx2<T: F32Storage>(
                 lowering: &$lowering<'_, T>,
                 outer: Range<usize>,
@@ -460,70 +467,117 @@ pub(crate) struct WidenedMatrix<'a, T> {
     pub data: &'a [T],
     pub outer_stride: usize,
     pub depth_stride: usize,
+    /// The plan's path (available on this CPU).
+    pub isa: Isa,
 }
 
-impl<T: F32Storage> WidenedMatrix<'_, T> {
-    /// The panel of a matrix whose depth steps are contiguous runs of outer values: each
-    /// step's run is read once, front to back, each group's part widened straight into its
-    /// panel (a group at a time, pointwise_64_256 f16 read a new line per step for every
-    /// group: its B packing took 16 % of the run; widening a step into a buffer and copying
-    /// it out cost a third of that again).
-    fn pack_steps(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        let panel_len = width * depth.len();
-        for (p, d) in depth.enumerate() {
-            let row = &self.data[d * self.depth_stride..];
-            for (g, first) in outer.clone().step_by(width).enumerate() {
-                let len = width.min(outer.end - first);
-                let at = g * panel_len + p * width;
-                T::widen(&row[first..first + len], &mut dst[at..at + len]);
-                dst[at + len..at + width].fill(0.0);
+simd_panel_source!(WidenedMatrix, pack_widened, pack_widened_paths);
+
+/// The panels of a [`WidenedMatrix`], once for every path.
+///
+/// # Safety
+/// The CPU has `S::ISA`.
+#[inline(always)]
+unsafe fn pack_widened<S: Simd, T: F32Storage>(
+    matrix: &WidenedMatrix<'_, T>,
+    outer: Range<usize>,
+    depth: Range<usize>,
+    width: usize,
+    dst: &mut [f32],
+) {
+    if matrix.outer_stride == 1 {
+        // SAFETY: forwarded contract.
+        return unsafe { widen_steps::<S, T>(matrix, outer, depth, width, dst) };
+    }
+    let depth_len = depth.len();
+    for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+        let run_at = |lane: usize| {
+            let start = (first + lane) * matrix.outer_stride + depth.start * matrix.depth_stride;
+            &matrix.data[start..]
+        };
+        if matrix.depth_stride == 1 {
+            // Contiguous runs of depth (NHWC pixels): eight lanes per 8x8-transposing
+            // interleave, widened in its loads.
+            let whole = |lane: usize| &run_at(lane)[..depth_len];
+            let mut lane0 = 0;
+            while lane0 + 8 <= valid {
+                interleave8(
+                    std::array::from_fn(|i| whole(lane0 + i)),
+                    panel,
+                    width,
+                    lane0,
+                );
+                lane0 += 8;
+            }
+            for lane in lane0..width {
+                widen_lane((lane < valid).then(|| whole(lane)), panel, width, lane);
+            }
+            continue;
+        }
+        for lane in 0..width {
+            match (lane < valid).then(|| run_at(lane)) {
+                Some(values) => {
+                    let column = panel[lane..].iter_mut().step_by(width);
+                    for (slot, value) in column.zip(values.iter().step_by(matrix.depth_stride)) {
+                        *slot = value.to_f32_lossy();
+                    }
+                }
+                None => copy_lane(None, panel, width, lane),
             }
         }
     }
 }
 
-impl<T: F32Storage> PanelSource for WidenedMatrix<'_, T> {
-    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        if self.outer_stride == 1 {
-            self.pack_steps(outer, depth, width, dst);
-            return;
+/// The panels of a matrix whose depth steps are contiguous runs of outer values (an NCHW 1x1
+/// layer's planes): each step's run is read once, front to back, each group's part widened
+/// vector by vector straight into its panel, with the runs of a later step asked for. (Group
+/// by group, pointwise_64_256 f16 read a new line per step for every group: its B packing
+/// took 16 % of the run. A call of [`F32Storage::widen`] per part took 15 % of
+/// pointwise_256_64 f16's run, one thread; these vectors, before the prefetch, 14 %.)
+///
+/// # Safety
+/// The CPU has `S::ISA`.
+#[inline(always)]
+unsafe fn widen_steps<S: Simd, T: F32Storage>(
+    matrix: &WidenedMatrix<'_, T>,
+    outer: Range<usize>,
+    depth: Range<usize>,
+    width: usize,
+    dst: &mut [f32],
+) {
+    let panel_len = width * depth.len();
+    let value_bytes = std::mem::size_of::<T>();
+    for (p, d) in depth.clone().enumerate() {
+        let row = &matrix.data[d * matrix.depth_stride..];
+        // The run of the step `WIDEN_PREFETCH_STEPS` ahead (a plane further on, which the
+        // hardware prefetcher does not foresee).
+        let ahead = matrix
+            .data
+            .as_ptr()
+            .wrapping_add((d + WIDEN_PREFETCH_STEPS) * matrix.depth_stride + outer.start)
+            .cast::<u8>();
+        for byte in (0..outer.len() * value_bytes).step_by(LINE_BYTES) {
+            prefetch_l1(ahead.wrapping_add(byte).cast());
         }
-        let depth_len = depth.len();
-        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
-            let run_at = |lane: usize| {
-                let start = (first + lane) * self.outer_stride + depth.start * self.depth_stride;
-                &self.data[start..]
-            };
-            if self.depth_stride == 1 {
-                // Contiguous runs of depth (NHWC pixels): eight lanes per 8x8-transposing
-                // interleave, widened in its loads.
-                let whole = |lane: usize| &run_at(lane)[..depth_len];
-                let mut lane0 = 0;
-                while lane0 + 8 <= valid {
-                    interleave8(
-                        std::array::from_fn(|i| whole(lane0 + i)),
-                        panel,
-                        width,
-                        lane0,
+        for (g, first) in outer.clone().step_by(width).enumerate() {
+            let len = width.min(outer.end - first);
+            let at = g * panel_len + p * width;
+            let (values, lanes) = (&row[first..first + len], &mut dst[at..at + width]);
+            let whole = len / S::LANES * S::LANES;
+            for v in (0..whole).step_by(S::LANES) {
+                // SAFETY: the CPU has `S::ISA` (contract); `v + LANES ≤ len` values are
+                // readable at `values[v..]` and writable at `lanes[v..]` (width ≥ len).
+                unsafe {
+                    S::store(
+                        lanes[v..].as_mut_ptr(),
+                        T::load_lanes::<S>(values[v..].as_ptr()),
                     );
-                    lane0 += 8;
-                }
-                for lane in lane0..width {
-                    widen_lane((lane < valid).then(|| whole(lane)), panel, width, lane);
-                }
-                continue;
-            }
-            for lane in 0..width {
-                match (lane < valid).then(|| run_at(lane)) {
-                    Some(values) => {
-                        let column = panel[lane..].iter_mut().step_by(width);
-                        for (slot, value) in column.zip(values.iter().step_by(self.depth_stride)) {
-                            *slot = value.to_f32_lossy();
-                        }
-                    }
-                    None => copy_lane(None, panel, width, lane),
                 }
             }
+            for (slot, value) in lanes[whole..len].iter_mut().zip(&values[whole..]) {
+                *slot = value.to_f32_lossy();
+            }
+            lanes[len..].fill(0.0);
         }
     }
 }
@@ -719,7 +773,7 @@ mod pad_phase_paths {
 
     /// # Safety
     /// The CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
     pub(super) unsafe fn avx512<T: F32Storage>(
         geometry: &PaddedPlanes,
         plane: &[T],
@@ -731,8 +785,8 @@ mod pad_phase_paths {
     }
 
     /// # Safety
-    /// The CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU has the AVX2 path (AVX2, FMA and F16C).
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn avx2<T: F32Storage>(
         geometry: &PaddedPlanes,
         plane: &[T],
