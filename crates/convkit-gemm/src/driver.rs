@@ -17,9 +17,10 @@
 //! fitted to the depth ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a whole
 //! tile from its registers (each vector's kept lanes in at most two runs, masked), an edge
 //! tile through a small buffer; a transposed C is stored by the microkernel through an
-//! in-register transpose. A C stored in half precision ([`OutputPtr`]) is computed task by
-//! task into the worker's staged f32 block (tasks cut to fit it), each tile rounded into C as
-//! soon as its sums are complete, while the lines of the next tile's C are asked for.
+//! in-register transpose. A C stored in half precision ([`OutputPtr`]) is computed into the
+//! worker's staged f32 block (tasks cut to fit it), one tile at a time where the depth is
+//! one block, else task by task; each tile is rounded into C as soon as its sums are
+//! complete, while the lines of the next tile's C are asked for.
 //!
 //! Tasks are spread over the caller's rayon pool in contiguous ranges, one per worker, which
 //! a worker that is done helps the others finish ([`WorkerRanges`]): a worker's consecutive
@@ -290,9 +291,10 @@ pub struct Packing {
     /// Some job's B is packed block by block (neither prepacked nor in place: contiguous
     /// columns with few rows of A, or stepped).
     pub b: bool,
-    /// Some job's C is stored in half precision: each worker stages its task's part of C in
-    /// f32 ([`STAGED_C_BUDGET`] values at most, the tasks cut to fit) and rounds each tile
-    /// into C once its sums are complete.
+    /// Some job's C is stored in half precision: each worker stages C in f32, one tile at a
+    /// time where the depth is one block, else its task's part ([`STAGED_C_BUDGET`] values at
+    /// most; the tasks are cut to fit either way), and rounds each tile into C once its sums
+    /// are complete.
     pub c: bool,
 }
 
@@ -412,6 +414,17 @@ impl Sgemm {
     /// Tiles of C a task may have when its C is staged: as many as [`STAGED_C_BUDGET`] holds.
     fn staged_tiles(&self) -> usize {
         (STAGED_C_BUDGET / (self.shape.mr * self.shape.nr)).max(1)
+    }
+
+    /// Whether a half-precision C of a job of depth `k` is staged one tile at a time rather
+    /// than a task at a time: with one depth block, a tile's sums are complete as soon as it
+    /// is stored, so that one tile of staging, which stays in L1, is enough (pointwise_64_256
+    /// f16, A/B in one process: one thread 1.093–1.100 ms against 1.105–1.112, two threads
+    /// 0.565–0.598 against 0.575–0.632). The tasks are still cut as for a staged task
+    /// ([`Sgemm::split`]): uncut, they ran along C's rows as f32's do, 3 % faster on one
+    /// thread but, in some runs, 25 % slower on two.
+    fn stages_tiles(&self, k: usize) -> bool {
+        k <= self.blocking.kc
     }
 
     /// Elements of a worker's staged C (none when no C is stored in half precision).
@@ -751,7 +764,7 @@ impl Sgemm {
             ptr,
             ldc: job.c.ldc,
             columns: job.c.columns,
-            origin: [0, 0],
+            origin: Origin::At([0, 0]),
         };
         // SAFETY: forwarded contract: C is the job's own.
         unsafe { self.compute_task(job, task, c, scratch, |_, _| {}) };
@@ -759,7 +772,8 @@ impl Sgemm {
 
     /// A task whose C is stored as `T`: computed into the worker's staged block (rows, or
     /// columns when C is transposed, one after another), then rounded into C at the places
-    /// `job.c.columns` maps them to.
+    /// `job.c.columns` maps them to. With one depth block ([`Sgemm::stages_tiles`]) the
+    /// block holds one tile at a time, each rounded as soon as it is stored.
     ///
     /// # Safety
     /// As [`Sgemm::run`] for `job` (with `dst` its C), restricted to the task's tile; the
@@ -774,7 +788,11 @@ impl Sgemm {
         let staged_len = self.staged_c_len();
         let (staged, scratch) = scratch.split_at_mut(staged_len);
         let [r0, c0] = [task.rows.0, task.cols.0];
-        let (rows, cols) = (task.rows.1 - r0, task.cols.1 - c0);
+        let per_tile = self.stages_tiles(job.k);
+        let (rows, cols) = match per_tile {
+            true => (self.shape.mr, self.shape.nr),
+            false => (task.rows.1 - r0, task.cols.1 - c0),
+        };
         assert!(
             rows * cols <= staged_len,
             "staged task larger than its block"
@@ -788,16 +806,19 @@ impl Sgemm {
             } else {
                 Columns::Contiguous
             },
-            origin: [r0, c0],
+            origin: match per_tile {
+                true => Origin::EachTile,
+                false => Origin::At([r0, c0]),
+            },
         };
         let ldc = job.c.ldc;
         // The runs of C that rows `i` and columns `j` of the job map to, as (staged offset,
-        // element of C, length).
+        // element of C, length), the staged block starting at row and column `base`.
         let runs =
-            |i: Range<usize>, j: Range<usize>, each: &mut dyn FnMut(usize, usize, usize)| match job
-                .c
-                .columns
-            {
+            |i: Range<usize>,
+             j: Range<usize>,
+             [r0, c0]: [usize; 2],
+             each: &mut dyn FnMut(usize, usize, usize)| match job.c.columns {
                 Columns::Contiguous => {
                     for row in i {
                         each(
@@ -842,7 +863,11 @@ impl Sgemm {
         // f16: rounding the whole task after it took 13 % of the run, tile by tile 10 %, with
         // the lines asked for ahead 1.10–1.13× the f32 time against 1.19–1.21×).
         let round_tile = |i: Range<usize>, j: Range<usize>| {
-            runs(i.clone(), j.clone(), &mut |from, to, len| {
+            let base = match per_tile {
+                true => [i.start, j.start],
+                false => [r0, c0],
+            };
+            runs(i.clone(), j.clone(), base, &mut |from, to, len| {
                 // SAFETY: every element `to` names is one of the task's elements of C, mapped
                 // inside the job's C by `run`'s contract, and written by this task alone.
                 let dst = unsafe { std::slice::from_raw_parts_mut(dst.add(to), len) };
@@ -861,7 +886,8 @@ impl Sgemm {
                     block_start..(block_start + nr).min(block_end),
                 )
             };
-            runs(next_rows, next_cols, &mut |_, to, len| {
+            let next_base = [next_rows.start, next_cols.start];
+            runs(next_rows, next_cols, next_base, &mut |_, to, len| {
                 let first = dst.wrapping_add(to).cast::<u8>();
                 for line in (0..len * std::mem::size_of::<T>()).step_by(LINE_BYTES) {
                     prefetch_l1(first.wrapping_add(line).cast());
@@ -869,7 +895,7 @@ impl Sgemm {
             });
         };
         // SAFETY: forwarded contract for the operands; C is the worker's staged block, which
-        // holds the task's rows × cols values (asserted).
+        // holds the task's rows × cols values, or one tile's (asserted).
         unsafe { self.compute_task(job, task, c, scratch, round_tile) };
     }
 
@@ -879,7 +905,7 @@ impl Sgemm {
     /// # Safety
     /// As [`Sgemm::run`] for `job`'s operands and biases, restricted to the task's tile; `c`
     /// is valid for writes of the task's elements of C, element `(i, j)` of the job at the
-    /// place `c.columns` maps `(i, j) − c.origin` to, written by this task alone.
+    /// place `c.columns` maps `(i, j)` less `c.origin` to, written by this task alone.
     unsafe fn compute_task(
         &self,
         job: &GemmJob<'_>,
@@ -979,7 +1005,10 @@ impl Sgemm {
                     for ir in rows.clone().step_by(mr) {
                         for jr in cols.clone().step_by(nr) {
                             let epilogue = tile_epilogue(ir, jr);
-                            let (ci, cj) = (ir - c.origin[0], jr - c.origin[1]);
+                            let (ci, cj) = match c.origin {
+                                Origin::At([r0, c0]) => (ir - r0, jr - c0),
+                                Origin::EachTile => (0, 0),
+                            };
                             let (tile_rows, tile_cols) =
                                 (mr.min(rows.end - ir), nr.min(cols.end - jr));
                             let (b_operand, b_access) = b_block.operand(
@@ -1129,13 +1158,22 @@ impl Sgemm {
 }
 
 /// Where a task stores its tiles: element `(i, j)` of the job's C at the place `columns`
-/// maps `(i − origin[0], j − origin[1])` to from `ptr`, rows `ldc` apart.
+/// maps `(i, j)` less the [`Origin`] to from `ptr`, rows `ldc` apart.
 #[derive(Clone, Copy)]
 struct F32Output {
     ptr: *mut f32,
     ldc: usize,
     columns: Columns,
-    origin: [usize; 2],
+    origin: Origin,
+}
+
+/// Which element of the job an [`F32Output`]'s first element holds.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// Job element `(i, j)` is stored at `(i − r0, j − c0)`.
+    At([usize; 2]),
+    /// Every tile is stored at the start (a staged tile, rounded before the next is stored).
+    EachTile,
 }
 
 /// Where a task's block of B (one column block, one depth block) is read from.
