@@ -61,7 +61,6 @@ use convkit_simd::{F32Storage, Portable, SharedOutput, VectorActivation, WorkerR
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, InputRows, TileShape};
 use geometry::Geometry;
-use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -649,26 +648,11 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
         let items = self.items(workers);
         let count = items.outer * items.chunks;
         let shared = SharedOutput::new(output.as_mut_ptr());
-        let tasks = WorkerRanges::new(count, workers);
-        let work = |worker: usize, buffer: &mut [f32]| {
-            for index in tasks.tasks(worker) {
-                // SAFETY: the plan's path is available (checked at planning); the buffers have
-                // the plan's lengths (checked by `run`); items are disjoint; `buffer` holds
-                // one worker's share.
-                unsafe { self.run_item(input, shared.get(), items, index, buffer) };
-            }
-        };
-        if workers <= 1 || count <= 1 {
-            work(0, &mut scratch[..per_worker]);
-        } else if per_worker == 0 {
-            (0..workers.min(count))
-                .into_par_iter()
-                .for_each(|worker| work(worker, &mut []));
-        } else {
-            scratch[..per_worker * workers]
-                .par_chunks_mut(per_worker)
-                .enumerate()
-                .for_each(|(worker, buffer)| work(worker, buffer));
-        }
+        WorkerRanges::run(count, workers, scratch, per_worker, |index, buffer| {
+            // SAFETY: the plan's path is available (checked at planning); the buffers have the
+            // plan's lengths (checked by `run`); items are disjoint; `buffer` holds one
+            // worker's share.
+            unsafe { self.run_item(input, shared.get(), items, index, buffer) };
+        });
     }
 }

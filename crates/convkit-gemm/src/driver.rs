@@ -37,7 +37,6 @@ use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
 use convkit_simd::{CacheSizes, F32Storage, VectorActivation, WorkerRanges, prefetch_l1};
 use half::{bf16, f16};
-use rayon::prelude::*;
 use std::ops::Range;
 
 /// Cache blocking: depth (KC), rows (MC) and columns (NC) of the packed blocks.
@@ -700,47 +699,36 @@ impl Sgemm {
                 .sum(),
         };
         let shared = SharedJobs(jobs);
-        let tasks = WorkerRanges::new(total, workers);
-        let work = |worker: usize, scratch: &mut [f32]| {
-            for index in tasks.tasks(worker) {
-                if let Some((dims, split)) = common {
-                    let Some(task) = self.part(dims, split, index % split.parts()) else {
-                        continue;
-                    };
-                    shared.jobs().with_job(index / split.parts(), &mut |job| {
-                        // SAFETY: forwarded contract; the parts of one job are disjoint.
-                        unsafe { self.run_task(job, task, scratch) };
-                    });
-                    continue;
-                }
-                let (mut job_index, mut part) = (0, index);
-                loop {
-                    let mut parts = 0;
-                    shared.jobs().with_job(job_index, &mut |job| {
-                        parts = split_of([job.m, job.n]).parts()
-                    });
-                    if part < parts {
-                        break;
-                    }
-                    (job_index, part) = (job_index + 1, part - parts);
-                }
-                shared.jobs().with_job(job_index, &mut |job| {
-                    let dims = [job.m, job.n];
-                    if let Some(task) = self.part(dims, split_of(dims), part) {
-                        // SAFETY: forwarded contract; the parts of one job are disjoint.
-                        unsafe { self.run_task(job, task, scratch) };
-                    }
+        WorkerRanges::run(total, workers, scratch, per_worker, |index, scratch| {
+            if let Some((dims, split)) = common {
+                let Some(task) = self.part(dims, split, index % split.parts()) else {
+                    return;
+                };
+                shared.jobs().with_job(index / split.parts(), &mut |job| {
+                    // SAFETY: forwarded contract; the parts of one job are disjoint.
+                    unsafe { self.run_task(job, task, scratch) };
                 });
+                return;
             }
-        };
-        if workers == 1 {
-            work(0, &mut scratch[..per_worker]);
-        } else {
-            scratch[..per_worker * workers]
-                .par_chunks_mut(per_worker)
-                .enumerate()
-                .for_each(|(worker, scratch)| work(worker, scratch));
-        }
+            let (mut job_index, mut part) = (0, index);
+            loop {
+                let mut parts = 0;
+                shared.jobs().with_job(job_index, &mut |job| {
+                    parts = split_of([job.m, job.n]).parts()
+                });
+                if part < parts {
+                    break;
+                }
+                (job_index, part) = (job_index + 1, part - parts);
+            }
+            shared.jobs().with_job(job_index, &mut |job| {
+                let dims = [job.m, job.n];
+                if let Some(task) = self.part(dims, split_of(dims), part) {
+                    // SAFETY: forwarded contract; the parts of one job are disjoint.
+                    unsafe { self.run_task(job, task, scratch) };
+                }
+            });
+        });
     }
 
     /// One task, sequentially: the loop nest in the module documentation, its tiles stored

@@ -8,6 +8,7 @@
 //! keep a worker's reads running on from one task to the next, and helping at the end still
 //! balances a worker that started late or ran slower.
 
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Most ranges (workers beyond this share ranges: worker `w` starts on range `w % RANGES`).
@@ -46,6 +47,34 @@ impl WorkerRanges {
             ranges: self,
             range: worker % self.ranges,
             ranges_left: self.ranges,
+        }
+    }
+
+    /// Runs tasks `0..total` on `workers` workers of the current rayon pool, each with its
+    /// own `per_worker` floats of `scratch`: `task(index, worker_scratch)` once per task. One
+    /// worker (or one task) runs on the calling thread. `scratch` holds at least
+    /// `per_worker * workers` floats.
+    pub fn run<F>(total: usize, workers: usize, scratch: &mut [f32], per_worker: usize, task: F)
+    where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
+        let ranges = WorkerRanges::new(total, workers);
+        let work = |worker: usize, scratch: &mut [f32]| {
+            for index in ranges.tasks(worker) {
+                task(index, scratch);
+            }
+        };
+        if workers <= 1 || total <= 1 {
+            work(0, &mut scratch[..per_worker]);
+        } else if per_worker == 0 {
+            (0..workers.min(total))
+                .into_par_iter()
+                .for_each(|worker| work(worker, &mut []));
+        } else {
+            scratch[..per_worker * workers]
+                .par_chunks_mut(per_worker)
+                .enumerate()
+                .for_each(|(worker, scratch)| work(worker, scratch));
         }
     }
 

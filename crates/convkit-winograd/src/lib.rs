@@ -42,7 +42,6 @@ use convkit_gemm::{
 use convkit_simd::transpose::{deinterleave8, interleave8};
 use convkit_simd::{F32Storage, SharedOutput, VectorActivation, WorkerRanges};
 use kernels::Operand;
-use rayon::prelude::*;
 use std::ops::Range;
 pub use transforms::Tile;
 
@@ -1011,21 +1010,10 @@ impl<T: F32Storage> ConvPlan<T> for WinogradPlan {
             .min(scratch.len() / per_worker)
             .max(1);
         let output = SharedOutput::new(output.as_mut_ptr());
-        let tasks = WorkerRanges::new(items, workers);
-        let work = |worker: usize, scratch: &mut [f32]| {
-            for index in tasks.tasks(worker) {
-                // SAFETY: items write disjoint outputs (their own image, group, chunk of
-                // channels and block of tiles); the plan's path was checked at plan time.
-                unsafe { self.run_item(index, input, output.get(), scratch) };
-            }
-        };
-        if workers == 1 {
-            work(0, &mut scratch[..per_worker]);
-        } else {
-            scratch[..per_worker * workers]
-                .par_chunks_mut(per_worker)
-                .enumerate()
-                .for_each(|(worker, scratch)| work(worker, scratch));
-        }
+        WorkerRanges::run(items, workers, scratch, per_worker, |index, scratch| {
+            // SAFETY: items write disjoint outputs (their own image, group, chunk of channels
+            // and block of tiles); the plan's path was checked at plan time.
+            unsafe { self.run_item(index, input, output.get(), scratch) };
+        });
     }
 }
