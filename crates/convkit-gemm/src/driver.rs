@@ -17,10 +17,12 @@
 //! fitted to the depth ([`Sgemm::fit_depth_within`]). A C with pitched columns stores a whole
 //! tile from its registers (each vector's kept lanes in at most two runs, masked), an edge
 //! tile through a small buffer; a transposed C is stored by the microkernel through an
-//! in-register transpose. A C stored in half precision ([`OutputPtr`]) is computed into the
-//! worker's staged f32 block (tasks cut to fit it), one tile at a time where the depth is
-//! one block, else task by task; each tile is rounded into C as soon as its sums are
-//! complete, while the lines of the next tile's C are asked for.
+//! in-register transpose. A C stored in half precision ([`OutputPtr`]) is rounded by the
+//! microkernels straight from their registers where it is contiguous and the depth is one
+//! block ([`Sgemm::stages_half_c`]); else it is computed into the worker's staged f32 block
+//! (tasks cut to fit it), one tile at a time where the depth is one block, else task by
+//! task, and each tile is rounded into C as soon as its sums are complete, while the lines
+//! of the next tile's C are asked for.
 //!
 //! Tasks are spread over the caller's rayon pool in contiguous ranges, one per worker, which
 //! a worker that is done helps the others finish ([`WorkerRanges`]): a worker's consecutive
@@ -31,7 +33,8 @@
 //! no core idles at the end.
 
 use crate::kernel::{
-    AAccess, AOperand, BAccess, BOperand, KernelShape, MicroKernel, PitchedGrid, TileEpilogue,
+    AAccess, AOperand, BAccess, BOperand, CElement, KernelShape, MicroKernel, PitchedGrid,
+    TileEpilogue,
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
@@ -290,10 +293,10 @@ pub struct Packing {
     /// Some job's B is packed block by block (neither prepacked nor in place: contiguous
     /// columns with few rows of A, or stepped).
     pub b: bool,
-    /// Some job's C is stored in half precision: each worker stages C in f32, one tile at a
-    /// time where the depth is one block, else its task's part ([`STAGED_C_BUDGET`] values at
-    /// most; the tasks are cut to fit either way), and rounds each tile into C once its sums
-    /// are complete.
+    /// Some job's C is stored in half precision and staged ([`Sgemm::stages_half_c`]):
+    /// each worker stages C in f32, one tile at a time where the depth is one block, else
+    /// its task's part ([`STAGED_C_BUDGET`] values at most; the tasks are cut to fit either
+    /// way), and rounds each tile into C once its sums are complete.
     pub c: bool,
 }
 
@@ -415,15 +418,26 @@ impl Sgemm {
         (STAGED_C_BUDGET / (self.shape.mr * self.shape.nr)).max(1)
     }
 
-    /// Whether a half-precision C of a job of depth `k` is staged one tile at a time rather
-    /// than a task at a time: with one depth block, a tile's sums are complete as soon as it
-    /// is stored, so that one tile of staging, which stays in L1, is enough (pointwise_64_256
-    /// f16, A/B in one process: one thread 1.093–1.100 ms against 1.105–1.112, two threads
-    /// 0.565–0.598 against 0.575–0.632). The tasks are still cut as for a staged task
-    /// ([`Sgemm::split`]): uncut, they ran along C's rows as f32's do, 3 % faster on one
-    /// thread but, in some runs, 25 % slower on two.
+    /// Whether a staged half-precision C (transposed or pitched) of a job of depth `k` is
+    /// staged one tile at a time rather than a task at a time: with one depth block, a
+    /// tile's sums are complete as soon as it is stored, so that one tile of staging, which
+    /// stays in L1, is enough (measured on pointwise_64_256 f16 when its C was staged, A/B in
+    /// one process: one thread 1.093–1.100 ms against 1.105–1.112, two threads 0.565–0.598
+    /// against 0.575–0.632). The tasks are still cut as for a staged task ([`Sgemm::split`]).
     fn stages_tiles(&self, k: usize) -> bool {
         k <= self.blocking.kc
+    }
+
+    /// Whether a C stored in half precision with `columns`, of a job of depth `k`, is staged
+    /// in f32 (needs [`Packing::c`]). A contiguous C of one depth block is not: its tiles'
+    /// sums are complete when they are stored, and the microkernels round them straight from
+    /// their registers as they store them (pointwise_64_256 f16, A/B in one process: one
+    /// thread 0.98 ms against 1.12 staged, two threads 0.56 against 0.65; the f32 run took
+    /// 1.04, for C's stores are half as many bytes). Its tasks are split as f32's (one
+    /// thread 1.04 ms against 1.08 with the staged cut, two threads 0.68–0.69 against
+    /// 0.71–0.73 in a noisy state).
+    pub fn stages_half_c(&self, columns: Columns, k: usize) -> bool {
+        columns != Columns::Contiguous || !self.stages_tiles(k)
     }
 
     /// Elements of a worker's staged C (none when no C is stored in half precision).
@@ -732,13 +746,17 @@ impl Sgemm {
     }
 
     /// One task, sequentially: the loop nest in the module documentation, its tiles stored
-    /// into C (f32), or into the worker's staged block and then rounded into C.
+    /// into C (f32, or rounded from the registers), or into the worker's staged block and
+    /// then rounded into C.
     ///
     /// # Safety
     /// As [`Sgemm::run`] for `job`, restricted to the task's tile.
     unsafe fn run_task(&self, job: &GemmJob<'_>, task: Task, scratch: &mut [f32]) {
-        let ptr = match job.c.ptr {
-            OutputPtr::F32(ptr) => ptr,
+        let from_registers = !self.stages_half_c(job.c.columns, job.k);
+        let (ptr, element) = match job.c.ptr {
+            OutputPtr::F32(ptr) => (ptr, CElement::F32),
+            OutputPtr::F16(ptr) if from_registers => (ptr.cast(), CElement::F16),
+            OutputPtr::Bf16(ptr) if from_registers => (ptr.cast(), CElement::Bf16),
             OutputPtr::F16(ptr) => {
                 // SAFETY: forwarded contract (`split` cut the task to the staged block).
                 return unsafe { self.run_staged_task(job, task, ptr, scratch) };
@@ -748,11 +766,12 @@ impl Sgemm {
                 return unsafe { self.run_staged_task(job, task, ptr, scratch) };
             }
         };
-        let c = F32Output {
+        let c = TaskOutput {
             ptr,
             ldc: job.c.ldc,
             columns: job.c.columns,
             origin: Origin::At([0, 0]),
+            element,
         };
         // SAFETY: forwarded contract: C is the job's own.
         unsafe { self.compute_task(job, task, c, scratch, |_, _| {}) };
@@ -786,7 +805,8 @@ impl Sgemm {
             "staged task larger than its block"
         );
         let transposed = job.c.columns == Columns::Transposed;
-        let c = F32Output {
+        let c = TaskOutput {
+            element: CElement::F32,
             ptr: staged.as_mut_ptr(),
             ldc: if transposed { rows } else { cols },
             columns: if transposed {
@@ -898,7 +918,7 @@ impl Sgemm {
         &self,
         job: &GemmJob<'_>,
         task: Task,
-        c: F32Output,
+        c: TaskOutput,
         scratch: &mut [f32],
         finished: impl Fn(Range<usize>, Range<usize>),
     ) {
@@ -989,6 +1009,7 @@ impl Sgemm {
                         activation,
                         transposed: false,
                         pitched: None,
+                        element: c.element,
                     };
                     for ir in rows.clone().step_by(mr) {
                         for jr in cols.clone().step_by(nr) {
@@ -1029,7 +1050,7 @@ impl Sgemm {
                                         depth.len(),
                                         a,
                                         b_operand,
-                                        c.ptr.add(ci * c.ldc + cj),
+                                        c.at(ci * c.ldc + cj),
                                         c.ldc,
                                         tile_rows,
                                         tile_cols,
@@ -1048,7 +1069,7 @@ impl Sgemm {
                                             depth.len(),
                                             a,
                                             b_operand,
-                                            c.ptr.add(offset),
+                                            c.at(offset),
                                             c.ldc,
                                             tile_rows,
                                             tile_cols,
@@ -1070,7 +1091,7 @@ impl Sgemm {
                                             depth.len(),
                                             a,
                                             b_operand,
-                                            c.ptr.add(ci * c.ldc),
+                                            c.at(ci * c.ldc),
                                             c.ldc,
                                             tile_rows,
                                             tile_cols,
@@ -1107,7 +1128,7 @@ impl Sgemm {
                                     store_pitched(
                                         tile_scratch.as_ptr(),
                                         nr,
-                                        c.ptr.add(ci * c.ldc),
+                                        c.at(ci * c.ldc),
                                         c.ldc,
                                         tile_rows,
                                         (cj, tile_cols),
@@ -1123,7 +1144,7 @@ impl Sgemm {
                                         depth.len(),
                                         a,
                                         b_operand,
-                                        c.ptr.add(cj * c.ldc + ci),
+                                        c.at(cj * c.ldc + ci),
                                         c.ldc,
                                         tile_rows,
                                         tile_cols,
@@ -1146,16 +1167,35 @@ impl Sgemm {
 }
 
 /// Where a task stores its tiles: element `(i, j)` of the job's C at the place `columns`
-/// maps `(i, j)` less the [`Origin`] to from `ptr`, rows `ldc` apart.
+/// maps `(i, j)` less the [`Origin`] to from `ptr`, rows `ldc` apart, as `element`s (`ptr`
+/// is cast; half-precision elements only in a contiguous C of one depth block).
 #[derive(Clone, Copy)]
-struct F32Output {
+struct TaskOutput {
     ptr: *mut f32,
     ldc: usize,
     columns: Columns,
     origin: Origin,
+    element: CElement,
 }
 
-/// Which element of the job an [`F32Output`]'s first element holds.
+impl TaskOutput {
+    /// The element `offset` elements from the first, as the microkernels take it.
+    ///
+    /// # Safety
+    /// The element lies inside the C that `ptr` points into.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: forwarded contract, counted in the elements' own size.
+        unsafe {
+            match self.element {
+                CElement::F32 => self.ptr.add(offset),
+                CElement::F16 => self.ptr.cast::<f16>().add(offset).cast(),
+                CElement::Bf16 => self.ptr.cast::<bf16>().add(offset).cast(),
+            }
+        }
+    }
+}
+
+/// Which element of the job a [`TaskOutput`]'s first element holds.
 #[derive(Clone, Copy)]
 enum Origin {
     /// Job element `(i, j)` is stored at `(i − r0, j − c0)`.

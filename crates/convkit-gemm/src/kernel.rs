@@ -37,7 +37,9 @@
 //!
 //! After the last depth block the tile gets the bias (per row or per column) and the
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
-//! on AVX2/AVX-512). A C stored transposed (the pixels of an NCHW output as the tile's rows)
+//! on AVX2/AVX-512). A C of half-precision elements (one depth block, neither transposed nor
+//! pitched: [`TileEpilogue::element`]) is rounded from the registers as it is stored, so
+//! that its f32 sums never go to memory. A C stored transposed (the pixels of an NCHW output as the tile's rows)
 //! goes through the path's in-register transpose, each channel's run of pixels at once. A
 //! whole tile on a pitched grid (im2col's padded lines, whose last columns are dropped) is
 //! stored from its registers too: a vector that crosses a line's end stores its kept lanes
@@ -51,7 +53,8 @@
 //! [`MAX_STEPPED_A_ROWS`] rows.
 
 use convkit_core::Isa;
-use convkit_simd::{Portable, Simd, VectorActivation, prefetch_l1};
+use convkit_simd::{F32Storage, Portable, Simd, VectorActivation, prefetch_l1};
+use half::{bf16, f16};
 
 /// What happens to a tile after its products are summed.
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +75,21 @@ pub(crate) struct TileEpilogue {
     /// output row: a whole tile is stored from its registers, each vector's kept lanes at
     /// their places in at most two runs.
     pub pitched: Option<PitchedGrid>,
+    /// The type of C's elements: `c` points at them (cast). Half-precision elements are
+    /// rounded from the registers as they are stored; such a C is neither accumulated into
+    /// (its tile has one depth block), transposed nor pitched.
+    pub element: CElement,
+}
+
+/// The type of the elements of the C a tile is stored into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CElement {
+    /// f32.
+    F32,
+    /// `half::f16`, rounded once on store.
+    F16,
+    /// `half::bf16`, rounded once on store.
+    Bf16,
 }
 
 /// A whole tile's place on a pitched grid: grid column `q` of a row lands at output column
@@ -549,6 +567,11 @@ unsafe fn tile<
         // themselves indexed at run time, LLVM would keep them in memory and store them on
         // every depth step (the 8x48 and 6x64 tiles did, at a third of the peak).
         let whole = rows == MR && cols == NV * lanes;
+        debug_assert!(
+            epilogue.element == CElement::F32
+                || !(epilogue.accumulate || epilogue.transposed || epilogue.pitched.is_some()),
+            "a half-precision C is stored once, neither transposed nor pitched"
+        );
         if epilogue.transposed {
             if whole && MR <= TRANSPOSED_BLOCK_ROWS {
                 store_tile_transposed::<S, MR, NV>(&acc, c, ldc, epilogue);
@@ -556,14 +579,50 @@ unsafe fn tile<
                 let parked = park::<S, MR, NV>(&acc);
                 store_transposed::<S>(parked.as_ptr(), NV * lanes, c, ldc, rows, cols, epilogue);
             }
-        } else if whole {
-            match epilogue.pitched {
-                Some(grid) => store_tile_pitched::<S, MR, NV>(&acc, c, ldc, grid, epilogue),
-                None => store_tile::<S, MR, NV>(&acc, c, ldc, epilogue),
-            }
+        } else if let Some(grid) = epilogue.pitched.filter(|_| whole) {
+            store_tile_pitched::<S, MR, NV>(&acc, c, ldc, grid, epilogue);
         } else {
-            let parked = park::<S, MR, NV>(&acc);
-            store_parked::<S>(parked.as_ptr(), NV * lanes, c, ldc, (rows, cols), epilogue);
+            match epilogue.element {
+                CElement::F32 => store::<S, MR, NV, f32>(&acc, c, ldc, (rows, cols), epilogue),
+                CElement::F16 => {
+                    store::<S, MR, NV, f16>(&acc, c.cast(), ldc, (rows, cols), epilogue)
+                }
+                CElement::Bf16 => {
+                    store::<S, MR, NV, bf16>(&acc, c.cast(), ldc, (rows, cols), epilogue)
+                }
+            }
+        }
+    }
+}
+
+/// Stores the first `rows` rows and `cols` columns of a register tile into a C of `T`
+/// elements (neither transposed nor pitched) with the epilogue: a whole tile from its
+/// registers, another parked first.
+///
+/// # Safety
+/// As [`MicroKernel`], with `c` holding `T` elements.
+#[inline(always)]
+unsafe fn store<S: Simd, const MR: usize, const NV: usize, T: F32Storage>(
+    acc: &[[S::F32; NV]; MR],
+    c: *mut T,
+    ldc: usize,
+    (rows, cols): (usize, usize),
+    epilogue: &TileEpilogue,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if rows == MR && cols == NV * S::LANES {
+            store_tile::<S, MR, NV, T>(acc, c, ldc, epilogue);
+        } else {
+            let parked = park::<S, MR, NV>(acc);
+            store_parked::<S, T>(
+                parked.as_ptr(),
+                NV * S::LANES,
+                c,
+                ldc,
+                (rows, cols),
+                epilogue,
+            );
         }
     }
 }
@@ -643,9 +702,9 @@ unsafe fn store_tile_transposed<S: Simd, const MR: usize, const NV: usize>(
 /// # Safety
 /// As [`MicroKernel`] for `c`, `ldc`, `MR` rows, `NV·LANES` columns and the epilogue.
 #[inline(always)]
-unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize>(
+unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize, T: F32Storage>(
     acc: &[[S::F32; NV]; MR],
-    c: *mut f32,
+    c: *mut T,
     ldc: usize,
     epilogue: &TileEpilogue,
 ) {
@@ -656,14 +715,14 @@ unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize>(
         if epilogue.accumulate {
             for (i, row) in tile.iter_mut().enumerate() {
                 for (j, value) in row.iter_mut().enumerate() {
-                    *value = S::add(*value, S::load(c.add(i * ldc + j * lanes)));
+                    *value = S::add(*value, T::load_lanes::<S>(c.add(i * ldc + j * lanes)));
                 }
             }
         }
         finish_tile::<S, MR, NV>(&mut tile, epilogue);
         for (i, row) in tile.iter().enumerate() {
             for (j, &value) in row.iter().enumerate() {
-                S::store(c.add(i * ldc + j * lanes), value);
+                T::store_lanes::<S>(c.add(i * ldc + j * lanes), value);
             }
         }
     }
@@ -766,10 +825,10 @@ unsafe fn store_tile_pitched<S: Simd, const MR: usize, const NV: usize>(
 /// As [`MicroKernel`] for `c`, `ldc`, `rows`, `cols` and the epilogue; `tile` holds `rows`
 /// rows of `cols` rounded up to whole vectors.
 #[inline(always)]
-unsafe fn store_parked<S: Simd>(
+unsafe fn store_parked<S: Simd, T: F32Storage>(
     tile: *const f32,
     tile_ld: usize,
-    c: *mut f32,
+    c: *mut T,
     ldc: usize,
     (rows, cols): (usize, usize),
     epilogue: &TileEpilogue,
@@ -781,7 +840,7 @@ unsafe fn store_parked<S: Simd>(
             for col in (0..cols).step_by(S::LANES) {
                 let sum = S::load(tile.add(i * tile_ld + col));
                 let len = S::LANES.min(cols - col);
-                store_vector::<S>(sum, c.add(i * ldc + col), len, (row_bias, col), epilogue);
+                store_vector::<S, T>(sum, c.add(i * ldc + col), len, (row_bias, col), epilogue);
             }
         }
     }
@@ -805,9 +864,9 @@ unsafe fn row_bias<S: Simd>(epilogue: &TileEpilogue, i: usize) -> Option<S::F32>
 /// The CPU has `S::ISA`; `dst` holds `len ≤ LANES` values; a column bias (when not null)
 /// holds `col + len` values.
 #[inline(always)]
-unsafe fn store_vector<S: Simd>(
+unsafe fn store_vector<S: Simd, T: F32Storage>(
     sum: S::F32,
-    dst: *mut f32,
+    dst: *mut T,
     len: usize,
     (row_bias, col): (Option<S::F32>, usize),
     epilogue: &TileEpilogue,
@@ -824,7 +883,12 @@ unsafe fn store_vector<S: Simd>(
         };
         let mut value = sum;
         if epilogue.accumulate {
-            value = S::add(value, load(dst));
+            let old = if full {
+                T::load_lanes::<S>(dst)
+            } else {
+                T::load_lanes_partial::<S>(dst, len)
+            };
+            value = S::add(value, old);
         }
         if epilogue.finish {
             if let Some(bias) = row_bias {
@@ -836,9 +900,9 @@ unsafe fn store_vector<S: Simd>(
             value = epilogue.activation.apply::<S>(value);
         }
         if full {
-            S::store(dst, value);
+            T::store_lanes::<S>(dst, value);
         } else {
-            S::store_partial(dst, value, len);
+            T::store_lanes_partial::<S>(dst, value, len);
         }
     }
 }
@@ -896,7 +960,7 @@ unsafe fn store_pitched<S: Simd>(
                         S::load_partial(src, n)
                     };
                     let dst = c_row.add(to + t);
-                    store_vector::<S>(sum, dst, n, (row_bias, from + t), epilogue);
+                    store_vector::<S, f32>(sum, dst, n, (row_bias, from + t), epilogue);
                 }
             }
         }
@@ -1065,7 +1129,7 @@ mod x86 {
     macro_rules! x86_kernels {
         ($set:ident: avx2 $module:ident, $mr:literal, $nv:literal) => {
             microkernels!(
-                #[target_feature(enable = "avx2,fma")]
+                #[target_feature(enable = "avx2,fma,f16c")]
                 $module,
                 Avx2,
                 $mr,
@@ -1075,7 +1139,7 @@ mod x86 {
         };
         ($set:ident: avx512 $module:ident, $mr:literal, $nv:literal) => {
             microkernels!(
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
                 $module,
                 Avx512,
                 $mr,
@@ -1107,9 +1171,9 @@ mod x86 {
     pub(super) const AVX512_7X48_NARROW: [Kernels; 2] = [AVX512_7X16, AVX512_7X32];
     pub(super) const AVX512_6X64_NARROW: [Kernels; 3] = [AVX512_6X16, AVX512_6X32, AVX512_6X48];
 
-    pitched_store!(#[target_feature(enable = "avx2,fma")] pub(super) store_pitched_avx2, Avx2);
+    pitched_store!(#[target_feature(enable = "avx2,fma,f16c")] pub(super) store_pitched_avx2, Avx2);
     pitched_store!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
         pub(super) store_pitched_avx512, Avx512
     );
 }

@@ -507,6 +507,20 @@ impl<T: F32Storage> PanelSource for Lowered<'_, T> {
 }
 
 impl Im2colPlan {
+    /// How the GEMM's C maps to the output: the NCHW planes transposed (pixel rows), on the
+    /// pitched grid (the grid's columns, dropped ones included), or contiguous (NHWC, 1x1,
+    /// the per-row lowering, kept lines).
+    fn c_columns(&self) -> Columns {
+        match (self.shape.layout(), self.pitched) {
+            (Layout::Nchw, Some(_)) if self.pixel_rows => Columns::Transposed,
+            (Layout::Nchw, Some(pitched)) if !self.kept_lines => Columns::Pitched {
+                pitch: pitched.pitch,
+                valid: self.shape.output_hw()[1],
+            },
+            _ => Columns::Contiguous,
+        }
+    }
+
     /// The plan of `request`, for input and output stored in half precision when `converts`
     /// (the input is then packed where f32 would be read in place, and C is staged).
     fn new(request: &PlanRequest<'_, f32>, converts: bool) -> Im2colPlan {
@@ -636,23 +650,7 @@ impl Im2colPlan {
                 }
             })
             .collect();
-        // Scratch blocks only for what is packed at run time: NCHW's weights are prepacked
-        // and its padded copies read in place (where the step tables fit), else its B is
-        // the input (packed: pointwise, per-row lowering); NHWC's B is the prepacked
-        // weights, its A the input's rows in place (pointwise) or the lowering (packed).
-        let sgemm = sgemm.with_packing(match shape.layout() {
-            Layout::Nchw => Packing {
-                a: false,
-                b: pitched_steps.is_none(),
-                c: converts,
-            },
-            Layout::Nhwc => Packing {
-                a: !pointwise || converts,
-                b: false,
-                c: converts,
-            },
-        });
-        Im2colPlan {
+        let mut plan = Im2colPlan {
             shape,
             sgemm,
             weights,
@@ -666,7 +664,26 @@ impl Im2colPlan {
             pixel_rows,
             kept_lines,
             workers: rayon::current_num_threads(),
-        }
+        };
+        // Scratch blocks only for what is packed at run time: NCHW's weights are prepacked
+        // and its padded copies read in place (where the step tables fit), else its B is
+        // the input (packed: pointwise, per-row lowering); NHWC's B is the prepacked
+        // weights, its A the input's rows in place (pointwise) or the lowering (packed). A
+        // half-precision C is staged unless the microkernels round it from their registers.
+        let staged_c = converts && plan.sgemm.stages_half_c(plan.c_columns(), depth);
+        plan.sgemm = plan.sgemm.with_packing(match shape.layout() {
+            Layout::Nchw => Packing {
+                a: false,
+                b: plan.pitched_steps.is_none(),
+                c: staged_c,
+            },
+            Layout::Nhwc => Packing {
+                a: !pointwise || converts,
+                b: false,
+                c: staged_c,
+            },
+        });
+        plan
     }
 
     /// Writes the zero-padded copy of output rows `rows` (with their halo) of every (image,
@@ -918,7 +935,7 @@ impl<T: GemmOutput> GemmJobs for WaveJobs<'_, T> {
                 c: OutputTile {
                     ptr: T::output_ptr(nchw_c),
                     ldc: pixels,
-                    columns: Columns::Transposed,
+                    columns: plan.c_columns(),
                 },
                 epilogue: epilogue(None, bias),
             },
@@ -931,14 +948,7 @@ impl<T: GemmOutput> GemmJobs for WaveJobs<'_, T> {
                 c: OutputTile {
                     ptr: T::output_ptr(nchw_c),
                     ldc: pixels,
-                    columns: match plan.pitched {
-                        Some(_) if plan.kept_lines => Columns::Contiguous,
-                        Some(pitched) => Columns::Pitched {
-                            pitch: pitched.pitch,
-                            valid: ow,
-                        },
-                        None => Columns::Contiguous,
-                    },
+                    columns: plan.c_columns(),
                 },
                 epilogue: epilogue(bias, None),
             },
@@ -951,7 +961,7 @@ impl<T: GemmOutput> GemmJobs for WaveJobs<'_, T> {
                 c: OutputTile {
                     ptr: T::output_ptr(out.wrapping_add(g * kg)),
                     ldc: shape.out_channels(),
-                    columns: Columns::Contiguous,
+                    columns: plan.c_columns(),
                 },
                 epilogue: epilogue(None, bias),
             },
