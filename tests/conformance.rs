@@ -204,3 +204,48 @@ fn multi_worker_problems_match_the_reference() {
         }
     }
 }
+
+/// Half-precision 1x1 layers, which the random problems rarely draw: Im2colGemm rounds their
+/// C from the microkernels' registers and, in NHWC, widens the input's pixels as rows; over
+/// one and two depth blocks (64 and 300 input channels), in both layouts, on two workers.
+#[test]
+fn half_precision_pointwise_layers_match_the_reference() {
+    use convkit::{Activation, ConvSpec, Element, Layout, Registered};
+    use convkit_testkit::{CheckOutcome, ConvProblem, Values, check_impl};
+    fn check<T: Element + Registered>(problem: &ConvProblem) {
+        for algorithm in convkit::algorithms::<T>() {
+            for &isa in convkit_simd::available_isas() {
+                match check_impl(algorithm, isa, problem) {
+                    Ok(
+                        CheckOutcome::Passed(_)
+                        | CheckOutcome::Unsupported(_)
+                        | CheckOutcome::NoPathFor(_),
+                    ) => {}
+                    Err(failure) => panic!("{failure}"),
+                }
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for spec in [
+        ConvSpec::new(2, 64, 40, [9, 11], [1, 1]),
+        ConvSpec::new(1, 300, 24, [7, 13], [1, 1]),
+    ] {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let problem = ConvProblem::new(
+                spec.layout(layout),
+                true,
+                Activation::Relu,
+                Values::Integer,
+                11,
+            );
+            pool.install(|| {
+                check::<half::f16>(&problem);
+                check::<half::bf16>(&problem);
+            });
+        }
+    }
+}

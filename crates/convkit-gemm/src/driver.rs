@@ -8,7 +8,8 @@
 //!     pack B(pc, jc)                    rows of A, see `Sgemm::reads_b_in_place`, or a
 //!                                       source with a table of steps, `PanelSource::stepped`)
 //!     for ic in rows, step MC         A block MC×KC: prepacked weights, A's own rows when
-//!       A(ic, pc)                     they are contiguous in depth, or packed here: L2
+//!       A(ic, pc)                     they are contiguous in depth, or packed here (as
+//!                                     rows where the source prefers): L2
 //!       for ir in ic, step MR         A micro-panel MR×KC stays in L1 across jr
 //!         for jr in jc, step NR       microkernel on an MR×NR register tile, B from L2
 //! ```
@@ -990,6 +991,11 @@ impl Sgemm {
                         (Some(panel), _, _) => ABlock::Packed(panel),
                         (None, Some((data, lda)), _) => ABlock::Rows { data, lda },
                         (None, None, Some(stepped)) => ABlock::Stepped(stepped),
+                        (None, None, None)
+                            if job.a.pack_rows(rows.clone(), depth.clone(), a_scratch) =>
+                        {
+                            ABlock::BlockRows(a_scratch)
+                        }
                         (None, None, None) => {
                             job.a.pack(rows.clone(), depth.clone(), mr, a_scratch);
                             ABlock::Packed(a_scratch)
@@ -1282,6 +1288,9 @@ enum ABlock<'a> {
     Packed(&'a [f32]),
     /// The source's rows in place: element `(i, p)` at `data[i·lda + p]`.
     Rows { data: &'a [f32], lda: usize },
+    /// The block's rows, written into the worker's scratch ([`PanelSource::pack_rows`]):
+    /// the block's row `i` and depth index `p` at `data[i·depth + p]`.
+    BlockRows(&'a [f32]),
     /// The source in place at tables of offsets (the whole job's rows and depth).
     Stepped(SteppedRows<'a>),
 }
@@ -1311,6 +1320,10 @@ impl ABlock<'_> {
             ABlock::Rows { data, lda } => (
                 kernels.select(AAccess::Rows, b),
                 operand(data[row * lda + depth.start..].as_ptr(), lda),
+            ),
+            ABlock::BlockRows(data) => (
+                kernels.select(AAccess::Rows, b),
+                operand(data[offset * depth.len()..].as_ptr(), depth.len()),
             ),
             ABlock::Stepped(SteppedRows { data, outer, steps }) => (
                 kernels.select(AAccess::Stepped, b),

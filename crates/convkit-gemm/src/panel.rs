@@ -36,6 +36,17 @@ pub trait PanelSource: Sync {
     /// at least [`packed_len`] elements.
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]);
 
+    /// Writes the block of `outer` × `depth` as rows instead of panels, when the source
+    /// prefers that (a half-precision source whose depth indices are contiguous: widening
+    /// its rows is a straight conversion, a panel a transpose): row `i` of the block at
+    /// `dst[i·depth.len()..]`, its depth contiguous; `dst` holds at least
+    /// `outer.len()·depth.len()` elements. Returns whether it did; the SGEMM then reads the
+    /// block's rows in place.
+    fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
+        let _ = (outer, depth, dst);
+        false
+    }
+
     /// The same panel without copying, when the source is already packed that way.
     fn prepacked(&self, outer: Range<usize>, depth: Range<usize>, width: usize) -> Option<&[f32]> {
         let _ = (outer, depth, width);

@@ -7,6 +7,7 @@ use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmOutput, OutputPtr, OutputTile, Packing, Sgemm, StridedMatrix,
 };
 use half::{bf16, f16};
+use std::ops::Range;
 
 fn integers(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
@@ -613,4 +614,83 @@ fn check_half_precision_c<T: GemmOutput + PartialEq + std::fmt::Debug>() {
 fn half_precision_c_is_rounded_once() {
     check_half_precision_c::<f16>();
     check_half_precision_c::<bf16>();
+}
+
+/// An A (row-major, `lda` apart) that asks for its blocks as rows
+/// ([`PanelSource::pack_rows`](convkit_gemm::PanelSource::pack_rows)), as a half-precision
+/// NHWC input does: the SGEMM must never ask for its panels.
+struct RowsOnRequest<'a>(&'a [f32], usize);
+
+impl convkit_gemm::PanelSource for RowsOnRequest<'_> {
+    fn pack(&self, _: Range<usize>, _: Range<usize>, _: usize, _: &mut [f32]) {
+        panic!("a source that packs rows is never packed into panels");
+    }
+
+    fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
+        let RowsOnRequest(data, lda) = *self;
+        for (i, row) in outer.zip(dst.chunks_exact_mut(depth.len())) {
+            row.copy_from_slice(&data[i * lda + depth.start..i * lda + depth.end]);
+        }
+        true
+    }
+}
+
+#[test]
+fn a_packed_as_rows_over_several_blocks() {
+    for isa in isas() {
+        for kernel in convkit_gemm::KernelShape::candidates(isa) {
+            for [m, n, k] in [[1, 1, 1], [13, 40, 300], [205, 70, 33], [30, 17, 520]] {
+                let sgemm = Sgemm::with_kernel(kernel).with_packing(Packing {
+                    a: true,
+                    b: false,
+                    c: false,
+                });
+                let lda = k + 2;
+                let a = integers(m * lda, 5);
+                let b = integers(k * n, 6);
+                let row_bias = integers(m, 7);
+                let epilogue = Epilogue {
+                    row_bias: Some(&row_bias),
+                    col_bias: None,
+                    activation: Activation::Relu,
+                };
+                let expected = naive([m, n, k], &a, lda, &b, n, &epilogue);
+                let a_source = RowsOnRequest(&a, lda);
+                let b_view = StridedMatrix::new(&b, 1, n);
+                let prepacked =
+                    convkit_gemm::PackedPanels::new(&b_view, n, k, kernel.nr, sgemm.blocking().kc);
+                for threads in [1, 2] {
+                    let mut c = vec![f32::NAN; m * n];
+                    let mut scratch = vec![f32::NAN; sgemm.scratch_len(threads)];
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .expect("a pool");
+                    pool.install(|| {
+                        let job = GemmJob {
+                            m,
+                            n,
+                            k,
+                            a: &a_source,
+                            b: &prepacked,
+                            c: OutputTile {
+                                ptr: OutputPtr::F32(c.as_mut_ptr()),
+                                ldc: n,
+                                columns: Columns::Contiguous,
+                            },
+                            epilogue,
+                        };
+                        // SAFETY: A's rows hold m×k at `lda`, the prepacked B n×k; C holds
+                        // m×n; the row bias m values; scratch for `threads` workers.
+                        unsafe { sgemm.run(&[job], &mut scratch) }
+                    });
+                    assert_eq!(
+                        c, expected,
+                        "{isa} {}x{} {m}x{n}x{k} on {threads} threads",
+                        kernel.mr, kernel.nr
+                    );
+                }
+            }
+        }
+    }
 }

@@ -494,6 +494,13 @@ impl<T: F32Storage> PanelSource for Lowered<'_, T> {
         }
     }
 
+    fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
+        match self {
+            Lowered::Widened(matrix) => matrix.pack_rows(outer, depth, dst),
+            _ => false,
+        }
+    }
+
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
         match self {
             Lowered::Direct(matrix) => matrix.pack(outer, depth, width, dst),
