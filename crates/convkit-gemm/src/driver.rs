@@ -29,9 +29,9 @@
 //! a worker that is done helps the others finish ([`WorkerRanges`]): a worker's consecutive
 //! tasks are neighbouring column blocks, whose reads run on from one to the next. Each worker
 //! has its own slice of the scratch (one A block, one B block, one tile), so scratch is
-//! bounded by the worker count, never by the problem. Columns (or rows, when A is the larger operand) are
-//! split evenly in NR (MR) units so that the task count is a multiple of the worker count and
-//! no core idles at the end.
+//! bounded by the worker count, never by the problem. Columns (or rows, when A is the larger
+//! operand) are split evenly in NR (MR) units so that the task count is a multiple of the
+//! worker count and no core idles at the end.
 
 use crate::kernel::{
     AAccess, AOperand, BAccess, BOperand, CElement, KernelShape, MicroKernel, PitchedGrid,

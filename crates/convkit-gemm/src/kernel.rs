@@ -39,13 +39,13 @@
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
 //! on AVX2/AVX-512). A C of half-precision elements (one depth block, neither transposed nor
 //! pitched: [`TileEpilogue::element`]) is rounded from the registers as it is stored, so
-//! that its f32 sums never go to memory. A C stored transposed (the pixels of an NCHW output as the tile's rows)
-//! goes through the path's in-register transpose, each channel's run of pixels at once. A
-//! whole tile on a pitched grid (im2col's padded lines, whose last columns are dropped) is
-//! stored from its registers too: a vector that crosses a line's end stores its kept lanes
-//! as two masked runs (resnet_stem_7x7s2, whose 48-column tiles crossed a 115-column line
-//! one time in three: 84–86 → 88–90 % of the peak, before its lines of 112 kept columns were
-//! read as whole vectors; cifar_conv1_3x3 44 → 67 %).
+//! that its f32 sums never go to memory. A C stored transposed (the pixels of an NCHW output
+//! as the tile's rows) goes through the path's in-register transpose, each channel's run of
+//! pixels at once. A whole tile on a pitched grid (im2col's padded lines, whose last columns
+//! are dropped) is stored from its registers too: a vector that crosses a line's end stores
+//! its kept lanes as two masked runs (resnet_stem_7x7s2, whose 48-column tiles crossed a
+//! 115-column line one time in three: 84–86 → 88–90 % of the peak, before its lines of 112
+//! kept columns were read as whole vectors; cifar_conv1_3x3 44 → 67 %).
 //!
 //! The `*_stepped_a` entry points read A in place at two tables: tile row `i`'s value of depth
 //! step `p` at `a + row_offsets[i] + steps[p]` (im2col's pixel rows: a pixel's place in the
