@@ -80,7 +80,7 @@ fn every_registered_algorithm_is_instantiated_and_paths_are_listed() {
 #[test]
 fn multi_worker_problems_match_the_reference() {
     use convkit::{Activation, ConvSpec, Layout, Padding};
-    use convkit_testkit::{CheckOutcome, ConvProblem, Values, check_impl};
+    use convkit_testkit::{ConvProblem, Values};
     let specs = [
         ConvSpec::new(1, 40, 72, [23, 29], [3, 3]).padding(Padding::symmetric([1, 1])),
         ConvSpec::new(2, 24, 36, [17, 15], [3, 2])
@@ -188,18 +188,7 @@ fn multi_worker_problems_match_the_reference() {
                     Values::Integer,
                     9,
                 );
-                for algorithm in convkit::algorithms::<f32>() {
-                    for &isa in convkit_simd::available_isas() {
-                        match pool.install(|| check_impl(algorithm, isa, &problem)) {
-                            Ok(
-                                CheckOutcome::Passed(_)
-                                | CheckOutcome::Unsupported(_)
-                                | CheckOutcome::NoPathFor(_),
-                            ) => {}
-                            Err(failure) => panic!("{threads} threads: {failure}"),
-                        }
-                    }
-                }
+                pool.install(|| every_path_matches::<f32>(&problem, &format!("{threads} threads")));
             }
         }
     }
@@ -210,22 +199,8 @@ fn multi_worker_problems_match_the_reference() {
 /// one and two depth blocks (64 and 300 input channels), in both layouts, on two workers.
 #[test]
 fn half_precision_pointwise_layers_match_the_reference() {
-    use convkit::{Activation, ConvSpec, Element, Layout, Registered};
-    use convkit_testkit::{CheckOutcome, ConvProblem, Values, check_impl};
-    fn check<T: Element + Registered>(problem: &ConvProblem) {
-        for algorithm in convkit::algorithms::<T>() {
-            for &isa in convkit_simd::available_isas() {
-                match check_impl(algorithm, isa, problem) {
-                    Ok(
-                        CheckOutcome::Passed(_)
-                        | CheckOutcome::Unsupported(_)
-                        | CheckOutcome::NoPathFor(_),
-                    ) => {}
-                    Err(failure) => panic!("{failure}"),
-                }
-            }
-        }
-    }
+    use convkit::{Activation, ConvSpec, Layout};
+    use convkit_testkit::{ConvProblem, Values};
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -243,9 +218,23 @@ fn half_precision_pointwise_layers_match_the_reference() {
                 11,
             );
             pool.install(|| {
-                check::<half::f16>(&problem);
-                check::<half::bf16>(&problem);
+                every_path_matches::<half::f16>(&problem, "f16");
+                every_path_matches::<half::bf16>(&problem, "bf16");
             });
         }
+    }
+}
+
+/// Every registered algorithm of `T` on every path of this CPU against one reference of
+/// `problem` (declining the problem, or a path, passes); panics with the first failure.
+fn every_path_matches<T: convkit::Element + convkit::Registered>(
+    problem: &convkit_testkit::ConvProblem,
+    context: &str,
+) {
+    let algorithms = convkit::algorithms::<T>();
+    if let Err(failure) =
+        convkit_testkit::check_algorithms(&algorithms, convkit_simd::available_isas(), problem)
+    {
+        panic!("{context}: {failure}");
     }
 }
