@@ -38,6 +38,14 @@ fn naive(
     c
 }
 
+/// A rayon pool of `threads` workers.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a pool")
+}
+
 fn isas() -> Vec<Isa> {
     convkit_gemm::KernelShape::ISAS
         .iter()
@@ -152,10 +160,7 @@ fn single_thread_and_pool_give_identical_bits() {
             .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
             .collect();
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool(threads);
             let mut c = vec![0.0f32; m * n];
             pool.install(|| {
                 Sgemm::new(isa).gemm([m, n, k], &a, k, &b, n, &mut c, n, &Epilogue::default())
@@ -344,10 +349,7 @@ fn jobs_of_different_shapes_share_one_run() {
                 .map(|&[m, n, _]| vec![f32::NAN; m * n])
                 .collect();
             let mut scratch = vec![f32::NAN; sgemm.scratch_len(threads)];
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("a pool");
+            let pool = pool(threads);
             pool.install(|| {
                 let mut pointers = outputs.iter_mut().map(|c| c.as_mut_ptr());
                 let jobs: [GemmJob<'_>; 3] = std::array::from_fn(|j| {
@@ -569,10 +571,7 @@ fn check_half_precision_c<T: GemmOutput + PartialEq + std::fmt::Debug>() {
                     false => &prepacked,
                 };
                 let mut scratch = vec![f32::NAN; sgemm.scratch_len(threads)];
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("a pool");
+                let pool = pool(threads);
                 pool.install(|| {
                     let job = GemmJob {
                         m,
@@ -662,10 +661,7 @@ fn a_packed_as_rows_over_several_blocks() {
                 for threads in [1, 2] {
                     let mut c = vec![f32::NAN; m * n];
                     let mut scratch = vec![f32::NAN; sgemm.scratch_len(threads)];
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .expect("a pool");
+                    let pool = pool(threads);
                     pool.install(|| {
                         let job = GemmJob {
                             m,
