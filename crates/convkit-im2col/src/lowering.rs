@@ -513,36 +513,14 @@ unsafe fn pack_widened<S: Simd, T: F32Storage>(
         // SAFETY: forwarded contract.
         return unsafe { widen_steps::<S, T>(matrix, outer, depth, width, dst) };
     }
+    // Other strides lane by lane. (The SGEMM asks a matrix whose depth is contiguous, NHWC
+    // pixels, for rows instead: `pack_rows`.)
     let depth_len = depth.len();
     for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
         let run_at = |lane: usize| {
             let start = (first + lane) * matrix.outer_stride + depth.start * matrix.depth_stride;
             &matrix.data[start..]
         };
-        if matrix.depth_stride == 1 {
-            // Contiguous runs of depth (NHWC pixels): eight lanes per 8x8-transposing
-            // interleave, widened in its loads.
-            let whole = |lane: usize| &run_at(lane)[..depth_len];
-            let mut lane0 = 0;
-            while lane0 + 8 <= valid {
-                interleave8(
-                    std::array::from_fn(|i| whole(lane0 + i)),
-                    panel,
-                    width,
-                    lane0,
-                );
-                lane0 += 8;
-            }
-            let mut rest: [&[T]; 7] = [&[]; 7];
-            for (run, lane) in rest.iter_mut().zip(lane0..valid) {
-                *run = whole(lane);
-            }
-            interleave_few(&rest[..valid - lane0], panel, width, lane0);
-            for lane in valid..width {
-                copy_lane(None, panel, width, lane);
-            }
-            continue;
-        }
         for lane in 0..width {
             match (lane < valid).then(|| run_at(lane)) {
                 Some(values) => {
