@@ -529,7 +529,8 @@ impl Im2colPlan {
     }
 
     /// The plan of `request`, for input and output stored in half precision when `converts`
-    /// (the input is then packed where f32 would be read in place, and C is staged).
+    /// (the input is then packed where f32 would be read in place, and C is staged where
+    /// the microkernels cannot round it from their registers).
     fn new(request: &PlanRequest<'_, f32>, converts: bool) -> Im2colPlan {
         let shape = *request.shape();
         let [oh, ow] = shape.output_hw();
@@ -675,8 +676,9 @@ impl Im2colPlan {
         // Scratch blocks only for what is packed at run time: NCHW's weights are prepacked
         // and its padded copies read in place (where the step tables fit), else its B is
         // the input (packed: pointwise, per-row lowering); NHWC's B is the prepacked
-        // weights, its A the input's rows in place (pointwise) or the lowering (packed). A
-        // half-precision C is staged unless the microkernels round it from their registers.
+        // weights, its A the input's rows in place (pointwise f32), widened as rows (pointwise
+        // half) or the lowering (packed). A half-precision C is staged unless the
+        // microkernels round it from their registers.
         let staged_c = converts && plan.sgemm.stages_half_c(plan.c_columns(), depth);
         plan.sgemm = plan.sgemm.with_packing(match shape.layout() {
             Layout::Nchw => Packing {
