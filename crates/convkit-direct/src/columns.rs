@@ -31,18 +31,23 @@ pub(crate) struct ColumnTile {
     pub rv: usize,
 }
 
+/// The column kernel's tiles, `output channels x column vectors` (see `lib.rs`):
+/// accumulators `kr·rv` + `rv` input vectors + a weight broadcast within the path's registers.
+macro_rules! column_tiles {
+    ($then:ident!($($args:tt)*)) => {
+        $then!($($args)*;
+            Isa::Avx512 => 6 x 4, 8 x 3, 12 x 2, 16 x 1;
+            Isa::Avx2 => 6 x 2, 8 x 1;
+            _ => 4 x 1;
+        )
+    };
+}
+
 impl ColumnTile {
-    /// The tile for rows of `vectors` column vectors on `isa`.
+    /// The tile for rows of `vectors` column vectors on `isa`: the widest of the path's list
+    /// that the rows fill.
     pub fn choose(isa: Isa, vectors: usize) -> ColumnTile {
-        let (kr, rv) = match (isa, vectors) {
-            (Isa::Avx512, 4..) => (6, 4),
-            (Isa::Avx512, 3) => (8, 3),
-            (Isa::Avx512, 2) => (12, 2),
-            (Isa::Avx512, _) => (16, 1),
-            (Isa::Avx2, 2..) => (6, 2),
-            (Isa::Avx2, _) => (8, 1),
-            _ => (4, 1),
-        };
+        let (kr, rv) = column_tiles!(choose_tile!(isa, vectors));
         ColumnTile { kr, rv }
     }
 }
@@ -177,14 +182,13 @@ impl Columns {
             first,
             output: output.wrapping_add(n * geo.out_image),
         };
-        with_tile!((S::ISA, self.tile.kr, self.tile.rv), |KR, RV| {
-            // SAFETY: forwarded contract.
-            unsafe { self.band_with::<S, T, KR, RV>(&band_view, group, rows) }
-        };
-            Isa::Avx512 => 6 x 4, 8 x 3, 12 x 2, 16 x 1;
-            Isa::Avx2 => 6 x 2, 8 x 1;
-            _ => 4 x 1;
-        )
+        column_tiles!(with_tile!(
+            (S::ISA, self.tile.kr, self.tile.rv),
+            |KR, RV| {
+                // SAFETY: forwarded contract.
+                unsafe { self.band_with::<S, T, KR, RV>(&band_view, group, rows) }
+            }
+        ))
     }
 
     #[inline(always)]

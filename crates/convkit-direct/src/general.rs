@@ -44,20 +44,25 @@ pub(crate) struct TileShape {
     pub kv: usize,
 }
 
+/// The general kernel's tiles, `pixels x vectors of output channels` (see `lib.rs`):
+/// accumulators `rw·kv` + `kv` weight vectors + a broadcast within the path's registers
+/// (AVX-512: 24 + 4 + 1 of 32; AVX2: 12 + 2 + 1 of 16; portable: 4 `f32x8` + 1 + 1 of 8).
+macro_rules! general_tiles {
+    ($then:ident!($($args:tt)*)) => {
+        $then!($($args)*;
+            Isa::Avx512 => 6 x 4, 8 x 3, 8 x 2, 8 x 1;
+            Isa::Avx2 => 6 x 2, 8 x 1;
+            _ => 4 x 1;
+        )
+    };
+}
+
 impl TileShape {
-    /// The tile for `kg` output channels per group on a path with `lanes` lanes and
-    /// `registers` vector registers.
-    pub fn choose(kg: usize, lanes: usize, registers: usize) -> TileShape {
-        let vectors = kg.div_ceil(lanes);
-        match (registers, vectors) {
-            (32, 4..) => TileShape { rw: 6, kv: 4 },
-            (32, 3) => TileShape { rw: 8, kv: 3 },
-            (32, 2) => TileShape { rw: 8, kv: 2 },
-            (32, _) => TileShape { rw: 8, kv: 1 },
-            (16, 2..) => TileShape { rw: 6, kv: 2 },
-            (16, _) => TileShape { rw: 8, kv: 1 },
-            _ => TileShape { rw: 4, kv: 1 },
-        }
+    /// The tile for `kg` output channels per group on `isa` (`lanes` lanes): the widest of
+    /// the path's list that `kg` fills.
+    pub fn choose(isa: Isa, kg: usize, lanes: usize) -> TileShape {
+        let (rw, kv) = general_tiles!(choose_tile!(isa, kg.div_ceil(lanes)));
+        TileShape { rw, kv }
     }
 }
 
@@ -356,14 +361,13 @@ impl General {
         unit: usize,
         tiles: Range<usize>,
     ) {
-        with_tile!((S::ISA, self.tile.rw, self.tile.kv), |RW, KV| {
-            // SAFETY: forwarded contract.
-            unsafe { self.tiles_with::<S, T, RW, KV>(input, output, n, unit, tiles) }
-        };
-            Isa::Avx512 => 6 x 4, 8 x 3, 8 x 2, 8 x 1;
-            Isa::Avx2 => 6 x 2, 8 x 1;
-            _ => 4 x 1;
-        )
+        general_tiles!(with_tile!(
+            (S::ISA, self.tile.rw, self.tile.kv),
+            |RW, KV| {
+                // SAFETY: forwarded contract.
+                unsafe { self.tiles_with::<S, T, RW, KV>(input, output, n, unit, tiles) }
+            }
+        ))
     }
 
     #[inline(always)]

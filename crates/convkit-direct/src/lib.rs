@@ -31,18 +31,40 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// A kernel family's register tiles are declared once, as a macro holding each path's list,
+// `rows x vectors`, widest first (`_` is the portable path, which every path without a list
+// of its own runs): `general_tiles!` and `column_tiles!`. The family's choice
+// (`choose_tile!`) and its dispatch (`with_tile!`) both expand that list, so the tile a plan
+// chooses is one that its path compiled.
+
+/// The first tile `(a, b)` of `isa`'s list in `$family` whose `b` vectors are at most
+/// `vectors`, else the list's narrowest.
+macro_rules! choose_tile {
+    ($isa:expr, $vectors:expr; $($path:pat => $($a:literal x $b:literal),+;)*) => {{
+        let tiles: &[(usize, usize)] = match $isa {
+            $($path => &[$(($a, $b)),+],)*
+        };
+        let vectors: usize = $vectors;
+        tiles
+            .iter()
+            .copied()
+            .find(|&(_, b)| b <= vectors)
+            .unwrap_or(tiles[tiles.len() - 1])
+    }};
+}
+
 /// Runs `$call` with the consts `$a` and `$b` set to the register tile `$key = (S::ISA, a, b)`
 /// matches, from each path's own list of tiles only (the path is a constant where it is
 /// expanded), so that a path does not compile the other paths' tiles.
 macro_rules! with_tile {
-    ($key:expr, |$a:ident, $b:ident| $call:expr; $($isa:pat => $($x:literal x $y:literal),*;)*) => {
+    ($key:expr, |$a:ident, $b:ident| $call:expr; $($isa:pat => $($x:literal x $y:literal),+;)*) => {
         match $key {
             $($(($isa, $x, $y) => {
                 const $a: usize = $x;
                 const $b: usize = $y;
                 $call
-            })*)*
-            _ => unreachable!("register tiles come from the path's own choice"),
+            })+)*
+            _ => unreachable!("a plan's tile comes from its path's list, which this expands"),
         }
     };
 }
@@ -57,12 +79,11 @@ use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
 };
-use convkit_simd::{F32Storage, Portable, SharedOutput, VectorActivation, WorkerRanges};
+use convkit_simd::{F32Storage, SharedOutput, Simd, SimdOp, VectorActivation, WorkerRanges};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, InputRows, TileShape};
 use geometry::Geometry;
 use std::marker::PhantomData;
-use std::ops::Range;
 
 /// The direct convolution algorithm (f32, and half-precision storage).
 #[derive(Clone, Copy, Debug, Default)]
@@ -90,14 +111,6 @@ const BAND_BUDGET: usize = 128 * 1024;
 
 /// Work items per worker to aim for, so that uneven items still balance.
 const ITEMS_PER_WORKER: usize = 4;
-
-fn lanes_and_registers(isa: Isa) -> (usize, usize) {
-    match isa {
-        Isa::Avx512 => (16, 32),
-        Isa::Avx2 => (8, 16),
-        _ => (8, 8),
-    }
-}
 
 fn is_depthwise(shape: &ConvShape) -> bool {
     shape.in_channels_per_group() == 1 && shape.out_channels_per_group() == 1
@@ -138,7 +151,7 @@ fn estimated_seconds(shape: &ConvShape, isa: Isa, converts: bool, workers: usize
 
 /// One thread's time for the work of [`estimated_seconds`].
 fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
-    let (lanes, registers) = lanes_and_registers(isa);
+    let lanes = convkit_simd::lanes(isa);
     let peak = match isa {
         Isa::Avx512 => 250e9,
         Isa::Avx2 => 125e9,
@@ -154,7 +167,7 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
         return flops / (peak * (0.5 + reduction as f64 / 400.0).min(0.9));
     }
     let kg = shape.out_channels_per_group();
-    let tile = TileShape::choose(kg, lanes, registers);
+    let tile = TileShape::choose(isa, kg, lanes);
     let block = tile.kv * lanes;
     let lane_use = kg as f64 / (kg.div_ceil(block) * block) as f64;
     let [oh, ow] = shape.output_hw();
@@ -260,7 +273,7 @@ impl<T: F32Storage> DirectPlan<T> {
     fn new(request: &PlanRequest<'_, T>) -> DirectPlan<T> {
         let shape = *request.shape();
         let isa = request.isa();
-        let (lanes, registers) = lanes_and_registers(isa);
+        let lanes = convkit_simd::lanes(isa);
         let geometry = Geometry::new(&shape);
         let activation = VectorActivation::new(request.activation());
         let weights = T::widened(request.weights());
@@ -296,8 +309,7 @@ impl<T: F32Storage> DirectPlan<T> {
                 match columns {
                     Some(columns) => Kernel::Columns(columns),
                     None => {
-                        let tile =
-                            TileShape::choose(shape.out_channels_per_group(), lanes, registers);
+                        let tile = TileShape::choose(isa, shape.out_channels_per_group(), lanes);
                         // Inputs not read in place (`reads_in_place`): bands of input rows
                         // copied channels-last per item, at most about BAND_BUDGET of one
                         // group's input each, and enough of them for the workers' items: a band
@@ -383,12 +395,13 @@ impl<T: F32Storage> DirectPlan<T> {
         }
     }
 
-    /// Runs item `index` on the plan's path.
+    /// Runs item `index` on path `S`.
     ///
     /// # Safety
-    /// The CPU has the plan's path; `input`/`output` hold the plan's tensors; no other thread
+    /// The CPU has `S`'s path; `input`/`output` hold the plan's tensors; no other thread
     /// writes this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
-    unsafe fn run_item(
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(
         &self,
         input: &[T],
         output: *mut T,
@@ -399,7 +412,6 @@ impl<T: F32Storage> DirectPlan<T> {
         let (outer, chunk) = (index / items.chunks, index % items.chunks);
         let [oh, _] = self.shape.output_hw();
         let rows = chunk * items.per_chunk..((chunk + 1) * items.per_chunk).min(oh);
-        let entries = entries::<T>(self.isa);
         let (input_slice, input) = (input, input.as_ptr());
         // SAFETY: forwarded contract; items partition the output.
         unsafe {
@@ -410,14 +422,9 @@ impl<T: F32Storage> DirectPlan<T> {
                         ..((chunk + 1) * items.per_chunk).min(general.tiles());
                     let item = (outer / units, outer % units);
                     match (general.band_tiles, T::as_f32(input_slice)) {
-                        (Some(_), _) => (entries.general_band)(
-                            general,
-                            input_slice,
-                            output,
-                            item,
-                            tiles,
-                            buffer,
-                        ),
+                        (Some(_), _) => {
+                            general.run_band::<S, T>(input_slice, output, item, tiles, buffer)
+                        }
                         (None, Some(input)) => {
                             let (n, unit) = item;
                             let group = unit / general.blocks;
@@ -428,7 +435,8 @@ impl<T: F32Storage> DirectPlan<T> {
                                     .add(n * geo.in_image + group * geo.cg * geo.in_channel),
                                 first_row: 0,
                             };
-                            (entries.general)(general, rows, output, item, tiles);
+                            let (n, unit) = item;
+                            general.run_tiles::<S, T>(rows, output, n, unit, tiles);
                         }
                         (None, None) => {
                             unreachable!("half-precision inputs are always copied in bands")
@@ -437,26 +445,14 @@ impl<T: F32Storage> DirectPlan<T> {
                 }
                 Kernel::Columns(columns) => {
                     let groups = self.shape.groups();
-                    (entries.columns)(
-                        columns,
-                        input,
-                        output,
-                        (outer / groups, outer % groups, chunk),
-                        buffer,
-                    );
+                    let item = (outer / groups, outer % groups, chunk);
+                    columns.run_band::<S, T>(input, output, item, buffer);
                 }
-                Kernel::DepthwiseNhwc(dw) => {
-                    (entries.depthwise_nhwc)(dw, input, output, outer, rows)
-                }
+                Kernel::DepthwiseNhwc(dw) => dw.run_rows::<S, T>(input, output, outer, rows),
                 Kernel::DepthwiseNchw(dw) => {
                     let channels = self.shape.in_channels();
-                    (entries.depthwise_nchw)(
-                        dw,
-                        input,
-                        output,
-                        (outer / channels, outer % channels, chunk),
-                        buffer,
-                    );
+                    let item = (outer / channels, outer % channels, chunk);
+                    dw.run_band::<S, T>(input, output, item, buffer);
                 }
             }
         }
@@ -472,142 +468,31 @@ struct Items {
     per_chunk: usize,
 }
 
-/// An `(image, group or channel, band)` work item.
-type BandItem = (usize, usize, usize);
-
-/// The general kernel's entry over register tiles of an f32 NHWC input read in place,
-/// storing `T`.
-type TilesEntry<T> = unsafe fn(&General, InputRows, *mut T, (usize, usize), Range<usize>);
-
-/// The general kernel's entry over register tiles of an input copied band by band:
-/// `(image, group)`, the tiles and the worker's band buffer.
-type BandTilesEntry<T> =
-    unsafe fn(&General, &[T], *mut T, (usize, usize), Range<usize>, &mut [f32]);
-
-/// A kernel entry over a band with a worker buffer.
-type BandEntry<K, T> = unsafe fn(&K, *const T, *mut T, BandItem, &mut [f32]);
-
-/// One path's kernel entry points for storage `T`, each compiled on its own with the path's
-/// features.
-struct Entries<T> {
-    general: TilesEntry<T>,
-    general_band: BandTilesEntry<T>,
-    columns: BandEntry<Columns, T>,
-    depthwise_nhwc: unsafe fn(&DepthwiseNhwc, *const T, *mut T, usize, Range<usize>),
-    depthwise_nchw: BandEntry<DepthwiseNchw, T>,
+/// One work item of a plan, run on the plan's path through [`convkit_simd::dispatch`].
+struct ItemOp<'a, T: F32Storage> {
+    plan: &'a DirectPlan<T>,
+    input: &'a [T],
+    output: *mut T,
+    items: Items,
+    index: usize,
+    buffer: &'a mut [f32],
 }
 
-/// Defines a module of [`Entries`] for one path: each function forwards to the kernel's
-/// generic body, compiled with `$features`.
-macro_rules! path_entries {
-    ($module:ident, $simd:ty $(, $features:literal)?) => {
-        mod $module {
-            use super::*;
+impl<T: F32Storage> SimdOp for ItemOp<'_, T> {
+    type Output = ();
 
-            /// # Safety
-            /// As [`General::run_tiles`]; the CPU has this path.
-            $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn general<T: F32Storage>(
-                kernel: &General,
-                input: InputRows,
-                output: *mut T,
-                (n, unit): (usize, usize),
-                tiles: Range<usize>,
-            ) {
-                // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_tiles::<$simd, T>(input, output, n, unit, tiles) }
-            }
-
-            /// # Safety
-            /// As [`General::run_band`]; the CPU has this path.
-            $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn general_band<T: F32Storage>(
-                kernel: &General,
-                input: &[T],
-                output: *mut T,
-                item: (usize, usize),
-                tiles: Range<usize>,
-                buffer: &mut [f32],
-            ) {
-                // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_band::<$simd, T>(input, output, item, tiles, buffer) }
-            }
-
-            /// # Safety
-            /// As [`Columns::run_band`]; the CPU has this path.
-            $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn columns<T: F32Storage>(
-                kernel: &Columns,
-                input: *const T,
-                output: *mut T,
-                item: (usize, usize, usize),
-                buffer: &mut [f32],
-            ) {
-                // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_band::<$simd, T>(input, output, item, buffer) }
-            }
-
-            /// # Safety
-            /// As [`DepthwiseNhwc::run_rows`]; the CPU has this path.
-            $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn depthwise_nhwc<T: F32Storage>(
-                kernel: &DepthwiseNhwc,
-                input: *const T,
-                output: *mut T,
-                n: usize,
-                rows: Range<usize>,
-            ) {
-                // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_rows::<$simd, T>(input, output, n, rows) }
-            }
-
-            /// # Safety
-            /// As [`DepthwiseNchw::run_band`]; the CPU has this path.
-            $(#[target_feature(enable = $features)])?
-            pub(super) unsafe fn depthwise_nchw<T: F32Storage>(
-                kernel: &DepthwiseNchw,
-                input: *const T,
-                output: *mut T,
-                item: (usize, usize, usize),
-                buffer: &mut [f32],
-            ) {
-                // SAFETY: forwarded contract; the path's features are enabled here.
-                unsafe { kernel.run_band::<$simd, T>(input, output, item, buffer) }
-            }
-
-            /// This path's entries for storage `T`.
-            pub(super) fn entries<T: F32Storage>() -> Entries<T> {
-                Entries {
-                    general: general::<T>,
-                    general_band: general_band::<T>,
-                    columns: columns::<T>,
-                    depthwise_nhwc: depthwise_nhwc::<T>,
-                    depthwise_nchw: depthwise_nchw::<T>,
-                }
-            }
-        }
-    };
-}
-
-path_entries!(portable, Portable);
-#[cfg(target_arch = "x86_64")]
-path_entries!(avx2, convkit_simd::Avx2, "avx2,fma,f16c");
-#[cfg(target_arch = "x86_64")]
-path_entries!(
-    avx512,
-    convkit_simd::Avx512,
-    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
-);
-
-/// The entry points of `isa` for storage `T` (the portable ones for a path without kernels
-/// of its own).
-fn entries<T: F32Storage>(isa: Isa) -> Entries<T> {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::entries::<T>(),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::entries::<T>(),
-        _ => portable::entries::<T>(),
+    #[inline(always)]
+    unsafe fn run<S: Simd>(self) {
+        let ItemOp {
+            plan,
+            input,
+            output,
+            items,
+            index,
+            buffer,
+        } = self;
+        // SAFETY: as [`DirectPlan::run_item`] (forwarded).
+        unsafe { plan.run_item::<S>(input, output, items, index, buffer) }
     }
 }
 
@@ -649,10 +534,18 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
         let count = items.outer * items.chunks;
         let shared = SharedOutput::new(output.as_mut_ptr());
         WorkerRanges::run(count, workers, scratch, per_worker, |index, buffer| {
+            let item = ItemOp {
+                plan: self,
+                input,
+                output: shared.get(),
+                items,
+                index,
+                buffer,
+            };
             // SAFETY: the plan's path is available (checked at planning); the buffers have the
             // plan's lengths (checked by `run`); items are disjoint; `buffer` holds one
             // worker's share.
-            unsafe { self.run_item(input, shared.get(), items, index, buffer) };
+            unsafe { convkit_simd::dispatch(self.isa, item) };
         });
     }
 }

@@ -34,8 +34,8 @@
 //! worker count and no core idles at the end.
 
 use crate::kernel::{
-    AAccess, AOperand, BAccess, BOperand, CElement, KernelShape, MicroKernel, PitchedGrid,
-    TileEpilogue,
+    AAccess, AOperand, BAccess, BOperand, CElement, KernelShape, MicroKernel, PitchedCall,
+    PitchedGrid, TileCall, TileEpilogue,
 };
 use crate::panel::{PanelSource, SteppedRows, StridedMatrix, packed_len};
 use convkit_core::{Activation, ConvError, Isa};
@@ -1038,128 +1038,51 @@ impl Sgemm {
                                 (ir, ir - rows.start),
                                 &depth,
                             );
-                            match c.columns {
-                                // SAFETY: the panels hold depth×MR and depth×NR values from
-                                // these offsets (packed_len rounds up to whole groups), or A's
-                                // rows hold the block's depth range in place; a B read in
-                                // place holds the block's steps `ldb` apart with whole
-                                // vectors up to the block's end (`reads_b_in_place`), a
-                                // stepped B whole vectors past each step's last column
-                                // (`PanelSource::stepped`'s contract; on lines, a tile
-                                // crossing a line's end reads its later vectors on the next
-                                // line, among its own columns); C's
-                                // tile at (ir, jr) of tile_rows × tile_cols lies inside the
-                                // job's C by `run`'s contract; biases are offset within their
-                                // lengths.
-                                Columns::Contiguous => unsafe {
-                                    kernel(
-                                        depth.len(),
-                                        a,
-                                        b_operand,
-                                        c.at(ci * c.ldc + cj),
-                                        c.ldc,
-                                        tile_rows,
-                                        tile_cols,
-                                        &epilogue,
-                                    )
-                                },
-                                Columns::Pitched { pitch, valid }
-                                    if cj % pitch + tile_cols <= valid =>
-                                {
-                                    let offset = ci * c.ldc + cj / pitch * valid + cj % pitch;
-                                    // SAFETY: as above for the panels; the tile's columns are
-                                    // all kept and contiguous in C (one line's run), mapped
-                                    // inside the job's C by `run`'s contract.
-                                    unsafe {
-                                        kernel(
-                                            depth.len(),
-                                            a,
-                                            b_operand,
-                                            c.at(offset),
-                                            c.ldc,
-                                            tile_rows,
-                                            tile_cols,
-                                            &epilogue,
-                                        )
-                                    }
+                            // SAFETY: the tile at (ci, cj) of tile_rows × tile_cols lies
+                            // inside the job's C by `run`'s contract.
+                            let target = unsafe {
+                                c.tile_target(
+                                    (ci, cj),
+                                    (tile_rows, tile_cols),
+                                    (mr, nr, lanes),
+                                    epilogue,
+                                    tile_scratch.as_mut_ptr(),
+                                )
+                            };
+                            // SAFETY: the panels hold depth×MR and depth×NR values from these
+                            // offsets (packed_len rounds up to whole groups), or A's rows
+                            // hold the block's depth range in place; a B read in place holds
+                            // the block's steps `ldb` apart with whole vectors up to the
+                            // block's end (`reads_b_in_place`), a stepped B whole vectors
+                            // past each step's last column (`PanelSource::stepped`'s
+                            // contract; on lines, a tile crossing a line's end reads its
+                            // later vectors on the next line, among its own columns); the
+                            // target lies inside the job's C by `run`'s contract, or is the
+                            // worker's MR×NR tile buffer (`tile_target`); biases are offset
+                            // within their lengths.
+                            unsafe {
+                                kernel(TileCall {
+                                    depth: depth.len(),
+                                    a,
+                                    b: b_operand,
+                                    c: target.c,
+                                    ldc: target.ldc,
+                                    rows: tile_rows,
+                                    cols: tile_cols,
+                                    epilogue: &target.epilogue,
+                                });
+                                if let Some(pitch) = target.parked_on {
+                                    store_pitched(PitchedCall {
+                                        tile: tile_scratch.as_ptr(),
+                                        tile_ld: nr,
+                                        c: c.at(ci * c.ldc),
+                                        ldc: c.ldc,
+                                        rows: tile_rows,
+                                        columns: (cj, tile_cols),
+                                        pitch,
+                                        epilogue: &epilogue,
+                                    });
                                 }
-                                Columns::Pitched { pitch, valid }
-                                    if tile_rows == mr
-                                        && tile_cols == nr
-                                        && valid >= self.shape.lanes() =>
-                                {
-                                    // SAFETY: as above for the panels; a whole tile stores
-                                    // each kept column at its mapped place from its registers
-                                    // (a line of at least one vector's kept columns), inside
-                                    // the job's C by `run`'s contract.
-                                    unsafe {
-                                        kernel(
-                                            depth.len(),
-                                            a,
-                                            b_operand,
-                                            c.at(ci * c.ldc),
-                                            c.ldc,
-                                            tile_rows,
-                                            tile_cols,
-                                            &TileEpilogue {
-                                                pitched: Some(PitchedGrid {
-                                                    first: cj,
-                                                    pitch,
-                                                    valid,
-                                                }),
-                                                ..epilogue
-                                            },
-                                        )
-                                    }
-                                }
-                                // SAFETY: as above for the panels; the tile is parked in the
-                                // worker's MR×NR buffer, then every kept column is stored at
-                                // its mapped place, inside the job's C by `run`'s contract.
-                                Columns::Pitched { pitch, valid } => unsafe {
-                                    let parked = TileEpilogue {
-                                        accumulate: false,
-                                        finish: false,
-                                        ..epilogue
-                                    };
-                                    kernel(
-                                        depth.len(),
-                                        a,
-                                        b_operand,
-                                        tile_scratch.as_mut_ptr(),
-                                        nr,
-                                        tile_rows,
-                                        tile_cols,
-                                        &parked,
-                                    );
-                                    store_pitched(
-                                        tile_scratch.as_ptr(),
-                                        nr,
-                                        c.at(ci * c.ldc),
-                                        c.ldc,
-                                        tile_rows,
-                                        (cj, tile_cols),
-                                        (pitch, valid),
-                                        &epilogue,
-                                    )
-                                },
-                                // SAFETY: as above for the panels; the kernel stores element
-                                // (i, j) of the tile at `(jr + j)·ldc + ir + i`, inside the
-                                // job's C by `run`'s contract.
-                                Columns::Transposed => unsafe {
-                                    kernel(
-                                        depth.len(),
-                                        a,
-                                        b_operand,
-                                        c.at(cj * c.ldc + ci),
-                                        c.ldc,
-                                        tile_rows,
-                                        tile_cols,
-                                        &TileEpilogue {
-                                            transposed: true,
-                                            ..epilogue
-                                        },
-                                    )
-                                },
                             }
                             if epilogue.finish {
                                 finished(ir..ir + tile_rows, jr..jr + tile_cols);
@@ -1184,7 +1107,89 @@ struct TaskOutput {
     element: CElement,
 }
 
+/// Where one tile's microkernel call stores: `c` at row stride `ldc` with `epilogue`; with
+/// `parked_on = Some((pitch, valid))` the tile is parked in the worker's tile buffer, to be
+/// stored on that pitched grid after the call.
+struct TileTarget {
+    c: *mut f32,
+    ldc: usize,
+    epilogue: TileEpilogue,
+    parked_on: Option<(usize, usize)>,
+}
+
 impl TaskOutput {
+    /// Where the tile at `(ci, cj)` of this output, `tile_rows × tile_cols` of an `mr × nr`
+    /// tile on `lanes`-lane vectors, is stored with `epilogue`:
+    /// - contiguous columns: at its place;
+    /// - pitched columns within one line's kept run: at that run;
+    /// - a whole pitched tile with at least a vector's kept columns per line: from the
+    ///   registers, each kept column at its mapped place (a vector crosses at most one line's
+    ///   end);
+    /// - other pitched tiles: parked in `tile_buffer` (MR×NR values, NR apart), without
+    ///   accumulation or epilogue, for the pitched store;
+    /// - transposed columns: element `(i, j)` at `(cj + j)·ldc + ci + i`.
+    ///
+    /// # Safety
+    /// The tile lies inside the task's C (`run`'s contract).
+    unsafe fn tile_target(
+        &self,
+        (ci, cj): (usize, usize),
+        (tile_rows, tile_cols): (usize, usize),
+        (mr, nr, lanes): (usize, usize, usize),
+        epilogue: TileEpilogue,
+        tile_buffer: *mut f32,
+    ) -> TileTarget {
+        let at = |c, epilogue| TileTarget {
+            c,
+            ldc: self.ldc,
+            epilogue,
+            parked_on: None,
+        };
+        // SAFETY: every offset below is an element of the tile's place in C (contract).
+        unsafe {
+            match self.columns {
+                Columns::Contiguous => at(self.at(ci * self.ldc + cj), epilogue),
+                Columns::Pitched { pitch, valid } if cj % pitch + tile_cols <= valid => {
+                    let offset = ci * self.ldc + cj / pitch * valid + cj % pitch;
+                    at(self.at(offset), epilogue)
+                }
+                Columns::Pitched { pitch, valid }
+                    if tile_rows == mr && tile_cols == nr && valid >= lanes =>
+                {
+                    let pitched = Some(PitchedGrid {
+                        first: cj,
+                        pitch,
+                        valid,
+                    });
+                    at(
+                        self.at(ci * self.ldc),
+                        TileEpilogue {
+                            pitched,
+                            ..epilogue
+                        },
+                    )
+                }
+                Columns::Pitched { pitch, valid } => TileTarget {
+                    c: tile_buffer,
+                    ldc: nr,
+                    epilogue: TileEpilogue {
+                        accumulate: false,
+                        finish: false,
+                        ..epilogue
+                    },
+                    parked_on: Some((pitch, valid)),
+                },
+                Columns::Transposed => at(
+                    self.at(cj * self.ldc + ci),
+                    TileEpilogue {
+                        transposed: true,
+                        ..epilogue
+                    },
+                ),
+            }
+        }
+    }
+
     /// The element `offset` elements from the first, as the microkernels take it.
     ///
     /// # Safety

@@ -53,7 +53,9 @@
 //! [`MAX_STEPPED_A_ROWS`] rows.
 
 use convkit_core::Isa;
-use convkit_simd::{F32Storage, Portable, Simd, VectorActivation, prefetch_l1};
+use convkit_simd::{
+    F32Storage, IsaPath, Portable, Simd, SimdKernel, VectorActivation, prefetch_l1,
+};
 use half::{bf16, f16};
 
 /// What happens to a tile after its products are summed.
@@ -185,34 +187,49 @@ impl BOperand {
 /// tile whose kept elements `(i, j)` go to `c + i·ldc` plus grid column `first + j`'s output
 /// column, see [`PitchedGrid`]); bias pointers (when not null) are readable for `rows` and
 /// `cols` values.
-pub(crate) type MicroKernel = unsafe fn(
-    depth: usize,
-    a: AOperand,
-    b: BOperand,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    epilogue: &TileEpilogue,
-);
+pub(crate) type MicroKernel = unsafe fn(TileCall);
+
+/// One microkernel call's operands (see [`MicroKernel`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileCall {
+    pub depth: usize,
+    pub a: AOperand,
+    pub b: BOperand,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub rows: usize,
+    pub cols: usize,
+    /// Readable for the call.
+    pub epilogue: *const TileEpilogue,
+}
 
 /// Stores a finished register tile (parked in a small buffer) into a C whose columns are
-/// pitched (see `Columns::Pitched`), with accumulation, bias and activation.
+/// pitched (see `Columns::Pitched`), with accumulation, bias and activation: the entry of
+/// [`PitchedStoreKernel`] on the tile's path.
 ///
 /// # Safety
 /// The CPU has the kernel's path. `tile` holds `rows` rows of `cols` values at stride
 /// `tile_ld`; every C element the mapping reaches is writable; the row bias (when not null)
 /// holds `rows` values.
-pub(crate) type PitchedStore = unsafe fn(
-    tile: *const f32,
-    tile_ld: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    columns: (usize, usize),
-    pitch: (usize, usize),
-    epilogue: &TileEpilogue,
-);
+pub(crate) type PitchedStore = unsafe fn(PitchedCall);
+
+/// One pitched store's operands (see [`PitchedStore`]): `columns = (first, count)` and
+/// `pitch = (pitch, valid)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PitchedCall {
+    pub tile: *const f32,
+    pub tile_ld: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub rows: usize,
+    pub columns: (usize, usize),
+    pub pitch: (usize, usize),
+    /// Readable for the call.
+    pub epilogue: *const TileEpilogue,
+}
+
+/// Most narrow kernels of a tile (the widest tile has four vectors).
+const MAX_NARROW: usize = 3;
 
 /// Most rows of a tile that reads A at tables of offsets: each row keeps its own pointer in a
 /// general register, and eight of them (with B's pointer, the step tables and the loop
@@ -298,59 +315,22 @@ pub struct KernelShape {
     pub nr: usize,
     /// The whole MR × NR tile.
     pub(crate) full: Kernels,
-    /// `narrow[v − 1]` computes only the first `v` vectors of the NR-wide B panel: a row of
-    /// tiles' last columns, without the multiply-adds of the zero columns past them.
-    pub(crate) narrow: &'static [Kernels],
+    /// `narrow[v − 1]` computes only the first `v` vectors of the NR-wide B panel (for
+    /// `v < NR / LANES`): a row of tiles' last columns, without the multiply-adds of the zero
+    /// columns past them.
+    pub(crate) narrow: [Option<Kernels>; MAX_NARROW],
     pub(crate) store_pitched: PitchedStore,
 }
 
 impl KernelShape {
     /// The tile shapes of `isa`, widest first.
     pub fn candidates(isa: Isa) -> Vec<KernelShape> {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => vec![
-                KernelShape::for_isa(isa),
-                KernelShape {
-                    isa,
-                    mr: 6,
-                    nr: 64,
-                    full: x86::AVX512_6X64,
-                    narrow: &x86::AVX512_6X64_NARROW,
-                    store_pitched: x86::store_pitched_avx512,
-                },
-                KernelShape {
-                    isa,
-                    mr: 7,
-                    nr: 48,
-                    full: x86::AVX512_7X48,
-                    narrow: &x86::AVX512_7X48_NARROW,
-                    store_pitched: x86::store_pitched_avx512,
-                },
-                KernelShape {
-                    isa,
-                    mr: 12,
-                    nr: 32,
-                    full: x86::AVX512_12X32,
-                    narrow: &x86::AVX512_12X32_NARROW,
-                    store_pitched: x86::store_pitched_avx512,
-                },
-                KernelShape {
-                    isa,
-                    mr: 16,
-                    nr: 16,
-                    full: x86::AVX512_16X16,
-                    narrow: &[],
-                    store_pitched: x86::store_pitched_avx512,
-                },
-            ],
-            _ => vec![KernelShape::for_isa(isa)],
-        }
+        tiles_of(isa)
     }
 
     /// f32 lanes of the path's vectors.
     pub(crate) fn lanes(&self) -> usize {
-        if self.isa == Isa::Avx512 { 16 } else { 8 }
+        convkit_simd::lanes(self.isa)
     }
 
     /// Whether this tile reads a stepped B whose lines keep `kept` columns
@@ -374,8 +354,7 @@ impl KernelShape {
         let vectors = cols.div_ceil(self.lanes());
         vectors
             .checked_sub(1)
-            .and_then(|v| self.narrow.get(v))
-            .copied()
+            .and_then(|v| self.narrow.get(v).copied().flatten())
             .unwrap_or(self.full)
     }
 
@@ -431,7 +410,7 @@ impl KernelShape {
         let full = (n / self.nr * self.nr) as f64 * weight(full_vectors);
         let edge = match n % self.nr {
             0 => 0.0,
-            _ if self.narrow.is_empty() => self.nr as f64 * weight(full_vectors),
+            _ if self.narrow[0].is_none() => self.nr as f64 * weight(full_vectors),
             rest => {
                 let vectors = rest.div_ceil(self.lanes());
                 (vectors * self.lanes()) as f64 * weight(vectors)
@@ -442,44 +421,11 @@ impl KernelShape {
 
     /// The widest microkernel of `isa` (which must be available on this CPU).
     pub fn for_isa(isa: Isa) -> KernelShape {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => KernelShape {
-                isa,
-                mr: 8,
-                nr: 48,
-                full: x86::AVX512_8X48,
-                narrow: &x86::AVX512_8X48_NARROW,
-                store_pitched: x86::store_pitched_avx512,
-            },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => KernelShape {
-                isa,
-                mr: 6,
-                nr: 16,
-                full: x86::AVX2_6X16,
-                narrow: &x86::AVX2_6X16_NARROW,
-                store_pitched: x86::store_pitched_avx2,
-            },
-            _ => KernelShape {
-                isa: Isa::Scalar,
-                mr: 4,
-                nr: 8,
-                full: portable_4x8::KERNELS,
-                narrow: &[],
-                store_pitched: store_pitched_portable,
-            },
-        }
+        tiles_of(isa).swap_remove(0)
     }
 
     /// The paths that have a microkernel in this build.
-    pub const ISAS: &'static [Isa] = &[
-        Isa::Scalar,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512,
-    ];
+    pub const ISAS: &'static [Isa] = TILE_ISAS;
 }
 
 /// The register tile, generic over the path.
@@ -1036,144 +982,152 @@ unsafe fn store_transposed<S: Simd>(
     }
 }
 
-/// Defines a module `$module` holding the seven [`MicroKernel`] entry points of
-/// `tile::<$simd, $mr, $nv, ..>` (A packed, rows or stepped × B packed or streaming, and A
-/// packed with B stepped) compiled
-/// with the `$attr` target features (none for the portable path), and their [`Kernels`] as
-/// `$module::KERNELS`.
-macro_rules! microkernels {
-    ($(#[$attr:meta])* $module:ident, $simd:ty, $mr:literal, $nv:literal) => {
-        mod $module {
-            use super::*;
+/// The register tile `MR × NV` vectors with A read as `A` and B streamed or stepped, as one
+/// [`SimdKernel`]: its entry on a path is a [`MicroKernel`].
+pub(crate) struct TileKernel<
+    const MR: usize,
+    const NV: usize,
+    const A: u8,
+    const STREAMING_B: bool,
+    const STEPPED_B: bool,
+>;
 
-            microkernels!(@entry $(#[$attr])* packed, A_PACKED, false, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* rows, A_ROWS, false, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* stepped_a, A_STEPPED, false, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* packed_streaming_b, A_PACKED, true, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* rows_streaming_b, A_ROWS, true, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* stepped_a_streaming_b, A_STEPPED, true, false, $simd, $mr, $nv);
-            microkernels!(@entry $(#[$attr])* packed_stepped_b, A_PACKED, false, true, $simd, $mr, $nv);
+impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, const STEPPED_B: bool>
+    SimdKernel for TileKernel<MR, NV, A, STREAMING_B, STEPPED_B>
+{
+    type Args = TileCall;
+    type Output = ();
 
-            pub(crate) const KERNELS: Kernels = Kernels {
-                packed,
+    #[inline(always)]
+    unsafe fn run<S: Simd>(call: TileCall) {
+        let TileCall {
+            depth,
+            a,
+            b,
+            c,
+            ldc,
+            rows,
+            cols,
+            epilogue,
+        } = call;
+        let AOperand {
+            ptr,
+            lda,
+            steps,
+            row_offsets,
+        } = a;
+        // SAFETY: as [`MicroKernel`] (forwarded); the epilogue is readable for the call.
+        unsafe {
+            tile::<S, MR, NV, A, STREAMING_B, STEPPED_B>(
+                depth,
+                (ptr, lda, steps, row_offsets),
+                b,
+                c,
+                ldc,
                 rows,
-                packed_streaming_b,
-                rows_streaming_b,
-                packed_stepped_b,
-                stepped_a,
-                stepped_a_streaming_b,
-            };
+                cols,
+                &*epilogue,
+            )
         }
-    };
-    (@entry $(#[$attr:meta])* $name:ident, $a:ident, $streaming:literal, $stepped:literal, $simd:ty, $mr:literal, $nv:literal) => {
-        /// # Safety
-        /// As [`MicroKernel`](crate::kernel::MicroKernel); the CPU has this kernel's path.
-        $(#[$attr])*
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            depth: usize,
-            a: AOperand,
-            b: BOperand,
-            c: *mut f32,
-            ldc: usize,
-            rows: usize,
-            cols: usize,
-            epilogue: &TileEpilogue,
-        ) {
-            // SAFETY: forwarded contract; the path's features are enabled for this function.
-            unsafe {
-                let AOperand { ptr, lda, steps, row_offsets } = a;
-                tile::<$simd, $mr, $nv, $a, $streaming, $stepped>(
-                    depth, (ptr, lda, steps, row_offsets), b, c, ldc, rows, cols, epilogue,
-                )
-            }
-        }
-    };
-}
-
-/// Defines a [`PitchedStore`] entry point for `$simd`, compiled with `$features`.
-macro_rules! pitched_store {
-    ($(#[$attr:meta])* $vis:vis $name:ident, $simd:ty) => {
-        /// # Safety
-        /// As [`PitchedStore`](crate::kernel::PitchedStore); the CPU has this path.
-        $(#[$attr])*
-        #[allow(clippy::too_many_arguments)]
-        $vis unsafe fn $name(
-            tile: *const f32,
-            tile_ld: usize,
-            c: *mut f32,
-            ldc: usize,
-            rows: usize,
-            columns: (usize, usize),
-            pitch: (usize, usize),
-            epilogue: &TileEpilogue,
-        ) {
-            // SAFETY: forwarded contract; the path's features are enabled for this function.
-            unsafe { store_pitched::<$simd>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
-        }
-    };
-}
-
-microkernels!(portable_4x8, Portable, 4, 1);
-pitched_store!(store_pitched_portable, Portable);
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{
-        A_PACKED, A_ROWS, A_STEPPED, AOperand, BOperand, Kernels, TileEpilogue, store_pitched, tile,
-    };
-    use convkit_simd::{Avx2, Avx512};
-
-    /// Defines a tile's entry points on AVX2 (`avx2`) or AVX-512 (`avx512`), `$mr` rows ×
-    /// `$nv` vectors, and the [`Kernels`] constant `$set` naming them.
-    macro_rules! x86_kernels {
-        ($set:ident: avx2 $module:ident, $mr:literal, $nv:literal) => {
-            microkernels!(
-                #[target_feature(enable = "avx2,fma,f16c")]
-                $module,
-                Avx2,
-                $mr,
-                $nv
-            );
-            pub(super) const $set: Kernels = $module::KERNELS;
-        };
-        ($set:ident: avx512 $module:ident, $mr:literal, $nv:literal) => {
-            microkernels!(
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-                $module,
-                Avx512,
-                $mr,
-                $nv
-            );
-            pub(super) const $set: Kernels = $module::KERNELS;
-        };
     }
+}
 
-    x86_kernels!(AVX2_6X16: avx2 avx2_6x16, 6, 2);
-    x86_kernels!(AVX2_6X8: avx2 avx2_6x8, 6, 1);
-    x86_kernels!(AVX512_8X48: avx512 avx512_8x48, 8, 3);
-    x86_kernels!(AVX512_7X48: avx512 avx512_7x48, 7, 3);
-    x86_kernels!(AVX512_6X64: avx512 avx512_6x64, 6, 4);
-    x86_kernels!(AVX512_6X16: avx512 avx512_6x16, 6, 1);
-    x86_kernels!(AVX512_6X32: avx512 avx512_6x32, 6, 2);
-    x86_kernels!(AVX512_6X48: avx512 avx512_6x48, 6, 3);
-    x86_kernels!(AVX512_7X16: avx512 avx512_7x16, 7, 1);
-    x86_kernels!(AVX512_7X32: avx512 avx512_7x32, 7, 2);
-    x86_kernels!(AVX512_8X16: avx512 avx512_8x16, 8, 1);
-    x86_kernels!(AVX512_8X32: avx512 avx512_8x32, 8, 2);
-    x86_kernels!(AVX512_12X32: avx512 avx512_12x32, 12, 2);
-    x86_kernels!(AVX512_12X16: avx512 avx512_12x16, 12, 1);
-    x86_kernels!(AVX512_16X16: avx512 avx512_16x16, 16, 1);
+/// [`store_pitched`] as one [`SimdKernel`]: its entry on a path is a [`PitchedStore`].
+pub(crate) struct PitchedStoreKernel;
 
-    pub(super) const AVX2_6X16_NARROW: [Kernels; 1] = [AVX2_6X8];
-    pub(super) const AVX512_8X48_NARROW: [Kernels; 2] = [AVX512_8X16, AVX512_8X32];
-    pub(super) const AVX512_12X32_NARROW: [Kernels; 1] = [AVX512_12X16];
-    pub(super) const AVX512_7X48_NARROW: [Kernels; 2] = [AVX512_7X16, AVX512_7X32];
-    pub(super) const AVX512_6X64_NARROW: [Kernels; 3] = [AVX512_6X16, AVX512_6X32, AVX512_6X48];
+impl SimdKernel for PitchedStoreKernel {
+    type Args = PitchedCall;
+    type Output = ();
 
-    pitched_store!(#[target_feature(enable = "avx2,fma,f16c")] pub(super) store_pitched_avx2, Avx2);
-    pitched_store!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-        pub(super) store_pitched_avx512, Avx512
-    );
+    #[inline(always)]
+    unsafe fn run<S: Simd>(call: PitchedCall) {
+        let PitchedCall {
+            tile,
+            tile_ld,
+            c,
+            ldc,
+            rows,
+            columns,
+            pitch,
+            epilogue,
+        } = call;
+        // SAFETY: as [`PitchedStore`] (forwarded); the epilogue is readable for the call.
+        unsafe { store_pitched::<S>(tile, tile_ld, c, ldc, rows, columns, pitch, &*epilogue) }
+    }
+}
+
+impl Kernels {
+    /// The seven entry points of the `MR × NV` tile on path `S`.
+    fn of<S: Simd, const MR: usize, const NV: usize>() -> Kernels {
+        Kernels {
+            packed: S::entry::<TileKernel<MR, NV, A_PACKED, false, false>>(),
+            rows: S::entry::<TileKernel<MR, NV, A_ROWS, false, false>>(),
+            packed_streaming_b: S::entry::<TileKernel<MR, NV, A_PACKED, true, false>>(),
+            rows_streaming_b: S::entry::<TileKernel<MR, NV, A_ROWS, true, false>>(),
+            packed_stepped_b: S::entry::<TileKernel<MR, NV, A_PACKED, false, true>>(),
+            stepped_a: S::entry::<TileKernel<MR, NV, A_STEPPED, false, false>>(),
+            stepped_a_streaming_b: S::entry::<TileKernel<MR, NV, A_STEPPED, true, false>>(),
+        }
+    }
+}
+
+/// The kernels of the tiles `MR × v` for `v < NV` (a row of tiles' narrow last columns), in
+/// [`KernelShape::narrow`]'s order.
+macro_rules! narrow_kernels {
+    ($path:ty, $mr:literal x 1) => {
+        [None, None, None]
+    };
+    ($path:ty, $mr:literal x 2) => {
+        [Some(Kernels::of::<$path, $mr, 1>()), None, None]
+    };
+    ($path:ty, $mr:literal x 3) => {
+        [
+            Some(Kernels::of::<$path, $mr, 1>()),
+            Some(Kernels::of::<$path, $mr, 2>()),
+            None,
+        ]
+    };
+    ($path:ty, $mr:literal x 4) => {
+        [
+            Some(Kernels::of::<$path, $mr, 1>()),
+            Some(Kernels::of::<$path, $mr, 2>()),
+            Some(Kernels::of::<$path, $mr, 3>()),
+        ]
+    };
+}
+
+/// Each path's register tiles, `rows x vectors`, its widest first: the one list from which
+/// both the tile choice ([`KernelShape::candidates`]) and the compiled entry points come.
+macro_rules! tile_list {
+    ($($(#[$cfg:meta])* $path:ty: $($mr:literal x $nv:tt),+;)*) => {
+        /// The tile shapes of `isa`, widest first (the portable ones for a path without
+        /// tiles of its own).
+        fn tiles_of(isa: Isa) -> Vec<KernelShape> {
+            $(
+                $(#[$cfg])*
+                if isa == <$path as IsaPath>::ISA {
+                    return vec![$(KernelShape {
+                        isa,
+                        mr: $mr,
+                        nr: $nv * <$path as IsaPath>::LANES,
+                        full: Kernels::of::<$path, $mr, $nv>(),
+                        narrow: narrow_kernels!($path, $mr x $nv),
+                        store_pitched: <$path as IsaPath>::entry::<PitchedStoreKernel>(),
+                    }),+];
+                }
+            )*
+            tiles_of(Isa::Scalar)
+        }
+
+        /// The paths with tiles in this build.
+        const TILE_ISAS: &[Isa] = &[$($(#[$cfg])* <$path as IsaPath>::ISA),*];
+    };
+}
+
+tile_list! {
+    Portable: 4 x 1;
+    #[cfg(target_arch = "x86_64")]
+    convkit_simd::Avx2: 6 x 2;
+    #[cfg(target_arch = "x86_64")]
+    convkit_simd::Avx512: 8 x 3, 6 x 4, 7 x 3, 12 x 2, 16 x 1;
 }

@@ -249,12 +249,9 @@ mod transpose8 {
     pub(super) fn copy_runs<'a>(runs: impl Iterator<Item = (&'a [f32], &'a mut [f32])>) {
         #[cfg(target_arch = "x86_64")]
         if available() {
-            for (src, dst) in runs {
-                let (head, tail) = dst.split_at_mut(src.len());
-                // SAFETY: AVX2 was detected; `head` has exactly `src.len()` elements.
-                unsafe { x86::copy(src, head) };
-                tail.fill(0.0);
-            }
+            use convkit_simd::IsaPath;
+            // SAFETY: the AVX2 path was detected.
+            unsafe { convkit_simd::Avx2::run(CopyRuns(runs)) };
             return;
         }
         for (src, dst) in runs {
@@ -264,29 +261,26 @@ mod transpose8 {
         }
     }
 
+    /// [`copy_runs`] in whole-vector moves, inlined (runs are 8 to 48 values).
     #[cfg(target_arch = "x86_64")]
-    mod x86 {
-        use std::arch::x86_64::*;
+    struct CopyRuns<I>(I);
 
-        /// `dst.copy_from_slice(src)` in 256-bit moves, inlined (runs are 8 to 48 values).
-        ///
-        /// # Safety
-        /// The CPU has AVX2; `src` and `dst` have the same length.
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn copy(src: &[f32], dst: &mut [f32]) {
-            let len = src.len().min(dst.len());
-            let mut i = 0;
-            while i + 8 <= len {
-                // SAFETY: i + 8 <= len for both slices.
-                unsafe {
-                    _mm256_storeu_ps(
-                        dst.as_mut_ptr().add(i),
-                        _mm256_loadu_ps(src.as_ptr().add(i)),
-                    )
-                };
-                i += 8;
+    #[cfg(target_arch = "x86_64")]
+    impl<'a, I: Iterator<Item = (&'a [f32], &'a mut [f32])>> convkit_simd::SimdOp for CopyRuns<I> {
+        type Output = ();
+
+        #[inline(always)]
+        unsafe fn run<S: convkit_simd::Simd>(self) {
+            for (src, dst) in self.0 {
+                let (head, tail) = dst.split_at_mut(src.len());
+                let whole = src.len() / S::LANES * S::LANES;
+                for i in (0..whole).step_by(S::LANES) {
+                    // SAFETY: the CPU has S's path (contract); i + LANES <= len for both.
+                    unsafe { S::store(head.as_mut_ptr().add(i), S::load(src.as_ptr().add(i))) };
+                }
+                head[whole..].copy_from_slice(&src[whole..]);
+                tail.fill(0.0);
             }
-            dst[i..len].copy_from_slice(&src[i..len]);
         }
     }
 }

@@ -19,7 +19,7 @@
 use convkit_core::{ConvShape, Isa};
 use convkit_gemm::{PanelSource, SteppedRows, panel_groups};
 use convkit_simd::transpose::interleave8;
-use convkit_simd::{F32Storage, Portable, Simd, prefetch_l1};
+use convkit_simd::{F32Storage, Simd, SimdOp, prefetch_l1};
 use std::ops::Range;
 
 /// Depth steps ahead of the one being widened whose runs [`widen_steps`] asks for
@@ -205,73 +205,68 @@ fn taps(first: usize, [kh, kw]: [usize; 2]) -> impl Iterator<Item = (usize, usiz
     })
 }
 
-/// Implements [`PanelSource`] for `$lowering` (over input elements `T`) by dispatching on its
-/// `isa` field to `$body::<S, T>` compiled for AVX-512, for AVX2 (in module `$paths`) or
-/// portably.
-macro_rules! simd_panel_source {
-    ($lowering:ident, $body:ident, $paths:ident $(, rows: $rows:path)?) => {
-        #[cfg(target_arch = "x86_64")]
-        mod $paths {
-            use super::{$body, $lowering};
-            use convkit_simd::{Avx2, Avx512, F32Storage};
-            use std::ops::Range;
+/// A lowering whose panel packing is written once over the path (`pack_on::<S>`) and run on
+/// the lowering's own path through [`convkit_simd::dispatch`].
+trait SimdPack {
+    /// The plan's path (available on this CPU).
+    fn isa(&self) -> Isa;
 
-            /// # Safety
-            /// The CPU has the AVX-512 path.
-            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-            pub(super) unsafe fn avx512<T: F32Storage>(
-                lowering: &$lowering<'_, T>,
-                outer: Range<usize>,
-                depth: Range<usize>,
-                width: usize,
-                dst: &mut [f32],
-            ) {
-                // SAFETY: AVX-512 is enabled here and present (caller's contract).
-                unsafe { $body::<Avx512, T>(lowering, outer, depth, width, dst) }
-            }
+    /// [`PanelSource::pack`] on path `S`.
+    ///
+    /// # Safety
+    /// The CPU has `S`'s path.
+    unsafe fn pack_on<S: Simd>(
+        &self,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    );
+}
 
-            /// # Safety
-            /// The CPU has the AVX2 path (AVX2, FMA and F16C).
-            #[target_feature(enable = "avx2,fma,f16c")]
-            pub(super) unsafe fn avx2<T: F32Storage>(
-                lowering: &$lowering<'_, T>,
-                outer: Range<usize>,
-                depth: Range<usize>,
-                width: usize,
-                dst: &mut [f32],
-            ) {
-                // SAFETY: AVX2 is enabled here and present (caller's contract).
-                unsafe { $body::<Avx2, T>(lowering, outer, depth, width, dst) }
-            }
-        }
+/// One [`PanelSource::pack`] call of a [`SimdPack`] lowering.
+struct PackOp<'a, L> {
+    lowering: &'a L,
+    outer: Range<usize>,
+    depth: Range<usize>,
+    width: usize,
+    dst: &'a mut [f32],
+}
 
-        impl<T: F32Storage> PanelSource for $lowering<'_, T> {
-            fn pack(
-                &self,
-                outer: Range<usize>,
-                depth: Range<usize>,
-                width: usize,
-                dst: &mut [f32],
-            ) {
-                match self.isa {
-                    // SAFETY: the plan's ISA was detected on this CPU at plan time.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { $paths::avx512(self, outer, depth, width, dst) },
-                    // SAFETY: as above.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => unsafe { $paths::avx2(self, outer, depth, width, dst) },
-                    // SAFETY: the portable path runs everywhere.
-                    _ => unsafe { $body::<Portable, T>(self, outer, depth, width, dst) },
-                }
-            }
+impl<L: SimdPack> SimdOp for PackOp<'_, L> {
+    type Output = ();
 
-            $(
-                fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
-                    $rows(self, outer, depth, dst)
-                }
-            )?
-        }
+    #[inline(always)]
+    unsafe fn run<S: Simd>(self) {
+        let PackOp {
+            lowering,
+            outer,
+            depth,
+            width,
+            dst,
+        } = self;
+        // SAFETY: forwarded contract.
+        unsafe { lowering.pack_on::<S>(outer, depth, width, dst) }
+    }
+}
+
+/// Packs `lowering`'s panels on its path.
+fn pack_on_path<L: SimdPack>(
+    lowering: &L,
+    outer: Range<usize>,
+    depth: Range<usize>,
+    width: usize,
+    dst: &mut [f32],
+) {
+    let op = PackOp {
+        lowering,
+        outer,
+        depth,
+        width,
+        dst,
     };
+    // SAFETY: the plan's path was detected on this CPU at plan time.
+    unsafe { convkit_simd::dispatch(lowering.isa(), op) }
 }
 
 /// NCHW lowering of one image and group: outer = output pixel, depth = `(c, ky, kx)`.
@@ -283,7 +278,29 @@ pub(crate) struct NchwLowering<'a, T> {
     pub isa: Isa,
 }
 
-simd_panel_source!(NchwLowering, pack_nchw, pack_nchw_paths);
+impl<T: F32Storage> SimdPack for NchwLowering<'_, T> {
+    fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    #[inline(always)]
+    unsafe fn pack_on<S: Simd>(
+        &self,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { pack_nchw::<S, T>(self, outer, depth, width, dst) }
+    }
+}
+
+impl<T: F32Storage> PanelSource for NchwLowering<'_, T> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        pack_on_path(self, outer, depth, width, dst);
+    }
+}
 
 /// The NCHW panel packing, once for every path.
 ///
@@ -477,7 +494,33 @@ pub(crate) struct WidenedMatrix<'a, T> {
     pub isa: Isa,
 }
 
-simd_panel_source!(WidenedMatrix, pack_widened, pack_widened_paths, rows: WidenedMatrix::pack_rows);
+impl<T: F32Storage> SimdPack for WidenedMatrix<'_, T> {
+    fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    #[inline(always)]
+    unsafe fn pack_on<S: Simd>(
+        &self,
+        outer: Range<usize>,
+        depth: Range<usize>,
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { pack_widened::<S, T>(self, outer, depth, width, dst) }
+    }
+}
+
+impl<T: F32Storage> PanelSource for WidenedMatrix<'_, T> {
+    fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
+        pack_on_path(self, outer, depth, width, dst);
+    }
+
+    fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
+        WidenedMatrix::pack_rows(self, outer, depth, dst)
+    }
+}
 
 impl<T: F32Storage> WidenedMatrix<'_, T> {
     /// [`PanelSource::pack_rows`]: each outer index's contiguous run of depth values widened
@@ -769,16 +812,14 @@ impl PaddedPlanes {
         phase: usize,
         phase_plane: &mut [f32],
     ) {
-        match isa {
-            // SAFETY: the plan's path is available on this CPU.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { pad_phase_paths::avx512(self, plane, phase, phase_plane) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { pad_phase_paths::avx2(self, plane, phase, phase_plane) },
-            // SAFETY: the portable path runs everywhere.
-            _ => unsafe { pad_phase_body::<Portable, T>(self, plane, phase, phase_plane) },
-        }
+        let op = PadPhase {
+            geometry: self,
+            plane,
+            phase,
+            phase_plane,
+        };
+        // SAFETY: the plan's path is available on this CPU.
+        unsafe { convkit_simd::dispatch(isa, op) }
     }
 }
 
@@ -827,35 +868,27 @@ unsafe fn pad_phase_body<S: Simd, T: F32Storage>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod pad_phase_paths {
-    use super::{PaddedPlanes, pad_phase_body};
-    use convkit_simd::{Avx2, Avx512, F32Storage};
+/// One [`PaddedPlanes::pad_phase`] call, run on the plan's path.
+struct PadPhase<'a, T> {
+    geometry: &'a PaddedPlanes,
+    plane: &'a [T],
+    phase: usize,
+    phase_plane: &'a mut [f32],
+}
 
-    /// # Safety
-    /// The CPU has the AVX-512 path.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    pub(super) unsafe fn avx512<T: F32Storage>(
-        geometry: &PaddedPlanes,
-        plane: &[T],
-        phase: usize,
-        phase_plane: &mut [f32],
-    ) {
-        // SAFETY: AVX-512 is enabled here and present (caller's contract).
-        unsafe { pad_phase_body::<Avx512, T>(geometry, plane, phase, phase_plane) }
-    }
+impl<T: F32Storage> SimdOp for PadPhase<'_, T> {
+    type Output = ();
 
-    /// # Safety
-    /// The CPU has the AVX2 path (AVX2, FMA and F16C).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn avx2<T: F32Storage>(
-        geometry: &PaddedPlanes,
-        plane: &[T],
-        phase: usize,
-        phase_plane: &mut [f32],
-    ) {
-        // SAFETY: AVX2 is enabled here and present (caller's contract).
-        unsafe { pad_phase_body::<Avx2, T>(geometry, plane, phase, phase_plane) }
+    #[inline(always)]
+    unsafe fn run<S: Simd>(self) {
+        let PadPhase {
+            geometry,
+            plane,
+            phase,
+            phase_plane,
+        } = self;
+        // SAFETY: forwarded contract.
+        unsafe { pad_phase_body::<S, T>(geometry, plane, phase, phase_plane) }
     }
 }
 

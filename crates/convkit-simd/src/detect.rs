@@ -12,39 +12,15 @@ fn detected() -> &'static [Isa] {
     DETECTED.get_or_init(|| Isa::ALL.into_iter().filter(|&isa| detect(isa)).collect())
 }
 
-#[cfg(target_arch = "x86_64")]
+/// Whether this CPU has `isa`: its row of the ISA table ([`crate::paths`]) lists the
+/// features, detected once. NEON has no row (its kernels are the portable ones) but is named
+/// where the CPU has it.
 fn detect(isa: Isa) -> bool {
     match isa {
-        Isa::Scalar => true,
-        Isa::Avx2 => {
-            is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        }
-        Isa::Avx512 => {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("avx512dq")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        }
-        Isa::Neon => false,
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-fn detect(isa: Isa) -> bool {
-    match isa {
-        Isa::Scalar => true,
+        #[cfg(target_arch = "aarch64")]
         Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
-        Isa::Avx2 | Isa::Avx512 => false,
+        _ => crate::paths::detect_row(isa),
     }
-}
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn detect(isa: Isa) -> bool {
-    isa == Isa::Scalar
 }
 
 /// Whether this CPU runs `isa` (detected once per process).
@@ -68,6 +44,29 @@ pub fn forced_by_env() -> Result<Option<Isa>, ConvError> {
         Ok(name) if !name.trim().is_empty() => Isa::from_name(&name).map(Some),
         _ => Ok(None),
     }
+}
+
+/// Environment variable naming the paths that tests must run (`CONVKIT_REQUIRE_ISAS=avx2,avx512`,
+/// set by CI to what its CPU has): a named path the CPU lacks fails [`testable_isas`] rather
+/// than being skipped.
+pub const REQUIRE_ENV_VAR: &str = "CONVKIT_REQUIRE_ISAS";
+
+/// The paths a test runs its checks on: every path this CPU has. A path it lacks is reported
+/// on stderr as skipped; one that `CONVKIT_REQUIRE_ISAS` names panics instead, so that a CI
+/// run proves each required path ran. An unknown name there panics too.
+pub fn testable_isas() -> &'static [Isa] {
+    let required = std::env::var(REQUIRE_ENV_VAR).unwrap_or_default();
+    for name in required.split(',').filter(|name| !name.trim().is_empty()) {
+        let isa = Isa::from_name(name).unwrap_or_else(|error| panic!("{REQUIRE_ENV_VAR}: {error}"));
+        assert!(
+            available(isa),
+            "{REQUIRE_ENV_VAR} requires the {isa} path, which this CPU lacks"
+        );
+    }
+    for row in crate::PATHS.iter().filter(|row| !available(row.isa)) {
+        eprintln!("path {} skipped: this CPU lacks it", row.isa);
+    }
+    detected()
 }
 
 /// The path a plan uses: `requested` if given, else `CONVKIT_ISA` if set, else [`best`].

@@ -2,13 +2,17 @@
 //! storage types, widened exactly and narrowed with one rounding to nearest even.
 //!
 //! f16 converts eight lanes at a time with F16C's `vcvtph2ps`/`vcvtps2ph` where the CPU has
-//! them (std caches the detection); bf16 is a shift (widening) and a rounding add
+//! them (detected once); bf16 is a shift (widening) and a rounding add
 //! (narrowing), loops the compiler vectorizes. Kernels that read or write storage a vector
 //! at a time use `load_lanes`/`store_lanes` (and their partial and transposed forms), which
 //! convert in registers on each path (`Simd::load_f16`, `Simd::store_bf16`, ...).
 
 use crate::Simd;
+#[cfg(target_arch = "x86_64")]
+use crate::{Avx2, Avx512, IsaPath};
 use convkit_core::Element;
+#[cfg(target_arch = "x86_64")]
+use convkit_core::Isa;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use std::borrow::Cow;
@@ -202,9 +206,9 @@ impl F32Storage for bf16 {
     fn widen(src: &[bf16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]
-        if x86::has_avx2() {
-            // SAFETY: AVX2 detected.
-            unsafe { x86::widen_bf16_avx2(src, dst) };
+        if crate::available(Isa::Avx2) {
+            // SAFETY: the AVX2 path is available.
+            unsafe { Avx2::run(x86::WidenBf16(src, dst)) };
             return;
         }
         widen_bf16(src, dst);
@@ -212,9 +216,9 @@ impl F32Storage for bf16 {
     fn narrow(src: &[f32], dst: &mut [bf16]) {
         assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
         #[cfg(target_arch = "x86_64")]
-        if x86::has_avx2() {
-            // SAFETY: AVX2 detected.
-            unsafe { x86::narrow_bf16_avx2(src, dst) };
+        if crate::available(Isa::Avx2) {
+            // SAFETY: the AVX2 path is available.
+            unsafe { Avx2::run(x86::NarrowBf16(src, dst)) };
             return;
         }
         narrow_bf16(src, dst);
@@ -244,9 +248,9 @@ impl F32Storage for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]
-        if x86::has_f16c() {
-            // SAFETY: F16C (and AVX) detected; the lengths are equal.
-            unsafe { x86::widen(src, dst) };
+        if crate::available(Isa::Avx2) {
+            // SAFETY: the AVX2 path (with F16C) is available; the lengths are equal.
+            unsafe { Avx2::run(x86::WidenF16(src, dst)) };
             return;
         }
         src.convert_to_f32_slice(dst);
@@ -254,15 +258,15 @@ impl F32Storage for f16 {
     fn narrow(src: &[f32], dst: &mut [f16]) {
         assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
         #[cfg(target_arch = "x86_64")]
-        if src.len() >= 16 && crate::available(convkit_core::Isa::Avx512) {
-            // SAFETY: the AVX-512 path detected; the lengths are equal and at least 16.
-            unsafe { x86::narrow16(src, dst) };
+        if src.len() >= 16 && crate::available(Isa::Avx512) {
+            // SAFETY: the AVX-512 path is available; the lengths are equal and at least 16.
+            unsafe { Avx512::run(x86::NarrowF16x16(src, dst)) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if x86::has_f16c() {
-            // SAFETY: F16C (and AVX) detected; the lengths are equal.
-            unsafe { x86::narrow(src, dst) };
+        if crate::available(Isa::Avx2) {
+            // SAFETY: the AVX2 path (with F16C) is available; the lengths are equal.
+            unsafe { Avx2::run(x86::NarrowF16(src, dst)) };
             return;
         }
         dst.convert_from_f32_slice(src);
@@ -287,103 +291,130 @@ impl F32Storage for f16 {
     }
 }
 
+/// The x86 conversions, each an op run on the path it needs ([`crate::IsaPath::run`]); their
+/// bodies use that path's instructions directly, whatever `S` they are instantiated with.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::{Simd, SimdOp};
     use half::{bf16, f16};
     use std::arch::x86_64::*;
 
-    /// Whether AVX2 is present (std caches the detection).
-    pub(super) fn has_avx2() -> bool {
-        std::is_x86_feature_detected!("avx2")
-    }
+    /// [`super::widen_bf16`], vectorized by the compiler for the path it runs on (the
+    /// baseline build gets SSE2).
+    pub(super) struct WidenBf16<'a>(pub &'a [bf16], pub &'a mut [f32]);
 
-    /// [`super::widen_bf16`] vectorized with AVX2 (the baseline build gets SSE2).
-    ///
-    /// # Safety
-    /// The CPU has AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn widen_bf16_avx2(src: &[bf16], dst: &mut [f32]) {
-        super::widen_bf16(src, dst);
-    }
+    impl SimdOp for WidenBf16<'_> {
+        type Output = ();
 
-    /// [`super::narrow_bf16`] vectorized with AVX2 (the baseline build gets SSE2).
-    ///
-    /// # Safety
-    /// The CPU has AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn narrow_bf16_avx2(src: &[f32], dst: &mut [bf16]) {
-        super::narrow_bf16(src, dst);
-    }
-
-    /// Whether F16C and AVX2 are present (std caches the detection).
-    pub(super) fn has_f16c() -> bool {
-        std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx2")
-    }
-
-    /// Eight lanes at a time; a tail under eight is covered by one more eight-lane step that
-    /// ends at the last element (it converts a few elements twice, to the same values), so
-    /// short rows (the bands' row segments) take no per-element path. Rows under eight
-    /// lanes convert one element at a time.
-    ///
-    /// # Safety
-    /// The CPU has F16C and AVX2; `src` and `dst` have equal lengths.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn widen(src: &[f16], dst: &mut [f32]) {
-        let len = src.len();
-        if len < 8 {
-            for (wide, narrow) in dst.iter_mut().zip(src) {
-                let packed = _mm_cvtsi32_si128(i32::from(narrow.to_bits()));
-                *wide = _mm_cvtss_f32(_mm_cvtph_ps(packed));
-            }
-            return;
-        }
-        for i in crate::transpose::block_starts::<8>(len) {
-            // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
-            unsafe {
-                let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
-                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
-            }
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) {
+            super::widen_bf16(self.0, self.1);
         }
     }
 
-    /// Eight lanes at a time (round to nearest even), the tail as in [`widen`].
-    ///
-    /// # Safety
-    /// The CPU has F16C and AVX2; `src` and `dst` have equal lengths.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn narrow(src: &[f32], dst: &mut [f16]) {
-        let len = src.len();
-        if len < 8 {
-            for (narrow, &wide) in dst.iter_mut().zip(src) {
-                let packed = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(wide));
-                *narrow = f16::from_bits(_mm_extract_epi16::<0>(packed) as u16);
-            }
-            return;
+    /// [`super::narrow_bf16`], vectorized by the compiler for the path it runs on.
+    pub(super) struct NarrowBf16<'a>(pub &'a [f32], pub &'a mut [bf16]);
+
+    impl SimdOp for NarrowBf16<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) {
+            super::narrow_bf16(self.0, self.1);
         }
-        for i in crate::transpose::block_starts::<8>(len) {
-            // SAFETY: i + 8 <= len for both slices; f16 is a 16-bit value.
-            unsafe {
-                let singles = _mm256_loadu_ps(src.as_ptr().add(i));
-                let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
-                _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
+    }
+
+    /// f16 to f32 eight lanes at a time; a tail under eight is covered by one more
+    /// eight-lane step that ends at the last element (it converts a few elements twice, to
+    /// the same values), so short rows (the bands' row segments) take no per-element path.
+    /// Rows under eight lanes convert one element at a time.
+    ///
+    /// Run on a path with AVX2 and F16C; the slices have equal lengths.
+    pub(super) struct WidenF16<'a>(pub &'a [f16], pub &'a mut [f32]);
+
+    impl SimdOp for WidenF16<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) {
+            let WidenF16(src, dst) = self;
+            let len = src.len();
+            if len < 8 {
+                for (wide, narrow) in dst.iter_mut().zip(src) {
+                    // SAFETY: F16C is available (contract).
+                    *wide = unsafe {
+                        let packed = _mm_cvtsi32_si128(i32::from(narrow.to_bits()));
+                        _mm_cvtss_f32(_mm_cvtph_ps(packed))
+                    };
+                }
+                return;
+            }
+            for i in crate::transpose::block_starts::<8>(len) {
+                // SAFETY: AVX and F16C are available (contract); i + 8 <= len for both
+                // slices; f16 is a 16-bit value.
+                unsafe {
+                    let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
+                }
             }
         }
     }
 
-    /// Sixteen lanes at a time (round to nearest even): one conversion per 32-byte store,
-    /// the tail as one more overlapping step.
+    /// f32 to f16 eight lanes at a time (round to nearest even), the tail as in
+    /// [`WidenF16`].
     ///
-    /// # Safety
-    /// The CPU has the AVX-512 path; `src` and `dst` have equal lengths, at least 16.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    pub(super) unsafe fn narrow16(src: &[f32], dst: &mut [f16]) {
-        let len = src.len();
-        for i in crate::transpose::block_starts::<16>(len) {
-            // SAFETY: i + 16 <= len for both slices; f16 is a 16-bit value.
-            unsafe {
-                let singles = _mm512_loadu_ps(src.as_ptr().add(i));
-                let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
-                _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast::<__m256i>(), halves);
+    /// Run on a path with AVX2 and F16C; the slices have equal lengths.
+    pub(super) struct NarrowF16<'a>(pub &'a [f32], pub &'a mut [f16]);
+
+    impl SimdOp for NarrowF16<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) {
+            let NarrowF16(src, dst) = self;
+            let len = src.len();
+            if len < 8 {
+                for (narrow, &wide) in dst.iter_mut().zip(src) {
+                    // SAFETY: F16C is available (contract).
+                    let packed =
+                        unsafe { _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(wide)) };
+                    // SAFETY: SSE2 is available.
+                    *narrow = f16::from_bits(unsafe { _mm_extract_epi16::<0>(packed) } as u16);
+                }
+                return;
+            }
+            for i in crate::transpose::block_starts::<8>(len) {
+                // SAFETY: AVX and F16C are available (contract); i + 8 <= len for both
+                // slices; f16 is a 16-bit value.
+                unsafe {
+                    let singles = _mm256_loadu_ps(src.as_ptr().add(i));
+                    let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
+                    _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
+                }
+            }
+        }
+    }
+
+    /// f32 to f16 sixteen lanes at a time (round to nearest even): one conversion per 32-byte
+    /// store, the tail as one more overlapping step.
+    ///
+    /// Run on the AVX-512 path; the slices have equal lengths, at least 16.
+    pub(super) struct NarrowF16x16<'a>(pub &'a [f32], pub &'a mut [f16]);
+
+    impl SimdOp for NarrowF16x16<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) {
+            let NarrowF16x16(src, dst) = self;
+            for i in crate::transpose::block_starts::<16>(src.len()) {
+                // SAFETY: AVX-512 is available (contract); i + 16 <= len for both slices;
+                // f16 is a 16-bit value.
+                unsafe {
+                    let singles = _mm512_loadu_ps(src.as_ptr().add(i));
+                    let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
+                    _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast::<__m256i>(), halves);
+                }
             }
         }
     }

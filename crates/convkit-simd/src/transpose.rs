@@ -9,7 +9,10 @@
 //! [`F32Storage`]: half types convert in the transpose's loads and stores (`vcvtph2ps`, a
 //! shift for bf16), with no staging pass. The remainder, and other CPUs, go value by value.
 
-use crate::{F32Storage, available};
+use crate::F32Storage;
+#[cfg(target_arch = "x86_64")]
+use crate::{Avx2, Avx512, IsaPath, available};
+#[cfg(target_arch = "x86_64")]
 use convkit_core::Isa;
 
 /// `dst[p·stride + offset + lane] = rows[lane][p]` (widened) for every `p < rows[0].len()`.
@@ -20,9 +23,15 @@ pub fn interleave8<T: F32Storage>(rows: [&[T]; 8], dst: &mut [f32], stride: usiz
     let len = checked_len(&rows, dst.len(), stride, offset);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2 was detected; the lengths were checked.
-        done = unsafe { x86::interleave8_blocks(&rows, dst, stride, offset) };
+    if available(Isa::Avx2) {
+        let op = x86::Interleave8 {
+            rows: &rows,
+            dst,
+            stride,
+            offset,
+        };
+        // SAFETY: the AVX2 path is available; the lengths were checked.
+        done = unsafe { Avx2::run(op) };
     }
     for p in done..len {
         for (lane, row) in rows.iter().enumerate() {
@@ -46,9 +55,15 @@ pub fn interleave16<T: F32Storage>(
     let len = checked_len(&rows, dst.len(), stride, offset);
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: AVX-512 was detected; the lengths were checked.
-        done = unsafe { x86::interleave16_blocks(&rows, dst, stride, offset) };
+    if available(Isa::Avx512) {
+        let op = x86::Interleave16 {
+            rows: &rows,
+            dst,
+            stride,
+            offset,
+        };
+        // SAFETY: the AVX-512 path is available; the lengths were checked.
+        done = unsafe { Avx512::run(op) };
     }
     if done < len {
         let rest = &mut dst[done * stride..];
@@ -90,21 +105,20 @@ pub(crate) fn block_starts<const N: usize>(len: usize) -> impl Iterator<Item = u
     (0..whole).step_by(N).chain(tail.then(|| len - N))
 }
 
-/// The values of each row through `transpose` (an N×N register transpose) in the blocks of
+/// The values of each row through `X` (an N×N register transpose) in the blocks of
 /// [`block_starts`]; returns how many values of each row were moved (all, or none for rows
 /// under `N`). Inlined into each path's loop, so that the transpose is too (a call per block
 /// cost as much as the shuffles).
 ///
 /// # Safety
-/// The CPU runs `transpose`; the rows and `dst` passed [`checked_len`].
+/// The CPU runs `X`; the rows and `dst` passed [`checked_len`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn transpose_blocks<T, const N: usize>(
+unsafe fn transpose_blocks<T, const N: usize, X: x86::BlockTranspose<T, N>>(
     rows: &[&[T]; N],
     dst: &mut [f32],
     stride: usize,
     offset: usize,
-    transpose: impl Fn([*const T; N], [*mut f32; N]),
 ) -> usize {
     let len = rows[0].len();
     for p in block_starts::<N>(len) {
@@ -112,7 +126,7 @@ unsafe fn transpose_blocks<T, const N: usize>(
         // `(len − 1)·stride + offset + N` (checked).
         unsafe {
             let out = dst.as_mut_ptr().add(p * stride + offset);
-            transpose(
+            X::transpose(
                 std::array::from_fn(|lane| rows[lane].as_ptr().add(p)),
                 std::array::from_fn(|j| out.add(j * stride)),
             );
@@ -142,10 +156,16 @@ pub fn deinterleave8<T: F32Storage>(
     let mut rows = rows;
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() && len >= 8 {
-        // SAFETY: AVX2 was detected; `src` reaches `(len − 1)·stride + offset + 8` and every
-        // row holds `len` values, checked above.
-        unsafe { x86::deinterleave8_blocks(src, stride, offset, &mut rows) };
+    if available(Isa::Avx2) && len >= 8 {
+        let op = x86::Deinterleave8 {
+            src,
+            stride,
+            offset,
+            rows: &mut rows,
+        };
+        // SAFETY: the AVX2 path is available; `src` reaches `(len − 1)·stride + offset + 8`
+        // and every row holds `len` values, checked above.
+        unsafe { Avx2::run(op) };
         done = len;
     }
     for p in done..len {
@@ -155,77 +175,130 @@ pub fn deinterleave8<T: F32Storage>(
     }
 }
 
-/// Whether the AVX2 transposes can run.
-fn has_avx2() -> bool {
-    cfg!(target_arch = "x86_64") && available(Isa::Avx2)
-}
-
-/// Whether the AVX-512 transposes can run.
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    available(Isa::Avx512)
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::{Avx2, Avx512, F32Storage};
+    use crate::{Avx2, Avx512, F32Storage, Simd, SimdOp};
     use std::arch::x86_64::*;
 
-    /// [`super::transpose_blocks`] with the 8x8 transpose.
-    ///
-    /// # Safety
-    /// The CPU has the AVX2 path; the rows and `dst` passed [`super::checked_len`].
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn interleave8_blocks<T: F32Storage>(
-        rows: &[&[T]; 8],
-        dst: &mut [f32],
-        stride: usize,
-        offset: usize,
-    ) -> usize {
-        // SAFETY: forwarded contract; each block's pointers are in bounds.
-        unsafe {
-            super::transpose_blocks(rows, dst, stride, offset, |from, to| transpose(from, to))
+    /// An N×N register transpose of rows of `T` into f32 columns.
+    pub(super) trait BlockTranspose<T, const N: usize> {
+        /// Reads N values from each `rows[i]` (widened) and writes column `j` to
+        /// `columns[j]`.
+        ///
+        /// # Safety
+        /// The CPU has the transpose's path; each source is readable and each destination
+        /// writable for N values.
+        unsafe fn transpose(rows: [*const T; N], columns: [*mut f32; N]);
+    }
+
+    /// [`transpose`], on the AVX2 path.
+    pub(super) struct Transpose8;
+
+    impl<T: F32Storage> BlockTranspose<T, 8> for Transpose8 {
+        #[inline(always)]
+        unsafe fn transpose(rows: [*const T; 8], columns: [*mut f32; 8]) {
+            // SAFETY: forwarded contract.
+            unsafe { transpose(rows, columns) }
         }
     }
 
-    /// [`super::transpose_blocks`] with the 16x16 transpose.
+    /// [`transpose16`], on the AVX-512 path.
+    pub(super) struct Transpose16;
+
+    impl<T: F32Storage> BlockTranspose<T, 16> for Transpose16 {
+        #[inline(always)]
+        unsafe fn transpose(rows: [*const T; 16], columns: [*mut f32; 16]) {
+            // SAFETY: forwarded contract.
+            unsafe { transpose16(rows, columns) }
+        }
+    }
+
+    /// [`super::transpose_blocks`] with the 8x8 transpose; returns how many values of each
+    /// row were moved.
     ///
-    /// # Safety
-    /// The CPU has the AVX-512 path; the rows and `dst` passed [`super::checked_len`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    pub(super) unsafe fn interleave16_blocks<T: F32Storage>(
-        rows: &[&[T]; 16],
-        dst: &mut [f32],
-        stride: usize,
-        offset: usize,
-    ) -> usize {
-        // SAFETY: forwarded contract; each block's pointers are in bounds.
-        unsafe {
-            super::transpose_blocks(rows, dst, stride, offset, |from, to| transpose16(from, to))
+    /// Run on a path with AVX2 and F16C; the rows and `dst` passed [`super::checked_len`].
+    pub(super) struct Interleave8<'a, 'b, T> {
+        pub rows: &'a [&'b [T]; 8],
+        pub dst: &'a mut [f32],
+        pub stride: usize,
+        pub offset: usize,
+    }
+
+    impl<T: F32Storage> SimdOp for Interleave8<'_, '_, T> {
+        type Output = usize;
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) -> usize {
+            let Interleave8 {
+                rows,
+                dst,
+                stride,
+                offset,
+            } = self;
+            // SAFETY: forwarded contract; each block's pointers are in bounds.
+            unsafe { super::transpose_blocks::<T, 8, Transpose8>(rows, dst, stride, offset) }
+        }
+    }
+
+    /// [`super::transpose_blocks`] with the 16x16 transpose; returns how many values of each
+    /// row were moved.
+    ///
+    /// Run on the AVX-512 path; the rows and `dst` passed [`super::checked_len`].
+    pub(super) struct Interleave16<'a, 'b, T> {
+        pub rows: &'a [&'b [T]; 16],
+        pub dst: &'a mut [f32],
+        pub stride: usize,
+        pub offset: usize,
+    }
+
+    impl<T: F32Storage> SimdOp for Interleave16<'_, '_, T> {
+        type Output = usize;
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) -> usize {
+            let Interleave16 {
+                rows,
+                dst,
+                stride,
+                offset,
+            } = self;
+            // SAFETY: forwarded contract; each block's pointers are in bounds.
+            unsafe { super::transpose_blocks::<T, 16, Transpose16>(rows, dst, stride, offset) }
         }
     }
 
     /// Every value of [`super::deinterleave8`], in the blocks of [`super::block_starts`].
     ///
-    /// # Safety
-    /// The CPU has the AVX2 path; every row holds `len ≥ 8` values and `src` reaches
+    /// Run on a path with AVX2 and F16C; every row holds `len ≥ 8` values and `src` reaches
     /// `(len − 1)·stride + offset + 8`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn deinterleave8_blocks<T: F32Storage>(
-        src: &[f32],
-        stride: usize,
-        offset: usize,
-        rows: &mut [&mut [T]; 8],
-    ) {
-        for p in super::block_starts::<8>(rows[0].len()) {
-            // SAFETY: forwarded contract: the block at `p` (p + 8 ≤ len) of the source and of
-            // every row.
-            unsafe {
-                let base = src.as_ptr().add(p * stride + offset);
-                transpose(
-                    std::array::from_fn(|j| base.add(j * stride)),
-                    std::array::from_fn(|lane| rows[lane].as_mut_ptr().add(p)),
-                );
+    pub(super) struct Deinterleave8<'a, 'b, T> {
+        pub src: &'a [f32],
+        pub stride: usize,
+        pub offset: usize,
+        pub rows: &'a mut [&'b mut [T]; 8],
+    }
+
+    impl<T: F32Storage> SimdOp for Deinterleave8<'_, '_, T> {
+        type Output = ();
+
+        #[inline(always)]
+        unsafe fn run<S: Simd>(self) {
+            let Deinterleave8 {
+                src,
+                stride,
+                offset,
+                rows,
+            } = self;
+            for p in super::block_starts::<8>(rows[0].len()) {
+                // SAFETY: forwarded contract: the block at `p` (p + 8 ≤ len) of the source
+                // and of every row.
+                unsafe {
+                    let base = src.as_ptr().add(p * stride + offset);
+                    transpose(
+                        std::array::from_fn(|j| base.add(j * stride)),
+                        std::array::from_fn(|lane| rows[lane].as_mut_ptr().add(p)),
+                    );
+                }
             }
         }
     }
@@ -236,8 +309,7 @@ mod x86 {
     /// # Safety
     /// The CPU has the AVX2 path; each source is readable and each destination writable for
     /// 8 values.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
+    #[inline(always)]
     unsafe fn transpose<R: F32Storage, W: F32Storage>(rows: [*const R; 8], columns: [*mut W; 8]) {
         // SAFETY: the caller guarantees the pointers and the CPU.
         unsafe {
@@ -256,8 +328,7 @@ mod x86 {
     /// # Safety
     /// The CPU has the AVX-512 path; each source is readable for 16 values and each
     /// destination writable for 16 f32.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    #[inline]
+    #[inline(always)]
     unsafe fn transpose16<R: F32Storage>(rows: [*const R; 16], columns: [*mut f32; 16]) {
         // SAFETY: the caller guarantees the pointers and the CPU.
         unsafe {

@@ -40,8 +40,9 @@ use convkit_gemm::{
     PanelSource, Sgemm, StridedMatrix,
 };
 use convkit_simd::transpose::{deinterleave8, interleave8};
-use convkit_simd::{F32Storage, SharedOutput, VectorActivation, WorkerRanges};
+use convkit_simd::{F32Storage, SharedOutput, Simd, SimdKernel, VectorActivation, WorkerRanges};
 use kernels::Operand;
+use std::marker::PhantomData;
 use std::ops::Range;
 pub use transforms::Tile;
 
@@ -196,7 +197,7 @@ impl Geometry {
         let overflow = ConvError::Overflow {
             quantity: "Winograd blocks",
         };
-        let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
+        let lanes = convkit_simd::lanes(isa);
         let m = tile.output();
         let [oh, ow] = shape.output_hw();
         let tiles = [oh.div_ceil(m), ow.div_ceil(m)];
@@ -412,21 +413,27 @@ impl Geometry {
 /// Transform entry points of one path and tile size.
 #[derive(Clone, Copy)]
 struct Transforms {
-    input: InputEntry,
-    output: OutputEntry,
+    /// An [`InputTransform`]'s entry.
+    input: unsafe fn(InputCall),
+    /// An [`OutputTransform`]'s entry.
+    output: unsafe fn(OutputCall),
 }
 
-/// See [`kernels::input_tiles`].
-type InputEntry = unsafe fn(
+/// One call of [`kernels::input_tiles`]: the band's rows `row_stride` apart, the tiles, and
+/// V with its operand layout.
+#[derive(Clone, Copy)]
+struct InputCall {
     band: *const f32,
     row_stride: usize,
     tiles: [usize; 2],
     v: *mut f32,
     operand: Operand,
-);
+}
 
-/// See [`kernels::output_tiles`].
-type OutputEntry = unsafe fn(
+/// One call of [`kernels::output_tiles`]: the products with their operand layout, the tiles,
+/// the output band's rows `row_stride` apart, the bias and the activation.
+#[derive(Clone, Copy)]
+struct OutputCall {
     products: *const f32,
     operand: Operand,
     tiles: [usize; 2],
@@ -434,90 +441,76 @@ type OutputEntry = unsafe fn(
     row_stride: usize,
     bias: *const f32,
     activation: VectorActivation,
-);
-
-/// One `#[target_feature]` entry per transform, path and tile size: each body is compiled
-/// with its path's instructions and constant matrices (no shared code between paths).
-macro_rules! path_entries {
-    ($module:ident, $simd:ty $(, $features:literal)?) => {
-        mod $module {
-            use super::*;
-
-            macro_rules! tile_entries {
-                ($input:ident, $output:ident, $a:literal, $m:literal, $one_d:ident) => {
-                    /// # Safety
-                    /// As [`kernels::input_tiles`]; the CPU has this path.
-                    $(#[target_feature(enable = $features)])?
-                    pub(super) unsafe fn $input(
-                        band: *const f32,
-                        row_stride: usize,
-                        tiles: [usize; 2],
-                        v: *mut f32,
-                        operand: Operand,
-                    ) {
-                        // SAFETY: forwarded contract; the path's features are enabled here.
-                        unsafe {
-                            kernels::input_tiles::<$simd, kernels::$one_d, $a, $m>(
-                                band, row_stride, tiles, v, operand,
-                            )
-                        }
-                    }
-
-                    /// # Safety
-                    /// As [`kernels::output_tiles`]; the CPU has this path.
-                    $(#[target_feature(enable = $features)])?
-                    pub(super) unsafe fn $output(
-                        products: *const f32,
-                        operand: Operand,
-                        tiles: [usize; 2],
-                        band: *mut f32,
-                        row_stride: usize,
-                        bias: *const f32,
-                        activation: VectorActivation,
-                    ) {
-                        // SAFETY: forwarded contract; the path's features are enabled here.
-                        unsafe {
-                            kernels::output_tiles::<$simd, kernels::$one_d, $a, $m>(
-                                products, operand, tiles, band, row_stride, bias, activation,
-                            )
-                        }
-                    }
-                };
-            }
-
-            tile_entries!(input_f2, output_f2, 4, 2, F2);
-            tile_entries!(input_f4, output_f4, 6, 4, F4);
-            tile_entries!(input_f6, output_f6, 8, 6, F6);
-
-            /// The entries of `tile` on this path.
-            pub(super) fn transforms(tile: Tile) -> Transforms {
-                match tile {
-                    Tile::F2 => Transforms { input: input_f2, output: output_f2 },
-                    Tile::F4 => Transforms { input: input_f4, output: output_f4 },
-                    Tile::F6 => Transforms { input: input_f6, output: output_f6 },
-                }
-            }
-        }
-    };
 }
 
-path_entries!(portable, convkit_simd::Portable);
-#[cfg(target_arch = "x86_64")]
-path_entries!(avx2, convkit_simd::Avx2, "avx2,fma");
-#[cfg(target_arch = "x86_64")]
-path_entries!(
-    avx512,
-    convkit_simd::Avx512,
-    "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"
-);
+/// [`kernels::input_tiles`] of one tile size as a [`SimdKernel`]: each path's entry is
+/// compiled with that path's instructions and constant matrices.
+struct InputTransform<D, const A: usize, const M: usize>(PhantomData<D>);
+
+impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
+    for InputTransform<D, A, M>
+{
+    type Args = InputCall;
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(call: InputCall) {
+        let InputCall {
+            band,
+            row_stride,
+            tiles,
+            v,
+            operand,
+        } = call;
+        // SAFETY: as [`kernels::input_tiles`] (forwarded).
+        unsafe { kernels::input_tiles::<S, D, A, M>(band, row_stride, tiles, v, operand) }
+    }
+}
+
+/// [`kernels::output_tiles`] of one tile size as a [`SimdKernel`].
+struct OutputTransform<D, const A: usize, const M: usize>(PhantomData<D>);
+
+impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
+    for OutputTransform<D, A, M>
+{
+    type Args = OutputCall;
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(call: OutputCall) {
+        let OutputCall {
+            products,
+            operand,
+            tiles,
+            band,
+            row_stride,
+            bias,
+            activation,
+        } = call;
+        // SAFETY: as [`kernels::output_tiles`] (forwarded).
+        unsafe {
+            kernels::output_tiles::<S, D, A, M>(
+                products, operand, tiles, band, row_stride, bias, activation,
+            )
+        }
+    }
+}
+
+impl Transforms {
+    /// The transforms of tile size `D` (`A`-point transforms of `M` outputs) on `isa`.
+    fn of<D: kernels::OneD<A, M>, const A: usize, const M: usize>(isa: Isa) -> Transforms {
+        Transforms {
+            input: convkit_simd::entry::<InputTransform<D, A, M>>(isa),
+            output: convkit_simd::entry::<OutputTransform<D, A, M>>(isa),
+        }
+    }
+}
 
 fn transforms_for(isa: Isa, tile: Tile) -> Transforms {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::transforms(tile),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::transforms(tile),
-        _ => portable::transforms(tile),
+    match tile {
+        Tile::F2 => Transforms::of::<kernels::F2, 4, 2>(isa),
+        Tile::F4 => Transforms::of::<kernels::F4, 6, 4>(isa),
+        Tile::F6 => Transforms::of::<kernels::F6, 8, 6>(isa),
     }
 }
 
@@ -760,13 +753,13 @@ impl WinogradPlan {
             // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
             // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
             unsafe {
-                (self.transforms.input)(
-                    input_band.as_ptr(),
-                    ic * lanes,
+                (self.transforms.input)(InputCall {
+                    band: input_band.as_ptr(),
+                    row_stride: ic * lanes,
                     tiles,
-                    v.as_mut_ptr().add(c0),
-                    v_operand,
-                );
+                    v: v.as_mut_ptr().add(c0),
+                    operand: v_operand,
+                });
             }
         }
 
@@ -796,15 +789,15 @@ impl WinogradPlan {
             // values per tile; the bias is padded to whole vectors; the output band holds
             // `tiles·m` rows and columns of `oc` pixels per row.
             unsafe {
-                (self.transforms.output)(
-                    products.as_ptr().add(k - k0),
-                    m_operand,
+                (self.transforms.output)(OutputCall {
+                    products: products.as_ptr().add(k - k0),
+                    operand: m_operand,
                     tiles,
-                    output_band.as_mut_ptr(),
-                    oc * lanes,
-                    bias.as_ptr().add(k),
+                    band: output_band.as_mut_ptr(),
+                    row_stride: oc * lanes,
+                    bias: bias.as_ptr().add(k),
                     activation,
-                );
+                });
             }
             // SAFETY: forwarded contract: this item owns these outputs.
             unsafe {
