@@ -79,11 +79,14 @@ use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
     PlanRequest,
 };
-use convkit_simd::{F32Storage, SharedOutput, Simd, SimdOp, VectorActivation, WorkerRanges};
+use convkit_simd::{
+    F32Storage, SharedOutput, Simd, SimdKernel, VectorActivation, WorkerRanges, call,
+};
 use depthwise::{DepthwiseNchw, DepthwiseNhwc};
 use general::{General, InputRows, TileShape};
 use geometry::Geometry;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 /// The direct convolution algorithm (f32, and half-precision storage).
 #[derive(Clone, Copy, Debug, Default)]
@@ -92,8 +95,8 @@ pub struct Direct;
 /// Paths with a kernel, narrowest first.
 const ISAS: &[Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
 
-/// Below this many FLOPs a run stays on the calling thread: cifar_conv1_3x3 (1.8 MFLOP,
-/// 10 µs on one thread) ran in 7 to 13 µs on two, as waking the second worker varies.
+/// Below this many FLOPs a run stays on the calling thread: waking a second worker costs
+/// about as much as such a run takes (measurements: `docs/tuning.md`, PARALLEL_MIN_FLOPS).
 const PARALLEL_MIN_FLOPS: u64 = 4 << 20;
 
 /// Threads a run of `shape` uses (before its scratch caps them): one below
@@ -118,9 +121,8 @@ fn is_depthwise(shape: &ConvShape) -> bool {
 
 /// The column kernel pays off for few input channels per group (MNIST and CIFAR inputs, the
 /// ResNet stem): the general kernel would run short reductions into transposing stores. At
-/// column stride 2 it reads lines split by column parity, so its loads stay contiguous
-/// (stem: general kernel 84 %, column kernel 89 % of peak on the bench). With more channels
-/// the general kernel wins (measured on the bench suite).
+/// column stride 2 it reads lines split by column parity, so its loads stay contiguous.
+/// With more channels the general kernel wins (`docs/tuning.md`, prefers_columns).
 fn prefers_columns(shape: &ConvShape) -> bool {
     const MAX_CHANNELS: usize = 4;
     shape.in_channels_per_group() <= MAX_CHANNELS && shape.stride()[1] <= 2
@@ -129,9 +131,8 @@ fn prefers_columns(shape: &ConvShape) -> bool {
 /// Whether the general kernel reads the input where it lies rather than through band copies:
 /// an f32 NHWC input always; an f32 NCHW one when the input lines a register tile reads (one
 /// per channel and kernel row) fill at most half the L1d, so that the next tile along the row
-/// finds them there. Its broadcasts then step from plane to plane: resnet_3x3_s2 (128
-/// channels, 384 lines) ran 3–6 % faster than with the copy, vgg_3x3_256 (256 channels, 768
-/// lines) 7 % slower.
+/// finds them there. Its broadcasts then step from plane to plane, cheaper than the copy
+/// while the lines stay in L1 (`docs/tuning.md`, reads_in_place).
 fn reads_in_place(shape: &ConvShape, converts: bool) -> bool {
     const LINE_BYTES: usize = 64;
     let lines = shape.in_channels_per_group() * shape.kernel_hw()[0];
@@ -187,7 +188,7 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     let rate =
         peak * lane_use * pixel_use * (1.0 / (1.1 * loads_per_fma)).min(1.0) / (1.0 + 1.0 / chain);
     // Per input value: the band copy, or (NCHW read in place) the broadcasts' steps from
-    // plane to plane, about two thirds of it (resnet_3x3_s2: 26 µs of 80 saved).
+    // plane to plane, about two thirds of it (`docs/tuning.md`, reads_in_place).
     let input_seconds = match (in_place, planes) {
         (false, _) => 0.2e-9,
         (true, true) => 0.13e-9,
@@ -314,8 +315,8 @@ impl<T: F32Storage> DirectPlan<T> {
                         // copied channels-last per item, at most about BAND_BUDGET of one
                         // group's input each, and enough of them for the workers' items: a band
                         // re-copies only its halo rows, while splitting a band's channel
-                        // blocks among items copies the whole band again (resnet_3x3_s2,
-                        // 2 threads: 85 → 87–88 % of peak).
+                        // blocks among items copies the whole band again
+                        // (`docs/tuning.md`, general kernel's bands).
                         let group_input = shape.input_len() / (shape.batch() * shape.groups());
                         let images = shape.batch() * shape.groups();
                         let bands = (!reads_in_place(&shape, T::CONVERTS)).then(|| {
@@ -395,13 +396,14 @@ impl<T: F32Storage> DirectPlan<T> {
         }
     }
 
-    /// Runs item `index` on path `S`.
+    /// Runs item `index` on the plan's path: each kernel through its own entry, compiled
+    /// for that path.
     ///
     /// # Safety
-    /// The CPU has `S`'s path; `input`/`output` hold the plan's tensors; no other thread
-    /// writes this item's outputs meanwhile; `buffer` holds `scratch_per_worker` elements.
-    #[inline(always)]
-    unsafe fn run_item<S: Simd>(
+    /// The CPU has the plan's path; `input`/`output` hold the plan's tensors; no other
+    /// thread writes this item's outputs meanwhile; `buffer` holds `scratch_per_worker`
+    /// elements.
+    unsafe fn run_item(
         &self,
         input: &[T],
         output: *mut T,
@@ -409,53 +411,111 @@ impl<T: F32Storage> DirectPlan<T> {
         index: usize,
         buffer: &mut [f32],
     ) {
-        let (outer, chunk) = (index / items.chunks, index % items.chunks);
-        let [oh, _] = self.shape.output_hw();
-        let rows = chunk * items.per_chunk..((chunk + 1) * items.per_chunk).min(oh);
-        let (input_slice, input) = (input, input.as_ptr());
-        // SAFETY: forwarded contract; items partition the output.
+        let item = Item {
+            shape: &self.shape,
+            input,
+            output,
+            outer: index / items.chunks,
+            chunk: index % items.chunks,
+            per_chunk: items.per_chunk,
+            buffer,
+        };
+        // SAFETY: forwarded contract.
         unsafe {
             match &self.kernel {
-                Kernel::General(general) => {
-                    let units = general.units();
-                    let tiles = chunk * items.per_chunk
-                        ..((chunk + 1) * items.per_chunk).min(general.tiles());
-                    let item = (outer / units, outer % units);
-                    match (general.band_tiles, T::as_f32(input_slice)) {
-                        (Some(_), _) => {
-                            general.run_band::<S, T>(input_slice, output, item, tiles, buffer)
-                        }
-                        (None, Some(input)) => {
-                            let (n, unit) = item;
-                            let group = unit / general.blocks;
-                            let geo = &general.geometry;
-                            let rows = InputRows {
-                                base: input
-                                    .as_ptr()
-                                    .add(n * geo.in_image + group * geo.cg * geo.in_channel),
-                                first_row: 0,
-                            };
-                            let (n, unit) = item;
-                            general.run_tiles::<S, T>(rows, output, n, unit, tiles);
-                        }
-                        (None, None) => {
-                            unreachable!("half-precision inputs are always copied in bands")
-                        }
-                    }
-                }
-                Kernel::Columns(columns) => {
-                    let groups = self.shape.groups();
-                    let item = (outer / groups, outer % groups, chunk);
-                    columns.run_band::<S, T>(input, output, item, buffer);
-                }
-                Kernel::DepthwiseNhwc(dw) => dw.run_rows::<S, T>(input, output, outer, rows),
-                Kernel::DepthwiseNchw(dw) => {
-                    let channels = self.shape.in_channels();
-                    let item = (outer / channels, outer % channels, chunk);
-                    dw.run_band::<S, T>(input, output, item, buffer);
-                }
+                Kernel::General(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
+                Kernel::Columns(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
+                Kernel::DepthwiseNhwc(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
+                Kernel::DepthwiseNchw(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
             }
         }
+    }
+}
+
+/// One work item: the `chunk`-th run of `per_chunk` output rows (register tiles for the
+/// general kernel) of `outer` (an image and group, channel block or channel), and the
+/// worker's buffer.
+struct Item<'a, T> {
+    shape: &'a ConvShape,
+    input: &'a [T],
+    output: *mut T,
+    outer: usize,
+    chunk: usize,
+    per_chunk: usize,
+    buffer: &'a mut [f32],
+}
+
+impl<T> Item<'_, T> {
+    /// The item's chunk of `len` rows or tiles.
+    fn chunk_of(&self, len: usize) -> Range<usize> {
+        self.chunk * self.per_chunk..((self.chunk + 1) * self.per_chunk).min(len)
+    }
+}
+
+/// A kernel that runs work items, its body written once over the path.
+trait ItemKernel<T: F32Storage>: Sync {
+    /// Runs `item` on path `S`.
+    ///
+    /// # Safety
+    /// As [`DirectPlan::run_item`], on `S`'s path.
+    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>);
+}
+
+impl<T: F32Storage> ItemKernel<T> for General {
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+        let units = self.units();
+        let tiles = item.chunk_of(self.tiles());
+        let (n, unit) = (item.outer / units, item.outer % units);
+        // SAFETY: forwarded contract; the item's input rows start inside the input.
+        unsafe {
+            match (self.band_tiles, T::as_f32(item.input)) {
+                (Some(_), _) => {
+                    self.run_band::<S, T>(item.input, item.output, (n, unit), tiles, item.buffer)
+                }
+                (None, Some(input)) => {
+                    let group = unit / self.blocks;
+                    let geo = &self.geometry;
+                    let rows = InputRows {
+                        base: input
+                            .as_ptr()
+                            .add(n * geo.in_image + group * geo.cg * geo.in_channel),
+                        first_row: 0,
+                    };
+                    self.run_tiles::<S, T>(rows, item.output, n, unit, tiles);
+                }
+                (None, None) => unreachable!("half-precision inputs are always copied in bands"),
+            }
+        }
+    }
+}
+
+impl<T: F32Storage> ItemKernel<T> for Columns {
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+        let groups = item.shape.groups();
+        let band = (item.outer / groups, item.outer % groups, item.chunk);
+        // SAFETY: forwarded contract.
+        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, item.buffer) }
+    }
+}
+
+impl<T: F32Storage> ItemKernel<T> for DepthwiseNhwc {
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+        let rows = item.chunk_of(item.shape.output_hw()[0]);
+        // SAFETY: forwarded contract.
+        unsafe { self.run_rows::<S, T>(item.input.as_ptr(), item.output, item.outer, rows) }
+    }
+}
+
+impl<T: F32Storage> ItemKernel<T> for DepthwiseNchw {
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+        let channels = item.shape.in_channels();
+        let band = (item.outer / channels, item.outer % channels, item.chunk);
+        // SAFETY: forwarded contract.
+        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, item.buffer) }
     }
 }
 
@@ -468,31 +528,19 @@ struct Items {
     per_chunk: usize,
 }
 
-/// One work item of a plan, run on the plan's path through [`convkit_simd::dispatch`].
-struct ItemOp<'a, T: F32Storage> {
-    plan: &'a DirectPlan<T>,
-    input: &'a [T],
-    output: *mut T,
-    items: Items,
-    index: usize,
-    buffer: &'a mut [f32],
-}
+/// The work items of kernel `K` as a [`SimdKernel`]: the kernel is the entry's context (its
+/// weights and geometry stay in registers across the item's stores).
+struct ItemEntry<'a, K, T>(PhantomData<&'a K>, PhantomData<fn() -> T>);
 
-impl<T: F32Storage> SimdOp for ItemOp<'_, T> {
+impl<'a, K: ItemKernel<T>, T: F32Storage> SimdKernel for ItemEntry<'a, K, T> {
+    type Context = K;
+    type Args = Item<'a, T>;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(self) {
-        let ItemOp {
-            plan,
-            input,
-            output,
-            items,
-            index,
-            buffer,
-        } = self;
-        // SAFETY: as [`DirectPlan::run_item`] (forwarded).
-        unsafe { plan.run_item::<S>(input, output, items, index, buffer) }
+    unsafe fn run<S: Simd>(kernel: &K, item: Item<'a, T>) {
+        // SAFETY: forwarded contract.
+        unsafe { kernel.run_item::<S>(item) }
     }
 }
 
@@ -534,18 +582,10 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
         let count = items.outer * items.chunks;
         let shared = SharedOutput::new(output.as_mut_ptr());
         WorkerRanges::run(count, workers, scratch, per_worker, |index, buffer| {
-            let item = ItemOp {
-                plan: self,
-                input,
-                output: shared.get(),
-                items,
-                index,
-                buffer,
-            };
             // SAFETY: the plan's path is available (checked at planning); the buffers have the
             // plan's lengths (checked by `run`); items are disjoint; `buffer` holds one
             // worker's share.
-            unsafe { convkit_simd::dispatch(self.isa, item) };
+            unsafe { self.run_item(input, shared.get(), items, index, buffer) };
         });
     }
 }

@@ -69,10 +69,8 @@ impl Blocking {
     /// micro-panel (KC·MR values, 6–8 KiB) in any L1d. The B block (KC × NC, the operand that
     /// stays in L2 while the tiles stream over it) was measured on a 1 MiB L2 (AVX-512:
     /// NC = 480) and shrinks with a smaller L2, so that it never takes all of it: AVX2 on a
-    /// 512 KiB L2 gets NC = 256, a 256 KiB block. (There, a standalone 6x16 loop over B
-    /// blocks ran at 41–79 GFLOP/s with 512 KiB blocks against 77–92 with 256 KiB ones, peak
-    /// 90, on a host too noisy to show the difference in the whole SGEMM.) NC stays a whole
-    /// number of vectors and at least one tile wide.
+    /// 512 KiB L2 gets NC = 256, a 256 KiB block (`docs/tuning.md`, Blocking::for_kernel).
+    /// NC stays a whole number of vectors and at least one tile wide.
     pub fn for_kernel(shape: &KernelShape, caches: CacheSizes) -> Blocking {
         let (kc, mc, reference_nc) = match shape.isa {
             Isa::Avx512 => (256, 192, 480),
@@ -337,8 +335,7 @@ impl Sgemm {
     }
 
     /// [`Sgemm::fit_depth_within`] with blocks of at most 1024: every pass over C costs
-    /// (sgemm_1024, one thread: 88 % of the peak in four 256-deep blocks, 92 % in two, 94 %
-    /// in one).
+    /// (`docs/tuning.md`, Sgemm::fit_depth).
     pub fn fit_depth(self, k: usize) -> Sgemm {
         self.fit_depth_within(k, 1024)
     }
@@ -346,13 +343,8 @@ impl Sgemm {
     /// On AVX-512 and AVX2, splits depth `k` into equal blocks of at most `max_block` (fewer
     /// passes over C). AVX-512 also narrows the B block so that it stays within 600 KiB of
     /// the 1 MiB L2 where it was measured, scaled to this CPU's L2 like every block. AVX2
-    /// keeps its column block and caps the depth block at 2048; measured on Zen 3 (512 KiB
-    /// L2), one thread, variants alternated in one process, median GFLOP/s:
-    /// sgemm_1024 42.8–52.5 in 256-deep blocks, 48.2–60.3 in 512, 48.2–64.7 in one 1024-deep
-    /// block (though its packed B block then outgrows the L2: 1 MiB); the pitched 3x3 layers
-    /// of depth 1152 to 4608 gained 6–14 % with blocks up to 2048 deep (resnet_3x3_256 47.3 →
-    /// 53.7, resnet_3x3_512 56.9 → 63.6, vgg_3x3_256 56.6 → 60.2) and lost with 2304 (one
-    /// block of vgg_3x3_256: 56.7). Portable code keeps its blocking.
+    /// keeps its column block and caps the depth block at 2048, past which deep layers lose
+    /// again (`docs/tuning.md`, Sgemm::fit_depth_within). Portable code keeps its blocking.
     pub fn fit_depth_within(mut self, k: usize, max_block: usize) -> Sgemm {
         if k == 0 || max_block == 0 {
             return self;
@@ -422,9 +414,8 @@ impl Sgemm {
     /// Whether a staged half-precision C (transposed or pitched) of a job of depth `k` is
     /// staged one tile at a time rather than a task at a time: with one depth block, a
     /// tile's sums are complete as soon as it is stored, so that one tile of staging, which
-    /// stays in L1, is enough (measured on pointwise_64_256 f16 when its C was staged, A/B in
-    /// one process: one thread 1.093–1.100 ms against 1.105–1.112, two threads 0.565–0.598
-    /// against 0.575–0.632). The tasks are still cut as for a staged task ([`Sgemm::split`]).
+    /// stays in L1, is enough (`docs/tuning.md`, Sgemm::stages_tiles). The tasks are still
+    /// cut as for a staged task ([`Sgemm::split`]).
     fn stages_tiles(&self, k: usize) -> bool {
         k <= self.blocking.kc
     }
@@ -432,11 +423,8 @@ impl Sgemm {
     /// Whether a C stored in half precision with `columns`, of a job of depth `k`, is staged
     /// in f32 (needs [`Packing::c`]). A contiguous C of one depth block is not: its tiles'
     /// sums are complete when they are stored, and the microkernels round them straight from
-    /// their registers as they store them (pointwise_64_256 f16, A/B in one process: one
-    /// thread 0.98 ms against 1.12 staged, two threads 0.56 against 0.65; the f32 run took
-    /// 1.04, for C's stores are half as many bytes). Its tasks are split as f32's (one
-    /// thread 1.04 ms against 1.08 with the staged cut, two threads 0.68–0.69 against
-    /// 0.71–0.73 in a noisy state).
+    /// their registers as they store them, half of f32's store bytes. Its tasks are split as
+    /// f32's (`docs/tuning.md`, Sgemm::stages_half_c).
     pub fn stages_half_c(&self, columns: Columns, k: usize) -> bool {
         columns != Columns::Contiguous || !self.stages_tiles(k)
     }
@@ -592,13 +580,11 @@ impl Sgemm {
 
     /// Whether a B whose depth steps are rows `ldb` apart is read in place for a product of
     /// `m` rows, over a column block `cols` wide, rather than packed. Packing costs a copy of
-    /// B per column block that only `m` rows of tiles reuse. On AVX-512 (Zen 5): at 64 rows
-    /// it was 18 % of pointwise_256_64 (one thread: 78 % of the peak packed, 90–92 % in
-    /// place), at 256 rows (pointwise_64_256) in place is ahead by a point or two (89.6–90.7 %
-    /// → 90.5–91.7 %, once the tile store had become cheap), and sgemm_1024 (1024 rows, whose
-    /// B steps are 4 KiB apart and so all fall in one L1 set) ran at 70–77 % in place against
-    /// 90–95 % packed. AVX2: see [`in_place_b_max_rows`]. The block must end on a whole vector
-    /// (the kernels load whole vectors).
+    /// B per column block that only `m` rows of tiles reuse: it pays for few rows, while
+    /// many rows read in place (B steps 4 KiB apart all fall in one L1 set) lose to the
+    /// packed panels (`docs/tuning.md`, reads_b_in_place). AVX2: see
+    /// [`in_place_b_max_rows`]. The block must end on a whole vector (the kernels load whole
+    /// vectors).
     fn reads_b_in_place(&self, m: usize, cols: usize, ldb: usize) -> bool {
         m <= in_place_b_max_rows(self.shape.isa)
             && cols.is_multiple_of(self.shape.lanes())
@@ -868,9 +854,8 @@ impl Sgemm {
             };
         // Rounds a finished tile (rows `i`, columns `j` of the job) into C while it is in L1,
         // and asks for the lines of the task's next tile along the row, so that the stores
-        // overlap the next tile's arithmetic instead of waiting for their lines (pointwise_64_256
-        // f16: rounding the whole task after it took 13 % of the run, tile by tile 10 %, with
-        // the lines asked for ahead 1.10–1.13× the f32 time against 1.19–1.21×).
+        // overlap the next tile's arithmetic instead of waiting for their lines
+        // (`docs/tuning.md`, staged C rounded tile by tile).
         let round_tile = |i: Range<usize>, j: Range<usize>| {
             let base = match per_tile {
                 true => [i.start, j.start],
@@ -1038,6 +1023,7 @@ impl Sgemm {
                                 (ir, ir - rows.start),
                                 &depth,
                             );
+                            let mut kernel_epilogue = epilogue;
                             // SAFETY: the tile at (ci, cj) of tile_rows × tile_cols lies
                             // inside the job's C by `run`'s contract.
                             let target = unsafe {
@@ -1045,7 +1031,7 @@ impl Sgemm {
                                     (ci, cj),
                                     (tile_rows, tile_cols),
                                     (mr, nr, lanes),
-                                    epilogue,
+                                    &mut kernel_epilogue,
                                     tile_scratch.as_mut_ptr(),
                                 )
                             };
@@ -1061,27 +1047,31 @@ impl Sgemm {
                             // worker's MR×NR tile buffer (`tile_target`); biases are offset
                             // within their lengths.
                             unsafe {
-                                kernel(TileCall {
-                                    depth: depth.len(),
-                                    a,
-                                    b: b_operand,
-                                    c: target.c,
-                                    ldc: target.ldc,
-                                    rows: tile_rows,
-                                    cols: tile_cols,
-                                    epilogue: &target.epilogue,
-                                });
-                                if let Some(pitch) = target.parked_on {
-                                    store_pitched(PitchedCall {
-                                        tile: tile_scratch.as_ptr(),
-                                        tile_ld: nr,
-                                        c: c.at(ci * c.ldc),
-                                        ldc: c.ldc,
+                                kernel(
+                                    &kernel_epilogue,
+                                    TileCall {
+                                        depth: depth.len(),
+                                        a,
+                                        b: b_operand,
+                                        c: target.c,
+                                        ldc: target.ldc,
                                         rows: tile_rows,
-                                        columns: (cj, tile_cols),
-                                        pitch,
-                                        epilogue: &epilogue,
-                                    });
+                                        cols: tile_cols,
+                                    },
+                                );
+                                if let Some(pitch) = target.parked_on {
+                                    store_pitched(
+                                        &epilogue,
+                                        PitchedCall {
+                                            tile: tile_scratch.as_ptr(),
+                                            tile_ld: nr,
+                                            c: c.at(ci * c.ldc),
+                                            ldc: c.ldc,
+                                            rows: tile_rows,
+                                            columns: (cj, tile_cols),
+                                            pitch,
+                                        },
+                                    );
                                 }
                             }
                             if epilogue.finish {
@@ -1107,19 +1097,19 @@ struct TaskOutput {
     element: CElement,
 }
 
-/// Where one tile's microkernel call stores: `c` at row stride `ldc` with `epilogue`; with
+/// Where one tile's microkernel call stores: `c` at row stride `ldc`; with
 /// `parked_on = Some((pitch, valid))` the tile is parked in the worker's tile buffer, to be
 /// stored on that pitched grid after the call.
 struct TileTarget {
     c: *mut f32,
     ldc: usize,
-    epilogue: TileEpilogue,
     parked_on: Option<(usize, usize)>,
 }
 
 impl TaskOutput {
     /// Where the tile at `(ci, cj)` of this output, `tile_rows × tile_cols` of an `mr × nr`
-    /// tile on `lanes`-lane vectors, is stored with `epilogue`:
+    /// tile on `lanes`-lane vectors, is stored, with `epilogue` (the tile's, on entry) set
+    /// for the microkernel's store:
     /// - contiguous columns: at its place;
     /// - pitched columns within one line's kept run: at that run;
     /// - a whole pitched tile with at least a vector's kept columns per line: from the
@@ -1136,56 +1126,44 @@ impl TaskOutput {
         (ci, cj): (usize, usize),
         (tile_rows, tile_cols): (usize, usize),
         (mr, nr, lanes): (usize, usize, usize),
-        epilogue: TileEpilogue,
+        epilogue: &mut TileEpilogue,
         tile_buffer: *mut f32,
     ) -> TileTarget {
-        let at = |c, epilogue| TileTarget {
+        let at = |c| TileTarget {
             c,
             ldc: self.ldc,
-            epilogue,
             parked_on: None,
         };
         // SAFETY: every offset below is an element of the tile's place in C (contract).
         unsafe {
             match self.columns {
-                Columns::Contiguous => at(self.at(ci * self.ldc + cj), epilogue),
+                Columns::Contiguous => at(self.at(ci * self.ldc + cj)),
                 Columns::Pitched { pitch, valid } if cj % pitch + tile_cols <= valid => {
-                    let offset = ci * self.ldc + cj / pitch * valid + cj % pitch;
-                    at(self.at(offset), epilogue)
+                    at(self.at(ci * self.ldc + cj / pitch * valid + cj % pitch))
                 }
                 Columns::Pitched { pitch, valid }
                     if tile_rows == mr && tile_cols == nr && valid >= lanes =>
                 {
-                    let pitched = Some(PitchedGrid {
+                    epilogue.pitched = Some(PitchedGrid {
                         first: cj,
                         pitch,
                         valid,
                     });
-                    at(
-                        self.at(ci * self.ldc),
-                        TileEpilogue {
-                            pitched,
-                            ..epilogue
-                        },
-                    )
+                    at(self.at(ci * self.ldc))
                 }
-                Columns::Pitched { pitch, valid } => TileTarget {
-                    c: tile_buffer,
-                    ldc: nr,
-                    epilogue: TileEpilogue {
-                        accumulate: false,
-                        finish: false,
-                        ..epilogue
-                    },
-                    parked_on: Some((pitch, valid)),
-                },
-                Columns::Transposed => at(
-                    self.at(cj * self.ldc + ci),
-                    TileEpilogue {
-                        transposed: true,
-                        ..epilogue
-                    },
-                ),
+                Columns::Pitched { pitch, valid } => {
+                    epilogue.accumulate = false;
+                    epilogue.finish = false;
+                    TileTarget {
+                        c: tile_buffer,
+                        ldc: nr,
+                        parked_on: Some((pitch, valid)),
+                    }
+                }
+                Columns::Transposed => {
+                    epilogue.transposed = true;
+                    at(self.at(cj * self.ldc + ci))
+                }
             }
         }
     }

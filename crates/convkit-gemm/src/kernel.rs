@@ -18,7 +18,7 @@
 //! The A values come from a packed panel (MR values per depth step) or, for an A whose rows
 //! are contiguous in depth, straight from its rows (`*_rows` entry points: MR row pointers,
 //! one value per row and step), which spares the standalone SGEMM the transposing pack of A
-//! for every column block (sgemm_1024, one thread: 78–82 % → 85–86 % of peak).
+//! for every column block (`docs/tuning.md`, microkernels reading A's rows in place).
 //!
 //! B's depth steps are `ldb` apart: NR for a packed panel, or the distance between the rows
 //! of a B read in place (its columns contiguous, as a pointwise layer's NCHW input); the
@@ -43,9 +43,8 @@
 //! as the tile's rows) goes through the path's in-register transpose, each channel's run of
 //! pixels at once. A whole tile on a pitched grid (im2col's padded lines, whose last columns
 //! are dropped) is stored from its registers too: a vector that crosses a line's end stores
-//! its kept lanes as two masked runs (resnet_stem_7x7s2, whose 48-column tiles crossed a
-//! 115-column line one time in three: 84–86 → 88–90 % of the peak, before its lines of 112
-//! kept columns were read as whole vectors; cifar_conv1_3x3 44 → 67 %).
+//! its kept lanes as two masked runs rather than being parked and copied (`docs/tuning.md`,
+//! whole pitched tiles stored from the registers).
 //!
 //! The `*_stepped_a` entry points read A in place at two tables: tile row `i`'s value of depth
 //! step `p` at `a + row_offsets[i] + steps[p]` (im2col's pixel rows: a pixel's place in the
@@ -187,9 +186,10 @@ impl BOperand {
 /// tile whose kept elements `(i, j)` go to `c + i·ldc` plus grid column `first + j`'s output
 /// column, see [`PitchedGrid`]); bias pointers (when not null) are readable for `rows` and
 /// `cols` values.
-pub(crate) type MicroKernel = unsafe fn(TileCall);
+pub(crate) type MicroKernel = unsafe fn(&TileEpilogue, TileCall);
 
-/// One microkernel call's operands (see [`MicroKernel`]).
+/// One microkernel call's operands (see [`MicroKernel`]; the tile's epilogue is the
+/// kernel's context).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TileCall {
     pub depth: usize,
@@ -199,8 +199,6 @@ pub(crate) struct TileCall {
     pub ldc: usize,
     pub rows: usize,
     pub cols: usize,
-    /// Readable for the call.
-    pub epilogue: *const TileEpilogue,
 }
 
 /// Stores a finished register tile (parked in a small buffer) into a C whose columns are
@@ -211,10 +209,10 @@ pub(crate) struct TileCall {
 /// The CPU has the kernel's path. `tile` holds `rows` rows of `cols` values at stride
 /// `tile_ld`; every C element the mapping reaches is writable; the row bias (when not null)
 /// holds `rows` values.
-pub(crate) type PitchedStore = unsafe fn(PitchedCall);
+pub(crate) type PitchedStore = unsafe fn(&TileEpilogue, PitchedCall);
 
-/// One pitched store's operands (see [`PitchedStore`]): `columns = (first, count)` and
-/// `pitch = (pitch, valid)`.
+/// One pitched store's operands (see [`PitchedStore`]; the epilogue is its context):
+/// `columns = (first, count)` and `pitch = (pitch, valid)`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PitchedCall {
     pub tile: *const f32,
@@ -224,8 +222,6 @@ pub(crate) struct PitchedCall {
     pub rows: usize,
     pub columns: (usize, usize),
     pub pitch: (usize, usize),
-    /// Readable for the call.
-    pub epilogue: *const TileEpilogue,
 }
 
 /// Most narrow kernels of a tile (the widest tile has four vectors).
@@ -297,11 +293,10 @@ const A_STEPPED: u8 = 2;
 
 /// Depth steps ahead of the loads that a streaming-B kernel prefetches its B panel (the
 /// panels of a prepacked B follow each other, so the last steps of a tile fetch the next
-/// tile's first). A prepacked B (Winograd's transformed filters, 16 MiB on resnet_3x3_512)
-/// comes from L3 or DRAM once per run; the hardware prefetcher alone left that GEMM at
-/// 88–125 % of the FMA peak in effective FLOPs, the prefetch 108–139 % (64 steps: 3·64 lines,
-/// 12 KiB ahead on the 8x48 tile). A B packed into scratch is in L2, where the extra loads
-/// only cost (sgemm_1024 −1–2 %), so those kernels do not prefetch.
+/// tile's first). A prepacked B (Winograd's transformed filters) comes from L3 or DRAM once
+/// per run, where the hardware prefetcher alone falls behind; a B packed into scratch is in
+/// L2, where the extra loads only cost, so those kernels do not prefetch (`docs/tuning.md`,
+/// B_PREFETCH_STEPS).
 const B_PREFETCH_STEPS: usize = 64;
 
 /// A microkernel with its tile shape.
@@ -313,6 +308,8 @@ pub struct KernelShape {
     pub mr: usize,
     /// Tile columns (the B panel width).
     pub nr: usize,
+    /// f32 lanes of the path's vectors.
+    lanes: usize,
     /// The whole MR × NR tile.
     pub(crate) full: Kernels,
     /// `narrow[v − 1]` computes only the first `v` vectors of the NR-wide B panel (for
@@ -330,7 +327,7 @@ impl KernelShape {
 
     /// f32 lanes of the path's vectors.
     pub(crate) fn lanes(&self) -> usize {
-        convkit_simd::lanes(self.isa)
+        self.lanes
     }
 
     /// Whether this tile reads a stepped B whose lines keep `kept` columns
@@ -350,12 +347,14 @@ impl KernelShape {
 
     /// The entry points for a tile of `cols ≤ NR` columns: the narrow kernel of its vectors
     /// where there is one, else the full tile.
-    pub(crate) fn kernels_for(&self, cols: usize) -> Kernels {
-        let vectors = cols.div_ceil(self.lanes());
+    pub(crate) fn kernels_for(&self, cols: usize) -> &Kernels {
+        // Lanes are a power of two: a shift, not a division, at every tile.
+        debug_assert!(self.lanes.is_power_of_two());
+        let vectors = (cols + self.lanes - 1) >> self.lanes.trailing_zeros();
         vectors
             .checked_sub(1)
-            .and_then(|v| self.narrow.get(v).copied().flatten())
-            .unwrap_or(self.full)
+            .and_then(|v| self.narrow.get(v)?.as_ref())
+            .unwrap_or(&self.full)
     }
 
     /// The candidate of `isa` with the least estimated time on an `m × n` product: the
@@ -995,11 +994,12 @@ pub(crate) struct TileKernel<
 impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, const STEPPED_B: bool>
     SimdKernel for TileKernel<MR, NV, A, STREAMING_B, STEPPED_B>
 {
+    type Context = TileEpilogue;
     type Args = TileCall;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(call: TileCall) {
+    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, call: TileCall) {
         let TileCall {
             depth,
             a,
@@ -1008,7 +1008,6 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
             ldc,
             rows,
             cols,
-            epilogue,
         } = call;
         let AOperand {
             ptr,
@@ -1016,7 +1015,7 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
             steps,
             row_offsets,
         } = a;
-        // SAFETY: as [`MicroKernel`] (forwarded); the epilogue is readable for the call.
+        // SAFETY: as [`MicroKernel`] (forwarded).
         unsafe {
             tile::<S, MR, NV, A, STREAMING_B, STEPPED_B>(
                 depth,
@@ -1026,7 +1025,7 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
                 ldc,
                 rows,
                 cols,
-                &*epilogue,
+                epilogue,
             )
         }
     }
@@ -1036,11 +1035,12 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
 pub(crate) struct PitchedStoreKernel;
 
 impl SimdKernel for PitchedStoreKernel {
+    type Context = TileEpilogue;
     type Args = PitchedCall;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(call: PitchedCall) {
+    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, call: PitchedCall) {
         let PitchedCall {
             tile,
             tile_ld,
@@ -1049,10 +1049,9 @@ impl SimdKernel for PitchedStoreKernel {
             rows,
             columns,
             pitch,
-            epilogue,
         } = call;
-        // SAFETY: as [`PitchedStore`] (forwarded); the epilogue is readable for the call.
-        unsafe { store_pitched::<S>(tile, tile_ld, c, ldc, rows, columns, pitch, &*epilogue) }
+        // SAFETY: as [`PitchedStore`] (forwarded).
+        unsafe { store_pitched::<S>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
     }
 }
 
@@ -1110,6 +1109,7 @@ macro_rules! tile_list {
                         isa,
                         mr: $mr,
                         nr: $nv * <$path as IsaPath>::LANES,
+                        lanes: <$path as IsaPath>::LANES,
                         full: Kernels::of::<$path, $mr, $nv>(),
                         narrow: narrow_kernels!($path, $mr x $nv),
                         store_pitched: <$path as IsaPath>::entry::<PitchedStoreKernel>(),

@@ -170,8 +170,8 @@ impl PanelSource for StridedMatrix<'_> {
         if self.outer_stride == 1 {
             // Each depth step is one contiguous run over the outer range: read front to back
             // once per step and dealt out to the groups. (Group by group, each step's few
-            // values came from another row, a walk the prefetchers do not follow: 6 % of
-            // sgemm_1024's time on AVX2, whose B rows are 4 KiB apart.)
+            // values came from another row, a walk the prefetchers do not follow:
+            // `docs/tuning.md`, StridedMatrix::pack.)
             let group_len = width * depth_len;
             let dst = &mut dst[..packed_len(outer.len(), depth_len, width)];
             for (step, p) in depth.enumerate() {

@@ -4,10 +4,9 @@
 //! - NCHW, pitched ([`PitchedLowering`], strides up to 2, within a padded-copy budget): the
 //!   image is first copied, zero-padded and split into stride phases, so that every panel
 //!   row (one depth `(c, ky, kx)`, consecutive output columns of a pitched grid) is one
-//!   unbroken run of the copy, which the GEMM reads in place at a table of run starts
-//!   (packing it cost 8–13 % of the peak on the 3x3 layers: resnet_3x3_64 77 → 89 %, vgg_3x3_256
-//!   84 → 90 %, dilated_3x3_64 75 → 84 % in place, one thread); the few grid columns whose
-//!   window wraps around a row are dropped on store.
+//!   unbroken run of the copy, which the GEMM reads in place at a table of run starts rather
+//!   than packing it (`docs/tuning.md`, the padded copies read in place); the few grid
+//!   columns whose window wraps around a row are dropped on store.
 //! - NCHW, per row ([`NchwLowering`]): the lowered matrix is B, `(C/g·KH·KW) × (OH·OW)` per
 //!   image and group; its outer index is the output pixel and its depth `(c, ky, kx)`, the
 //!   OIHW weight order. A panel row is cut into runs of input rows: SIMD copies at stride 1,
@@ -19,11 +18,12 @@
 use convkit_core::{ConvShape, Isa};
 use convkit_gemm::{PanelSource, SteppedRows, panel_groups};
 use convkit_simd::transpose::interleave8;
-use convkit_simd::{F32Storage, Simd, SimdOp, prefetch_l1};
+use convkit_simd::{F32Storage, Simd, SimdKernel, prefetch_l1};
+use std::marker::PhantomData;
 use std::ops::Range;
 
 /// Depth steps ahead of the one being widened whose runs [`widen_steps`] asks for
-/// (pointwise_256_64 f16: 1–4 % faster than without, at 2 to 16 steps alike).
+/// (`docs/tuning.md`, WIDEN_PREFETCH_STEPS).
 const WIDEN_PREFETCH_STEPS: usize = 4;
 
 /// Bytes of a cache line.
@@ -224,27 +224,17 @@ trait SimdPack {
     );
 }
 
-/// One [`PanelSource::pack`] call of a [`SimdPack`] lowering.
-struct PackOp<'a, L> {
-    lowering: &'a L,
-    outer: Range<usize>,
-    depth: Range<usize>,
-    width: usize,
-    dst: &'a mut [f32],
-}
+/// [`PanelSource::pack`] of a [`SimdPack`] lowering as a [`SimdKernel`]: the lowering is
+/// the entry's context, the ranges and the panels its arguments.
+struct PackEntry<'a, L>(PhantomData<&'a L>);
 
-impl<L: SimdPack> SimdOp for PackOp<'_, L> {
+impl<'a, L: SimdPack> SimdKernel for PackEntry<'a, L> {
+    type Context = L;
+    type Args = (Range<usize>, Range<usize>, usize, &'a mut [f32]);
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(self) {
-        let PackOp {
-            lowering,
-            outer,
-            depth,
-            width,
-            dst,
-        } = self;
+    unsafe fn run<S: Simd>(lowering: &L, (outer, depth, width, dst): Self::Args) {
         // SAFETY: forwarded contract.
         unsafe { lowering.pack_on::<S>(outer, depth, width, dst) }
     }
@@ -258,15 +248,9 @@ fn pack_on_path<L: SimdPack>(
     width: usize,
     dst: &mut [f32],
 ) {
-    let op = PackOp {
-        lowering,
-        outer,
-        depth,
-        width,
-        dst,
-    };
+    let args = (outer, depth, width, dst);
     // SAFETY: the plan's path was detected on this CPU at plan time.
-    unsafe { convkit_simd::dispatch(lowering.isa(), op) }
+    unsafe { convkit_simd::call::<PackEntry<'_, L>>(lowering.isa(), lowering, args) }
 }
 
 /// NCHW lowering of one image and group: outer = output pixel, depth = `(c, ky, kx)`.
@@ -524,9 +508,8 @@ impl<T: F32Storage> PanelSource for WidenedMatrix<'_, T> {
 
 impl<T: F32Storage> WidenedMatrix<'_, T> {
     /// [`PanelSource::pack_rows`]: each outer index's contiguous run of depth values widened
-    /// in one [`F32Storage::widen`] (NHWC 1x1 layers: the pixels' channels). Packed into the
-    /// panels of the 6-row tiles instead, NHWC pointwise_256_64 f16 took 1.18–1.30 ms
-    /// against 0.99 this way (f32 0.96–1.09, one thread).
+    /// in one [`F32Storage::widen`] (NHWC 1x1 layers: the pixels' channels), cheaper than
+    /// packing the 6-row tiles' panels (`docs/tuning.md`, WidenedMatrix::pack_rows).
     fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
         if self.depth_stride != 1 {
             return false;
@@ -584,11 +567,10 @@ const FEW_LANES_STEPS: usize = 64;
 /// Lanes `lane0..lane0 + runs.len()` (fewer than eight) of a panel of `width` values per
 /// depth step, from their runs (widened): [`interleave8`] into an eight-lane block on the
 /// stack ([`FEW_LANES_STEPS`] steps at a time, the last run repeated in the unused lanes),
-/// then each step's lanes copied from there with a length known at compile time. (Lane by
-/// lane, a widening call per 64 values and a strided write per value: the 6-row tiles of
-/// NHWC resnet_3x3_64 and dilated_3x3_64 f16 took 3.10 ms with im2col against 2.87 this
-/// way, A/B in one process. A vectorized copy from parked vectors compiled to a gather and
-/// masked stores.)
+/// then each step's lanes copied from there with a length known at compile time, rather
+/// than lane by lane with a widening call per 64 values and a strided write per value
+/// (`docs/tuning.md`, interleave_few). A vectorized copy from parked vectors compiled to a
+/// gather and masked stores.
 fn interleave_few<T: F32Storage>(runs: &[&[T]], panel: &mut [f32], width: usize, lane0: usize) {
     let Some(last) = runs.last() else {
         return;
@@ -624,10 +606,9 @@ fn copy_steps<const N: usize>(block: &[f32], panel: &mut [f32], width: usize) {
 
 /// The panels of a matrix whose depth steps are contiguous runs of outer values (an NCHW 1x1
 /// layer's planes): each step's run is read once, front to back, each group's part widened
-/// vector by vector straight into its panel, with the runs of a later step asked for. (Group
-/// by group, pointwise_64_256 f16 read a new line per step for every group: its B packing
-/// took 16 % of the run. A call of [`F32Storage::widen`] per part took 15 % of
-/// pointwise_256_64 f16's run, one thread; these vectors, before the prefetch, 14 %.)
+/// vector by vector straight into its panel, with the runs of a later step asked for, rather
+/// than group by group (a new line per step for every group) or a widening call per part
+/// (`docs/tuning.md`, widen_steps).
 ///
 /// # Safety
 /// The CPU has `S::ISA`.
@@ -812,14 +793,9 @@ impl PaddedPlanes {
         phase: usize,
         phase_plane: &mut [f32],
     ) {
-        let op = PadPhase {
-            geometry: self,
-            plane,
-            phase,
-            phase_plane,
-        };
+        let args = (plane, phase, phase_plane);
         // SAFETY: the plan's path is available on this CPU.
-        unsafe { convkit_simd::dispatch(isa, op) }
+        unsafe { convkit_simd::call::<PadPhase<'_, T>>(isa, self, args) }
     }
 }
 
@@ -868,25 +844,16 @@ unsafe fn pad_phase_body<S: Simd, T: F32Storage>(
     }
 }
 
-/// One [`PaddedPlanes::pad_phase`] call, run on the plan's path.
-struct PadPhase<'a, T> {
-    geometry: &'a PaddedPlanes,
-    plane: &'a [T],
-    phase: usize,
-    phase_plane: &'a mut [f32],
-}
+/// [`PaddedPlanes::pad_phase`] as a [`SimdKernel`]: the geometry is the entry's context.
+struct PadPhase<'a, T>(PhantomData<&'a [T]>);
 
-impl<T: F32Storage> SimdOp for PadPhase<'_, T> {
+impl<'a, T: F32Storage> SimdKernel for PadPhase<'a, T> {
+    type Context = PaddedPlanes;
+    type Args = (&'a [T], usize, &'a mut [f32]);
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(self) {
-        let PadPhase {
-            geometry,
-            plane,
-            phase,
-            phase_plane,
-        } = self;
+    unsafe fn run<S: Simd>(geometry: &PaddedPlanes, (plane, phase, phase_plane): Self::Args) {
         // SAFETY: forwarded contract.
         unsafe { pad_phase_body::<S, T>(geometry, plane, phase, phase_plane) }
     }

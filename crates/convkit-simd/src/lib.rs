@@ -25,7 +25,7 @@ pub use detect::{
     testable_isas,
 };
 pub use paths::{
-    Entry, IsaPath, PATHS, PathInfo, SimdKernel, SimdOp, dispatch, entry, lanes, path_info,
+    Entry, IsaPath, PATHS, PathInfo, SimdKernel, SimdOp, call, dispatch, entry, lanes, path_info,
     registers,
 };
 pub use prefetch::prefetch_l1;

@@ -27,8 +27,16 @@ use crate::vector::{Avx2, Avx512};
 use convkit_core::Isa;
 use std::marker::PhantomData;
 
-/// A kernel body written once over [`Simd`], with its arguments as one value.
+/// A kernel body written once over [`Simd`]: it borrows its context (the plan-time data it
+/// reads throughout, such as a kernel's packed weights and geometry, or a tile's epilogue)
+/// and takes its arguments by value.
+///
+/// The context is a reference parameter of the path's entry point itself, so that the
+/// compiler knows that the kernel's stores (through raw output pointers) leave it unchanged
+/// and keeps its fields in registers; arguments folded into one value lose that.
 pub trait SimdKernel {
+    /// What every call borrows.
+    type Context: ?Sized;
     /// The arguments of one call.
     type Args;
     /// What one call returns.
@@ -37,8 +45,8 @@ pub trait SimdKernel {
     /// The body, compiled for path `S` (inline it: `#[inline(always)]`).
     ///
     /// # Safety
-    /// The CPU has `S`'s path, and `args` meet the kernel's own contract.
-    unsafe fn run<S: Simd>(args: Self::Args) -> Self::Output;
+    /// The CPU has `S`'s path, and `context` and `args` meet the kernel's own contract.
+    unsafe fn run<S: Simd>(context: &Self::Context, args: Self::Args) -> Self::Output;
 }
 
 /// A kernel's entry point on one path: the path's `#[target_feature]` wrapper around
@@ -46,10 +54,13 @@ pub trait SimdKernel {
 ///
 /// # Safety (of a call)
 /// The CPU has the entry's path, and the arguments meet the kernel's contract.
-pub type Entry<K> = unsafe fn(<K as SimdKernel>::Args) -> <K as SimdKernel>::Output;
+pub type Entry<K> =
+    unsafe fn(&<K as SimdKernel>::Context, <K as SimdKernel>::Args) -> <K as SimdKernel>::Output;
 
 /// A body written once over [`Simd`] whose value is its arguments: a call made on the spot
-/// through [`dispatch`] or [`IsaPath::run`].
+/// through [`dispatch`] or [`IsaPath::run`]. (References inside the value are not known to
+/// stay unchanged by the body's stores: a hot kernel that reads plan-time data throughout
+/// borrows it as a [`SimdKernel`]'s context instead.)
 pub trait SimdOp {
     /// What the call returns.
     type Output;
@@ -65,11 +76,12 @@ pub trait SimdOp {
 struct OpKernel<Op>(PhantomData<Op>);
 
 impl<Op: SimdOp> SimdKernel for OpKernel<Op> {
+    type Context = ();
     type Args = Op;
     type Output = Op::Output;
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(op: Op) -> Op::Output {
+    unsafe fn run<S: Simd>(_: &(), op: Op) -> Op::Output {
         // SAFETY: forwarded contract.
         unsafe { op.run::<S>() }
     }
@@ -101,7 +113,7 @@ pub trait IsaPath: Copy + Send + Sync + 'static {
     #[inline(always)]
     unsafe fn run<Op: SimdOp>(op: Op) -> Op::Output {
         // SAFETY: forwarded contract.
-        unsafe { Self::entry::<OpKernel<Op>>()(op) }
+        unsafe { Self::entry::<OpKernel<Op>>()(&(), op) }
     }
 }
 
@@ -168,9 +180,12 @@ macro_rules! isa_table {
                     /// # Safety
                     /// As [`SimdKernel::run`] on this path.
                     $(#[target_feature(enable = $feature)])*
-                    unsafe fn path_entry<K: SimdKernel>(args: K::Args) -> K::Output {
+                    unsafe fn path_entry<K: SimdKernel>(
+                        context: &K::Context,
+                        args: K::Args,
+                    ) -> K::Output {
                         // SAFETY: forwarded contract; the path's features are enabled here.
-                        unsafe { K::run::<$path>(args) }
+                        unsafe { K::run::<$path>(context, args) }
                     }
                     path_entry::<K>
                 }
@@ -179,6 +194,20 @@ macro_rules! isa_table {
 
         /// The rows of the ISA table this build compiles, portable first.
         pub const PATHS: &[PathInfo] = &[$($(#[$cfg])* PathInfo::of::<$path>()),*];
+
+        /// The row of the path that `isa`'s kernels run on (the portable row for a path
+        /// without one of its own).
+        #[inline]
+        pub fn path_info(isa: Isa) -> &'static PathInfo {
+            match isa {
+                $($(#[$cfg])* Isa::$isa => {
+                    const ROW: PathInfo = PathInfo::of::<$path>();
+                    &ROW
+                })*
+                #[allow(unreachable_patterns)]
+                _ => &PATHS[0],
+            }
+        }
 
         /// `K`'s entry point on `isa`'s path (the portable one for a path without a row).
         pub fn entry<K: SimdKernel>(isa: Isa) -> Entry<K> {
@@ -218,21 +247,27 @@ isa_table! {
 #[inline(always)]
 pub unsafe fn dispatch<Op: SimdOp>(isa: Isa, op: Op) -> Op::Output {
     // SAFETY: forwarded contract.
-    unsafe { entry::<OpKernel<Op>>(isa)(op) }
+    unsafe { entry::<OpKernel<Op>>(isa)(&(), op) }
 }
 
-/// The row of the path that `isa`'s kernels run on (the portable row for a path without
-/// one of its own).
-pub fn path_info(isa: Isa) -> &'static PathInfo {
-    PATHS.iter().find(|row| row.isa == isa).unwrap_or(&PATHS[0])
+/// Runs kernel `K` on `isa`'s path with `context` and `args`.
+///
+/// # Safety
+/// The CPU has `isa` ([`crate::available`]), and `context` and `args` meet `K`'s contract.
+#[inline(always)]
+pub unsafe fn call<K: SimdKernel>(isa: Isa, context: &K::Context, args: K::Args) -> K::Output {
+    // SAFETY: forwarded contract.
+    unsafe { entry::<K>(isa)(context, args) }
 }
 
 /// f32 lanes per vector of the code `isa` runs.
+#[inline]
 pub fn lanes(isa: Isa) -> usize {
     path_info(isa).lanes
 }
 
 /// Vector registers of the code `isa` runs.
+#[inline]
 pub fn registers(isa: Isa) -> usize {
     path_info(isa).registers
 }

@@ -353,9 +353,8 @@ impl Geometry {
     }
 
     /// Relative speed of this tile size's transforms per transformed value: the 1-D
-    /// transforms cost about 1, 2 and 3.3 operations per value for F2, F4 and F6. F6 at its
-    /// operation count's ratio: fitted at 0.75, it won resnet_3x3_128 by 2 % in the model and
-    /// lost it by 2–4 % in the bench (two full runs, on one and on two threads).
+    /// transforms cost about 1, 2 and 3.3 operations per value for F2, F4 and F6; F6 at its
+    /// operation count's ratio (`docs/tuning.md`, transform_speed).
     fn transform_speed(&self) -> f64 {
         match self.tile {
             Tile::F2 => 1.33,
@@ -373,10 +372,8 @@ impl Geometry {
     /// Every block streams its chunk of the transformed filters, prefetched alongside its
     /// GEMMs: the run takes the longer of the two. The filters come from each core's share of
     /// the L3 while they fit there beside every worker's V and M (then the streams scale with
-    /// the workers), else from memory, whose bandwidth the workers share: resnet_3x3_512's
-    /// 16 MiB of F2 filters with two workers' 0.5 MiB blocks stream at 92 GB/s on two threads,
-    /// vgg_3x3_256's 16 MiB of F6 filters beside two 4 MiB blocks at 26 GB/s (F6 9 % faster
-    /// than F4 on one thread, 12–17 % slower on two).
+    /// the workers), else from memory, whose bandwidth the workers share, so that the best
+    /// tile size can differ between one thread and two (`docs/tuning.md`, filter streams).
     fn estimated_seconds(&self, shape: &ConvShape, isa: Isa, workers: usize) -> f64 {
         let (cg, kg) = (
             shape.in_channels_per_group() as f64,
@@ -414,9 +411,9 @@ impl Geometry {
 #[derive(Clone, Copy)]
 struct Transforms {
     /// An [`InputTransform`]'s entry.
-    input: unsafe fn(InputCall),
+    input: unsafe fn(&(), InputCall),
     /// An [`OutputTransform`]'s entry.
-    output: unsafe fn(OutputCall),
+    output: unsafe fn(&(), OutputCall),
 }
 
 /// One call of [`kernels::input_tiles`]: the band's rows `row_stride` apart, the tiles, and
@@ -450,11 +447,12 @@ struct InputTransform<D, const A: usize, const M: usize>(PhantomData<D>);
 impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
     for InputTransform<D, A, M>
 {
+    type Context = ();
     type Args = InputCall;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(call: InputCall) {
+    unsafe fn run<S: Simd>(_: &(), call: InputCall) {
         let InputCall {
             band,
             row_stride,
@@ -473,11 +471,12 @@ struct OutputTransform<D, const A: usize, const M: usize>(PhantomData<D>);
 impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
     for OutputTransform<D, A, M>
 {
+    type Context = ();
     type Args = OutputCall;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(call: OutputCall) {
+    unsafe fn run<S: Simd>(_: &(), call: OutputCall) {
         let OutputCall {
             products,
             operand,
@@ -753,13 +752,16 @@ impl WinogradPlan {
             // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
             // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
             unsafe {
-                (self.transforms.input)(InputCall {
-                    band: input_band.as_ptr(),
-                    row_stride: ic * lanes,
-                    tiles,
-                    v: v.as_mut_ptr().add(c0),
-                    operand: v_operand,
-                });
+                (self.transforms.input)(
+                    &(),
+                    InputCall {
+                        band: input_band.as_ptr(),
+                        row_stride: ic * lanes,
+                        tiles,
+                        v: v.as_mut_ptr().add(c0),
+                        operand: v_operand,
+                    },
+                );
             }
         }
 
@@ -789,15 +791,18 @@ impl WinogradPlan {
             // values per tile; the bias is padded to whole vectors; the output band holds
             // `tiles·m` rows and columns of `oc` pixels per row.
             unsafe {
-                (self.transforms.output)(OutputCall {
-                    products: products.as_ptr().add(k - k0),
-                    operand: m_operand,
-                    tiles,
-                    band: output_band.as_mut_ptr(),
-                    row_stride: oc * lanes,
-                    bias: bias.as_ptr().add(k),
-                    activation,
-                });
+                (self.transforms.output)(
+                    &(),
+                    OutputCall {
+                        products: products.as_ptr().add(k - k0),
+                        operand: m_operand,
+                        tiles,
+                        band: output_band.as_mut_ptr(),
+                        row_stride: oc * lanes,
+                        bias: bias.as_ptr().add(k),
+                        activation,
+                    },
+                );
             }
             // SAFETY: forwarded contract: this item owns these outputs.
             unsafe {

@@ -3,8 +3,8 @@
 //!
 //! A single shared counter deals consecutive tasks to different workers, so that no worker's
 //! tasks are neighbours: the GEMM's workers then read every other column block of the input,
-//! and each block's lines must be fetched anew (pointwise_64_256 on two threads: 0.60–0.68 ms
-//! dealt, 0.56–0.60 in two contiguous halves, interleaved in one process). Contiguous ranges
+//! and each block's lines must be fetched anew (`docs/tuning.md`, WorkerRanges). Contiguous
+//! ranges
 //! keep a worker's reads running on from one task to the next, and helping at the end still
 //! balances a worker that started late or ran slower.
 
