@@ -53,6 +53,15 @@ pub use convkit_simd::F32Storage;
 pub use half::{bf16, f16};
 pub use registry::{Registered, algorithms};
 
+/// The algorithms [`registered_algorithms!`] names (not part of the API).
+#[doc(hidden)]
+pub mod __registry {
+    pub use convkit_direct::Direct;
+    pub use convkit_im2col::Im2colGemm;
+    pub use convkit_reference::Reference;
+    pub use convkit_winograd::Winograd;
+}
+
 use std::sync::Mutex;
 
 /// How to plan a convolution: algorithm, fused activation, instruction-set path.

@@ -1,10 +1,9 @@
-//! Which algorithms exist for which element type.
+//! Which algorithms exist for which element type, declared once in
+//! [`registered_algorithms!`](crate::registered_algorithms): the registry below and the
+//! conformance suite (`tests/conformance.rs`) both expand that one declaration, so a new
+//! algorithm is one line there and is checked on every path as soon as it is registered.
 
 use convkit_core::{ConvAlgorithm, Element};
-use convkit_direct::Direct;
-use convkit_im2col::Im2colGemm;
-use convkit_reference::Reference;
-use convkit_winograd::Winograd;
 
 /// Element types convkit can plan for, each with its registry of algorithms.
 pub trait Registered: Element {
@@ -12,46 +11,74 @@ pub trait Registered: Element {
     fn registered() -> Vec<&'static dyn ConvAlgorithm<Self>>;
 }
 
-impl Registered for f32 {
-    fn registered() -> Vec<&'static dyn ConvAlgorithm<f32>> {
-        vec![
-            &Reference,
-            &Im2colGemm,
-            &Direct,
-            &Winograd::F2,
-            &Winograd::F4,
-            &Winograd::F6,
-        ]
-    }
+/// The registry: for each element type (`name = type`), every algorithm implemented for it
+/// (`name = algorithm`), handed to the macro `$then`. Half-precision storage has every SIMD
+/// algorithm natively (converted while packing: the padded copies, panels and bands widen
+/// the input; the staged C blocks, output bands and stored vectors are rounded once into the
+/// output).
+///
+/// A test expands it to instantiate one check per registered algorithm and element type:
+///
+/// ```
+/// macro_rules! count {
+///     ($($element:ident = $ty:ty: $($name:ident = $algorithm:expr),+;)*) => {
+///         [$($(stringify!($name)),+),*].len()
+///     };
+/// }
+/// let pairs = convkit::registered_algorithms!(count);
+/// let expected: usize = [
+///     convkit::algorithms::<f32>().len(),
+///     convkit::algorithms::<f64>().len(),
+///     convkit::algorithms::<half::f16>().len(),
+///     convkit::algorithms::<half::bf16>().len(),
+/// ]
+/// .iter()
+/// .sum();
+/// assert_eq!(pairs, expected);
+/// ```
+#[macro_export]
+macro_rules! registered_algorithms {
+    ($then:ident) => {
+        $then! {
+            f32 = ::core::primitive::f32:
+                reference = $crate::__registry::Reference,
+                im2col_gemm = $crate::__registry::Im2colGemm,
+                direct = $crate::__registry::Direct,
+                winograd_f2 = $crate::__registry::Winograd::F2,
+                winograd_f4 = $crate::__registry::Winograd::F4,
+                winograd_f6 = $crate::__registry::Winograd::F6;
+            f64 = ::core::primitive::f64:
+                reference = $crate::__registry::Reference;
+            f16 = $crate::f16:
+                reference = $crate::__registry::Reference,
+                im2col_gemm = $crate::__registry::Im2colGemm,
+                direct = $crate::__registry::Direct,
+                winograd_f2 = $crate::__registry::Winograd::F2,
+                winograd_f4 = $crate::__registry::Winograd::F4,
+                winograd_f6 = $crate::__registry::Winograd::F6;
+            bf16 = $crate::bf16:
+                reference = $crate::__registry::Reference,
+                im2col_gemm = $crate::__registry::Im2colGemm,
+                direct = $crate::__registry::Direct,
+                winograd_f2 = $crate::__registry::Winograd::F2,
+                winograd_f4 = $crate::__registry::Winograd::F4,
+                winograd_f6 = $crate::__registry::Winograd::F6;
+        }
+    };
 }
 
-impl Registered for f64 {
-    fn registered() -> Vec<&'static dyn ConvAlgorithm<f64>> {
-        vec![&Reference]
-    }
-}
-
-/// Half-precision storage: the reference, and every SIMD algorithm natively (converted while
-/// packing: the padded copies, panels and bands widen the input; the staged C blocks, output
-/// bands and stored vectors are rounded once into the output).
-macro_rules! half_storage {
-    ($($element:ty),*) => {$(
-        impl Registered for $element {
-            fn registered() -> Vec<&'static dyn ConvAlgorithm<$element>> {
-                vec![
-                    &Reference,
-                    &Im2colGemm,
-                    &Direct,
-                    &Winograd::F2,
-                    &Winograd::F4,
-                    &Winograd::F6,
-                ]
+/// [`Registered`] for every element type of the declaration.
+macro_rules! impl_registered {
+    ($($element:ident = $ty:ty: $($name:ident = $algorithm:expr),+;)*) => {$(
+        impl Registered for $ty {
+            fn registered() -> Vec<&'static dyn ConvAlgorithm<$ty>> {
+                vec![$(&$algorithm),+]
             }
         }
     )*};
 }
 
-half_storage!(half::f16, half::bf16);
+registered_algorithms!(impl_registered);
 
 /// Every algorithm registered for `T`: what `Algorithm::Auto` chooses from, and what the
 /// conformance suite and the `differential` fuzz target check.

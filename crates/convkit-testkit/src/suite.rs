@@ -17,8 +17,10 @@ pub struct SuiteSummary {
     pub unsupported: usize,
 }
 
-/// Why a conformance run did not run at all.
+/// Why a conformance run did not run at all. A path that `CONVKIT_REQUIRE_ISAS` names and
+/// this CPU lacks is no reason: it fails the test ([`convkit_simd::testable_isas`]).
 fn skip_reason<T: Element>(algorithm: &dyn ConvAlgorithm<T>, isa: Isa) -> Option<String> {
+    convkit_simd::testable_isas();
     if !convkit_simd::available(isa) {
         return Some(format!("this CPU has no {isa}"));
     }
@@ -96,16 +98,29 @@ pub fn run_conformance<T: Element>(
 }
 
 /// Instantiates the conformance property test for one algorithm and element type on every
-/// ISA path (seeds of failures kept in `proptest-regressions/<module>.txt`): one `#[test]` per path, each skipped (with a printed reason) where this CPU or
-/// the algorithm lacks the path, or where `CONVKIT_ISA` forces another.
+/// ISA path: one `#[test]` per path, each skipped (with a printed reason) where this CPU or
+/// the algorithm lacks the path, or where `CONVKIT_ISA` forces another, and failed where
+/// `CONVKIT_REQUIRE_ISAS` requires a path this CPU lacks. Seeds of failures are kept in
+/// `proptest-regressions/<file>.txt` (`<module>.txt` without a file name).
+///
+/// The workspace's suite expands the registry, `convkit::registered_algorithms!`, into one
+/// such line per registered algorithm and element type (`tests/conformance.rs`).
 ///
 /// ```
 /// convkit_testkit::conformance_suite!(reference_f32, f32, convkit_reference::Reference);
-/// convkit_testkit::conformance_suite!(reference_f16, half::f16, convkit_reference::Reference);
+/// convkit_testkit::conformance_suite!(
+///     reference_half,
+///     half::f16,
+///     convkit_reference::Reference,
+///     "reference_f16"
+/// );
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
     ($module:ident, $element:ty, $algorithm:expr) => {
+        $crate::conformance_suite!($module, $element, $algorithm, stringify!($module));
+    };
+    ($module:ident, $element:ty, $algorithm:expr, $file:expr) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -115,7 +130,7 @@ macro_rules! conformance_suite {
                 let regressions = concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/proptest-regressions/",
-                    stringify!($module),
+                    $file,
                     ".txt"
                 );
                 $crate::run_conformance(algorithm, isa, regressions);
