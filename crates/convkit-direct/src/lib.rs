@@ -418,23 +418,21 @@ impl<T: F32Storage> DirectPlan<T> {
             outer: index / items.chunks,
             chunk: index % items.chunks,
             per_chunk: items.per_chunk,
-            buffer,
         };
         // SAFETY: forwarded contract.
         unsafe {
             match &self.kernel {
-                Kernel::General(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
-                Kernel::Columns(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
-                Kernel::DepthwiseNhwc(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
-                Kernel::DepthwiseNchw(kernel) => call::<ItemEntry<_, T>>(self.isa, kernel, item),
+                Kernel::General(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
+                Kernel::Columns(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
+                Kernel::DepthwiseNhwc(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
+                Kernel::DepthwiseNchw(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
             }
         }
     }
 }
 
 /// One work item: the `chunk`-th run of `per_chunk` output rows (register tiles for the
-/// general kernel) of `outer` (an image and group, channel block or channel), and the
-/// worker's buffer.
+/// general kernel) of `outer` (an image and group, channel block or channel).
 struct Item<'a, T> {
     shape: &'a ConvShape,
     input: &'a [T],
@@ -442,7 +440,6 @@ struct Item<'a, T> {
     outer: usize,
     chunk: usize,
     per_chunk: usize,
-    buffer: &'a mut [f32],
 }
 
 impl<T> Item<'_, T> {
@@ -454,16 +451,16 @@ impl<T> Item<'_, T> {
 
 /// A kernel that runs work items, its body written once over the path.
 trait ItemKernel<T: F32Storage>: Sync {
-    /// Runs `item` on path `S`.
+    /// Runs `item` on path `S` with the worker's `buffer`.
     ///
     /// # Safety
     /// As [`DirectPlan::run_item`], on `S`'s path.
-    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>);
+    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>);
 }
 
 impl<T: F32Storage> ItemKernel<T> for General {
     #[inline(always)]
-    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
         let units = self.units();
         let tiles = item.chunk_of(self.tiles());
         let (n, unit) = (item.outer / units, item.outer % units);
@@ -471,7 +468,7 @@ impl<T: F32Storage> ItemKernel<T> for General {
         unsafe {
             match (self.band_tiles, T::as_f32(item.input)) {
                 (Some(_), _) => {
-                    self.run_band::<S, T>(item.input, item.output, (n, unit), tiles, item.buffer)
+                    self.run_band::<S, T>(item.input, item.output, (n, unit), tiles, buffer)
                 }
                 (None, Some(input)) => {
                     let group = unit / self.blocks;
@@ -492,17 +489,17 @@ impl<T: F32Storage> ItemKernel<T> for General {
 
 impl<T: F32Storage> ItemKernel<T> for Columns {
     #[inline(always)]
-    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
         let groups = item.shape.groups();
         let band = (item.outer / groups, item.outer % groups, item.chunk);
         // SAFETY: forwarded contract.
-        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, item.buffer) }
+        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, buffer) }
     }
 }
 
 impl<T: F32Storage> ItemKernel<T> for DepthwiseNhwc {
     #[inline(always)]
-    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+    unsafe fn run_item<S: Simd>(&self, _: &mut [f32], item: Item<'_, T>) {
         let rows = item.chunk_of(item.shape.output_hw()[0]);
         // SAFETY: forwarded contract.
         unsafe { self.run_rows::<S, T>(item.input.as_ptr(), item.output, item.outer, rows) }
@@ -511,11 +508,11 @@ impl<T: F32Storage> ItemKernel<T> for DepthwiseNhwc {
 
 impl<T: F32Storage> ItemKernel<T> for DepthwiseNchw {
     #[inline(always)]
-    unsafe fn run_item<S: Simd>(&self, item: Item<'_, T>) {
+    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
         let channels = item.shape.in_channels();
         let band = (item.outer / channels, item.outer % channels, item.chunk);
         // SAFETY: forwarded contract.
-        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, item.buffer) }
+        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, buffer) }
     }
 }
 
@@ -529,7 +526,8 @@ struct Items {
 }
 
 /// The work items of kernel `K` as a [`SimdKernel`]: the kernel is the entry's context (its
-/// weights and geometry stay in registers across the item's stores).
+/// weights and geometry stay in registers across the item's stores), the worker's band
+/// buffer its buffer.
 struct ItemEntry<'a, K, T>(PhantomData<&'a K>, PhantomData<fn() -> T>);
 
 impl<'a, K: ItemKernel<T>, T: F32Storage> SimdKernel for ItemEntry<'a, K, T> {
@@ -538,9 +536,9 @@ impl<'a, K: ItemKernel<T>, T: F32Storage> SimdKernel for ItemEntry<'a, K, T> {
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(kernel: &K, item: Item<'a, T>) {
+    unsafe fn run<S: Simd>(kernel: &K, buffer: &mut [f32], item: Item<'a, T>) {
         // SAFETY: forwarded contract.
-        unsafe { kernel.run_item::<S>(item) }
+        unsafe { kernel.run_item::<S>(buffer, item) }
     }
 }
 

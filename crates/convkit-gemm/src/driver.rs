@@ -893,6 +893,82 @@ impl Sgemm {
         unsafe { self.compute_task(job, task, c, scratch, round_tile) };
     }
 
+    /// Where a task reads its B block of columns `cols` and depth `depth`: a prepacked B
+    /// streams from memory (the kernels prefetch it); one read in place (few rows of A, or a
+    /// stepped source with A packed, `a_in_place` false) is read where it is; else it is
+    /// packed into `b_scratch`, where it sits in L2.
+    fn b_block<'a>(
+        &self,
+        job: &GemmJob<'a>,
+        (cols, depth): (&Range<usize>, &Range<usize>),
+        a_in_place: bool,
+        b_scratch: &'a mut [f32],
+    ) -> BBlock<'a> {
+        let nr = self.shape.nr;
+        let in_place = job
+            .b
+            .columns()
+            .filter(|&(_, ldb)| self.reads_b_in_place(job.m, cols.len(), ldb));
+        let whole_lines = job
+            .b
+            .stepped_lines()
+            .is_none_or(|(_, kept)| self.shape.reads_whole_lines(kept));
+        let stepped = job.b.stepped().filter(|_| !a_in_place && whole_lines);
+        match (job.b.prepacked(cols.clone(), depth.clone(), nr), in_place) {
+            (Some(panel), _) => BBlock::Panel {
+                data: panel,
+                access: BAccess::Streamed,
+            },
+            (None, Some((data, ldb))) => BBlock::InPlace {
+                data: &data[depth.start * ldb..],
+                ldb,
+            },
+            (None, None) => match stepped {
+                Some((data, steps)) => BBlock::Stepped {
+                    data,
+                    steps: &steps[depth.start..depth.end],
+                    lines: job.b.stepped_lines(),
+                },
+                None => {
+                    job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
+                    BBlock::Panel {
+                        data: b_scratch,
+                        access: BAccess::Strided,
+                    }
+                }
+            },
+        }
+    }
+
+    /// Where a task reads its A block of rows `rows` and depth `depth`: a prepacked panel, A's
+    /// rows in place (`a_rows`) or at tables of offsets (`a_stepped`), else packed into
+    /// `a_scratch` as rows (where the source asks for that) or as panels.
+    fn a_block<'a>(
+        &self,
+        job: &GemmJob<'a>,
+        (rows, depth): (&Range<usize>, &Range<usize>),
+        (a_rows, a_stepped): (Option<(&'a [f32], usize)>, Option<SteppedRows<'a>>),
+        a_scratch: &'a mut [f32],
+    ) -> ABlock<'a> {
+        let mr = self.shape.mr;
+        match (
+            job.a.prepacked(rows.clone(), depth.clone(), mr),
+            a_rows,
+            a_stepped,
+        ) {
+            (Some(panel), _, _) => ABlock::Packed(panel),
+            (None, Some((data, lda)), _) => ABlock::Rows { data, lda },
+            (None, None, Some(stepped)) => ABlock::Stepped(stepped),
+            (None, None, None) if job.a.pack_rows(rows.clone(), depth.clone(), a_scratch) => {
+                ABlock::BlockRows(a_scratch)
+            }
+            (None, None, None) => {
+                job.a.pack(rows.clone(), depth.clone(), mr, a_scratch);
+                ABlock::Packed(a_scratch)
+            }
+        }
+    }
+
     /// The loop nest of one task, its tiles stored into `c`; `finished` is told the rows and
     /// columns of the job that each tile holds once its last depth block is stored.
     ///
@@ -930,62 +1006,12 @@ impl Sgemm {
             let cols = jc..(jc + nc).min(n_end);
             for pc in (0..job.k).step_by(kc) {
                 let depth = pc..(pc + kc).min(job.k);
-                // A prepacked B streams from memory (the kernels prefetch it); one packed
-                // here sits in L2; one read in place (few rows of A, or a stepped source
-                // with A packed) is read where it is.
-                let in_place = job
-                    .b
-                    .columns()
-                    .filter(|&(_, ldb)| self.reads_b_in_place(job.m, cols.len(), ldb));
-                let whole_lines = job
-                    .b
-                    .stepped_lines()
-                    .is_none_or(|(_, kept)| self.shape.reads_whole_lines(kept));
-                let stepped = job
-                    .b
-                    .stepped()
-                    .filter(|_| a_rows.is_none() && a_stepped.is_none() && whole_lines);
-                let b_block = match (job.b.prepacked(cols.clone(), depth.clone(), nr), in_place) {
-                    (Some(panel), _) => BBlock::Panel {
-                        data: panel,
-                        access: BAccess::Streamed,
-                    },
-                    (None, Some((data, ldb))) => BBlock::InPlace {
-                        data: &data[depth.start * ldb..],
-                        ldb,
-                    },
-                    (None, None) => match stepped {
-                        Some((data, steps)) => BBlock::Stepped {
-                            data,
-                            steps: &steps[depth.start..depth.end],
-                            lines: job.b.stepped_lines(),
-                        },
-                        None => {
-                            job.b.pack(cols.clone(), depth.clone(), nr, b_scratch);
-                            BBlock::Panel {
-                                data: b_scratch,
-                                access: BAccess::Strided,
-                            }
-                        }
-                    },
-                };
+                let a_in_place = a_rows.is_some() || a_stepped.is_some();
+                let b_block = self.b_block(job, (&cols, &depth), a_in_place, b_scratch);
                 for ic in (task.rows.0..m_end).step_by(mc) {
                     let rows = ic..(ic + mc).min(m_end);
-                    let prepacked = job.a.prepacked(rows.clone(), depth.clone(), mr);
-                    let a_block = match (prepacked, a_rows, a_stepped) {
-                        (Some(panel), _, _) => ABlock::Packed(panel),
-                        (None, Some((data, lda)), _) => ABlock::Rows { data, lda },
-                        (None, None, Some(stepped)) => ABlock::Stepped(stepped),
-                        (None, None, None)
-                            if job.a.pack_rows(rows.clone(), depth.clone(), a_scratch) =>
-                        {
-                            ABlock::BlockRows(a_scratch)
-                        }
-                        (None, None, None) => {
-                            job.a.pack(rows.clone(), depth.clone(), mr, a_scratch);
-                            ABlock::Packed(a_scratch)
-                        }
-                    };
+                    let a_block =
+                        self.a_block(job, (&rows, &depth), (a_rows, a_stepped), a_scratch);
                     let tile_epilogue = |i: usize, j: usize| TileEpilogue {
                         accumulate: pc > 0,
                         finish: depth.end == job.k,
@@ -1049,6 +1075,7 @@ impl Sgemm {
                             unsafe {
                                 kernel(
                                     &kernel_epilogue,
+                                    &mut [],
                                     TileCall {
                                         depth: depth.len(),
                                         a,
@@ -1062,6 +1089,7 @@ impl Sgemm {
                                 if let Some(pitch) = target.parked_on {
                                     store_pitched(
                                         &epilogue,
+                                        &mut [],
                                         PitchedCall {
                                             tile: tile_scratch.as_ptr(),
                                             tile_ld: nr,

@@ -46,6 +46,11 @@
 //! its kept lanes as two masked runs rather than being parked and copied (`docs/tuning.md`,
 //! whole pitched tiles stored from the registers).
 //!
+//! Each tile shape is one entry of `tile_list!` (per path, widest first): that list builds
+//! both the candidates the driver chooses from ([`KernelShape::candidates`]) and, through
+//! the ISA table's one `#[target_feature]` wrapper per path (`convkit_simd::IsaPath::entry`),
+//! the seven entry points of each tile and of its narrow variants ([`TileKernel`]).
+//!
 //! The `*_stepped_a` entry points read A in place at two tables: tile row `i`'s value of depth
 //! step `p` at `a + row_offsets[i] + steps[p]` (im2col's pixel rows: a pixel's place in the
 //! padded copy plus a tap's). Each row holds its own pointer, so such tiles have at most
@@ -186,7 +191,7 @@ impl BOperand {
 /// tile whose kept elements `(i, j)` go to `c + i·ldc` plus grid column `first + j`'s output
 /// column, see [`PitchedGrid`]); bias pointers (when not null) are readable for `rows` and
 /// `cols` values.
-pub(crate) type MicroKernel = unsafe fn(&TileEpilogue, TileCall);
+pub(crate) type MicroKernel = unsafe fn(&TileEpilogue, &mut [f32], TileCall);
 
 /// One microkernel call's operands (see [`MicroKernel`]; the tile's epilogue is the
 /// kernel's context).
@@ -209,7 +214,7 @@ pub(crate) struct TileCall {
 /// The CPU has the kernel's path. `tile` holds `rows` rows of `cols` values at stride
 /// `tile_ld`; every C element the mapping reaches is writable; the row bias (when not null)
 /// holds `rows` values.
-pub(crate) type PitchedStore = unsafe fn(&TileEpilogue, PitchedCall);
+pub(crate) type PitchedStore = unsafe fn(&TileEpilogue, &mut [f32], PitchedCall);
 
 /// One pitched store's operands (see [`PitchedStore`]; the epilogue is its context):
 /// `columns = (first, count)` and `pitch = (pitch, valid)`.
@@ -999,7 +1004,7 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, call: TileCall) {
+    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, _: &mut [f32], call: TileCall) {
         let TileCall {
             depth,
             a,
@@ -1040,7 +1045,7 @@ impl SimdKernel for PitchedStoreKernel {
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, call: PitchedCall) {
+    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, _: &mut [f32], call: PitchedCall) {
         let PitchedCall {
             tile,
             tile_ld,

@@ -225,16 +225,16 @@ trait SimdPack {
 }
 
 /// [`PanelSource::pack`] of a [`SimdPack`] lowering as a [`SimdKernel`]: the lowering is
-/// the entry's context, the ranges and the panels its arguments.
-struct PackEntry<'a, L>(PhantomData<&'a L>);
+/// the entry's context, the panels its buffer, the ranges and width its arguments.
+struct PackEntry<L>(PhantomData<L>);
 
-impl<'a, L: SimdPack> SimdKernel for PackEntry<'a, L> {
+impl<L: SimdPack> SimdKernel for PackEntry<L> {
     type Context = L;
-    type Args = (Range<usize>, Range<usize>, usize, &'a mut [f32]);
+    type Args = (Range<usize>, Range<usize>, usize);
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(lowering: &L, (outer, depth, width, dst): Self::Args) {
+    unsafe fn run<S: Simd>(lowering: &L, dst: &mut [f32], (outer, depth, width): Self::Args) {
         // SAFETY: forwarded contract.
         unsafe { lowering.pack_on::<S>(outer, depth, width, dst) }
     }
@@ -248,9 +248,9 @@ fn pack_on_path<L: SimdPack>(
     width: usize,
     dst: &mut [f32],
 ) {
-    let args = (outer, depth, width, dst);
+    let args = (outer, depth, width);
     // SAFETY: the plan's path was detected on this CPU at plan time.
-    unsafe { convkit_simd::call::<PackEntry<'_, L>>(lowering.isa(), lowering, args) }
+    unsafe { convkit_simd::call::<PackEntry<L>>(lowering.isa(), lowering, dst, args) }
 }
 
 /// NCHW lowering of one image and group: outer = output pixel, depth = `(c, ky, kx)`.
@@ -793,9 +793,8 @@ impl PaddedPlanes {
         phase: usize,
         phase_plane: &mut [f32],
     ) {
-        let args = (plane, phase, phase_plane);
         // SAFETY: the plan's path is available on this CPU.
-        unsafe { convkit_simd::call::<PadPhase<'_, T>>(isa, self, args) }
+        unsafe { convkit_simd::call::<PadPhase<'_, T>>(isa, self, phase_plane, (plane, phase)) }
     }
 }
 
@@ -844,16 +843,21 @@ unsafe fn pad_phase_body<S: Simd, T: F32Storage>(
     }
 }
 
-/// [`PaddedPlanes::pad_phase`] as a [`SimdKernel`]: the geometry is the entry's context.
+/// [`PaddedPlanes::pad_phase`] as a [`SimdKernel`]: the geometry is the entry's context, the
+/// phase plane its buffer.
 struct PadPhase<'a, T>(PhantomData<&'a [T]>);
 
 impl<'a, T: F32Storage> SimdKernel for PadPhase<'a, T> {
     type Context = PaddedPlanes;
-    type Args = (&'a [T], usize, &'a mut [f32]);
+    type Args = (&'a [T], usize);
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(geometry: &PaddedPlanes, (plane, phase, phase_plane): Self::Args) {
+    unsafe fn run<S: Simd>(
+        geometry: &PaddedPlanes,
+        phase_plane: &mut [f32],
+        (plane, phase): Self::Args,
+    ) {
         // SAFETY: forwarded contract.
         unsafe { pad_phase_body::<S, T>(geometry, plane, phase, phase_plane) }
     }

@@ -28,12 +28,14 @@ use convkit_core::Isa;
 use std::marker::PhantomData;
 
 /// A kernel body written once over [`Simd`]: it borrows its context (the plan-time data it
-/// reads throughout, such as a kernel's packed weights and geometry, or a tile's epilogue)
+/// reads throughout, such as a kernel's packed weights and geometry, or a tile's epilogue),
+/// borrows a buffer exclusively (a worker's band or panel buffer; empty where there is none)
 /// and takes its arguments by value.
 ///
-/// The context is a reference parameter of the path's entry point itself, so that the
-/// compiler knows that the kernel's stores (through raw output pointers) leave it unchanged
-/// and keeps its fields in registers; arguments folded into one value lose that.
+/// The context and the buffer are reference parameters of the path's entry point itself,
+/// so that the compiler knows that the kernel's stores through raw output pointers leave
+/// them alone, and keeps the context's fields and the buffer's values in registers across
+/// those stores; references folded into one by-value argument lose that.
 pub trait SimdKernel {
     /// What every call borrows.
     type Context: ?Sized;
@@ -46,7 +48,11 @@ pub trait SimdKernel {
     ///
     /// # Safety
     /// The CPU has `S`'s path, and `context` and `args` meet the kernel's own contract.
-    unsafe fn run<S: Simd>(context: &Self::Context, args: Self::Args) -> Self::Output;
+    unsafe fn run<S: Simd>(
+        context: &Self::Context,
+        buffer: &mut [f32],
+        args: Self::Args,
+    ) -> Self::Output;
 }
 
 /// A kernel's entry point on one path: the path's `#[target_feature]` wrapper around
@@ -54,8 +60,11 @@ pub trait SimdKernel {
 ///
 /// # Safety (of a call)
 /// The CPU has the entry's path, and the arguments meet the kernel's contract.
-pub type Entry<K> =
-    unsafe fn(&<K as SimdKernel>::Context, <K as SimdKernel>::Args) -> <K as SimdKernel>::Output;
+pub type Entry<K> = unsafe fn(
+    &<K as SimdKernel>::Context,
+    &mut [f32],
+    <K as SimdKernel>::Args,
+) -> <K as SimdKernel>::Output;
 
 /// A body written once over [`Simd`] whose value is its arguments: a call made on the spot
 /// through [`dispatch`] or [`IsaPath::run`]. (References inside the value are not known to
@@ -81,7 +90,7 @@ impl<Op: SimdOp> SimdKernel for OpKernel<Op> {
     type Output = Op::Output;
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(_: &(), op: Op) -> Op::Output {
+    unsafe fn run<S: Simd>(_: &(), _: &mut [f32], op: Op) -> Op::Output {
         // SAFETY: forwarded contract.
         unsafe { op.run::<S>() }
     }
@@ -113,7 +122,7 @@ pub trait IsaPath: Copy + Send + Sync + 'static {
     #[inline(always)]
     unsafe fn run<Op: SimdOp>(op: Op) -> Op::Output {
         // SAFETY: forwarded contract.
-        unsafe { Self::entry::<OpKernel<Op>>()(&(), op) }
+        unsafe { Self::entry::<OpKernel<Op>>()(&(), &mut [], op) }
     }
 }
 
@@ -182,10 +191,11 @@ macro_rules! isa_table {
                     $(#[target_feature(enable = $feature)])*
                     unsafe fn path_entry<K: SimdKernel>(
                         context: &K::Context,
+                        buffer: &mut [f32],
                         args: K::Args,
                     ) -> K::Output {
                         // SAFETY: forwarded contract; the path's features are enabled here.
-                        unsafe { K::run::<$path>(context, args) }
+                        unsafe { K::run::<$path>(context, buffer, args) }
                     }
                     path_entry::<K>
                 }
@@ -247,17 +257,22 @@ isa_table! {
 #[inline(always)]
 pub unsafe fn dispatch<Op: SimdOp>(isa: Isa, op: Op) -> Op::Output {
     // SAFETY: forwarded contract.
-    unsafe { entry::<OpKernel<Op>>(isa)(&(), op) }
+    unsafe { entry::<OpKernel<Op>>(isa)(&(), &mut [], op) }
 }
 
-/// Runs kernel `K` on `isa`'s path with `context` and `args`.
+/// Runs kernel `K` on `isa`'s path with `context`, `buffer` and `args`.
 ///
 /// # Safety
-/// The CPU has `isa` ([`crate::available`]), and `context` and `args` meet `K`'s contract.
+/// The CPU has `isa` ([`crate::available`]), and the arguments meet `K`'s contract.
 #[inline(always)]
-pub unsafe fn call<K: SimdKernel>(isa: Isa, context: &K::Context, args: K::Args) -> K::Output {
+pub unsafe fn call<K: SimdKernel>(
+    isa: Isa,
+    context: &K::Context,
+    buffer: &mut [f32],
+    args: K::Args,
+) -> K::Output {
     // SAFETY: forwarded contract.
-    unsafe { entry::<K>(isa)(context, args) }
+    unsafe { entry::<K>(isa)(context, buffer, args) }
 }
 
 /// f32 lanes per vector of the code `isa` runs.

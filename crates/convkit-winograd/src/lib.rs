@@ -411,9 +411,9 @@ impl Geometry {
 #[derive(Clone, Copy)]
 struct Transforms {
     /// An [`InputTransform`]'s entry.
-    input: unsafe fn(&(), InputCall),
+    input: unsafe fn(&(), &mut [f32], InputCall),
     /// An [`OutputTransform`]'s entry.
-    output: unsafe fn(&(), OutputCall),
+    output: unsafe fn(&(), &mut [f32], OutputCall),
 }
 
 /// One call of [`kernels::input_tiles`]: the band's rows `row_stride` apart, the tiles, and
@@ -452,7 +452,7 @@ impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(_: &(), call: InputCall) {
+    unsafe fn run<S: Simd>(_: &(), _: &mut [f32], call: InputCall) {
         let InputCall {
             band,
             row_stride,
@@ -476,7 +476,7 @@ impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(_: &(), call: OutputCall) {
+    unsafe fn run<S: Simd>(_: &(), _: &mut [f32], call: OutputCall) {
         let OutputCall {
             products,
             operand,
@@ -754,6 +754,7 @@ impl WinogradPlan {
             unsafe {
                 (self.transforms.input)(
                     &(),
+                    &mut [],
                     InputCall {
                         band: input_band.as_ptr(),
                         row_stride: ic * lanes,
@@ -793,6 +794,7 @@ impl WinogradPlan {
             unsafe {
                 (self.transforms.output)(
                     &(),
+                    &mut [],
                     OutputCall {
                         products: products.as_ptr().add(k - k0),
                         operand: m_operand,
