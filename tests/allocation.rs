@@ -76,10 +76,7 @@ fn runs_with_caller_scratch_allocate_nothing() {
             .dilation([2, 1])
             .padding(Padding::symmetric([2, 1])),
     ];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("a one-thread pool");
+    let pool = convkit_testkit::pool(1);
     let mut failures = Vec::new();
     pool.install(|| {
         for spec in specs {

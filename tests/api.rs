@@ -227,10 +227,7 @@ fn runs_inside_the_callers_pool_and_concurrently() {
     let input: Vec<f32> = (0..32).map(|v| v as f32).collect();
     let mut expected = vec![0.0f32; 48];
     plan.run(&input, &mut expected).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
+    let pool = convkit_testkit::pool(1);
     let mut single = vec![0.0f32; 48];
     pool.install(|| plan.run(&input, &mut single)).unwrap();
     assert_eq!(single, expected);

@@ -153,10 +153,7 @@ fn multi_worker_problems_match_the_reference() {
         }),
     ];
     for threads in [2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = convkit_testkit::pool(threads);
         for spec in specs {
             for layout in [Layout::Nchw, Layout::Nhwc] {
                 let problem = ConvProblem::new(
@@ -179,10 +176,7 @@ fn multi_worker_problems_match_the_reference() {
 fn half_precision_pointwise_layers_match_the_reference() {
     use convkit::{Activation, ConvSpec, Layout};
     use convkit_testkit::{ConvProblem, Values};
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
+    let pool = convkit_testkit::pool(2);
     for spec in [
         ConvSpec::new(2, 64, 40, [9, 11], [1, 1]),
         ConvSpec::new(1, 300, 24, [7, 13], [1, 1]),
@@ -211,7 +205,7 @@ fn every_path_matches<T: convkit::Element + convkit::Registered>(
 ) {
     let algorithms = convkit::algorithms::<T>();
     if let Err(failure) =
-        convkit_testkit::check_algorithms(&algorithms, convkit_simd::available_isas(), problem)
+        convkit_testkit::check_algorithms(&algorithms, convkit_testkit::isas(), problem)
     {
         panic!("{context}: {failure}");
     }

@@ -1,28 +1,12 @@
 //! Hand-computed convolutions, checked exactly on every registered algorithm, every ISA path
 //! this CPU has, and both layouts. Small integers keep every sum exact in f32.
 
-use convkit::{Activation, Algorithm, ConvError, ConvSpec, Layout, Padding, PlanOptions};
-use convkit_testkit::{ConvProblem, Values};
+use convkit::{Activation, Algorithm, ConvSpec, Layout, Padding, PlanOptions};
+use convkit_testkit::{ConvProblem, GoldenCase, Values, check_golden, nchw_to_nhwc};
 
-/// NCHW data of a single-image-or-batch tensor `[n][c][h][w]` reordered to NHWC.
-fn to_nhwc(data: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for ni in 0..n {
-        for ci in 0..c {
-            for y in 0..h {
-                for x in 0..w {
-                    out[((ni * h + y) * w + x) * c + ci] = data[((ni * c + ci) * h + y) * w + x];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Runs `spec` (given in NCHW) on every algorithm and path, in NCHW and NHWC, and demands
-/// exactly `expected` (NCHW order) from algorithms exact on integers, and from the others
-/// (Winograd) `expected` within their relative bound of the largest output. Algorithms that
-/// decline the problem are skipped.
+/// Runs `spec` (given in NCHW) on every algorithm and path, in NCHW and NHWC, through the
+/// testkit's golden check: exactly `expected` (NCHW order) from algorithms exact on integers,
+/// within their relative bound of the largest output from the others.
 fn check_everywhere(
     spec: ConvSpec,
     input: &[f32],
@@ -31,57 +15,21 @@ fn check_everywhere(
     activation: Activation,
     expected: &[f32],
 ) {
-    let shape = spec.shape().expect("golden spec is valid");
-    let [oh, ow] = shape.output_hw();
-    let [ih, iw] = shape.input_hw();
-    let (n, c, k) = (shape.batch(), shape.in_channels(), shape.out_channels());
-    assert_eq!(expected.len(), shape.output_len(), "golden table size");
-    for layout in [Layout::Nchw, Layout::Nhwc] {
-        let (input, expected) = match layout {
-            Layout::Nchw => (input.to_vec(), expected.to_vec()),
-            Layout::Nhwc => (
-                to_nhwc(input, [n, c, ih, iw]),
-                to_nhwc(expected, [n, k, oh, ow]),
-            ),
-        };
-        let spec = spec.layout(layout);
-        for algorithm in convkit::algorithms::<f32>() {
-            for &isa in convkit_simd::available_isas() {
-                let options = PlanOptions::new()
-                    .algorithm(algorithm.algorithm())
-                    .activation(activation)
-                    .isa(isa);
-                let plan = match convkit::plan(&spec, weights, bias, &options) {
-                    Ok(plan) => plan,
-                    Err(ConvError::Unsupported { .. }) => continue,
-                    Err(e) => panic!("{:?} on {isa}: {e}", algorithm.algorithm()),
-                };
-                let mut output = vec![f32::NAN; expected.len()];
-                plan.run(&input, &mut output).expect("golden run");
-                let accuracy = algorithm.accuracy(&shape);
-                if accuracy.exact_on_integers {
-                    assert_eq!(
-                        output,
-                        expected,
-                        "{:?} on {} ({layout:?})",
-                        plan.algorithm(),
-                        plan.isa()
-                    );
-                    continue;
-                }
-                let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let tolerance = accuracy.relative_bound as f32 * scale;
-                for (index, (got, want)) in output.iter().zip(&expected).enumerate() {
-                    assert!(
-                        (got - want).abs() <= tolerance,
-                        "{:?} on {} ({layout:?}) output {index}: {got} vs {want}",
-                        plan.algorithm(),
-                        plan.isa()
-                    );
-                }
-            }
-        }
-    }
+    let case = GoldenCase {
+        spec,
+        input,
+        weights,
+        bias,
+        activation,
+        expected,
+    };
+    let checked = check_golden(
+        &convkit::algorithms::<f32>(),
+        convkit_testkit::isas(),
+        &case,
+    )
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    assert!(checked > 0, "no algorithm took the golden case");
 }
 
 fn iota(len: usize) -> Vec<f32> {
@@ -276,10 +224,10 @@ fn nchw_and_nhwc_give_the_same_numbers() {
             bias.as_deref(),
             &options,
         )
-        .and_then(|plan| plan.run(&to_nhwc(&input, [2, 6, 7, 9]), &mut nhwc))
+        .and_then(|plan| plan.run(&nchw_to_nhwc(&input, [2, 6, 7, 9]), &mut nhwc))
         .expect("nhwc run");
         assert_eq!(
-            to_nhwc(&nchw, [2, 4, oh, ow]),
+            nchw_to_nhwc(&nchw, [2, 4, oh, ow]),
             nhwc,
             "{:?}",
             algorithm.algorithm()

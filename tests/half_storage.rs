@@ -11,6 +11,7 @@ use convkit::{
     Activation, Algorithm, ConvSpec, F32Storage, Isa, Layout, Padding, PlanOptions, Registered,
     bf16, f16,
 };
+use convkit_testkit::{integers, isas, pool};
 
 /// Layers that take each of im2col's operand layouts and each direct kernel.
 fn specs() -> Vec<ConvSpec> {
@@ -47,20 +48,6 @@ fn specs() -> Vec<ConvSpec> {
     ]
 }
 
-/// Integer-valued data of `len` values (exact in every storage type).
-fn integers(len: usize, seed: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0)
-        .collect()
-}
-
-fn isas() -> Vec<Isa> {
-    [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon]
-        .into_iter()
-        .filter(|&isa| convkit_simd::available(isa))
-        .collect()
-}
-
 /// The output of `spec` planned for `T` on `isa`, widened.
 fn run<T: Registered + F32Storage>(
     spec: &ConvSpec,
@@ -89,13 +76,10 @@ fn run<T: Registered + F32Storage>(
 /// `run::<T>` equals the f32 plan's output rounded to `T`.
 fn check<T: Registered + F32Storage>() {
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a pool");
+        let pool = pool(threads);
         for path in [Algorithm::Im2colGemm, Algorithm::Direct]
             .into_iter()
-            .flat_map(|algorithm| isas().into_iter().map(move |isa| (algorithm, isa)))
+            .flat_map(|algorithm| isas().iter().map(move |&isa| (algorithm, isa)))
         {
             for layout in [Layout::Nchw, Layout::Nhwc] {
                 for spec in specs() {

@@ -33,7 +33,7 @@ fn gradient_convolutions_match_the_reference_on_every_path() {
     let checked = std::cell::RefCell::new(std::collections::BTreeMap::new());
     let result = runner.run(&strategy, |problems| {
         let algorithms = convkit::algorithms::<f32>();
-        let isas = convkit_simd::available_isas();
+        let isas = convkit_testkit::isas();
         for problem in &problems {
             let outcomes = check_algorithms(&algorithms, isas, problem)
                 .map_err(|failure| TestCaseError::fail(failure.message))?;
@@ -55,7 +55,7 @@ fn gradient_convolutions_match_the_reference_on_every_path() {
     for ((algorithm, isa), count) in &checked {
         println!("backward convolutions: {algorithm} on {isa}: {count} problems passed");
     }
-    for &isa in convkit_simd::available_isas() {
+    for &isa in convkit_testkit::isas() {
         assert!(
             checked.keys().any(|&(_, i)| i == isa) || isa == Isa::Neon,
             "no gradient convolution was checked on {isa}"

@@ -6,14 +6,9 @@ use convkit_core::{Activation, Isa};
 use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmOutput, OutputPtr, OutputTile, Packing, Sgemm, StridedMatrix,
 };
+use convkit_testkit::{integers, pool};
 use half::{bf16, f16};
 use std::ops::Range;
-
-fn integers(len: usize, seed: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0)
-        .collect()
-}
 
 /// `C = A·B + biases`, then the activation, in f64 (exact for the integer data used here).
 fn naive(
@@ -38,19 +33,12 @@ fn naive(
     c
 }
 
-/// A rayon pool of `threads` workers.
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a pool")
-}
-
+/// The paths this CPU has that have microkernels.
 fn isas() -> Vec<Isa> {
-    convkit_gemm::KernelShape::ISAS
+    convkit_testkit::isas()
         .iter()
         .copied()
-        .filter(|&isa| convkit_simd::available(isa))
+        .filter(|isa| convkit_gemm::KernelShape::ISAS.contains(isa))
         .collect()
 }
 

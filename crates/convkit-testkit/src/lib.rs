@@ -11,14 +11,20 @@
 //!   (relative to `Σ|x·w| + |bias|`), bit-exactly on integer-valued data where the algorithm
 //!   declares exactness, and checks that a second run reproduces the first bit for bit.
 //! - [`conformance_suite!`]: instantiates the property test for an algorithm on every ISA path.
+//! - [`check_golden`]: a hand-computed case on every algorithm, path and layout.
+//! - Helpers the tests share: [`pool`], [`integers`], [`nchw_to_nhwc`], [`isas`].
 
 mod check;
+mod golden;
+mod helpers;
 mod problem;
 mod suite;
 
 pub use check::{
     CheckFailure, CheckOutcome, CheckReport, check_algorithms, check_impl, compare_with_reference,
 };
+pub use golden::{GoldenCase, check_golden};
+pub use helpers::{integers, isas, nchw_to_nhwc, pool};
 pub use problem::{ConvProblem, MAC_BUDGET, ProblemParams, Values, conv_problem, winograd_problem};
 pub use suite::{SuiteSummary, run_conformance};
 
