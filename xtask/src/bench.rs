@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: every algorithm on every suite layer, at 1 thread and all threads.
 
+use crate::model::{Peer, Report, Row, Timing};
 use crate::peak::{self, Peak, PeakSet};
 use crate::peers::PeerSession;
-use crate::report::{self, Report, Row};
+use crate::report;
 use crate::suite::{self, Layer};
 use crate::workspace_root;
 use convkit::{Activation, Algorithm, ConvError, Layout, PlanOptions, Registered, bf16, f16};
@@ -38,14 +39,6 @@ pub struct BenchArgs {
     /// Report folder, relative to the workspace root.
     #[arg(long, default_value = "target/convkit-report")]
     out: PathBuf,
-}
-
-/// How long and how often each row is timed (the peer script's rows too).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
-    pub(crate) min_seconds: f64,
-    pub(crate) min_runs: usize,
-    pub(crate) max_runs: usize,
 }
 
 /// The standalone SGEMM row's name.
@@ -359,11 +352,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     if let Some(unknown) = args
         .compare
         .iter()
-        .find(|name| !crate::peers::PEERS.contains(&name.as_str()))
+        .find(|name| Peer::from_name(name).is_none())
     {
+        let known: Vec<&str> = Peer::ALL.iter().map(|peer| peer.name()).collect();
         return Err(format!(
             "unknown peer {unknown}; known: {}",
-            crate::peers::PEERS.join(", ")
+            known.join(", ")
         ));
     }
     let all_threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -403,9 +397,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     let half_types = ["f16", "bf16"]
         .map(|name| algorithms.contains(&Algorithm::Auto) && args.types.iter().any(|t| t == name));
-    let peers: Vec<&'static str> = crate::peers::PEERS
+    let peers: Vec<Peer> = Peer::ALL
         .into_iter()
-        .filter(|peer| args.compare.iter().any(|name| name == peer))
+        .filter(|peer| args.compare.iter().any(|name| name == peer.name()))
         .collect();
     let mut sessions: Vec<PeerSession> = if peers.is_empty() {
         Vec::new()

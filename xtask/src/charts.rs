@@ -1,7 +1,8 @@
 //! The report's charts: SVG strings drawn with plotters' SVG backend (text is emitted as SVG
 //! `<text>`, so no font files are needed), embedded in `index.html`.
 
-use crate::report::{Report, Row};
+use crate::model::{Contender, Report, Row};
+use convkit::Algorithm;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -21,7 +22,11 @@ const PALETTE: [RGBColor; 8] = [
 /// Layers in report order (the standalone SGEMM row excluded).
 fn shapes(report: &Report) -> Vec<&'static str> {
     let mut shapes = Vec::new();
-    for row in report.rows.iter().filter(|r| r.algorithm != "sgemm") {
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| r.algorithm != Contender::Sgemm)
+    {
         if !shapes.contains(&row.shape) {
             shapes.push(row.shape);
         }
@@ -30,9 +35,13 @@ fn shapes(report: &Report) -> Vec<&'static str> {
 }
 
 /// Algorithms in report order.
-fn algorithms(report: &Report) -> Vec<&'static str> {
+fn algorithms(report: &Report) -> Vec<Contender> {
     let mut algorithms = Vec::new();
-    for row in report.rows.iter().filter(|r| r.algorithm != "sgemm") {
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| r.algorithm != Contender::Sgemm)
+    {
         if !algorithms.contains(&row.algorithm) {
             algorithms.push(row.algorithm);
         }
@@ -40,7 +49,12 @@ fn algorithms(report: &Report) -> Vec<&'static str> {
     algorithms
 }
 
-fn find<'a>(report: &'a Report, shape: &str, algorithm: &str, threads: usize) -> Option<&'a Row> {
+fn find<'a>(
+    report: &'a Report,
+    shape: &str,
+    algorithm: Contender,
+    threads: usize,
+) -> Option<&'a Row> {
     report.rows.iter().find(|r| {
         r.shape == shape && r.algorithm == algorithm && r.threads == threads && r.dtype == "f32"
     })
@@ -102,9 +116,9 @@ fn band(layers: usize, index: usize) -> f64 {
 /// dashed line.
 pub fn gflops(report: &Report, threads: usize) -> Result<String, String> {
     let shapes = shapes(report);
-    let algorithms: Vec<&str> = algorithms(report)
+    let algorithms: Vec<Contender> = algorithms(report)
         .into_iter()
-        .filter(|a| *a != "reference")
+        .filter(|&a| a != Contender::Convkit(Algorithm::Reference))
         .collect();
     let peak = report
         .peaks
@@ -152,7 +166,7 @@ pub fn gflops(report: &Report, threads: usize) -> Result<String, String> {
                 .iter()
                 .enumerate()
                 .filter_map(|(s, shape)| {
-                    let value = find(report, shape, algorithm, threads)?.gflops?;
+                    let value = find(report, shape, *algorithm, threads)?.gflops?;
                     let y = band(shapes.len(), s) + 0.1 + a as f64 * width;
                     Some(Rectangle::new(
                         [(0.0, y), (value, y + width)],
@@ -162,7 +176,7 @@ pub fn gflops(report: &Report, threads: usize) -> Result<String, String> {
                 .collect();
             chart
                 .draw_series(bars)?
-                .label(*algorithm)
+                .label(algorithm.name())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                 });
@@ -188,7 +202,8 @@ pub fn auto_speedup(report: &Report, threads: usize) -> Result<String, String> {
     let speedups: Vec<(Option<f64>, Option<f64>)> = shapes
         .iter()
         .map(|shape| {
-            let auto = find(report, shape, "auto", threads).and_then(|r| r.median_ms);
+            let auto = find(report, shape, Contender::Convkit(Algorithm::Auto), threads)
+                .and_then(|r| r.median_ms);
             let slowest = report
                 .rows
                 .iter()
@@ -196,11 +211,18 @@ pub fn auto_speedup(report: &Report, threads: usize) -> Result<String, String> {
                     r.shape == *shape
                         && r.threads == threads
                         && r.dtype == "f32"
-                        && !matches!(r.algorithm, "auto" | "reference")
+                        && r.algorithm.is_concrete()
+                        && r.algorithm != Contender::Convkit(Algorithm::Reference)
                 })
                 .filter_map(|r| r.median_ms)
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-            let reference = find(report, shape, "reference", threads).and_then(|r| r.median_ms);
+            let reference = find(
+                report,
+                shape,
+                Contender::Convkit(Algorithm::Reference),
+                threads,
+            )
+            .and_then(|r| r.median_ms);
             (
                 auto.zip(slowest).map(|(a, s)| s / a),
                 auto.zip(reference).map(|(a, r)| r / a),
@@ -275,7 +297,7 @@ pub fn thread_scaling(report: &Report) -> Result<String, String> {
     let top = report
         .rows
         .iter()
-        .filter(|r| r.algorithm == "auto" && r.dtype == "f32")
+        .filter(|r| r.algorithm.is_auto() && r.dtype == "f32")
         .filter_map(|r| r.gflops)
         .fold(1.0, f64::max)
         * 1.1;
@@ -300,7 +322,12 @@ pub fn thread_scaling(report: &Report) -> Result<String, String> {
             let color = PALETTE[s % PALETTE.len()];
             let points: Vec<(f64, f64)> = threads
                 .iter()
-                .filter_map(|&t| Some((t as f64, find(report, shape, "auto", t)?.gflops?)))
+                .filter_map(|&t| {
+                    Some((
+                        t as f64,
+                        find(report, shape, Contender::Convkit(Algorithm::Auto), t)?.gflops?,
+                    ))
+                })
                 .collect();
             let style = if s < PALETTE.len() {
                 color.stroke_width(2)
@@ -323,9 +350,9 @@ pub fn thread_scaling(report: &Report) -> Result<String, String> {
 /// Worst measured error relative to `Σ|x·w|` per layer and algorithm (log scale).
 pub fn errors(report: &Report) -> Result<String, String> {
     let shapes = shapes(report);
-    let algorithms: Vec<&str> = algorithms(report)
+    let algorithms: Vec<Contender> = algorithms(report)
         .into_iter()
-        .filter(|a| *a != "auto")
+        .filter(|a| !a.is_auto())
         .collect();
     let values: Vec<f64> = report
         .rows
@@ -381,7 +408,7 @@ pub fn errors(report: &Report) -> Result<String, String> {
                 .collect();
             chart
                 .draw_series(points)?
-                .label(*algorithm)
+                .label(algorithm.name())
                 .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;

@@ -8,6 +8,7 @@
 mod bench;
 mod charts;
 mod fuzz;
+mod model;
 mod peak;
 mod peers;
 mod report;

@@ -4,17 +4,13 @@
 //! right after convkit's own rows of that layer. A missing Python or package is a note in the
 //! report, never a failure.
 
-use crate::bench::Timing;
+use crate::model::{Peer, Row, Timing};
 use crate::peak::Peak;
-use crate::report::Row;
 use crate::suite::Layer;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-
-/// Peers the script knows, with the names their rows carry.
-pub const PEERS: [&str; 2] = ["onnxruntime", "torch"];
 
 /// The peer script.
 const SCRIPT: &str = include_str!("peers.py");
@@ -51,7 +47,7 @@ pub struct PeerSession {
 impl PeerSession {
     /// Starts the script for `peers` on `layers` at `threads` threads and waits until it has
     /// prepared them.
-    pub fn start(peers: &[&'static str], layers: &[Layer], threads: usize) -> PeerSession {
+    pub fn start(peers: &[Peer], layers: &[Layer], threads: usize) -> PeerSession {
         let mut session = PeerSession {
             threads,
             pipes: None,
@@ -78,13 +74,13 @@ impl PeerSession {
         };
         session.pipes = Some((child, stdin, BufReader::new(stdout)));
         let setup = serde_json::json!({
-            "peers": peers,
+            "peers": peers.iter().map(|peer| peer.name()).collect::<Vec<_>>(),
             "threads": threads,
             "layers": layers.iter().map(describe).collect::<Vec<_>>(),
         });
         match session.exchange::<Ready>(&setup) {
             Ok(ready) => {
-                for &name in peers {
+                for name in peers.iter().map(|peer| peer.name()) {
                     let note = match ready.peers.get(name) {
                         Some(PeerStatus {
                             status,
@@ -129,22 +125,22 @@ impl PeerSession {
                 layer.name, self.threads
             ));
         }
-        PEERS
-            .iter()
-            .filter_map(|&name| {
-                let ms = *timed.median_ms.get(name)?;
-                Some(Row::peer(layer, name, self.threads, ms / 1e3, peak))
+        Peer::ALL
+            .into_iter()
+            .filter_map(|peer| {
+                let ms = *timed.median_ms.get(peer.name())?;
+                Some(Row::peer(layer, peer, self.threads, ms / 1e3, peak))
             })
             .collect()
     }
 
     /// Notes every peer as unavailable for `why`.
-    fn fail(&mut self, peers: &[&'static str], why: String) {
+    fn fail(&mut self, peers: &[Peer], why: String) {
         let threads = self.threads;
         self.notes.extend(
             peers
                 .iter()
-                .map(|name| format!("{name}: {why} ({threads} thread(s))")),
+                .map(|peer| format!("{}: {why} ({threads} thread(s))", peer.name())),
         );
         self.pipes = None;
     }

@@ -1,152 +1,8 @@
 //! The bench report: a table on stdout, `report.md` and `report.json` on disk.
 
-use crate::peak::{Peak, PeakSet};
-use crate::suite::Layer;
-use convkit::{Algorithm, Plan};
-use serde::Serialize;
+use crate::model::{Contender, Report, Row};
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// One (layer, algorithm, thread count) measurement.
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    pub shape: &'static str,
-    pub spec: String,
-    pub algorithm: &'static str,
-    /// Element type of the tensors.
-    pub dtype: &'static str,
-    pub isa: Option<&'static str>,
-    pub threads: usize,
-    /// "ok", or why the row has no timing.
-    pub status: String,
-    pub flops: u64,
-    pub median_ms: Option<f64>,
-    pub runs: usize,
-    pub gflops: Option<f64>,
-    pub percent_of_peak: Option<f64>,
-    /// Worst error relative to `Σ|x·w| + |bias|` against the f64 reference.
-    pub max_relative_error: Option<f64>,
-    pub scratch_bytes: Option<usize>,
-    pub plan_bytes: Option<usize>,
-    /// The algorithm that ran (the planner's choice on `auto` rows).
-    pub ran: Option<&'static str>,
-    /// Auto rows: the median over the fastest concrete algorithm's on the same shape and
-    /// thread count (1.0 = Auto chose the best).
-    pub auto_vs_best: Option<f64>,
-    /// Peer rows: the peer's median over Auto's on the same shape and thread count (above 1:
-    /// convkit is faster).
-    pub auto_speedup: Option<f64>,
-}
-
-impl Row {
-    pub fn new(layer: &Layer, algorithm: Algorithm, dtype: &'static str, threads: usize) -> Row {
-        Row {
-            shape: layer.name,
-            spec: describe(layer),
-            algorithm: algorithm.name(),
-            dtype,
-            isa: None,
-            threads,
-            status: "ok".to_owned(),
-            flops: layer.spec.flops().unwrap_or(0),
-            median_ms: None,
-            runs: 0,
-            gflops: None,
-            percent_of_peak: None,
-            max_relative_error: None,
-            scratch_bytes: None,
-            plan_bytes: None,
-            ran: None,
-            auto_vs_best: None,
-            auto_speedup: None,
-        }
-    }
-
-    /// A row for a peer library's timing of `layer`.
-    pub fn peer(
-        layer: &Layer,
-        name: &'static str,
-        threads: usize,
-        seconds: f64,
-        peak: &Peak,
-    ) -> Row {
-        let flops = layer.spec.flops().unwrap_or(0);
-        let gflops = flops as f64 / seconds / 1e9;
-        Row {
-            shape: layer.name,
-            spec: describe(layer),
-            algorithm: name,
-            dtype: "f32",
-            isa: None,
-            threads,
-            status: "ok".to_owned(),
-            flops,
-            median_ms: Some(seconds * 1e3),
-            runs: 0,
-            gflops: Some(gflops),
-            percent_of_peak: Some(100.0 * gflops / peak.gflops),
-            max_relative_error: None,
-            scratch_bytes: None,
-            plan_bytes: None,
-            ran: Some(name),
-            auto_vs_best: None,
-            auto_speedup: None,
-        }
-    }
-
-    /// A row for the standalone SGEMM.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sgemm(
-        name: &'static str,
-        isa: convkit::Isa,
-        threads: usize,
-        flops: u64,
-        seconds: f64,
-        runs: usize,
-        peak: &Peak,
-        scratch_bytes: usize,
-    ) -> Row {
-        let gflops = flops as f64 / seconds / 1e9;
-        Row {
-            shape: name,
-            spec: "C = A·B, 1024x1024x1024 row-major".to_owned(),
-            algorithm: "sgemm",
-            dtype: "f32",
-            isa: Some(isa.name()),
-            threads,
-            status: "ok".to_owned(),
-            flops,
-            median_ms: Some(seconds * 1e3),
-            runs,
-            gflops: Some(gflops),
-            percent_of_peak: Some(100.0 * gflops / peak.gflops),
-            max_relative_error: None,
-            scratch_bytes: Some(scratch_bytes),
-            plan_bytes: None,
-            ran: Some("sgemm"),
-            auto_vs_best: None,
-            auto_speedup: None,
-        }
-    }
-
-    pub fn record<T: convkit::Element>(
-        &mut self,
-        plan: &Plan<T>,
-        seconds: f64,
-        runs: usize,
-        peak: &Peak,
-    ) {
-        let gflops = self.flops as f64 / seconds / 1e9;
-        self.isa = Some(plan.isa().name());
-        self.median_ms = Some(seconds * 1e3);
-        self.runs = runs;
-        self.gflops = Some(gflops);
-        self.percent_of_peak = Some(100.0 * gflops / peak.gflops);
-        self.scratch_bytes = Some(plan.scratch_len() * std::mem::size_of::<f32>());
-        self.plan_bytes = Some(plan.plan_bytes());
-        self.ran = Some(plan.algorithm().name());
-    }
-}
 
 /// Per row: the median of the f32 `auto` row of the same shape and thread count.
 fn f32_auto_medians(rows: &[Row]) -> Vec<Option<f64>> {
@@ -156,7 +12,7 @@ fn f32_auto_medians(rows: &[Row]) -> Vec<Option<f64>> {
                 .find(|r| {
                     r.shape == row.shape
                         && r.threads == row.threads
-                        && r.algorithm == "auto"
+                        && r.algorithm.is_auto()
                         && r.dtype == "f32"
                 })
                 .and_then(|r| r.median_ms)
@@ -171,7 +27,7 @@ pub fn rate_peers(rows: &mut [Row]) {
         let (Some(ms), Some(auto_ms), true) = (
             row.median_ms,
             auto_ms,
-            crate::peers::PEERS.contains(&row.algorithm),
+            matches!(row.algorithm, Contender::Peer(_)),
         ) else {
             continue;
         };
@@ -192,16 +48,15 @@ pub fn rate_auto(rows: &mut [Row]) {
                     r.shape == auto.shape
                         && r.threads == auto.threads
                         && r.dtype == "f32"
-                        && r.algorithm != "auto"
-                        && !crate::peers::PEERS.contains(&r.algorithm)
+                        && r.algorithm.is_concrete()
                 })
-                .filter_map(|r| Some((r.median_ms?, r.algorithm)))
+                .filter_map(|r| Some((r.median_ms?, r.algorithm.name())))
                 .min_by(|a, b| a.0.total_cmp(&b.0))
         })
         .collect();
     let f32_auto = f32_auto_medians(rows);
     for ((row, best), f32_ms) in rows.iter_mut().zip(best).zip(f32_auto) {
-        if row.algorithm == "auto"
+        if row.algorithm.is_auto()
             && row.dtype != "f32"
             && let (Some(ms), Some(f32_ms)) = (row.median_ms, f32_ms)
         {
@@ -215,7 +70,7 @@ pub fn rate_auto(rows: &mut [Row]) {
         let (Some(ms), Some((best_ms, best_name)), true) = (
             row.median_ms,
             best,
-            row.algorithm == "auto" && row.dtype == "f32",
+            row.algorithm.is_auto() && row.dtype == "f32",
         ) else {
             continue;
         };
@@ -234,96 +89,6 @@ pub fn rate_auto(rows: &mut [Row]) {
             format!("SLOWER: chose {ran}, {ratio:.2}x the best ({best_name})")
         };
     }
-}
-
-fn describe(layer: &Layer) -> String {
-    let shape = layer.spec.shape().expect("suite layers are valid");
-    let [h, w] = shape.input_hw();
-    let [kh, kw] = shape.kernel_hw();
-    let [sh, sw] = shape.stride();
-    let [dh, dw] = shape.dilation();
-    let mut text = format!(
-        "N{} {}->{} {h}x{w} k{kh}x{kw}",
-        shape.batch(),
-        shape.in_channels(),
-        shape.out_channels()
-    );
-    if [sh, sw] != [1, 1] {
-        let _ = write!(text, " s{sh}");
-    }
-    if shape.padding().top > 0 {
-        let _ = write!(text, " p{}", shape.padding().top);
-    }
-    if [dh, dw] != [1, 1] {
-        let _ = write!(text, " d{dh}");
-    }
-    if shape.groups() > 1 {
-        let _ = write!(text, " g{}", shape.groups());
-    }
-    if shape.layout() == convkit::Layout::Nhwc {
-        text.push_str(" NHWC");
-    }
-    text
-}
-
-/// Everything one bench run measured.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub machine: String,
-    pub cores: usize,
-    pub isas: Vec<&'static str>,
-    pub quick: bool,
-    pub peaks: Vec<PeakSet>,
-    /// The peak measured again after every row: how much the host's throughput moved
-    /// during the run (a shared machine's neighbours come and go).
-    pub peaks_after: Vec<PeakSet>,
-    pub rows: Vec<Row>,
-    /// What each `--compare` peer did (version, or why it has no rows), per thread count.
-    pub peer_notes: Vec<String>,
-}
-
-impl Report {
-    pub fn new(
-        peaks: Vec<PeakSet>,
-        peaks_after: Vec<PeakSet>,
-        rows: Vec<Row>,
-        quick: bool,
-        peer_notes: Vec<String>,
-    ) -> Report {
-        Report {
-            machine: {
-                let caches = convkit_simd::CacheSizes::detect();
-                format!(
-                    "{}, L1d {} KiB, L2 {} KiB per core",
-                    cpu_model(),
-                    caches.l1d >> 10,
-                    caches.l2 >> 10
-                )
-            },
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
-            isas: convkit_simd::available_isas()
-                .iter()
-                .map(|i| i.name())
-                .collect(),
-            quick,
-            peaks,
-            peaks_after,
-            rows,
-            peer_notes,
-        }
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
 }
 
 fn cell(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
@@ -352,7 +117,7 @@ const HEADER: [&str; 12] = [
 fn cells(row: &Row) -> [String; 12] {
     [
         row.shape.to_owned(),
-        row.algorithm.to_owned(),
+        row.algorithm.name().to_owned(),
         row.dtype.to_owned(),
         row.isa.unwrap_or("-").to_owned(),
         row.threads.to_string(),
@@ -618,7 +383,8 @@ pub fn write(report: &Report, folder: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Row, rate_auto};
+    use super::rate_auto;
+    use crate::model::Row;
     use crate::suite::layers;
     use convkit::Algorithm;
 

@@ -1,0 +1,310 @@
+//! The bench's data model, at the bottom of xtask's modules: what one row measured
+//! ([`Row`]), who ran it ([`Contender`]: a convkit algorithm, a peer library or the
+//! standalone SGEMM) and how long rows are timed ([`Timing`]). It imports only the suite's
+//! layers and the peak's type; the bench, the report, the charts and the peers all build on
+//! it, and none of them on each other's data.
+
+use crate::peak::{Peak, PeakSet};
+use crate::suite::Layer;
+use convkit::{Algorithm, Plan};
+use serde::{Serialize, Serializer};
+use std::fmt::Write as _;
+
+/// A library timed beside convkit on the same layers (`--compare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// ONNX Runtime's CPU provider (MLAS).
+    OnnxRuntime,
+    /// PyTorch (oneDNN).
+    Torch,
+}
+
+impl Peer {
+    /// Every peer the script knows.
+    pub const ALL: [Peer; 2] = [Peer::OnnxRuntime, Peer::Torch];
+
+    /// The name its rows, the command line and the peer script use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Peer::OnnxRuntime => "onnxruntime",
+            Peer::Torch => "torch",
+        }
+    }
+
+    /// The peer named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Peer> {
+        Peer::ALL.into_iter().find(|peer| peer.name() == name)
+    }
+}
+
+/// Who produced a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contender {
+    /// A convkit algorithm (Auto included).
+    Convkit(Algorithm),
+    /// Another library.
+    Peer(Peer),
+    /// convkit's standalone SGEMM (`sgemm_1024`).
+    Sgemm,
+}
+
+impl Contender {
+    /// The name in tables, charts and `report.json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Contender::Convkit(algorithm) => algorithm.name(),
+            Contender::Peer(peer) => peer.name(),
+            Contender::Sgemm => "sgemm",
+        }
+    }
+
+    /// convkit's planner.
+    pub fn is_auto(self) -> bool {
+        self == Contender::Convkit(Algorithm::Auto)
+    }
+
+    /// A convkit algorithm that the planner may choose (not Auto itself).
+    pub fn is_concrete(self) -> bool {
+        matches!(self, Contender::Convkit(algorithm) if algorithm != Algorithm::Auto)
+    }
+}
+
+impl Serialize for Contender {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// How long and how often each row is timed (the peer script's rows too).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub min_seconds: f64,
+    pub min_runs: usize,
+    pub max_runs: usize,
+}
+
+/// One (layer, algorithm, thread count) measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub shape: &'static str,
+    pub spec: String,
+    /// Who ran it (serialized as its name).
+    pub algorithm: Contender,
+    /// Element type of the tensors.
+    pub dtype: &'static str,
+    pub isa: Option<&'static str>,
+    pub threads: usize,
+    /// "ok", or why the row has no timing.
+    pub status: String,
+    pub flops: u64,
+    pub median_ms: Option<f64>,
+    pub runs: usize,
+    pub gflops: Option<f64>,
+    pub percent_of_peak: Option<f64>,
+    /// Worst error relative to `Σ|x·w| + |bias|` against the f64 reference.
+    pub max_relative_error: Option<f64>,
+    pub scratch_bytes: Option<usize>,
+    pub plan_bytes: Option<usize>,
+    /// The algorithm that ran (the planner's choice on `auto` rows).
+    pub ran: Option<&'static str>,
+    /// Auto rows: the median over the fastest concrete algorithm's on the same shape and
+    /// thread count (1.0 = Auto chose the best).
+    pub auto_vs_best: Option<f64>,
+    /// Peer rows: the peer's median over Auto's on the same shape and thread count (above 1:
+    /// convkit is faster).
+    pub auto_speedup: Option<f64>,
+}
+
+impl Row {
+    pub fn new(layer: &Layer, algorithm: Algorithm, dtype: &'static str, threads: usize) -> Row {
+        Row {
+            shape: layer.name,
+            spec: describe(layer),
+            algorithm: Contender::Convkit(algorithm),
+            dtype,
+            isa: None,
+            threads,
+            status: "ok".to_owned(),
+            flops: layer.spec.flops().unwrap_or(0),
+            median_ms: None,
+            runs: 0,
+            gflops: None,
+            percent_of_peak: None,
+            max_relative_error: None,
+            scratch_bytes: None,
+            plan_bytes: None,
+            ran: None,
+            auto_vs_best: None,
+            auto_speedup: None,
+        }
+    }
+
+    /// A row for a peer library's timing of `layer`.
+    pub fn peer(layer: &Layer, peer: Peer, threads: usize, seconds: f64, peak: &Peak) -> Row {
+        let flops = layer.spec.flops().unwrap_or(0);
+        let gflops = flops as f64 / seconds / 1e9;
+        Row {
+            shape: layer.name,
+            spec: describe(layer),
+            algorithm: Contender::Peer(peer),
+            dtype: "f32",
+            isa: None,
+            threads,
+            status: "ok".to_owned(),
+            flops,
+            median_ms: Some(seconds * 1e3),
+            runs: 0,
+            gflops: Some(gflops),
+            percent_of_peak: Some(100.0 * gflops / peak.gflops),
+            max_relative_error: None,
+            scratch_bytes: None,
+            plan_bytes: None,
+            ran: Some(peer.name()),
+            auto_vs_best: None,
+            auto_speedup: None,
+        }
+    }
+
+    /// A row for the standalone SGEMM.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm(
+        name: &'static str,
+        isa: convkit::Isa,
+        threads: usize,
+        flops: u64,
+        seconds: f64,
+        runs: usize,
+        peak: &Peak,
+        scratch_bytes: usize,
+    ) -> Row {
+        let gflops = flops as f64 / seconds / 1e9;
+        Row {
+            shape: name,
+            spec: "C = A·B, 1024x1024x1024 row-major".to_owned(),
+            algorithm: Contender::Sgemm,
+            dtype: "f32",
+            isa: Some(isa.name()),
+            threads,
+            status: "ok".to_owned(),
+            flops,
+            median_ms: Some(seconds * 1e3),
+            runs,
+            gflops: Some(gflops),
+            percent_of_peak: Some(100.0 * gflops / peak.gflops),
+            max_relative_error: None,
+            scratch_bytes: Some(scratch_bytes),
+            plan_bytes: None,
+            ran: Some("sgemm"),
+            auto_vs_best: None,
+            auto_speedup: None,
+        }
+    }
+
+    pub fn record<T: convkit::Element>(
+        &mut self,
+        plan: &Plan<T>,
+        seconds: f64,
+        runs: usize,
+        peak: &Peak,
+    ) {
+        let gflops = self.flops as f64 / seconds / 1e9;
+        self.isa = Some(plan.isa().name());
+        self.median_ms = Some(seconds * 1e3);
+        self.runs = runs;
+        self.gflops = Some(gflops);
+        self.percent_of_peak = Some(100.0 * gflops / peak.gflops);
+        self.scratch_bytes = Some(plan.scratch_len() * std::mem::size_of::<f32>());
+        self.plan_bytes = Some(plan.plan_bytes());
+        self.ran = Some(plan.algorithm().name());
+    }
+}
+
+fn describe(layer: &Layer) -> String {
+    let shape = layer.spec.shape().expect("suite layers are valid");
+    let [h, w] = shape.input_hw();
+    let [kh, kw] = shape.kernel_hw();
+    let [sh, sw] = shape.stride();
+    let [dh, dw] = shape.dilation();
+    let mut text = format!(
+        "N{} {}->{} {h}x{w} k{kh}x{kw}",
+        shape.batch(),
+        shape.in_channels(),
+        shape.out_channels()
+    );
+    if [sh, sw] != [1, 1] {
+        let _ = write!(text, " s{sh}");
+    }
+    if shape.padding().top > 0 {
+        let _ = write!(text, " p{}", shape.padding().top);
+    }
+    if [dh, dw] != [1, 1] {
+        let _ = write!(text, " d{dh}");
+    }
+    if shape.groups() > 1 {
+        let _ = write!(text, " g{}", shape.groups());
+    }
+    if shape.layout() == convkit::Layout::Nhwc {
+        text.push_str(" NHWC");
+    }
+    text
+}
+
+/// Everything one bench run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub cores: usize,
+    pub isas: Vec<&'static str>,
+    pub quick: bool,
+    pub peaks: Vec<PeakSet>,
+    /// The peak measured again after every row: how much the host's throughput moved
+    /// during the run (a shared machine's neighbours come and go).
+    pub peaks_after: Vec<PeakSet>,
+    pub rows: Vec<Row>,
+    /// What each `--compare` peer did (version, or why it has no rows), per thread count.
+    pub peer_notes: Vec<String>,
+}
+
+impl Report {
+    pub fn new(
+        peaks: Vec<PeakSet>,
+        peaks_after: Vec<PeakSet>,
+        rows: Vec<Row>,
+        quick: bool,
+        peer_notes: Vec<String>,
+    ) -> Report {
+        Report {
+            machine: {
+                let caches = convkit_simd::CacheSizes::detect();
+                format!(
+                    "{}, L1d {} KiB, L2 {} KiB per core",
+                    cpu_model(),
+                    caches.l1d >> 10,
+                    caches.l2 >> 10
+                )
+            },
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            isas: convkit_simd::available_isas()
+                .iter()
+                .map(|i| i.name())
+                .collect(),
+            quick,
+            peaks,
+            peaks_after,
+            rows,
+            peer_notes,
+        }
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
