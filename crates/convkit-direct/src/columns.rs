@@ -18,6 +18,7 @@
 //! 12×2 or 16×1 by the vectors per output row; AVX2: 6×2 or 8×1; portable: 4×1.
 
 use crate::geometry::{Geometry, LineOrder, StepOrder};
+use crate::{Item, ItemKernel};
 use convkit_core::Isa;
 use convkit_simd::{F32Storage, Simd, VectorActivation};
 
@@ -31,23 +32,11 @@ pub(crate) struct ColumnTile {
     pub rv: usize,
 }
 
-/// The column kernel's tiles, `output channels x column vectors` (see `lib.rs`):
-/// accumulators `kr·rv` + `rv` input vectors + a weight broadcast within the path's registers.
-macro_rules! column_tiles {
-    ($then:ident!($($args:tt)*)) => {
-        $then!($($args)*;
-            Isa::Avx512 => 6 x 4, 8 x 3, 12 x 2, 16 x 1;
-            Isa::Avx2 => 6 x 2, 8 x 1;
-            _ => 4 x 1;
-        )
-    };
-}
-
 impl ColumnTile {
     /// The tile for rows of `vectors` column vectors on `isa`: the widest of the path's list
     /// that the rows fill.
     pub fn choose(isa: Isa, vectors: usize) -> ColumnTile {
-        let (kr, rv) = column_tiles!(choose_tile!(isa, vectors));
+        let (kr, rv) = register_tiles!(columns, choose_tile!(isa, vectors));
         ColumnTile { kr, rv }
     }
 }
@@ -139,56 +128,6 @@ impl Columns {
     /// f32 elements of one worker's band buffer.
     pub fn buffer_len(&self) -> usize {
         self.geometry.cg * self.buffer_rows() * self.buffer_width
-    }
-
-    /// Computes band `band` of group `group` of image `n`, every output channel of the group,
-    /// using `buffer` ([`Columns::buffer_len`] elements).
-    ///
-    /// # Safety
-    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
-    /// writes this band of this group meanwhile.
-    #[inline(always)]
-    pub unsafe fn run_band<S: Simd, T: F32Storage>(
-        &self,
-        input: *const T,
-        output: *mut T,
-        (n, group, band): (usize, usize, usize),
-        buffer: &mut [f32],
-    ) {
-        let geo = &self.geometry;
-        let oh = geo.out_hw[0];
-        let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
-        let first = rows.start * geo.stride[0];
-        let buffer_rows = self.buffer_rows();
-        let plane_len = buffer_rows * self.buffer_width;
-        for (c, lines) in buffer[..geo.cg * plane_len]
-            .chunks_exact_mut(plane_len)
-            .enumerate()
-        {
-            let plane = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
-            // SAFETY: `plane` is channel `c` of this group of image `n` (contract).
-            unsafe {
-                geo.copy_padded_rows(
-                    input,
-                    plane,
-                    first,
-                    (self.buffer_width, self.line_order),
-                    lines,
-                )
-            };
-        }
-        let band_view = BandView {
-            buffer: &buffer[..geo.cg * plane_len],
-            first,
-            output: output.wrapping_add(n * geo.out_image),
-        };
-        column_tiles!(with_tile!(
-            (S::ISA, self.tile.kr, self.tile.rv),
-            |KR, RV| {
-                // SAFETY: forwarded contract.
-                unsafe { self.band_with::<S, T, KR, RV>(&band_view, group, rows) }
-            }
-        ))
     }
 
     #[inline(always)]
@@ -291,4 +230,52 @@ struct BandView<'a, T> {
     /// Padded input row held by the buffer's first row.
     first: usize,
     output: *mut T,
+}
+
+impl<T: F32Storage> ItemKernel<T> for Columns {
+    /// Computes band `band` of group `group` of image `n`, every output channel of the group,
+    /// using `buffer` ([`Columns::buffer_len`] elements).
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
+    /// writes this band of this group meanwhile.
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
+        let (input, output) = (item.input.as_ptr(), item.output);
+        let (n, group, band) = item.band();
+        let geo = &self.geometry;
+        let oh = geo.out_hw[0];
+        let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
+        let first = rows.start * geo.stride[0];
+        let buffer_rows = self.buffer_rows();
+        let plane_len = buffer_rows * self.buffer_width;
+        for (c, lines) in buffer[..geo.cg * plane_len]
+            .chunks_exact_mut(plane_len)
+            .enumerate()
+        {
+            let plane = n * geo.in_image + (group * geo.cg + c) * geo.in_channel;
+            // SAFETY: `plane` is channel `c` of this group of image `n` (contract).
+            unsafe {
+                geo.copy_padded_rows(
+                    input,
+                    plane,
+                    first,
+                    (self.buffer_width, self.line_order),
+                    lines,
+                )
+            };
+        }
+        let band_view = BandView {
+            buffer: &buffer[..geo.cg * plane_len],
+            first,
+            output: output.wrapping_add(n * geo.out_image),
+        };
+        register_tiles!(
+            columns,
+            with_tile!((S::ISA, self.tile.kr, self.tile.rv), |KR, RV| {
+                // SAFETY: forwarded contract.
+                unsafe { self.band_with::<S, T, KR, RV>(&band_view, group, rows) }
+            })
+        )
+    }
 }

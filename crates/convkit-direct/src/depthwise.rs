@@ -23,6 +23,7 @@
 //! bands widen as they are copied; output vectors round once as they are stored.
 
 use crate::geometry::{Geometry, LineOrder};
+use crate::{Item, ItemKernel};
 use convkit_core::Isa;
 use convkit_simd::{F32Storage, Simd, VectorActivation};
 
@@ -323,61 +324,6 @@ impl DepthwiseNchw {
         self.geometry.band_input_rows(self.band_rows) * self.buffer_width
     }
 
-    /// Computes band `band` (of `band_rows` output rows) of channel `c` of image `n`, using
-    /// `buffer` ([`DepthwiseNchw::buffer_len`] elements).
-    ///
-    /// # Safety
-    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
-    /// writes this band meanwhile.
-    #[inline(always)]
-    pub unsafe fn run_band<S: Simd, T: F32Storage>(
-        &self,
-        input: *const T,
-        output: *mut T,
-        (n, c, band): (usize, usize, usize),
-        buffer: &mut [f32],
-    ) {
-        let geo = &self.geometry;
-        let oh = geo.out_hw[0];
-        let [sh, sw] = geo.stride;
-        let [kh, kw] = geo.kernel;
-        let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
-        // Buffer row r holds padded input row `first + r` (padded coordinates).
-        let first = rows.start * sh;
-        let buffer_rows = geo.band_input_rows(rows.len());
-        let buffer = &mut buffer[..buffer_rows * self.buffer_width];
-        let plane = n * geo.in_image + c * geo.in_channel;
-        // SAFETY: `plane` is channel `c` of image `n` (contract).
-        unsafe {
-            geo.copy_padded_rows(
-                input,
-                plane,
-                first,
-                (self.buffer_width, LineOrder::Plain),
-                buffer,
-            )
-        };
-        let weights = &self.weights[c * kh * kw..(c + 1) * kh * kw];
-        let out = Band {
-            buffer,
-            first_vector: 0,
-            weights,
-            bias: self.bias[c],
-            output: output.wrapping_add(n * geo.out_image + c * geo.out_channel),
-            first,
-        };
-        // SAFETY: forwarded contract; the buffer holds every column the tiles read.
-        unsafe {
-            let dense_3x3 = geo.kernel == [3, 3] && geo.stride == [1, 1] && geo.dilation == [1, 1];
-            match (sw, dense_3x3) {
-                (_, true) => self.rows_with::<S, T, 1, true>(&out, rows),
-                (1, false) => self.rows_with::<S, T, 1, false>(&out, rows),
-                (2, false) => self.rows_with::<S, T, 2, false>(&out, rows),
-                _ => self.rows_with::<S, T, 0, false>(&out, rows),
-            }
-        }
-    }
-
     /// Output rows of one band, in register tiles of `RR` rows × `RV` vectors of columns
     /// (a row of up to 8 vectors is covered by one tile), `RR·RV` near 16 accumulators (8 on
     /// the portable path) so that the FMA chains of different outputs overlap. `STRIDE` is
@@ -530,4 +476,57 @@ struct Band<'a, T> {
     output: *mut T,
     /// Padded input row held by the buffer's first row.
     first: usize,
+}
+
+impl<T: F32Storage> ItemKernel<T> for DepthwiseNchw {
+    /// Computes band `band` (of `band_rows` output rows) of channel `c` of image `n`, using
+    /// `buffer` ([`DepthwiseNchw::buffer_len`] elements).
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
+    /// writes this band meanwhile.
+    #[inline(always)]
+    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
+        let (input, output) = (item.input.as_ptr(), item.output);
+        let (n, c, band) = item.band();
+        let geo = &self.geometry;
+        let oh = geo.out_hw[0];
+        let [sh, sw] = geo.stride;
+        let [kh, kw] = geo.kernel;
+        let rows = band * self.band_rows..((band + 1) * self.band_rows).min(oh);
+        // Buffer row r holds padded input row `first + r` (padded coordinates).
+        let first = rows.start * sh;
+        let buffer_rows = geo.band_input_rows(rows.len());
+        let buffer = &mut buffer[..buffer_rows * self.buffer_width];
+        let plane = n * geo.in_image + c * geo.in_channel;
+        // SAFETY: `plane` is channel `c` of image `n` (contract).
+        unsafe {
+            geo.copy_padded_rows(
+                input,
+                plane,
+                first,
+                (self.buffer_width, LineOrder::Plain),
+                buffer,
+            )
+        };
+        let weights = &self.weights[c * kh * kw..(c + 1) * kh * kw];
+        let out = Band {
+            buffer,
+            first_vector: 0,
+            weights,
+            bias: self.bias[c],
+            output: output.wrapping_add(n * geo.out_image + c * geo.out_channel),
+            first,
+        };
+        // SAFETY: forwarded contract; the buffer holds every column the tiles read.
+        unsafe {
+            let dense_3x3 = geo.kernel == [3, 3] && geo.stride == [1, 1] && geo.dilation == [1, 1];
+            match (sw, dense_3x3) {
+                (_, true) => self.rows_with::<S, T, 1, true>(&out, rows),
+                (1, false) => self.rows_with::<S, T, 1, false>(&out, rows),
+                (2, false) => self.rows_with::<S, T, 2, false>(&out, rows),
+                _ => self.rows_with::<S, T, 0, false>(&out, rows),
+            }
+        }
+    }
 }

@@ -44,24 +44,11 @@ pub(crate) struct TileShape {
     pub kv: usize,
 }
 
-/// The general kernel's tiles, `pixels x vectors of output channels` (see `lib.rs`):
-/// accumulators `rw·kv` + `kv` weight vectors + a broadcast within the path's registers
-/// (AVX-512: 24 + 4 + 1 of 32; AVX2: 12 + 2 + 1 of 16; portable: 4 `f32x8` + 1 + 1 of 8).
-macro_rules! general_tiles {
-    ($then:ident!($($args:tt)*)) => {
-        $then!($($args)*;
-            Isa::Avx512 => 6 x 4, 8 x 3, 8 x 2, 8 x 1;
-            Isa::Avx2 => 6 x 2, 8 x 1;
-            _ => 4 x 1;
-        )
-    };
-}
-
 impl TileShape {
     /// The tile for `kg` output channels per group on `isa` (`lanes` lanes): the widest of
     /// the path's list that `kg` fills.
     pub fn choose(isa: Isa, kg: usize, lanes: usize) -> TileShape {
-        let (rw, kv) = general_tiles!(choose_tile!(isa, kg.div_ceil(lanes)));
+        let (rw, kv) = register_tiles!(general, choose_tile!(isa, kg.div_ceil(lanes)));
         TileShape { rw, kv }
     }
 }
@@ -361,13 +348,13 @@ impl General {
         unit: usize,
         tiles: Range<usize>,
     ) {
-        general_tiles!(with_tile!(
-            (S::ISA, self.tile.rw, self.tile.kv),
-            |RW, KV| {
+        register_tiles!(
+            general,
+            with_tile!((S::ISA, self.tile.rw, self.tile.kv), |RW, KV| {
                 // SAFETY: forwarded contract.
                 unsafe { self.tiles_with::<S, T, RW, KV>(input, output, n, unit, tiles) }
-            }
-        ))
+            })
+        )
     }
 
     #[inline(always)]

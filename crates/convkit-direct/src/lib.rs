@@ -31,11 +31,20 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// A kernel family's register tiles are declared once, as a macro holding each path's list,
-// `rows x vectors`, widest first (`_` is the portable path, which every path without a list
-// of its own runs): `general_tiles!` and `column_tiles!`. The family's choice
-// (`choose_tile!`) and its dispatch (`with_tile!`) both expand that list, so the tile a plan
-// chooses is one that its path compiled.
+/// Each kernel family's register tiles, declared once: per path, `rows x vectors`, widest
+/// first (`_` is the portable path, which every path without a list of its own runs). The
+/// family's choice (`choose_tile!`) and its dispatch (`with_tile!`) both expand its list, so
+/// the tile a plan chooses is one that its path compiled. Register budgets (accumulators +
+/// loaded vectors + a broadcast):
+/// - `general`: `pixels x vectors of output channels`; AVX-512 24 + 4 + 1 of 32, AVX2
+///   12 + 2 + 1 of 16, portable 4 `f32x8` + 1 + 1 of 8.
+/// - `columns`: `output channels x column vectors`; AVX-512 24 + 4 + 1, AVX2 12 + 2 + 1.
+macro_rules! register_tiles {
+    (general, $then:ident!($($args:tt)*)) => { $then!($($args)*;
+        Isa::Avx512 => 6 x 4, 8 x 3, 8 x 2, 8 x 1; Isa::Avx2 => 6 x 2, 8 x 1; _ => 4 x 1;) };
+    (columns, $then:ident!($($args:tt)*)) => { $then!($($args)*;
+        Isa::Avx512 => 6 x 4, 8 x 3, 12 x 2, 16 x 1; Isa::Avx2 => 6 x 2, 8 x 1; _ => 4 x 1;) };
+}
 
 /// The first tile `(a, b)` of `isa`'s list in `$family` whose `b` vectors are at most
 /// `vectors`, else the list's narrowest.
@@ -443,6 +452,13 @@ struct Item<'a, T> {
 }
 
 impl<T> Item<'_, T> {
+    /// `(image, group, band)` of an item whose `outer` is an (image, group) pair (a
+    /// depthwise layer's groups are its channels) and whose chunk is a band of output rows.
+    fn band(&self) -> (usize, usize, usize) {
+        let groups = self.shape.groups();
+        (self.outer / groups, self.outer % groups, self.chunk)
+    }
+
     /// The item's chunk of `len` rows or tiles.
     fn chunk_of(&self, len: usize) -> Range<usize> {
         self.chunk * self.per_chunk..((self.chunk + 1) * self.per_chunk).min(len)
@@ -487,32 +503,12 @@ impl<T: F32Storage> ItemKernel<T> for General {
     }
 }
 
-impl<T: F32Storage> ItemKernel<T> for Columns {
-    #[inline(always)]
-    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
-        let groups = item.shape.groups();
-        let band = (item.outer / groups, item.outer % groups, item.chunk);
-        // SAFETY: forwarded contract.
-        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, buffer) }
-    }
-}
-
 impl<T: F32Storage> ItemKernel<T> for DepthwiseNhwc {
     #[inline(always)]
     unsafe fn run_item<S: Simd>(&self, _: &mut [f32], item: Item<'_, T>) {
         let rows = item.chunk_of(item.shape.output_hw()[0]);
         // SAFETY: forwarded contract.
         unsafe { self.run_rows::<S, T>(item.input.as_ptr(), item.output, item.outer, rows) }
-    }
-}
-
-impl<T: F32Storage> ItemKernel<T> for DepthwiseNchw {
-    #[inline(always)]
-    unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
-        let channels = item.shape.in_channels();
-        let band = (item.outer / channels, item.outer % channels, item.chunk);
-        // SAFETY: forwarded contract.
-        unsafe { self.run_band::<S, T>(item.input.as_ptr(), item.output, band, buffer) }
     }
 }
 

@@ -446,15 +446,24 @@ unsafe fn tile<
     const STREAMING_B: bool,
     const STEPPED_B: bool,
 >(
-    depth: usize,
-    (a, lda, a_steps, a_row_offsets): (*const f32, usize, *const u32, *const u32),
-    b: BOperand,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
     epilogue: &TileEpilogue,
+    call: TileCall,
 ) {
+    let TileCall {
+        depth,
+        a:
+            AOperand {
+                ptr: a,
+                lda,
+                steps: a_steps,
+                row_offsets: a_row_offsets,
+            },
+        b,
+        c,
+        ldc,
+        rows,
+        cols,
+    } = call;
     let lanes = S::LANES;
     // SAFETY: the caller guarantees the path and every pointer range used below: the panels
     // hold `depth` steps of MR and NR values, C holds `rows × cols` at stride `ldc`.
@@ -867,16 +876,16 @@ const MAX_SEGMENTS: usize = 64;
 /// As [`PitchedStore`], with `columns = (first, count)` and `pitch = (pitch, valid)`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn store_pitched<S: Simd>(
-    tile: *const f32,
-    tile_ld: usize,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    (first, count): (usize, usize),
-    (pitch, valid): (usize, usize),
-    epilogue: &TileEpilogue,
-) {
+unsafe fn store_pitched<S: Simd>(epilogue: &TileEpilogue, call: PitchedCall) {
+    let PitchedCall {
+        tile,
+        tile_ld,
+        c,
+        ldc,
+        rows,
+        columns: (first, count),
+        pitch: (pitch, valid),
+    } = call;
     // The tile's runs of kept columns: (tile column, output column, length).
     let mut segments = [(0usize, 0usize, 0usize); MAX_SEGMENTS];
     let mut segment_count = 0;
@@ -1005,34 +1014,8 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
 
     #[inline(always)]
     unsafe fn run<S: Simd>(epilogue: &TileEpilogue, _: &mut [f32], call: TileCall) {
-        let TileCall {
-            depth,
-            a,
-            b,
-            c,
-            ldc,
-            rows,
-            cols,
-        } = call;
-        let AOperand {
-            ptr,
-            lda,
-            steps,
-            row_offsets,
-        } = a;
         // SAFETY: as [`MicroKernel`] (forwarded).
-        unsafe {
-            tile::<S, MR, NV, A, STREAMING_B, STEPPED_B>(
-                depth,
-                (ptr, lda, steps, row_offsets),
-                b,
-                c,
-                ldc,
-                rows,
-                cols,
-                epilogue,
-            )
-        }
+        unsafe { tile::<S, MR, NV, A, STREAMING_B, STEPPED_B>(epilogue, call) }
     }
 }
 
@@ -1046,17 +1029,8 @@ impl SimdKernel for PitchedStoreKernel {
 
     #[inline(always)]
     unsafe fn run<S: Simd>(epilogue: &TileEpilogue, _: &mut [f32], call: PitchedCall) {
-        let PitchedCall {
-            tile,
-            tile_ld,
-            c,
-            ldc,
-            rows,
-            columns,
-            pitch,
-        } = call;
         // SAFETY: as [`PitchedStore`] (forwarded).
-        unsafe { store_pitched::<S>(tile, tile_ld, c, ldc, rows, columns, pitch, epilogue) }
+        unsafe { store_pitched::<S>(epilogue, call) }
     }
 }
 

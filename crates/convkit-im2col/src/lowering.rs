@@ -205,52 +205,39 @@ fn taps(first: usize, [kh, kw]: [usize; 2]) -> impl Iterator<Item = (usize, usiz
     })
 }
 
-/// A lowering whose panel packing is written once over the path (`pack_on::<S>`) and run on
-/// the lowering's own path through [`convkit_simd::dispatch`].
-trait SimdPack {
-    /// The plan's path (available on this CPU).
-    fn isa(&self) -> Isa;
+/// The panels one [`PanelSource::pack`] call asks for: `(outer, depth, width)`.
+type Panels = (Range<usize>, Range<usize>, usize);
 
+/// A lowering whose panel packing is written once over the path (`pack_on::<S>`) and run on
+/// the plan's path ([`pack_on_path`]).
+trait SimdPack {
     /// [`PanelSource::pack`] on path `S`.
     ///
     /// # Safety
     /// The CPU has `S`'s path.
-    unsafe fn pack_on<S: Simd>(
-        &self,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    );
+    unsafe fn pack_on<S: Simd>(&self, panels: Panels, dst: &mut [f32]);
 }
 
 /// [`PanelSource::pack`] of a [`SimdPack`] lowering as a [`SimdKernel`]: the lowering is
-/// the entry's context, the panels its buffer, the ranges and width its arguments.
+/// the entry's context, the panels its buffer.
 struct PackEntry<L>(PhantomData<L>);
 
 impl<L: SimdPack> SimdKernel for PackEntry<L> {
     type Context = L;
-    type Args = (Range<usize>, Range<usize>, usize);
+    type Args = Panels;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(lowering: &L, dst: &mut [f32], (outer, depth, width): Self::Args) {
+    unsafe fn run<S: Simd>(lowering: &L, dst: &mut [f32], panels: Panels) {
         // SAFETY: forwarded contract.
-        unsafe { lowering.pack_on::<S>(outer, depth, width, dst) }
+        unsafe { lowering.pack_on::<S>(panels, dst) }
     }
 }
 
-/// Packs `lowering`'s panels on its path.
-fn pack_on_path<L: SimdPack>(
-    lowering: &L,
-    outer: Range<usize>,
-    depth: Range<usize>,
-    width: usize,
-    dst: &mut [f32],
-) {
-    let args = (outer, depth, width);
+/// Packs `lowering`'s panels on `isa` (the plan's path, detected on this CPU).
+fn pack_on_path<L: SimdPack>(isa: Isa, lowering: &L, panels: Panels, dst: &mut [f32]) {
     // SAFETY: the plan's path was detected on this CPU at plan time.
-    unsafe { convkit_simd::call::<PackEntry<L>>(lowering.isa(), lowering, dst, args) }
+    unsafe { convkit_simd::call::<PackEntry<L>>(isa, lowering, dst, panels) }
 }
 
 /// NCHW lowering of one image and group: outer = output pixel, depth = `(c, ky, kx)`.
@@ -263,86 +250,61 @@ pub(crate) struct NchwLowering<'a, T> {
 }
 
 impl<T: F32Storage> SimdPack for NchwLowering<'_, T> {
-    fn isa(&self) -> Isa {
-        self.isa
-    }
-
+    /// The NCHW panel packing, once for every path.
     #[inline(always)]
-    unsafe fn pack_on<S: Simd>(
-        &self,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { pack_nchw::<S, T>(self, outer, depth, width, dst) }
+    unsafe fn pack_on<S: Simd>(&self, (outer, depth, width): Panels, dst: &mut [f32]) {
+        let w = &self.window;
+        let [kh, kw] = w.kernel_hw;
+        let [in_h, in_w] = w.input_hw;
+        let out_w = w.output_hw[1];
+        let plane_len = in_h * in_w;
+        let depth_len = depth.len();
+        // The output-row runs `(oy, ox, lane, len)` one group of pixels spans (at most one per
+        // lane).
+        assert!(
+            width <= MAX_WIDTH,
+            "NCHW lowering: panel wider than {MAX_WIDTH}"
+        );
+        let mut runs = [(0, 0, 0, 0); MAX_WIDTH];
+        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+            let (mut lane, mut count) = (0, 0);
+            while lane < valid {
+                let pixel = first + lane;
+                let (oy, ox) = (pixel / out_w, pixel % out_w);
+                let len = (out_w - ox).min(valid - lane);
+                runs[count] = (oy, ox, lane, len);
+                (lane, count) = (lane + len, count + 1);
+            }
+            let runs = &runs[..count];
+            for (lanes, (c, ky, kx)) in panel
+                .chunks_exact_mut(width)
+                .zip(taps(depth.start, [kh, kw]))
+            {
+                let plane = &self.input[c * plane_len..(c + 1) * plane_len];
+                for &(oy, ox, lane, len) in runs {
+                    let dst_run = &mut lanes[lane..lane + len];
+                    match w.input_row(oy, ky) {
+                        // SAFETY: forwarded ISA guarantee.
+                        Some(y) => unsafe {
+                            w.copy_row_segment::<S, T>(
+                                &plane[y * in_w..(y + 1) * in_w],
+                                ox,
+                                kx,
+                                dst_run,
+                            )
+                        },
+                        None => dst_run.fill(0.0),
+                    }
+                }
+                lanes[valid..].fill(0.0);
+            }
+        }
     }
 }
 
 impl<T: F32Storage> PanelSource for NchwLowering<'_, T> {
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        pack_on_path(self, outer, depth, width, dst);
-    }
-}
-
-/// The NCHW panel packing, once for every path.
-///
-/// # Safety
-/// The CPU has `S::ISA`.
-#[inline(always)]
-unsafe fn pack_nchw<S: Simd, T: F32Storage>(
-    lowering: &NchwLowering<'_, T>,
-    outer: Range<usize>,
-    depth: Range<usize>,
-    width: usize,
-    dst: &mut [f32],
-) {
-    let w = &lowering.window;
-    let [kh, kw] = w.kernel_hw;
-    let [in_h, in_w] = w.input_hw;
-    let out_w = w.output_hw[1];
-    let plane_len = in_h * in_w;
-    let depth_len = depth.len();
-    // The output-row runs `(oy, ox, lane, len)` one group of pixels spans (at most one per
-    // lane).
-    assert!(
-        width <= MAX_WIDTH,
-        "NCHW lowering: panel wider than {MAX_WIDTH}"
-    );
-    let mut runs = [(0, 0, 0, 0); MAX_WIDTH];
-    for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
-        let (mut lane, mut count) = (0, 0);
-        while lane < valid {
-            let pixel = first + lane;
-            let (oy, ox) = (pixel / out_w, pixel % out_w);
-            let len = (out_w - ox).min(valid - lane);
-            runs[count] = (oy, ox, lane, len);
-            (lane, count) = (lane + len, count + 1);
-        }
-        let runs = &runs[..count];
-        for (lanes, (c, ky, kx)) in panel
-            .chunks_exact_mut(width)
-            .zip(taps(depth.start, [kh, kw]))
-        {
-            let plane = &lowering.input[c * plane_len..(c + 1) * plane_len];
-            for &(oy, ox, lane, len) in runs {
-                let dst_run = &mut lanes[lane..lane + len];
-                match w.input_row(oy, ky) {
-                    // SAFETY: forwarded ISA guarantee.
-                    Some(y) => unsafe {
-                        w.copy_row_segment::<S, T>(
-                            &plane[y * in_w..(y + 1) * in_w],
-                            ox,
-                            kx,
-                            dst_run,
-                        )
-                    },
-                    None => dst_run.fill(0.0),
-                }
-            }
-            lanes[valid..].fill(0.0);
-        }
+        pack_on_path(self.isa, self, (outer, depth, width), dst);
     }
 }
 
@@ -479,26 +441,39 @@ pub(crate) struct WidenedMatrix<'a, T> {
 }
 
 impl<T: F32Storage> SimdPack for WidenedMatrix<'_, T> {
-    fn isa(&self) -> Isa {
-        self.isa
-    }
-
+    /// The panels of a [`WidenedMatrix`], once for every path.
     #[inline(always)]
-    unsafe fn pack_on<S: Simd>(
-        &self,
-        outer: Range<usize>,
-        depth: Range<usize>,
-        width: usize,
-        dst: &mut [f32],
-    ) {
-        // SAFETY: forwarded contract.
-        unsafe { pack_widened::<S, T>(self, outer, depth, width, dst) }
+    unsafe fn pack_on<S: Simd>(&self, (outer, depth, width): Panels, dst: &mut [f32]) {
+        if self.outer_stride == 1 {
+            // SAFETY: forwarded contract.
+            return unsafe { widen_steps::<S, T>(self, outer, depth, width, dst) };
+        }
+        // Other strides lane by lane. (The SGEMM asks a matrix whose depth is contiguous, NHWC
+        // pixels, for rows instead: `pack_rows`.)
+        let depth_len = depth.len();
+        for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+            let run_at = |lane: usize| {
+                let start = (first + lane) * self.outer_stride + depth.start * self.depth_stride;
+                &self.data[start..]
+            };
+            for lane in 0..width {
+                match (lane < valid).then(|| run_at(lane)) {
+                    Some(values) => {
+                        let column = panel[lane..].iter_mut().step_by(width);
+                        for (slot, value) in column.zip(values.iter().step_by(self.depth_stride)) {
+                            *slot = value.to_f32_lossy();
+                        }
+                    }
+                    None => copy_lane(None, panel, width, lane),
+                }
+            }
+        }
     }
 }
 
 impl<T: F32Storage> PanelSource for WidenedMatrix<'_, T> {
     fn pack(&self, outer: Range<usize>, depth: Range<usize>, width: usize, dst: &mut [f32]) {
-        pack_on_path(self, outer, depth, width, dst);
+        pack_on_path(self.isa, self, (outer, depth, width), dst);
     }
 
     fn pack_rows(&self, outer: Range<usize>, depth: Range<usize>, dst: &mut [f32]) -> bool {
@@ -520,44 +495,6 @@ impl<T: F32Storage> WidenedMatrix<'_, T> {
             T::widen(&self.data[start..start + depth_len], row);
         }
         true
-    }
-}
-
-/// The panels of a [`WidenedMatrix`], once for every path.
-///
-/// # Safety
-/// The CPU has `S::ISA`.
-#[inline(always)]
-unsafe fn pack_widened<S: Simd, T: F32Storage>(
-    matrix: &WidenedMatrix<'_, T>,
-    outer: Range<usize>,
-    depth: Range<usize>,
-    width: usize,
-    dst: &mut [f32],
-) {
-    if matrix.outer_stride == 1 {
-        // SAFETY: forwarded contract.
-        return unsafe { widen_steps::<S, T>(matrix, outer, depth, width, dst) };
-    }
-    // Other strides lane by lane. (The SGEMM asks a matrix whose depth is contiguous, NHWC
-    // pixels, for rows instead: `pack_rows`.)
-    let depth_len = depth.len();
-    for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
-        let run_at = |lane: usize| {
-            let start = (first + lane) * matrix.outer_stride + depth.start * matrix.depth_stride;
-            &matrix.data[start..]
-        };
-        for lane in 0..width {
-            match (lane < valid).then(|| run_at(lane)) {
-                Some(values) => {
-                    let column = panel[lane..].iter_mut().step_by(width);
-                    for (slot, value) in column.zip(values.iter().step_by(matrix.depth_stride)) {
-                        *slot = value.to_f32_lossy();
-                    }
-                }
-                None => copy_lane(None, panel, width, lane),
-            }
-        }
     }
 }
 

@@ -7,9 +7,9 @@
 //! at a time use `load_lanes`/`store_lanes` (and their partial and transposed forms), which
 //! convert in registers on each path (`Simd::load_f16`, `Simd::store_bf16`, ...).
 
-use crate::Simd;
 #[cfg(target_arch = "x86_64")]
 use crate::{Avx2, Avx512, IsaPath};
+use crate::{Simd, SimdOp};
 use convkit_core::Element;
 #[cfg(target_arch = "x86_64")]
 use convkit_core::Isa;
@@ -201,27 +201,50 @@ fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
     }
 }
 
+/// [`widen_bf16`] or [`narrow_bf16`], vectorized by the compiler for the path it runs on
+/// (the baseline build gets SSE2).
+enum Bf16Loop<'a> {
+    Widen(&'a [bf16], &'a mut [f32]),
+    Narrow(&'a [f32], &'a mut [bf16]),
+}
+
+impl SimdOp for Bf16Loop<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(self) {
+        match self {
+            Bf16Loop::Widen(src, dst) => widen_bf16(src, dst),
+            Bf16Loop::Narrow(src, dst) => narrow_bf16(src, dst),
+        }
+    }
+}
+
+/// Runs `op` on the AVX2 path where this CPU has it: whether it ran.
+fn on_avx2<Op: SimdOp<Output = ()>>(op: Op) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::available(Isa::Avx2) {
+        // SAFETY: the AVX2 path is available.
+        unsafe { Avx2::run(op) };
+        return true;
+    }
+    let _ = op;
+    false
+}
+
 impl F32Storage for bf16 {
     const CONVERTS: bool = true;
     fn widen(src: &[bf16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
-        #[cfg(target_arch = "x86_64")]
-        if crate::available(Isa::Avx2) {
-            // SAFETY: the AVX2 path is available.
-            unsafe { Avx2::run(x86::WidenBf16(src, dst)) };
-            return;
+        if !on_avx2(Bf16Loop::Widen(src, dst)) {
+            widen_bf16(src, dst);
         }
-        widen_bf16(src, dst);
     }
     fn narrow(src: &[f32], dst: &mut [bf16]) {
         assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
-        #[cfg(target_arch = "x86_64")]
-        if crate::available(Isa::Avx2) {
-            // SAFETY: the AVX2 path is available.
-            unsafe { Avx2::run(x86::NarrowBf16(src, dst)) };
-            return;
+        if !on_avx2(Bf16Loop::Narrow(src, dst)) {
+            narrow_bf16(src, dst);
         }
-        narrow_bf16(src, dst);
     }
     #[inline]
     fn as_f32(_: &[bf16]) -> Option<&[f32]> {
@@ -248,9 +271,7 @@ impl F32Storage for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]
-        if crate::available(Isa::Avx2) {
-            // SAFETY: the AVX2 path (with F16C) is available; the lengths are equal.
-            unsafe { Avx2::run(x86::WidenF16(src, dst)) };
+        if on_avx2(x86::F16Loop::Widen(src, dst)) {
             return;
         }
         src.convert_to_f32_slice(dst);
@@ -260,13 +281,11 @@ impl F32Storage for f16 {
         #[cfg(target_arch = "x86_64")]
         if src.len() >= 16 && crate::available(Isa::Avx512) {
             // SAFETY: the AVX-512 path is available; the lengths are equal and at least 16.
-            unsafe { Avx512::run(x86::NarrowF16x16(src, dst)) };
+            unsafe { Avx512::run(x86::F16Loop::Narrow16(src, dst)) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if crate::available(Isa::Avx2) {
-            // SAFETY: the AVX2 path (with F16C) is available; the lengths are equal.
-            unsafe { Avx2::run(x86::NarrowF16(src, dst)) };
+        if on_avx2(x86::F16Loop::Narrow(src, dst)) {
             return;
         }
         dst.convert_from_f32_slice(src);
@@ -296,124 +315,69 @@ impl F32Storage for f16 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::{Simd, SimdOp};
-    use half::{bf16, f16};
+    use half::f16;
     use std::arch::x86_64::*;
 
-    /// [`super::widen_bf16`], vectorized by the compiler for the path it runs on (the
-    /// baseline build gets SSE2).
-    pub(super) struct WidenBf16<'a>(pub &'a [bf16], pub &'a mut [f32]);
-
-    impl SimdOp for WidenBf16<'_> {
-        type Output = ();
-
-        #[inline(always)]
-        unsafe fn run<S: Simd>(self) {
-            super::widen_bf16(self.0, self.1);
-        }
-    }
-
-    /// [`super::narrow_bf16`], vectorized by the compiler for the path it runs on.
-    pub(super) struct NarrowBf16<'a>(pub &'a [f32], pub &'a mut [bf16]);
-
-    impl SimdOp for NarrowBf16<'_> {
-        type Output = ();
-
-        #[inline(always)]
-        unsafe fn run<S: Simd>(self) {
-            super::narrow_bf16(self.0, self.1);
-        }
-    }
-
-    /// f16 to f32 eight lanes at a time; a tail under eight is covered by one more
-    /// eight-lane step that ends at the last element (it converts a few elements twice, to
-    /// the same values), so short rows (the bands' row segments) take no per-element path.
-    /// Rows under eight lanes convert one element at a time.
+    /// The f16 conversions with F16C.
     ///
-    /// Run on a path with AVX2 and F16C; the slices have equal lengths.
-    pub(super) struct WidenF16<'a>(pub &'a [f16], pub &'a mut [f32]);
-
-    impl SimdOp for WidenF16<'_> {
-        type Output = ();
-
-        #[inline(always)]
-        unsafe fn run<S: Simd>(self) {
-            let WidenF16(src, dst) = self;
-            let len = src.len();
-            if len < 8 {
-                for (wide, narrow) in dst.iter_mut().zip(src) {
-                    // SAFETY: F16C is available (contract).
-                    *wide = unsafe {
-                        let packed = _mm_cvtsi32_si128(i32::from(narrow.to_bits()));
-                        _mm_cvtss_f32(_mm_cvtph_ps(packed))
-                    };
-                }
-                return;
-            }
-            for i in crate::transpose::block_starts::<8>(len) {
-                // SAFETY: AVX and F16C are available (contract); i + 8 <= len for both
-                // slices; f16 is a 16-bit value.
-                unsafe {
-                    let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
-                    _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
-                }
-            }
-        }
+    /// - `Widen`: eight lanes at a time; a tail under eight is covered by one more eight-lane
+    ///   step that ends at the last element (it converts a few elements twice, to the same
+    ///   values), so short rows (the bands' row segments) take no per-element path. Rows
+    ///   under eight lanes convert one element at a time.
+    /// - `Narrow`: eight lanes at a time (round to nearest even), the tail as above.
+    /// - `Narrow16`: sixteen lanes at a time, one conversion per 32-byte store, for slices of
+    ///   at least 16 (AVX-512 path only).
+    ///
+    /// Run on a path with AVX2 and F16C (`Narrow16`: AVX-512); the slices have equal lengths.
+    pub(super) enum F16Loop<'a> {
+        Widen(&'a [f16], &'a mut [f32]),
+        Narrow(&'a [f32], &'a mut [f16]),
+        Narrow16(&'a [f32], &'a mut [f16]),
     }
 
-    /// f32 to f16 eight lanes at a time (round to nearest even), the tail as in
-    /// [`WidenF16`].
-    ///
-    /// Run on a path with AVX2 and F16C; the slices have equal lengths.
-    pub(super) struct NarrowF16<'a>(pub &'a [f32], pub &'a mut [f16]);
-
-    impl SimdOp for NarrowF16<'_> {
+    impl SimdOp for F16Loop<'_> {
         type Output = ();
 
         #[inline(always)]
         unsafe fn run<S: Simd>(self) {
-            let NarrowF16(src, dst) = self;
-            let len = src.len();
-            if len < 8 {
-                for (narrow, &wide) in dst.iter_mut().zip(src) {
-                    // SAFETY: F16C is available (contract).
-                    let packed =
-                        unsafe { _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(wide)) };
-                    // SAFETY: SSE2 is available.
-                    *narrow = f16::from_bits(unsafe { _mm_extract_epi16::<0>(packed) } as u16);
-                }
-                return;
-            }
-            for i in crate::transpose::block_starts::<8>(len) {
-                // SAFETY: AVX and F16C are available (contract); i + 8 <= len for both
-                // slices; f16 is a 16-bit value.
-                unsafe {
-                    let singles = _mm256_loadu_ps(src.as_ptr().add(i));
-                    let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
-                    _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
-                }
-            }
-        }
-    }
-
-    /// f32 to f16 sixteen lanes at a time (round to nearest even): one conversion per 32-byte
-    /// store, the tail as one more overlapping step.
-    ///
-    /// Run on the AVX-512 path; the slices have equal lengths, at least 16.
-    pub(super) struct NarrowF16x16<'a>(pub &'a [f32], pub &'a mut [f16]);
-
-    impl SimdOp for NarrowF16x16<'_> {
-        type Output = ();
-
-        #[inline(always)]
-        unsafe fn run<S: Simd>(self) {
-            let NarrowF16x16(src, dst) = self;
-            for i in crate::transpose::block_starts::<16>(src.len()) {
-                // SAFETY: AVX-512 is available (contract); i + 16 <= len for both slices;
-                // f16 is a 16-bit value.
-                unsafe {
-                    let singles = _mm512_loadu_ps(src.as_ptr().add(i));
-                    let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
-                    _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast::<__m256i>(), halves);
+            // SAFETY: the path's instructions are available (contract); every access below
+            // is in bounds of the equal-length slices (i + 8 or i + 16 <= len); f16 is a
+            // 16-bit value.
+            unsafe {
+                match self {
+                    F16Loop::Widen(src, dst) if src.len() < 8 => {
+                        for (wide, narrow) in dst.iter_mut().zip(src) {
+                            let packed = _mm_cvtsi32_si128(i32::from(narrow.to_bits()));
+                            *wide = _mm_cvtss_f32(_mm_cvtph_ps(packed));
+                        }
+                    }
+                    F16Loop::Widen(src, dst) => {
+                        for i in crate::transpose::block_starts::<8>(src.len()) {
+                            let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
+                            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
+                        }
+                    }
+                    F16Loop::Narrow(src, dst) if src.len() < 8 => {
+                        for (narrow, &wide) in dst.iter_mut().zip(src) {
+                            let packed =
+                                _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(wide));
+                            *narrow = f16::from_bits(_mm_extract_epi16::<0>(packed) as u16);
+                        }
+                    }
+                    F16Loop::Narrow(src, dst) => {
+                        for i in crate::transpose::block_starts::<8>(src.len()) {
+                            let singles = _mm256_loadu_ps(src.as_ptr().add(i));
+                            let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
+                            _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
+                        }
+                    }
+                    F16Loop::Narrow16(src, dst) => {
+                        for i in crate::transpose::block_starts::<16>(src.len()) {
+                            let singles = _mm512_loadu_ps(src.as_ptr().add(i));
+                            let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
+                            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast::<__m256i>(), halves);
+                        }
+                    }
                 }
             }
         }

@@ -24,14 +24,10 @@ pub fn interleave8<T: F32Storage>(rows: [&[T]; 8], dst: &mut [f32], stride: usiz
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if available(Isa::Avx2) {
-        let op = x86::Interleave8 {
-            rows: &rows,
-            dst,
-            stride,
-            offset,
-        };
         // SAFETY: the AVX2 path is available; the lengths were checked.
-        done = unsafe { Avx2::run(op) };
+        done = unsafe {
+            x86::interleave_on::<Avx2, x86::Transpose8, T, 8>(&rows, dst, stride, offset)
+        };
     }
     for p in done..len {
         for (lane, row) in rows.iter().enumerate() {
@@ -56,14 +52,10 @@ pub fn interleave16<T: F32Storage>(
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if available(Isa::Avx512) {
-        let op = x86::Interleave16 {
-            rows: &rows,
-            dst,
-            stride,
-            offset,
-        };
         // SAFETY: the AVX-512 path is available; the lengths were checked.
-        done = unsafe { Avx512::run(op) };
+        done = unsafe {
+            x86::interleave_on::<Avx512, x86::Transpose16, T, 16>(&rows, dst, stride, offset)
+        };
     }
     if done < len {
         let rest = &mut dst[done * stride..];
@@ -177,7 +169,7 @@ pub fn deinterleave8<T: F32Storage>(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::{Avx2, Avx512, F32Storage, Simd, SimdOp};
+    use crate::{Avx2, Avx512, F32Storage, IsaPath, Simd, SimdOp};
     use std::arch::x86_64::*;
 
     /// An N×N register transpose of rows of `T` into f32 columns.
@@ -213,57 +205,62 @@ mod x86 {
         }
     }
 
-    /// [`super::transpose_blocks`] with the 8x8 transpose; returns how many values of each
-    /// row were moved.
+    /// [`super::transpose_blocks`] with the N×N transpose `X`; returns how many values of
+    /// each row were moved.
     ///
-    /// Run on a path with AVX2 and F16C; the rows and `dst` passed [`super::checked_len`].
-    pub(super) struct Interleave8<'a, 'b, T> {
-        pub rows: &'a [&'b [T]; 8],
+    /// Run on a path that has `X`'s instructions; the rows and `dst` passed
+    /// [`super::checked_len`].
+    pub(super) struct Interleave<'a, 'b, T, X, const N: usize> {
+        pub rows: &'a [&'b [T]; N],
         pub dst: &'a mut [f32],
         pub stride: usize,
         pub offset: usize,
+        pub transpose: std::marker::PhantomData<X>,
     }
 
-    impl<T: F32Storage> SimdOp for Interleave8<'_, '_, T> {
+    /// Runs [`Interleave`] with transpose `X` on path `P`.
+    ///
+    /// # Safety
+    /// The CPU has `P` and `X`'s instructions; the rows and `dst` passed
+    /// [`super::checked_len`].
+    pub(super) unsafe fn interleave_on<
+        P: IsaPath,
+        X: BlockTranspose<T, N>,
+        T: F32Storage,
+        const N: usize,
+    >(
+        rows: &[&[T]; N],
+        dst: &mut [f32],
+        stride: usize,
+        offset: usize,
+    ) -> usize {
+        let op = Interleave::<T, X, N> {
+            rows,
+            dst,
+            stride,
+            offset,
+            transpose: std::marker::PhantomData,
+        };
+        // SAFETY: forwarded contract.
+        unsafe { P::run(op) }
+    }
+
+    impl<T: F32Storage, X: BlockTranspose<T, N>, const N: usize> SimdOp
+        for Interleave<'_, '_, T, X, N>
+    {
         type Output = usize;
 
         #[inline(always)]
         unsafe fn run<S: Simd>(self) -> usize {
-            let Interleave8 {
+            let Interleave {
                 rows,
                 dst,
                 stride,
                 offset,
+                ..
             } = self;
             // SAFETY: forwarded contract; each block's pointers are in bounds.
-            unsafe { super::transpose_blocks::<T, 8, Transpose8>(rows, dst, stride, offset) }
-        }
-    }
-
-    /// [`super::transpose_blocks`] with the 16x16 transpose; returns how many values of each
-    /// row were moved.
-    ///
-    /// Run on the AVX-512 path; the rows and `dst` passed [`super::checked_len`].
-    pub(super) struct Interleave16<'a, 'b, T> {
-        pub rows: &'a [&'b [T]; 16],
-        pub dst: &'a mut [f32],
-        pub stride: usize,
-        pub offset: usize,
-    }
-
-    impl<T: F32Storage> SimdOp for Interleave16<'_, '_, T> {
-        type Output = usize;
-
-        #[inline(always)]
-        unsafe fn run<S: Simd>(self) -> usize {
-            let Interleave16 {
-                rows,
-                dst,
-                stride,
-                offset,
-            } = self;
-            // SAFETY: forwarded contract; each block's pointers are in bounds.
-            unsafe { super::transpose_blocks::<T, 16, Transpose16>(rows, dst, stride, offset) }
+            unsafe { super::transpose_blocks::<T, N, X>(rows, dst, stride, offset) }
         }
     }
 

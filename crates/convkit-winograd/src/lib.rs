@@ -407,109 +407,80 @@ impl Geometry {
     }
 }
 
-/// Transform entry points of one path and tile size.
+/// The transform entry point of one path and tile size.
+type Transforms = unsafe fn(&(), &mut [f32], TransformCall);
+
+/// One call of a tile size's transforms: the input transform of a band into V, or the output
+/// transform of the products into a band.
 #[derive(Clone, Copy)]
-struct Transforms {
-    /// An [`InputTransform`]'s entry.
-    input: unsafe fn(&(), &mut [f32], InputCall),
-    /// An [`OutputTransform`]'s entry.
-    output: unsafe fn(&(), &mut [f32], OutputCall),
+enum TransformCall {
+    /// [`kernels::input_tiles`]: the band's rows `row_stride` apart, the tiles, and V with
+    /// its operand layout.
+    Input {
+        band: *const f32,
+        row_stride: usize,
+        tiles: [usize; 2],
+        v: *mut f32,
+        operand: Operand,
+    },
+    /// [`kernels::output_tiles`]: the products with their operand layout, the tiles, the
+    /// output band's rows `row_stride` apart, the bias and the activation.
+    Output {
+        products: *const f32,
+        operand: Operand,
+        tiles: [usize; 2],
+        band: *mut f32,
+        row_stride: usize,
+        bias: *const f32,
+        activation: VectorActivation,
+    },
 }
 
-/// One call of [`kernels::input_tiles`]: the band's rows `row_stride` apart, the tiles, and
-/// V with its operand layout.
-#[derive(Clone, Copy)]
-struct InputCall {
-    band: *const f32,
-    row_stride: usize,
-    tiles: [usize; 2],
-    v: *mut f32,
-    operand: Operand,
-}
-
-/// One call of [`kernels::output_tiles`]: the products with their operand layout, the tiles,
-/// the output band's rows `row_stride` apart, the bias and the activation.
-#[derive(Clone, Copy)]
-struct OutputCall {
-    products: *const f32,
-    operand: Operand,
-    tiles: [usize; 2],
-    band: *mut f32,
-    row_stride: usize,
-    bias: *const f32,
-    activation: VectorActivation,
-}
-
-/// [`kernels::input_tiles`] of one tile size as a [`SimdKernel`]: each path's entry is
-/// compiled with that path's instructions and constant matrices.
-struct InputTransform<D, const A: usize, const M: usize>(PhantomData<D>);
+/// The transforms of one tile size (`A`-point transforms of `M` outputs) as a
+/// [`SimdKernel`]: each path's entry is compiled with that path's instructions and constant
+/// matrices.
+struct TransformKernel<D, const A: usize, const M: usize>(PhantomData<D>);
 
 impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
-    for InputTransform<D, A, M>
+    for TransformKernel<D, A, M>
 {
     type Context = ();
-    type Args = InputCall;
+    type Args = TransformCall;
     type Output = ();
 
     #[inline(always)]
-    unsafe fn run<S: Simd>(_: &(), _: &mut [f32], call: InputCall) {
-        let InputCall {
-            band,
-            row_stride,
-            tiles,
-            v,
-            operand,
-        } = call;
-        // SAFETY: as [`kernels::input_tiles`] (forwarded).
-        unsafe { kernels::input_tiles::<S, D, A, M>(band, row_stride, tiles, v, operand) }
-    }
-}
-
-/// [`kernels::output_tiles`] of one tile size as a [`SimdKernel`].
-struct OutputTransform<D, const A: usize, const M: usize>(PhantomData<D>);
-
-impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
-    for OutputTransform<D, A, M>
-{
-    type Context = ();
-    type Args = OutputCall;
-    type Output = ();
-
-    #[inline(always)]
-    unsafe fn run<S: Simd>(_: &(), _: &mut [f32], call: OutputCall) {
-        let OutputCall {
-            products,
-            operand,
-            tiles,
-            band,
-            row_stride,
-            bias,
-            activation,
-        } = call;
-        // SAFETY: as [`kernels::output_tiles`] (forwarded).
+    unsafe fn run<S: Simd>(_: &(), _: &mut [f32], call: TransformCall) {
+        // SAFETY: as [`kernels::input_tiles`] and [`kernels::output_tiles`] (forwarded).
         unsafe {
-            kernels::output_tiles::<S, D, A, M>(
-                products, operand, tiles, band, row_stride, bias, activation,
-            )
-        }
-    }
-}
-
-impl Transforms {
-    /// The transforms of tile size `D` (`A`-point transforms of `M` outputs) on `isa`.
-    fn of<D: kernels::OneD<A, M>, const A: usize, const M: usize>(isa: Isa) -> Transforms {
-        Transforms {
-            input: convkit_simd::entry::<InputTransform<D, A, M>>(isa),
-            output: convkit_simd::entry::<OutputTransform<D, A, M>>(isa),
+            match call {
+                TransformCall::Input {
+                    band,
+                    row_stride,
+                    tiles,
+                    v,
+                    operand,
+                } => kernels::input_tiles::<S, D, A, M>(band, row_stride, tiles, v, operand),
+                TransformCall::Output {
+                    products,
+                    operand,
+                    tiles,
+                    band,
+                    row_stride,
+                    bias,
+                    activation,
+                } => kernels::output_tiles::<S, D, A, M>(
+                    products, operand, tiles, band, row_stride, bias, activation,
+                ),
+            }
         }
     }
 }
 
 fn transforms_for(isa: Isa, tile: Tile) -> Transforms {
     match tile {
-        Tile::F2 => Transforms::of::<kernels::F2, 4, 2>(isa),
-        Tile::F4 => Transforms::of::<kernels::F4, 6, 4>(isa),
-        Tile::F6 => Transforms::of::<kernels::F6, 8, 6>(isa),
+        Tile::F2 => convkit_simd::entry::<TransformKernel<kernels::F2, 4, 2>>(isa),
+        Tile::F4 => convkit_simd::entry::<TransformKernel<kernels::F4, 6, 4>>(isa),
+        Tile::F6 => convkit_simd::entry::<TransformKernel<kernels::F6, 8, 6>>(isa),
     }
 }
 
@@ -752,10 +723,10 @@ impl WinogradPlan {
             // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
             // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
             unsafe {
-                (self.transforms.input)(
+                (self.transforms)(
                     &(),
                     &mut [],
-                    InputCall {
+                    TransformCall::Input {
                         band: input_band.as_ptr(),
                         row_stride: ic * lanes,
                         tiles,
@@ -792,10 +763,10 @@ impl WinogradPlan {
             // values per tile; the bias is padded to whole vectors; the output band holds
             // `tiles·m` rows and columns of `oc` pixels per row.
             unsafe {
-                (self.transforms.output)(
+                (self.transforms)(
                     &(),
                     &mut [],
-                    OutputCall {
+                    TransformCall::Output {
                         products: products.as_ptr().add(k - k0),
                         operand: m_operand,
                         tiles,
