@@ -1,6 +1,6 @@
 //! The ISA table and the one dispatch that every kernel crate uses.
 //!
-//! Each instruction-set path is one row of [`isa_table!`]: its [`Simd`] type, its [`Isa`]
+//! Each instruction-set path is one row of `isa_table!`: its [`Simd`] type, its [`Isa`]
 //! name, its lanes and vector registers, whether it fuses multiply-adds and converts f16 in
 //! hardware, and the `#[target_feature]` list its code is compiled with. That list is
 //! written once, here: the row expands into the path's detection and into the one
