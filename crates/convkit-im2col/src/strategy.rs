@@ -44,8 +44,8 @@ const MIN_WORKER_BAND_ROWS: usize = 16;
 /// kx·dw / s_w)`: a fixed offset on a grid of pitch `⌈Wp / s_w⌉`, as for stride 1 (one
 /// phase). Pixel rows, which read each pixel at its own offset, need no phases: their copy
 /// is the padded image itself (pitch `Wp`), output `(oy, ox)` at `(s_h·oy, s_w·ox)` (`step`),
-/// copied row by row at the cost of a plain copy (resnet_3x3_s2: one read of each input row
-/// instead of one per column phase).
+/// copied row by row at the cost of a plain copy (a stride-2 layer reads each input row once
+/// instead of once per column phase).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pitched {
     /// Columns per line of the grid: `⌈(W + left + right) / s_w⌉` with phases, else
