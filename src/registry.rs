@@ -39,30 +39,26 @@ pub trait Registered: Element {
 #[macro_export]
 macro_rules! registered_algorithms {
     ($then:ident) => {
+        $crate::registered_algorithms! {
+            @expand $then;
+            simd_storage: [f32 = ::core::primitive::f32, f16 = $crate::f16, bf16 = $crate::bf16];
+            reference_only: [f64 = ::core::primitive::f64]
+        }
+    };
+    // Every SIMD algorithm for each storage type, written once; f64 has the reference.
+    (@expand $then:ident;
+        simd_storage: [$($element:ident = $ty:ty),+];
+        reference_only: [$($ref_element:ident = $ref_ty:ty),+]
+    ) => {
         $then! {
-            f32 = ::core::primitive::f32:
+            $($element = $ty:
                 reference = $crate::__registry::Reference,
                 im2col_gemm = $crate::__registry::Im2colGemm,
                 direct = $crate::__registry::Direct,
                 winograd_f2 = $crate::__registry::Winograd::F2,
                 winograd_f4 = $crate::__registry::Winograd::F4,
-                winograd_f6 = $crate::__registry::Winograd::F6;
-            f64 = ::core::primitive::f64:
-                reference = $crate::__registry::Reference;
-            f16 = $crate::f16:
-                reference = $crate::__registry::Reference,
-                im2col_gemm = $crate::__registry::Im2colGemm,
-                direct = $crate::__registry::Direct,
-                winograd_f2 = $crate::__registry::Winograd::F2,
-                winograd_f4 = $crate::__registry::Winograd::F4,
-                winograd_f6 = $crate::__registry::Winograd::F6;
-            bf16 = $crate::bf16:
-                reference = $crate::__registry::Reference,
-                im2col_gemm = $crate::__registry::Im2colGemm,
-                direct = $crate::__registry::Direct,
-                winograd_f2 = $crate::__registry::Winograd::F2,
-                winograd_f4 = $crate::__registry::Winograd::F4,
-                winograd_f6 = $crate::__registry::Winograd::F6;
+                winograd_f6 = $crate::__registry::Winograd::F6;)+
+            $($ref_element = $ref_ty: reference = $crate::__registry::Reference;)+
         }
     };
 }

@@ -233,12 +233,7 @@ struct BandView<'a, T> {
 }
 
 impl<T: F32Storage> ItemKernel<T> for Columns {
-    /// Computes band `band` of group `group` of image `n`, every output channel of the group,
-    /// using `buffer` ([`Columns::buffer_len`] elements).
-    ///
-    /// # Safety
-    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
-    /// writes this band of this group meanwhile.
+    /// Band `band` ([`Item::band`]) of every output channel of group `group` of image `n`, in `buffer` ([`Columns::buffer_len`]).
     #[inline(always)]
     unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
         let (input, output) = (item.input.as_ptr(), item.output);

@@ -479,12 +479,7 @@ struct Band<'a, T> {
 }
 
 impl<T: F32Storage> ItemKernel<T> for DepthwiseNchw {
-    /// Computes band `band` (of `band_rows` output rows) of channel `c` of image `n`, using
-    /// `buffer` ([`DepthwiseNchw::buffer_len`] elements).
-    ///
-    /// # Safety
-    /// The CPU has `S::ISA`; `input` and `output` hold the plan's tensors; no other thread
-    /// writes this band meanwhile.
+    /// Band `band` ([`Item::band`]) of channel `c` of image `n`, in `buffer` ([`DepthwiseNchw::buffer_len`]).
     #[inline(always)]
     unsafe fn run_item<S: Simd>(&self, buffer: &mut [f32], item: Item<'_, T>) {
         let (input, output) = (item.input.as_ptr(), item.output);

@@ -52,7 +52,7 @@ pub fn forced_by_env() -> Result<Option<Isa>, ConvError> {
 pub const REQUIRE_ENV_VAR: &str = "CONVKIT_REQUIRE_ISAS";
 
 /// The paths a test runs its checks on: every path this CPU has. A path it lacks is reported
-/// on stderr as skipped; one that `CONVKIT_REQUIRE_ISAS` names panics instead, so that a CI
+/// on stderr as skipped (once per process); one that `CONVKIT_REQUIRE_ISAS` names panics instead, so that a CI
 /// run proves each required path ran. An unknown name there panics too.
 pub fn testable_isas() -> &'static [Isa] {
     let required = std::env::var(REQUIRE_ENV_VAR).unwrap_or_default();
@@ -63,9 +63,12 @@ pub fn testable_isas() -> &'static [Isa] {
             "{REQUIRE_ENV_VAR} requires the {isa} path, which this CPU lacks"
         );
     }
-    for row in crate::PATHS.iter().filter(|row| !available(row.isa)) {
-        eprintln!("path {} skipped: this CPU lacks it", row.isa);
-    }
+    static REPORTED: std::sync::Once = std::sync::Once::new();
+    REPORTED.call_once(|| {
+        for row in crate::PATHS.iter().filter(|row| !available(row.isa)) {
+            eprintln!("path {} skipped: this CPU lacks it", row.isa);
+        }
+    });
     detected()
 }
 

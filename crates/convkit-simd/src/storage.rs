@@ -7,9 +7,9 @@
 //! at a time use `load_lanes`/`store_lanes` (and their partial and transposed forms), which
 //! convert in registers on each path (`Simd::load_f16`, `Simd::store_bf16`, ...).
 
+use crate::Simd;
 #[cfg(target_arch = "x86_64")]
-use crate::{Avx2, Avx512, IsaPath};
-use crate::{Simd, SimdOp};
+use crate::{Avx2, Avx512, IsaPath, SimdOp};
 use convkit_core::Element;
 #[cfg(target_arch = "x86_64")]
 use convkit_core::Isa;
@@ -201,50 +201,34 @@ fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
     }
 }
 
-/// [`widen_bf16`] or [`narrow_bf16`], vectorized by the compiler for the path it runs on
-/// (the baseline build gets SSE2).
-enum Bf16Loop<'a> {
-    Widen(&'a [bf16], &'a mut [f32]),
-    Narrow(&'a [f32], &'a mut [bf16]),
-}
-
-impl SimdOp for Bf16Loop<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    unsafe fn run<S: Simd>(self) {
-        match self {
-            Bf16Loop::Widen(src, dst) => widen_bf16(src, dst),
-            Bf16Loop::Narrow(src, dst) => narrow_bf16(src, dst),
-        }
-    }
-}
-
 /// Runs `op` on the AVX2 path where this CPU has it: whether it ran.
+#[cfg(target_arch = "x86_64")]
 fn on_avx2<Op: SimdOp<Output = ()>>(op: Op) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if crate::available(Isa::Avx2) {
-        // SAFETY: the AVX2 path is available.
-        unsafe { Avx2::run(op) };
-        return true;
+    if !crate::available(Isa::Avx2) {
+        return false;
     }
-    let _ = op;
-    false
+    // SAFETY: the AVX2 path is available.
+    unsafe { Avx2::run(op) };
+    true
 }
 
 impl F32Storage for bf16 {
     const CONVERTS: bool = true;
     fn widen(src: &[bf16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
-        if !on_avx2(Bf16Loop::Widen(src, dst)) {
-            widen_bf16(src, dst);
+        #[cfg(target_arch = "x86_64")]
+        if on_avx2(x86::HalfLoop::WidenBf16(src, dst)) {
+            return;
         }
+        widen_bf16(src, dst);
     }
     fn narrow(src: &[f32], dst: &mut [bf16]) {
         assert_eq!(src.len(), dst.len(), "narrow: lengths differ");
-        if !on_avx2(Bf16Loop::Narrow(src, dst)) {
-            narrow_bf16(src, dst);
+        #[cfg(target_arch = "x86_64")]
+        if on_avx2(x86::HalfLoop::NarrowBf16(src, dst)) {
+            return;
         }
+        narrow_bf16(src, dst);
     }
     #[inline]
     fn as_f32(_: &[bf16]) -> Option<&[f32]> {
@@ -271,7 +255,7 @@ impl F32Storage for f16 {
     fn widen(src: &[f16], dst: &mut [f32]) {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]
-        if on_avx2(x86::F16Loop::Widen(src, dst)) {
+        if on_avx2(x86::HalfLoop::WidenF16(src, dst)) {
             return;
         }
         src.convert_to_f32_slice(dst);
@@ -281,11 +265,11 @@ impl F32Storage for f16 {
         #[cfg(target_arch = "x86_64")]
         if src.len() >= 16 && crate::available(Isa::Avx512) {
             // SAFETY: the AVX-512 path is available; the lengths are equal and at least 16.
-            unsafe { Avx512::run(x86::F16Loop::Narrow16(src, dst)) };
+            unsafe { Avx512::run(x86::HalfLoop::NarrowF16x16(src, dst)) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if on_avx2(x86::F16Loop::Narrow(src, dst)) {
+        if on_avx2(x86::HalfLoop::NarrowF16(src, dst)) {
             return;
         }
         dst.convert_from_f32_slice(src);
@@ -315,27 +299,32 @@ impl F32Storage for f16 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::{Simd, SimdOp};
-    use half::f16;
+    use half::{bf16, f16};
     use std::arch::x86_64::*;
 
-    /// The f16 conversions with F16C.
+    /// The half-precision conversions on an x86 path.
     ///
-    /// - `Widen`: eight lanes at a time; a tail under eight is covered by one more eight-lane
+    /// - `WidenBf16`, `NarrowBf16`: [`super::widen_bf16`] and [`super::narrow_bf16`],
+    ///   vectorized by the compiler for the path they run on (the baseline build gets SSE2).
+    /// - `WidenF16` (F16C): eight lanes at a time; a tail under eight is covered by one more eight-lane
     ///   step that ends at the last element (it converts a few elements twice, to the same
     ///   values), so short rows (the bands' row segments) take no per-element path. Rows
     ///   under eight lanes convert one element at a time.
-    /// - `Narrow`: eight lanes at a time (round to nearest even), the tail as above.
-    /// - `Narrow16`: sixteen lanes at a time, one conversion per 32-byte store, for slices of
+    /// - `NarrowF16`: eight lanes at a time (round to nearest even), the tail as above.
+    /// - `NarrowF16x16`: sixteen lanes at a time, one conversion per 32-byte store, for slices of
     ///   at least 16 (AVX-512 path only).
     ///
-    /// Run on a path with AVX2 and F16C (`Narrow16`: AVX-512); the slices have equal lengths.
-    pub(super) enum F16Loop<'a> {
-        Widen(&'a [f16], &'a mut [f32]),
-        Narrow(&'a [f32], &'a mut [f16]),
-        Narrow16(&'a [f32], &'a mut [f16]),
+    /// Run on a path with AVX2 and F16C (`NarrowF16x16`: AVX-512); the slices have equal
+    /// lengths.
+    pub(super) enum HalfLoop<'a> {
+        WidenBf16(&'a [bf16], &'a mut [f32]),
+        NarrowBf16(&'a [f32], &'a mut [bf16]),
+        WidenF16(&'a [f16], &'a mut [f32]),
+        NarrowF16(&'a [f32], &'a mut [f16]),
+        NarrowF16x16(&'a [f32], &'a mut [f16]),
     }
 
-    impl SimdOp for F16Loop<'_> {
+    impl SimdOp for HalfLoop<'_> {
         type Output = ();
 
         #[inline(always)]
@@ -345,33 +334,35 @@ mod x86 {
             // 16-bit value.
             unsafe {
                 match self {
-                    F16Loop::Widen(src, dst) if src.len() < 8 => {
+                    HalfLoop::WidenBf16(src, dst) => super::widen_bf16(src, dst),
+                    HalfLoop::NarrowBf16(src, dst) => super::narrow_bf16(src, dst),
+                    HalfLoop::WidenF16(src, dst) if src.len() < 8 => {
                         for (wide, narrow) in dst.iter_mut().zip(src) {
                             let packed = _mm_cvtsi32_si128(i32::from(narrow.to_bits()));
                             *wide = _mm_cvtss_f32(_mm_cvtph_ps(packed));
                         }
                     }
-                    F16Loop::Widen(src, dst) => {
+                    HalfLoop::WidenF16(src, dst) => {
                         for i in crate::transpose::block_starts::<8>(src.len()) {
                             let halves = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
                             _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(halves));
                         }
                     }
-                    F16Loop::Narrow(src, dst) if src.len() < 8 => {
+                    HalfLoop::NarrowF16(src, dst) if src.len() < 8 => {
                         for (narrow, &wide) in dst.iter_mut().zip(src) {
                             let packed =
                                 _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(wide));
                             *narrow = f16::from_bits(_mm_extract_epi16::<0>(packed) as u16);
                         }
                     }
-                    F16Loop::Narrow(src, dst) => {
+                    HalfLoop::NarrowF16(src, dst) => {
                         for i in crate::transpose::block_starts::<8>(src.len()) {
                             let singles = _mm256_loadu_ps(src.as_ptr().add(i));
                             let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
                             _mm_storeu_si128(dst.as_mut_ptr().add(i).cast::<__m128i>(), halves);
                         }
                     }
-                    F16Loop::Narrow16(src, dst) => {
+                    HalfLoop::NarrowF16x16(src, dst) => {
                         for i in crate::transpose::block_starts::<16>(src.len()) {
                             let singles = _mm512_loadu_ps(src.as_ptr().add(i));
                             let halves = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(singles);
