@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: every algorithm on every suite layer, at 1 thread and all threads.
 
 use crate::model::{Peer, Report, Row, Timing};
+use crate::models;
 use crate::peak::{self, Peak, PeakSet};
 use crate::peers::PeerSession;
 use crate::report;
@@ -16,10 +17,16 @@ pub struct BenchArgs {
     /// Short smoke run: one timed run per row, short peak probe.
     #[arg(long)]
     quick: bool,
-    /// Only these layers (comma-separated names).
+    /// Only these layers (comma-separated names; with `--models`, network names too).
     #[arg(long, value_delimiter = ',')]
     shapes: Vec<String>,
-    /// Only these algorithms (comma-separated: reference, direct, im2col-gemm, ...).
+    /// Time the layers of whole networks instead of the suite: every layer of the models file
+    /// (default: the repository's `benches/models/models.json`), Auto and the `--compare` peers
+    /// interleaved layer by layer, with per-network totals (layer median x count).
+    #[arg(long, num_args = 0..=1, default_missing_value = models::DEFAULT_FILE)]
+    models: Option<PathBuf>,
+    /// Only these algorithms (comma-separated: auto, reference, direct, im2col-gemm, ...;
+    /// default: every algorithm, or only auto with `--models`).
     #[arg(long, value_delimiter = ',')]
     algos: Vec<String>,
     /// Thread counts (default: 1 and every core).
@@ -33,9 +40,16 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     compare: Vec<String>,
     /// Element types: f32 runs every algorithm; f16 and bf16 (storage, f32 arithmetic) add
-    /// rows for `auto`.
-    #[arg(long, value_delimiter = ',', default_value = "f32,f16,bf16", value_parser = ["f32", "f16", "bf16"])]
+    /// rows for `auto` (default: all three, or only f32 with `--models`).
+    #[arg(long, value_delimiter = ',', value_parser = ["f32", "f16", "bf16"])]
     types: Vec<String>,
+    /// Instead of the suite: time every algorithm on this many generated layers and report how
+    /// often, and by how much, Auto misses the fastest (at `--threads`, default 1).
+    #[arg(long, value_name = "N")]
+    planner_check: Option<usize>,
+    /// The planner check's generator seed.
+    #[arg(long, default_value_t = 29)]
+    seed: u64,
     /// Report folder, relative to the workspace root.
     #[arg(long, default_value = "target/convkit-report")]
     out: PathBuf,
@@ -104,7 +118,30 @@ fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
     )
 }
 
-fn select_layers(names: &[String]) -> Result<Vec<Layer>, String> {
+/// The layers named in `names` (all when empty) of the suite, or of the models file when
+/// `models` names one (where a network's name selects its layers).
+fn select_layers(names: &[String], models: Option<&PathBuf>) -> Result<Vec<Layer>, String> {
+    if let Some(file) = models {
+        let all = models::load(&workspace_root().join(file))?;
+        if let Some(unknown) = names.iter().find(|name| {
+            !all.iter()
+                .any(|l| l.name == *name || l.network == Some(name))
+        }) {
+            return Err(format!(
+                "{} has no layer or network {unknown}",
+                file.display()
+            ));
+        }
+        return Ok(all
+            .into_iter()
+            .filter(|l| {
+                names.is_empty()
+                    || names
+                        .iter()
+                        .any(|name| l.name == name || l.network == Some(name))
+            })
+            .collect());
+    }
     let all = suite::layers();
     if names.is_empty() {
         return Ok(all);
@@ -124,7 +161,12 @@ fn select_layers(names: &[String]) -> Result<Vec<Layer>, String> {
         .collect()
 }
 
-fn select_algorithms(names: &[String]) -> Result<Vec<Algorithm>, String> {
+/// The algorithms named in `names`; when empty, every registered one and Auto, or only Auto
+/// for whole networks.
+fn select_algorithms(names: &[String], networks: bool) -> Result<Vec<Algorithm>, String> {
+    if names.is_empty() && networks {
+        return Ok(vec![Algorithm::Auto]);
+    }
     let registered: Vec<Algorithm> = convkit::algorithms::<f32>()
         .iter()
         .map(|a| a.algorithm())
@@ -176,7 +218,10 @@ const MAX_RUNS_PER_ROUND: usize = 50;
 /// during the run then moves every plan alike, so that their ratios (Auto against the best
 /// algorithm, f16 against f32) hold even where absolute times do not. Returns each plan's
 /// median seconds per run and its number of timed runs.
-fn time_interleaved(contenders: &mut [&mut dyn Contender], timing: Timing) -> Vec<(f64, usize)> {
+pub fn time_interleaved(
+    contenders: &mut [&mut dyn Contender],
+    timing: Timing,
+) -> Vec<(f64, usize)> {
     // Two runs each: the first touches the pages, the second sizes the plan's rounds.
     let repeats: Vec<usize> = contenders
         .iter_mut()
@@ -222,7 +267,7 @@ fn time_interleaved(contenders: &mut [&mut dyn Contender], timing: Timing) -> Ve
 }
 
 /// One row's plan, timed with the other plans of its layer and thread count.
-trait Contender: Send {
+pub trait Contender: Send {
     /// Runs the plan once.
     fn run(&mut self);
     /// Whether planning succeeded (else there is nothing to run).
@@ -231,8 +276,9 @@ trait Contender: Send {
 
 /// A planned row (or one whose planning failed: `plan` is `None`, the row says why) with its
 /// buffers.
-struct PlannedRow<'a, T: Registered> {
+pub struct PlannedRow<'a, T: Registered> {
     row: Row,
+    algorithm: Algorithm,
     plan: Option<convkit::Plan<T>>,
     data: &'a LayerData<T>,
     output: Vec<T>,
@@ -241,7 +287,7 @@ struct PlannedRow<'a, T: Registered> {
 
 impl<'a, T: Registered> PlannedRow<'a, T> {
     /// Plans `layer` with `algorithm` in `pool`.
-    fn new(
+    pub fn new(
         layer: &Layer,
         problem: &ConvProblem,
         data: &'a LayerData<T>,
@@ -270,6 +316,7 @@ impl<'a, T: Registered> PlannedRow<'a, T> {
         });
         PlannedRow {
             row,
+            algorithm,
             plan,
             data,
             output: vec![T::from_f64_rounded(0.0); output_len],
@@ -306,6 +353,13 @@ impl<'a, T: Registered> PlannedRow<'a, T> {
     }
 }
 
+impl<T: Registered> PlannedRow<'_, T> {
+    /// The algorithm the row was planned with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
 impl<T: Registered> Contender for PlannedRow<'_, T> {
     fn run(&mut self) {
         if let Some(plan) = &self.plan {
@@ -319,14 +373,14 @@ impl<T: Registered> Contender for PlannedRow<'_, T> {
     }
 }
 
-struct LayerData<T> {
-    input: Vec<T>,
-    weights: Vec<T>,
-    bias: Option<Vec<T>>,
+pub struct LayerData<T> {
+    pub input: Vec<T>,
+    pub weights: Vec<T>,
+    pub bias: Option<Vec<T>>,
 }
 
 impl<T: Registered> LayerData<T> {
-    fn new(problem: &ConvProblem) -> LayerData<T> {
+    pub fn new(problem: &ConvProblem) -> LayerData<T> {
         LayerData {
             input: problem.input(),
             weights: problem.weights(),
@@ -336,19 +390,39 @@ impl<T: Registered> LayerData<T> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
+    if let Some(count) = args.planner_check {
+        let out = workspace_root().join(&args.out);
+        let threads = if args.threads.is_empty() {
+            vec![1]
+        } else {
+            args.threads.clone()
+        };
+        for threads in threads {
+            crate::planner::run(count, args.seed, threads, &out)?;
+        }
+        return Ok(());
+    }
     let layout = if args.layout == "nhwc" {
         Layout::Nhwc
     } else {
         Layout::Nchw
     };
-    let layers: Vec<Layer> = select_layers(&args.shapes)?
+    let networks = args.models.is_some();
+    let layers: Vec<Layer> = select_layers(&args.shapes, args.models.as_ref())?
         .into_iter()
         .map(|layer| Layer {
             spec: layer.spec.layout(layout),
             ..layer
         })
         .collect();
-    let algorithms = select_algorithms(&args.algos)?;
+    let algorithms = select_algorithms(&args.algos, networks)?;
+    let types: Vec<&str> = if !args.types.is_empty() {
+        args.types.iter().map(String::as_str).collect()
+    } else if networks {
+        vec!["f32"]
+    } else {
+        vec!["f32", "f16", "bf16"]
+    };
     if let Some(unknown) = args
         .compare
         .iter()
@@ -389,14 +463,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let peaks = measure_peaks(&thread_counts, args.quick);
 
     let mut rows = Vec::new();
-    if args.shapes.is_empty() || args.shapes.iter().any(|s| s == SGEMM_ROW) {
+    if !networks && (args.shapes.is_empty() || args.shapes.iter().any(|s| s == SGEMM_ROW)) {
         for (&threads, peak) in thread_counts.iter().zip(&peaks) {
             eprintln!("{SGEMM_ROW:<18} {threads} thread(s)");
             rows.push(bench_sgemm(threads, &peak.best, timing));
         }
     }
-    let half_types = ["f16", "bf16"]
-        .map(|name| algorithms.contains(&Algorithm::Auto) && args.types.iter().any(|t| t == name));
+    let half_types =
+        ["f16", "bf16"].map(|name| algorithms.contains(&Algorithm::Auto) && types.contains(&name));
     let peers: Vec<Peer> = Peer::ALL
         .into_iter()
         .filter(|peer| args.compare.iter().any(|name| name == peer.name()))
@@ -412,7 +486,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     };
     let mut peer_rows = Vec::new();
     for layer in &layers {
-        let problem = ConvProblem::new(layer.spec, true, Activation::None, Values::Real, 1);
+        let problem = ConvProblem::new(layer.spec, layer.bias, Activation::None, Values::Real, 1);
         let context = LayerRun {
             layer,
             problem: &problem,
@@ -434,6 +508,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     report::rate_peers(&mut rows);
     let report = Report::new(peaks, peaks_after, rows, args.quick, peer_notes);
     report::print_table(&report);
+    report::print_networks(&report);
     let out = workspace_root().join(&args.out);
     report::write(&report, &out)?;
     eprintln!("wrote {}", out.display());

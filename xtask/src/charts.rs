@@ -1,7 +1,7 @@
 //! The report's charts: SVG strings drawn with plotters' SVG backend (text is emitted as SVG
 //! `<text>`, so no font files are needed), embedded in `index.html`.
 
-use crate::model::{Contender, Report, Row};
+use crate::model::{Contender, NetworkTotal, Report, Row};
 use convkit::Algorithm;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -285,6 +285,98 @@ pub fn auto_speedup(report: &Report, threads: usize) -> Result<String, String> {
         Ok(())
     };
     draw(&mut svg).map_err(|e| format!("drawing the speed-up chart: {e}"))?;
+    Ok(svg)
+}
+
+/// One network at one thread count: per layer, each peer's time over Auto's (above 1: convkit
+/// is faster), on a log scale with the break-even line.
+pub fn network(report: &Report, total: &NetworkTotal) -> Result<String, String> {
+    let shapes: Vec<&'static str> = shapes(report)
+        .into_iter()
+        .filter(|shape| {
+            report
+                .rows
+                .iter()
+                .any(|r| r.shape == *shape && r.network == Some(total.network))
+        })
+        .collect();
+    let ratio = |shape: &str, peer: Contender| -> Option<f64> {
+        let auto = find(
+            report,
+            shape,
+            Contender::Convkit(Algorithm::Auto),
+            total.threads,
+        )?;
+        let other = find(report, shape, peer, total.threads)?;
+        Some(other.median_ms? / auto.median_ms?)
+    };
+    let peers: Vec<Contender> = total
+        .peers
+        .iter()
+        .map(|p| Contender::Peer(p.peer))
+        .collect();
+    let values: Vec<f64> = shapes
+        .iter()
+        .flat_map(|shape| peers.iter().filter_map(|&peer| ratio(shape, peer)))
+        .collect();
+    let low = values.iter().copied().fold(0.5, f64::min) / 1.2;
+    let high = values.iter().copied().fold(2.0, f64::max) * 1.2;
+    let per_peer = 0.8 / peers.len().max(1) as f64;
+    let mut svg = String::new();
+    let draw = |svg: &mut String| -> ChartResult {
+        let root =
+            SVGBackend::with_string(svg, (1000, height(shapes.len(), 24))).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "{}, {} thread(s): peer time / convkit Auto time per layer (log scale)",
+                    total.network, total.threads
+                ),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(170)
+            .build_cartesian_2d((low..high).log_scale(), categories(&shapes))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_label_formatter(&|x| format!("{x:.2}x"))
+            .x_desc("above 1: convkit is faster")
+            .draw()?;
+        label_bands(&root, &chart, low, &shapes)?;
+        for (index, &peer) in peers.iter().enumerate() {
+            let color = PALETTE[(index + 1) % PALETTE.len()];
+            let bars: Vec<Rectangle<(f64, f64)>> = shapes
+                .iter()
+                .enumerate()
+                .filter_map(|(s, shape)| {
+                    let value = ratio(shape, peer)?;
+                    let y = band(shapes.len(), s) + 0.1 + index as f64 * per_peer;
+                    Some(Rectangle::new(
+                        [(low, y), (value, y + per_peer)],
+                        color.filled(),
+                    ))
+                })
+                .collect();
+            chart
+                .draw_series(bars)?
+                .label(peer.name())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
+        }
+        chart.draw_series(LineSeries::new(
+            [(1.0, 0.0), (1.0, shapes.len() as f64)],
+            BLACK.stroke_width(1),
+        ))?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        root.present()?;
+        Ok(())
+    };
+    draw(&mut svg).map_err(|e| format!("drawing the {} chart: {e}", total.network))?;
     Ok(svg)
 }
 

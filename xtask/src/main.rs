@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask bench`: measures this machine's FMA peak and times every algorithm on the
 //!   suite of real network layers; prints a table and writes `target/convkit-report/`.
+//!   `--models` times whole networks' layers instead, with per-network totals.
 //! - `cargo xtask fuzz`: runs each cargo-fuzz target for a bounded time.
 //! - `cargo xtask ci`: runs `.ci/run`, exactly what CI runs.
 
@@ -9,8 +10,10 @@ mod bench;
 mod charts;
 mod fuzz;
 mod model;
+mod models;
 mod peak;
 mod peers;
+mod planner;
 mod report;
 mod suite;
 

@@ -69,6 +69,12 @@ impl Contender {
     }
 }
 
+impl Serialize for Peer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl Serialize for Contender {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.name())
@@ -88,6 +94,11 @@ pub struct Timing {
 pub struct Row {
     pub shape: &'static str,
     pub spec: String,
+    /// The network of a `--models` layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<&'static str>,
+    /// How often the layer occurs in its network (1 for suite layers).
+    pub count: usize,
     /// Who ran it (serialized as its name).
     pub algorithm: Contender,
     /// Element type of the tensors.
@@ -120,6 +131,8 @@ impl Row {
         Row {
             shape: layer.name,
             spec: describe(layer),
+            network: layer.network,
+            count: layer.count,
             algorithm: Contender::Convkit(algorithm),
             dtype,
             isa: None,
@@ -146,6 +159,8 @@ impl Row {
         Row {
             shape: layer.name,
             spec: describe(layer),
+            network: layer.network,
+            count: layer.count,
             algorithm: Contender::Peer(peer),
             dtype: "f32",
             isa: None,
@@ -181,6 +196,8 @@ impl Row {
         Row {
             shape: name,
             spec: "C = A·B, 1024x1024x1024 row-major".to_owned(),
+            network: None,
+            count: 1,
             algorithm: Contender::Sgemm,
             dtype: "f32",
             isa: Some(isa.name()),
@@ -219,7 +236,8 @@ impl Row {
     }
 }
 
-fn describe(layer: &Layer) -> String {
+/// A layer in one line: `N1 64->64 56x56 k3x3 p1`.
+pub fn describe(layer: &Layer) -> String {
     let shape = layer.spec.shape().expect("suite layers are valid");
     let [h, w] = shape.input_hw();
     let [kh, kw] = shape.kernel_hw();
@@ -231,14 +249,31 @@ fn describe(layer: &Layer) -> String {
         shape.in_channels(),
         shape.out_channels()
     );
+    // One figure where both axes agree, `h x w` where they do not (1-D layers: height 1).
+    let pair = |[h, w]: [usize; 2]| {
+        if h == w {
+            h.to_string()
+        } else {
+            format!("{h}x{w}")
+        }
+    };
     if [sh, sw] != [1, 1] {
-        let _ = write!(text, " s{sh}");
+        let _ = write!(text, " s{}", pair([sh, sw]));
     }
-    if shape.padding().top > 0 {
-        let _ = write!(text, " p{}", shape.padding().top);
+    let padding = shape.padding();
+    if padding != convkit::Padding::ZERO {
+        if [padding.top, padding.left] == [padding.bottom, padding.right] {
+            let _ = write!(text, " p{}", pair([padding.top, padding.left]));
+        } else {
+            let _ = write!(
+                text,
+                " p{},{},{},{}",
+                padding.top, padding.left, padding.bottom, padding.right
+            );
+        }
     }
     if [dh, dw] != [1, 1] {
-        let _ = write!(text, " d{dh}");
+        let _ = write!(text, " d{}", pair([dh, dw]));
     }
     if shape.groups() > 1 {
         let _ = write!(text, " g{}", shape.groups());
@@ -261,6 +296,9 @@ pub struct Report {
     /// during the run (a shared machine's neighbours come and go).
     pub peaks_after: Vec<PeakSet>,
     pub rows: Vec<Row>,
+    /// Per network and thread count (`--models` runs): totals and the layers slower than
+    /// each peer.
+    pub networks: Vec<NetworkTotal>,
     /// What each `--compare` peer did (version, or why it has no rows), per thread count.
     pub peer_notes: Vec<String>,
 }
@@ -291,6 +329,7 @@ impl Report {
             quick,
             peaks,
             peaks_after,
+            networks: NetworkTotal::from_rows(&rows),
             rows,
             peer_notes,
         }
@@ -307,4 +346,129 @@ fn cpu_model() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// A layer's peer time over Auto's (above 1: convkit is faster).
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerRatio {
+    pub layer: &'static str,
+    pub ratio: f64,
+}
+
+/// How convkit's whole network compares with one peer's.
+#[derive(Debug, Serialize)]
+pub struct PeerTotal {
+    pub peer: Peer,
+    /// Σ median × count over the layers both timed.
+    pub total_ms: f64,
+    /// The peer's total over Auto's on the same layers.
+    pub ratio: f64,
+    /// Layers where Auto ran slower than the peer, slowest first.
+    pub slower: Vec<LayerRatio>,
+    /// The five layers with the lowest ratios, lowest first.
+    pub slowest: Vec<LayerRatio>,
+    /// Layers without a timing from both (left out of both totals).
+    pub missing: usize,
+}
+
+/// One network at one thread count: Auto's f32 total (Σ layer median × its count) and each
+/// peer's.
+#[derive(Debug, Serialize)]
+pub struct NetworkTotal {
+    pub network: &'static str,
+    pub threads: usize,
+    pub layers: usize,
+    /// Σ median × count of Auto over every layer it timed.
+    pub auto_ms: f64,
+    pub peers: Vec<PeerTotal>,
+}
+
+impl NetworkTotal {
+    /// The totals of every network and thread count among `rows`, in row order.
+    pub fn from_rows(rows: &[Row]) -> Vec<NetworkTotal> {
+        let mut keys: Vec<(&'static str, usize)> = Vec::new();
+        for row in rows {
+            if let Some(network) = row.network
+                && !keys.contains(&(network, row.threads))
+            {
+                keys.push((network, row.threads));
+            }
+        }
+        keys.into_iter()
+            .map(|(network, threads)| {
+                let of = |contender: Contender| -> Vec<(&'static str, usize, Option<f64>)> {
+                    rows.iter()
+                        .filter(|r| {
+                            r.network == Some(network)
+                                && r.threads == threads
+                                && r.dtype == "f32"
+                                && r.algorithm == contender
+                        })
+                        .map(|r| (r.shape, r.count, r.median_ms))
+                        .collect()
+                };
+                let auto = of(Contender::Convkit(Algorithm::Auto));
+                let peers = Peer::ALL
+                    .into_iter()
+                    .filter_map(|peer| {
+                        let timed = of(Contender::Peer(peer));
+                        if timed.is_empty() {
+                            return None;
+                        }
+                        Some(PeerTotal::new(peer, &auto, &timed))
+                    })
+                    .collect();
+                NetworkTotal {
+                    network,
+                    threads,
+                    layers: auto.len(),
+                    auto_ms: auto
+                        .iter()
+                        .filter_map(|&(_, count, ms)| Some(ms? * count as f64))
+                        .sum(),
+                    peers,
+                }
+            })
+            .collect()
+    }
+}
+
+impl PeerTotal {
+    /// `peer`'s total against Auto's over the layers both timed (`(layer, count, median)`).
+    fn new(
+        peer: Peer,
+        auto: &[(&'static str, usize, Option<f64>)],
+        timed: &[(&'static str, usize, Option<f64>)],
+    ) -> PeerTotal {
+        let mut pairs = Vec::new();
+        let mut missing = 0;
+        for &(layer, count, auto_ms) in auto {
+            let peer_ms = timed
+                .iter()
+                .find(|(name, ..)| *name == layer)
+                .and_then(|t| t.2);
+            match (auto_ms, peer_ms) {
+                (Some(a), Some(p)) => pairs.push((layer, count as f64, a, p)),
+                _ => missing += 1,
+            }
+        }
+        let auto_total: f64 = pairs.iter().map(|&(_, n, a, _)| n * a).sum();
+        let total_ms: f64 = pairs.iter().map(|&(_, n, _, p)| n * p).sum();
+        let mut ratios: Vec<LayerRatio> = pairs
+            .iter()
+            .map(|&(layer, _, a, p)| LayerRatio {
+                layer,
+                ratio: p / a,
+            })
+            .collect();
+        ratios.sort_by(|x, y| x.ratio.total_cmp(&y.ratio));
+        PeerTotal {
+            peer,
+            total_ms,
+            ratio: total_ms / auto_total,
+            slower: ratios.iter().filter(|r| r.ratio < 1.0).cloned().collect(),
+            slowest: ratios.iter().take(5).cloned().collect(),
+            missing,
+        }
+    }
 }

@@ -6,8 +6,9 @@ later would be compared against a different machine):
 
 1. The bench writes the setup, one JSON line: {"peers": [...], "threads": n, "layers":
    [{"name", "n", "c", "k", "h", "w", "kh", "kw", "stride": [sh, sw], "dilation": [dh, dw],
-   "pads": [top, left, bottom, right], "groups"}]}. The script prepares every peer on every
-   layer (NCHW f32, constant weights and a bias, `threads` intra-op threads) and answers one
+   "pads": [top, left, bottom, right], "groups", "bias"}]}. The script prepares every peer on
+   every layer (NCHW f32, constant weights, a bias where "bias" is true or absent, `threads`
+   intra-op threads) and answers one
    line: {"peers": {peer: {"status": "ok" | why not, "version": str}}}.
 2. Then, per layer, the bench writes {"layer": name, "min_seconds": s, "min_runs": r,
    "max_runs": m}; the script times each ready peer on it like convkit's rows (median of at
@@ -53,9 +54,12 @@ def onnxruntime_peer(setup):
     for layer in setup["layers"]:
         w_shape = [layer["k"], layer["c"] // layer["groups"], layer["kh"], layer["kw"]]
         weights = numpy_helper.from_array(rng.uniform(-1, 1, w_shape).astype(np.float32), "w")
-        bias = numpy_helper.from_array(rng.uniform(-1, 1, [layer["k"]]).astype(np.float32), "b")
+        initializers = [weights]
+        if layer.get("bias", True):
+            bias = rng.uniform(-1, 1, [layer["k"]]).astype(np.float32)
+            initializers.append(numpy_helper.from_array(bias, "b"))
         node = helper.make_node(
-            "Conv", ["x", "w", "b"], ["y"],
+            "Conv", ["x"] + [tensor.name for tensor in initializers], ["y"],
             strides=layer["stride"], dilations=layer["dilation"], pads=layer["pads"],
             group=layer["groups"], kernel_shape=[layer["kh"], layer["kw"]],
         )
@@ -64,7 +68,7 @@ def onnxruntime_peer(setup):
             [node], "conv",
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            [weights, bias],
+            initializers,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
@@ -90,7 +94,7 @@ def torch_peer(setup):
             x = torch.nn.functional.pad(x, (left, right, top, bottom))
             top = left = 0
         weights = torch.rand(layer["k"], layer["c"] // layer["groups"], layer["kh"], layer["kw"])
-        bias = torch.rand(layer["k"])
+        bias = torch.rand(layer["k"]) if layer.get("bias", True) else None
         arguments = dict(
             stride=layer["stride"], padding=(top, left), dilation=layer["dilation"],
             groups=layer["groups"],

@@ -195,5 +195,6 @@ fn describe(layer: &Layer) -> serde_json::Value {
         "dilation": shape.dilation(),
         "pads": [padding.top, padding.left, padding.bottom, padding.right],
         "groups": shape.groups(),
+        "bias": layer.bias,
     })
 }

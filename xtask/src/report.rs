@@ -1,6 +1,6 @@
 //! The bench report: a table on stdout, `report.md` and `report.json` on disk.
 
-use crate::model::{Contender, Report, Row};
+use crate::model::{Contender, LayerRatio, NetworkTotal, Report, Row};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -223,6 +223,75 @@ pub fn print_table(report: &Report) {
     }
 }
 
+/// `layer 0.91x, layer 0.95x` (or "none").
+fn ratios(list: &[LayerRatio]) -> String {
+    if list.is_empty() {
+        return "none".to_owned();
+    }
+    list.iter()
+        .map(|r| format!("{} {:.2}x", r.layer, r.ratio))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The per-network summary as text lines: one total line per network and thread count, then
+/// per peer the layers Auto is slower on and the five lowest ratios.
+fn network_lines(networks: &[NetworkTotal]) -> Vec<String> {
+    let mut lines = Vec::new();
+    if networks.is_empty() {
+        return lines;
+    }
+    lines.push(
+        "Network totals: Σ layer median x count (f32 Auto); ratio = peer total / convkit \
+         total (above 1: convkit is faster)."
+            .to_owned(),
+    );
+    for total in networks {
+        let mut line = format!(
+            "{} at {} thread(s), {} layers: convkit {:.2} ms",
+            total.network, total.threads, total.layers, total.auto_ms
+        );
+        for peer in &total.peers {
+            let _ = write!(
+                line,
+                "; {} {:.2} ms, ratio {:.2}",
+                peer.peer.name(),
+                peer.total_ms,
+                peer.ratio
+            );
+            if peer.missing > 0 {
+                let _ = write!(line, " ({} layers untimed, left out)", peer.missing);
+            }
+        }
+        lines.push(line);
+        for peer in &total.peers {
+            lines.push(format!(
+                "  slower than {} on {} layer(s): {}",
+                peer.peer.name(),
+                peer.slower.len(),
+                ratios(&peer.slower)
+            ));
+            lines.push(format!(
+                "  slowest five against {}: {}",
+                peer.peer.name(),
+                ratios(&peer.slowest)
+            ));
+        }
+    }
+    lines
+}
+
+/// Prints the per-network totals of a `--models` run.
+pub fn print_networks(report: &Report) {
+    let lines = network_lines(&report.networks);
+    if !lines.is_empty() {
+        println!();
+    }
+    for line in lines {
+        println!("{line}");
+    }
+}
+
 fn markdown(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# convkit bench report\n");
@@ -248,6 +317,12 @@ fn markdown(report: &Report) -> String {
          time; % peak is against the peak measured above for the same thread count; max rel \
          err is the worst |y − exact| / (Σ|x·w| + |bias|) against the f64 reference.\n"
     );
+    for line in network_lines(&report.networks) {
+        let _ = writeln!(md, "{}", line.replacen("  ", "- ", 1));
+    }
+    if !report.networks.is_empty() {
+        let _ = writeln!(md);
+    }
     let _ = writeln!(md, "| {} |", HEADER.join(" | "));
     let _ = writeln!(md, "|{}|", HEADER.map(|_| "---").join("|"));
     for row in &report.rows {
@@ -282,6 +357,11 @@ fn html(report: &Report) -> Result<String, String> {
     for &t in &threads {
         charts.push(crate::charts::auto_speedup(report, t)?);
     }
+    for total in &report.networks {
+        if !total.peers.is_empty() {
+            charts.push(crate::charts::network(report, total)?);
+        }
+    }
     charts.push(crate::charts::thread_scaling(report)?);
     charts.push(crate::charts::errors(report)?);
     let mut page = String::new();
@@ -311,6 +391,13 @@ fn html(report: &Report) -> Result<String, String> {
     );
     for note in &report.peer_notes {
         let _ = writeln!(page, "<p>Compared with {}.</p>", escape(note));
+    }
+    if !report.networks.is_empty() {
+        let _ = writeln!(page, "<h2>Networks</h2><ul>");
+        for line in network_lines(&report.networks) {
+            let _ = writeln!(page, "<li>{}</li>", escape(line.trim_start()));
+        }
+        let _ = writeln!(page, "</ul>");
     }
     let slower: Vec<String> = report
         .rows

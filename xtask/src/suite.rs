@@ -7,6 +7,25 @@ use convkit::{ConvSpec, Padding};
 pub struct Layer {
     pub name: &'static str,
     pub spec: ConvSpec,
+    /// Whether the layer adds a bias (the suite's layers all do).
+    pub bias: bool,
+    /// The network it belongs to (`--models` layers; the suite's belong to none).
+    pub network: Option<&'static str>,
+    /// How often it occurs in its network (1 in the suite).
+    pub count: usize,
+}
+
+impl Layer {
+    /// A suite layer: a bias, no network, occurring once.
+    pub const fn suite(name: &'static str, spec: ConvSpec) -> Layer {
+        Layer {
+            name,
+            spec,
+            bias: true,
+            network: None,
+            count: 1,
+        }
+    }
 }
 
 const fn same3x3(channels: usize, size: usize) -> ConvSpec {
@@ -15,7 +34,7 @@ const fn same3x3(channels: usize, size: usize) -> ConvSpec {
 
 /// Every layer of the suite, small to large.
 pub fn layers() -> Vec<Layer> {
-    let layer = |name, spec| Layer { name, spec };
+    let layer = Layer::suite;
     vec![
         layer("mnist_conv1_5x5", ConvSpec::new(1, 1, 8, [28, 28], [5, 5])),
         layer("mnist_conv2_5x5", ConvSpec::new(1, 8, 16, [12, 12], [5, 5])),
