@@ -46,8 +46,8 @@ mod registry;
 mod tune;
 
 pub use convkit_core::{
-    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec,
-    Element, Isa, Layout, Padding,
+    Accuracy, Activation, Algorithm, COST_FEATURES, ConvAlgorithm, ConvError, ConvPlan, ConvShape,
+    ConvSpec, Correction, Cost, CostFeatures, Element, Isa, Layout, Padding,
 };
 pub use convkit_simd::F32Storage;
 pub use half::{bf16, f16};

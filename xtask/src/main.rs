@@ -3,11 +3,13 @@
 //! - `cargo xtask bench`: measures this machine's FMA peak and times every algorithm on the
 //!   suite of real network layers; prints a table and writes `target/convkit-report/`.
 //!   `--models` times whole networks' layers instead, with per-network totals.
+//! - `cargo xtask fit-cost`: fits the cost model's corrections to a planner check.
 //! - `cargo xtask fuzz`: runs each cargo-fuzz target for a bounded time.
 //! - `cargo xtask ci`: runs `.ci/run`, exactly what CI runs.
 
 mod bench;
 mod charts;
+mod fit;
 mod fuzz;
 mod model;
 mod models;
@@ -32,6 +34,8 @@ struct Cli {
 enum Command {
     /// Measure the FMA peak, time every algorithm on the layer suite, write the report.
     Bench(bench::BenchArgs),
+    /// Fit the cost model's corrections to planner-check measurements; print the weights.
+    FitCost(fit::FitArgs),
     /// Run each fuzz target for a bounded time (installs cargo-fuzz if missing).
     Fuzz(fuzz::FuzzArgs),
     /// Run `.ci/run`.
@@ -49,6 +53,7 @@ fn workspace_root() -> PathBuf {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Bench(args) => bench::run(&args),
+        Command::FitCost(args) => fit::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
         Command::Ci => fuzz::status_of(
             std::process::Command::new("bash")

@@ -7,7 +7,7 @@
 use crate::peak::{Peak, PeakSet};
 use crate::suite::Layer;
 use convkit::{Algorithm, Plan};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt::Write as _;
 
 /// A library timed beside convkit on the same layers (`--compare`).
@@ -470,5 +470,60 @@ impl PeerTotal {
             slowest: ratios.iter().take(5).cloned().collect(),
             missing,
         }
+    }
+}
+
+/// A layer's whole spec, as plain numbers (what the planner check writes, so that a later
+/// fit can recompute any feature of the shape).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Geometry {
+    pub n: usize,
+    pub c: usize,
+    pub k: usize,
+    pub hw: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// `[top, left, bottom, right]`.
+    pub pads: [usize; 4],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub nhwc: bool,
+}
+
+impl Geometry {
+    pub fn of(spec: &convkit::ConvSpec) -> Geometry {
+        let padding = spec.padding_sides();
+        Geometry {
+            n: spec.batch(),
+            c: spec.in_channels(),
+            k: spec.out_channels(),
+            hw: spec.input_hw(),
+            kernel: spec.kernel_hw(),
+            stride: spec.stride_hw(),
+            pads: [padding.top, padding.left, padding.bottom, padding.right],
+            dilation: spec.dilation_hw(),
+            groups: spec.group_count(),
+            nhwc: spec.activation_layout() == convkit::Layout::Nhwc,
+        }
+    }
+
+    pub fn spec(&self) -> convkit::ConvSpec {
+        let [top, left, bottom, right] = self.pads;
+        let layout = if self.nhwc {
+            convkit::Layout::Nhwc
+        } else {
+            convkit::Layout::Nchw
+        };
+        convkit::ConvSpec::new(self.n, self.c, self.k, self.hw, self.kernel)
+            .stride(self.stride)
+            .padding(convkit::Padding {
+                top,
+                bottom,
+                left,
+                right,
+            })
+            .dilation(self.dilation)
+            .groups(self.groups)
+            .layout(layout)
     }
 }

@@ -11,9 +11,9 @@
 //! plan, is rated by its own row's median against the fastest row's.
 
 use crate::bench::{Contender, PlannedRow, time_interleaved};
-use crate::model::Timing;
+use crate::model::{Geometry, Timing};
 use crate::suite::Layer;
-use convkit::{Activation, Algorithm, ConvSpec, Layout, Padding, PlanOptions};
+use convkit::{Activation, Algorithm, ConvSpec, Cost, Layout, Padding, PlanOptions};
 use convkit_testkit::{ConvProblem, Values};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -207,10 +207,13 @@ pub fn generate(count: usize, seed: u64) -> Vec<Layer> {
 pub struct Checked {
     pub layer: &'static str,
     pub spec: String,
+    pub geometry: Geometry,
     /// Median ms of every algorithm that planned.
     pub medians: Vec<(&'static str, f64)>,
     /// The cost model's ms for each of them (what Auto compared).
     pub estimates: Vec<(&'static str, f64)>,
+    /// The analytic part of each estimate, before the algorithm's fitted correction.
+    pub analytic: Vec<(&'static str, f64)>,
     pub chosen: &'static str,
     pub fastest: &'static str,
     /// The chosen algorithm's median over the fastest's.
@@ -278,17 +281,23 @@ pub fn run(count: usize, seed: u64, threads: usize, out: &Path) -> Result<(), St
             .map(|(row, &(seconds, _))| (row.algorithm().name(), seconds * 1e3))
             .collect();
         let shape = problem.shape();
-        let estimates: Vec<(&'static str, f64)> = pool.install(|| {
+        let costs: Vec<(&'static str, Cost)> = pool.install(|| {
             convkit::algorithms::<f32>()
                 .iter()
                 .filter(|a| rows.iter().any(|r| r.algorithm() == a.algorithm()))
                 .filter_map(|a| {
                     let isa = convkit_simd::resolve(a.isas(), convkit_simd::best());
-                    let cost = a.cost(&shape, isa).ok()?;
-                    Some((a.algorithm().name(), cost.seconds * 1e3))
+                    Some((a.algorithm().name(), a.cost(&shape, isa).ok()?))
                 })
                 .collect()
         });
+        let in_ms = |seconds: fn(&Cost) -> f64| -> Vec<(&'static str, f64)> {
+            costs
+                .iter()
+                .map(|(name, cost)| (*name, seconds(cost) * 1e3))
+                .collect()
+        };
+
         let (fastest, best_ms) = medians
             .iter()
             .copied()
@@ -301,8 +310,10 @@ pub fn run(count: usize, seed: u64, threads: usize, out: &Path) -> Result<(), St
         let result = Checked {
             layer: layer.name,
             spec: crate::model::describe(layer),
+            geometry: Geometry::of(&layer.spec),
             medians,
-            estimates,
+            estimates: in_ms(|cost| cost.seconds),
+            analytic: in_ms(|cost| cost.analytic_seconds),
             chosen: chosen.name(),
             fastest,
             ratio: chosen_ms / best_ms,

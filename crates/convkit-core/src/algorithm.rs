@@ -1,6 +1,7 @@
 //! The seam between the planner and the algorithms: [`ConvAlgorithm`] describes and prepares,
 //! [`ConvPlan`] runs.
 
+use crate::cost::Cost;
 use crate::{Activation, ConvError, ConvShape, ConvSpec, Element, Isa};
 
 /// Which convolution algorithm to use.
@@ -92,14 +93,6 @@ impl Accuracy {
             halo: 0,
         }
     }
-}
-
-/// An algorithm's estimate of one run's cost, used by `Algorithm::Auto`.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
-pub struct Cost {
-    /// Estimated wall-clock seconds for one run on the current rayon pool's threads (the
-    /// plan's work is cut for that pool, and some algorithms scale better than others).
-    pub seconds: f64,
 }
 
 /// A validated request to prepare a plan: shape, weights, bias, epilogue and ISA.

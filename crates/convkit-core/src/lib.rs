@@ -13,13 +13,15 @@
 
 mod activation;
 mod algorithm;
+mod cost;
 mod element;
 mod error;
 mod isa;
 mod spec;
 
 pub use activation::Activation;
-pub use algorithm::{Accuracy, Algorithm, ConvAlgorithm, ConvPlan, Cost, PlanRequest};
+pub use algorithm::{Accuracy, Algorithm, ConvAlgorithm, ConvPlan, PlanRequest};
+pub use cost::{COST_FEATURES, Correction, Cost, CostFeatures};
 pub use element::Element;
 pub use error::ConvError;
 pub use isa::Isa;

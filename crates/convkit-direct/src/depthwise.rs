@@ -349,6 +349,18 @@ impl DepthwiseNchw {
                         self.tile::<S, T, $rv, $rr, STRIDE, DENSE_3X3>(band, oy, ox0);
                         oy += $rr;
                     }
+                    // The rows left (all of a small image's) in tiles of 4 and 2 rows, whose
+                    // accumulators' chains overlap, rather than row by row, where each
+                    // vector's taps form one chain of dependent FMAs (`docs/tuning.md`, NCHW
+                    // depthwise).
+                    if $rr > 4 && oy + 4 <= rows.end {
+                        self.tile::<S, T, $rv, 4, STRIDE, DENSE_3X3>(band, oy, ox0);
+                        oy += 4;
+                    }
+                    if $rr > 2 && oy + 2 <= rows.end {
+                        self.tile::<S, T, $rv, 2, STRIDE, DENSE_3X3>(band, oy, ox0);
+                        oy += 2;
+                    }
                     while oy < rows.end {
                         self.tile::<S, T, $rv, 1, STRIDE, DENSE_3X3>(band, oy, ox0);
                         oy += 1;

@@ -189,14 +189,25 @@ impl Geometry {
     ) {
         let [h, w] = self.in_hw;
         let left = self.pad[1];
+        // Lines narrower than this are zeroed in one pass over the whole band before the rows
+        // are copied in, rather than margin by margin (three short fills a line cost more
+        // than the row itself on small images; `docs/tuning.md`, NCHW depthwise).
+        const NARROW: usize = 64;
+        let narrow = order == LineOrder::Plain && width <= NARROW;
+        if narrow {
+            lines.fill(0.0);
+        }
         for (r, line) in lines.chunks_exact_mut(width).enumerate() {
             let Some(iy) = (first + r).checked_sub(self.pad[0]).filter(|&iy| iy < h) else {
-                line.fill(0.0);
+                if !narrow {
+                    line.fill(0.0);
+                }
                 continue;
             };
             // SAFETY: row `iy` of the plane is inside the input tensor (contract).
             let src = unsafe { std::slice::from_raw_parts(input.add(plane + iy * self.in_row), w) };
             match order {
+                LineOrder::Plain if narrow => T::widen(src, &mut line[left..left + w]),
                 LineOrder::Plain => {
                     line[..left].fill(0.0);
                     T::widen(src, &mut line[left..left + w]);

@@ -85,8 +85,8 @@ mod geometry;
 
 use columns::Columns;
 use convkit_core::{
-    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa, Layout,
-    PlanRequest,
+    Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Correction, Cost, Isa,
+    Layout, PlanRequest,
 };
 use convkit_simd::{
     F32Storage, SharedOutput, Simd, SimdKernel, VectorActivation, WorkerRanges, call,
@@ -212,6 +212,15 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
     flops / rate + layout_traffic
 }
 
+/// The fitted correction of [`estimated_seconds`] (`docs/tuning.md`, "The cost model's
+/// correction").
+const CORRECTION: Correction = Correction {
+    weights: [
+        1.994, -0.099, -0.072, -0.086, 0.171, 0.179, -0.024, -0.071, 0.139, -0.217, -0.196, 0.021,
+        -0.219, -0.121, -0.168, -0.085,
+    ],
+};
+
 /// Fixed cost of a run (item split), measured on the smallest suite layers.
 const CALL_OVERHEAD_SECONDS: f64 = 0.5e-6;
 
@@ -237,14 +246,12 @@ macro_rules! impl_for_storage {
             }
 
             fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
-                Ok(Cost {
-                    seconds: estimated_seconds(
-                        shape,
-                        isa,
-                        <$storage>::CONVERTS,
-                        threads_for(shape),
-                    ),
-                })
+                let workers = threads_for(shape);
+                Ok(Cost::corrected(
+                    estimated_seconds(shape, isa, <$storage>::CONVERTS, workers),
+                    &CORRECTION,
+                    shape,
+                ))
             }
 
             fn prepare(

@@ -3,7 +3,16 @@
 //! constants were fitted on `cargo xtask bench`; their figures are in `docs/tuning.md`.
 
 use crate::strategy::is_pointwise;
-use convkit_core::{ConvShape, Isa, Layout};
+use convkit_core::{ConvShape, Correction, Isa, Layout};
+
+/// The fitted correction of [`estimated_seconds`] (`docs/tuning.md`, "The cost model's
+/// correction").
+pub(crate) const CORRECTION: Correction = Correction {
+    weights: [
+        0.812, 0.021, -0.127, -0.043, 0.115, 0.317, -0.151, 0.273, 0.096, -0.552, 0.081, 0.050,
+        0.067, -0.027, -0.382, -0.526,
+    ],
+};
 
 /// The cost model's constants for one path, fitted to `cargo xtask bench` (one thread).
 struct PathRates {

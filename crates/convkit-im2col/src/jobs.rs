@@ -156,6 +156,12 @@ impl Im2colPlan {
                     }),
                 }
             }
+            Strategy::Subsampled => {
+                // `padded` holds image `n`'s subsampled planes: the group's from g·cg on.
+                let pixels = shape.output_hw()[0] * shape.output_hw()[1];
+                let copy = &padded[g * cg * pixels..(g + 1) * cg * pixels];
+                Lowered::Direct(StridedMatrix::new(copy, 1, pixels))
+            }
             Strategy::NchwPacked => Lowered::Nchw(NchwLowering {
                 input: planes(),
                 window: self.window,

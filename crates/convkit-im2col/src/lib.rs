@@ -62,13 +62,13 @@ macro_rules! impl_for_storage {
             }
 
             fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
-                Ok(Cost {
-                    seconds: cost::estimated_seconds(
-                        shape,
-                        isa,
-                        convkit_gemm::threads_for(shape.flops().try_into().unwrap_or(usize::MAX)),
-                    ),
-                })
+                let workers =
+                    convkit_gemm::threads_for(shape.flops().try_into().unwrap_or(usize::MAX));
+                Ok(Cost::corrected(
+                    cost::estimated_seconds(shape, isa, workers),
+                    &cost::CORRECTION,
+                    shape,
+                ))
             }
 
             fn prepare(

@@ -800,6 +800,53 @@ impl<'a, T: F32Storage> SimdKernel for PadPhase<'a, T> {
     }
 }
 
+/// A strided 1x1 layer's subsampled image: plane `c` of the copy holds pixel
+/// `(oy·s_h, ox·s_w)` of input plane `c` at `(oy, ox)`, widened to f32.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subsampling {
+    pub input_hw: [usize; 2],
+    pub output_hw: [usize; 2],
+    pub stride: [usize; 2],
+}
+
+impl Subsampling {
+    /// Writes the subsampled planes of `planes` (whole `H·W` planes) into `copy`
+    /// (`OH·OW` per plane), with vector copies on `isa` (available on this CPU).
+    pub(crate) fn copy<T: F32Storage>(&self, isa: Isa, planes: &[T], copy: &mut [f32]) {
+        // SAFETY: the plan's path is available on this CPU.
+        unsafe { convkit_simd::call::<Subsample<'_, T>>(isa, self, copy, planes) }
+    }
+}
+
+/// [`Subsampling::copy`], once for every path: one strided run per output row.
+struct Subsample<'a, T>(PhantomData<&'a [T]>);
+
+impl<'a, T: F32Storage> SimdKernel for Subsample<'a, T> {
+    type Context = Subsampling;
+    type Args = &'a [T];
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(geometry: &Subsampling, copy: &mut [f32], planes: &'a [T]) {
+        let Subsampling {
+            input_hw: [h, w],
+            output_hw: [oh, ow],
+            stride: [sh, sw],
+        } = *geometry;
+        for (plane, copied) in planes
+            .chunks_exact(h * w)
+            .zip(copy.chunks_exact_mut(oh * ow))
+        {
+            for (oy, line) in copied.chunks_exact_mut(ow).enumerate() {
+                let row = &plane[oy * sh * w..(oy * sh + 1) * w];
+                // SAFETY: forwarded ISA guarantee; the run's last read, (OW − 1)·s_w, is
+                // inside the row of a valid unpadded 1x1 layer.
+                unsafe { copy_strided::<S, T>(row, 0, sw, line) };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::PitchedLowering;

@@ -1,7 +1,7 @@
 //! The prepared plan: weights packed once for the chosen [`Strategy`], the padded copies made
 //! per wave or band at run time, and the waves run as GEMM jobs (`jobs.rs`).
 
-use crate::lowering::{PaddedPlanes, Window};
+use crate::lowering::{PaddedPlanes, Subsampling, Window};
 use crate::strategy::{Pitched, Strategy};
 use convkit_core::{Activation, Algorithm, ConvPlan, ConvShape, Isa, Layout, PlanRequest};
 use convkit_gemm::{Columns, GemmOutput, PackedPanels, Packing, Sgemm, StridedMatrix};
@@ -121,6 +121,35 @@ impl Im2colPlan {
     /// group) of `images` into `padded`, one after another, in parallel over phase planes
     /// when there is enough of them to share (the stem's 3 channels are 12 of them: an even
     /// share for 2 or 3 workers).
+    /// f32 elements of one image's subsampled copy ([`Strategy::Subsampled`]).
+    fn subsampled_len(&self) -> usize {
+        let [oh, ow] = self.shape.output_hw();
+        self.shape.in_channels() * oh * ow
+    }
+
+    /// Copies `image`'s subsampled planes into `copy`, channels split across the pool's
+    /// workers when the copy is large enough to pay for it.
+    fn subsample<T: F32Storage>(&self, image: &[T], copy: &mut [f32]) {
+        let shape = &self.shape;
+        let [h, w] = shape.input_hw();
+        let [oh, ow] = shape.output_hw();
+        let geometry = Subsampling {
+            input_hw: [h, w],
+            output_hw: [oh, ow],
+            stride: shape.stride(),
+        };
+        let isa = self.sgemm.kernel().isa;
+        if copy.len() < PARALLEL_PADDING_MIN {
+            geometry.copy(isa, image, copy);
+        } else {
+            let channels = shape.in_channels().div_ceil(self.workers.max(1));
+            image
+                .par_chunks(channels * h * w)
+                .zip(copy.par_chunks_mut(channels * oh * ow))
+                .for_each(|(planes, copied)| geometry.copy(isa, planes, copied));
+        }
+    }
+
     fn pad<T: F32Storage>(
         &self,
         input: &[T],
@@ -179,6 +208,9 @@ impl<T: GemmOutput> ConvPlan<T> for Im2colPlan {
     }
 
     fn scratch_len(&self) -> usize {
+        if matches!(self.strategy, Strategy::Subsampled) {
+            return self.sgemm.scratch_len(self.workers) + self.subsampled_len();
+        }
         let padded = self.strategy.pitched().map_or(0, |pitched| {
             let copy = pitched.wave
                 * self.shape.groups()
@@ -209,6 +241,15 @@ impl<T: GemmOutput> ConvPlan<T> for Im2colPlan {
         let (gemm_scratch, padded) = scratch.split_at_mut(self.sgemm.scratch_len(self.workers));
         let oh = shape.output_hw()[0];
         let output = SharedOutput::new(output.as_mut_ptr());
+        if matches!(self.strategy, Strategy::Subsampled) {
+            let image_len = shape.in_channels() * shape.input_hw()[0] * shape.input_hw()[1];
+            let copy = &mut padded[..self.subsampled_len()];
+            for n in 0..images {
+                self.subsample(&input[n * image_len..(n + 1) * image_len], copy);
+                self.run_wave(input, &*copy, (n..n + 1, 0..oh), output, gemm_scratch);
+            }
+            return;
+        }
         let Some(pitched) = self.strategy.pitched() else {
             self.run_wave(input, &[], (0..images, 0..oh), output, gemm_scratch);
             return;

@@ -3,7 +3,7 @@
 //! layout and the scratch it packs into.
 
 use crate::cost::{l1_set_crowding, transposed_store_steps};
-use convkit_core::{ConvShape, Isa, Layout};
+use convkit_core::{ConvShape, Isa, Layout, Padding};
 use convkit_gemm::{Columns, KernelShape, Sgemm};
 
 /// A 1x1 stride-1 layer without padding: a GEMM on the input as it is.
@@ -235,6 +235,7 @@ impl StepTables {
 /// | `Pointwise` | NCHW | weights | the input planes as they are | contiguous planes |
 /// | `Pointwise` | NHWC | the input pixels as they are | weights | contiguous pixels |
 /// | `NhwcPacked` | NHWC | lowered pixels, packed | weights | contiguous pixels |
+/// | `Subsampled` | NCHW | weights | the subsampled copy as it is | contiguous planes |
 /// | `NchwPacked` | NCHW | weights | lowered image, packed | contiguous planes |
 /// | `GridColumns` | NCHW | weights | padded copies on the pitched grid | pitched (or contiguous on kept lines) |
 /// | `PixelRows` | NCHW | padded copy at pixel + tap offsets | weights | transposed into the planes |
@@ -244,12 +245,18 @@ pub(crate) enum Strategy {
     /// (widened as it is packed for half precision; in place for f32 where the GEMM reads
     /// it so).
     Pointwise,
+    /// A strided 1x1 NCHW layer without padding: each image's subsampled pixels copied
+    /// (widened) once into scratch, `OH·OW` per channel, which the GEMM then reads as a
+    /// pointwise layer's input (a packed lowering would gather every short run of a row once
+    /// per panel, and phase planes would copy every pixel to read one phase;
+    /// `docs/tuning.md`, Strategy::Subsampled).
+    Subsampled,
     /// An NHWC layer: the lowered pixels packed block by block straight from the image,
     /// depth order `(ky, kx, c)`.
     NhwcPacked,
-    /// An NCHW layer with no padded copy (strides over [`MAX_PHASE_STRIDE`], or an image too
-    /// wide for a band of [`MIN_BAND_ROWS`]): the per-row lowering, packed panel by panel
-    /// from the image.
+    /// An NCHW layer with no padded copy (a padded 1x1 layer, strides over
+    /// [`MAX_PHASE_STRIDE`], or an image too wide for a band of [`MIN_BAND_ROWS`]): the
+    /// per-row lowering, packed panel by panel from the image.
     NchwPacked,
     /// An NCHW layer whose output pixels are the columns of C, on the pitched grid of its
     /// padded copies (made in bands of output rows within [`PADDED_BUDGET`], split into
@@ -305,6 +312,17 @@ impl Strategy {
             }
             (Layout::Nhwc, false) => {
                 return (Strategy::NhwcPacked, Sgemm::for_product(isa, nhwc_product));
+            }
+            (Layout::Nchw, false) if shape.kernel_hw() == [1, 1] => {
+                let product = [kg, oh * ow, depth];
+                let strategy = if shape.padding() == Padding::ZERO {
+                    Strategy::Subsampled
+                } else {
+                    // A padded 1x1 layer (rare): packed straight from the image, rather than
+                    // phase planes of which only one phase is read.
+                    Strategy::NchwPacked
+                };
+                return (strategy, Sgemm::for_product(isa, product));
             }
             (Layout::Nchw, false) => Pitched::plan(shape, workers, true),
         };

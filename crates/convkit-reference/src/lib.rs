@@ -186,9 +186,9 @@ impl<T: Element> ConvAlgorithm<T> for Reference {
     }
 
     fn cost(&self, shape: &ConvShape, _isa: Isa) -> Result<Cost, ConvError> {
-        Ok(Cost {
-            seconds: shape.flops() as f64 / ESTIMATED_FLOPS_PER_SECOND,
-        })
+        Ok(Cost::analytic(
+            shape.flops() as f64 / ESTIMATED_FLOPS_PER_SECOND,
+        ))
     }
 
     fn prepare(&self, request: &PlanRequest<'_, T>) -> Result<Box<dyn ConvPlan<T>>, ConvError> {

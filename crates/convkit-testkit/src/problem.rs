@@ -72,8 +72,9 @@ pub struct ProblemParams {
     pub seed: u64,
     /// Force a 3x3 window with stride 1 and dilation 1 (Winograd's domain).
     pub winograd: bool,
-    /// Force a 1x1 window with stride 1 and no padding (a GEMM on the input itself), which
-    /// the free draws almost never make; ignored with `winograd`.
+    /// Force a 1x1 window without padding (a GEMM on the input itself, or on its subsampled
+    /// pixels: half of them strided), which the free draws almost never make; ignored with
+    /// `winograd`.
     pub pointwise: bool,
 }
 
@@ -107,7 +108,14 @@ impl ProblemParams {
         let (kernel, stride, dilation) = if self.winograd {
             ([3, 3], [1, 1], [1, 1])
         } else if self.pointwise {
-            ([1, 1], [1, 1], [1, 1])
+            // Half of them strided (ResNet's projections, strided 1x1 heads).
+            let strided = (self.stride[0] + self.stride[1]) % 2 == 1;
+            let stride = if strided {
+                self.stride.map(|s| wrap(s, 1, 3))
+            } else {
+                [1, 1]
+            };
+            ([1, 1], stride, [1, 1])
         } else {
             (
                 self.kernel.map(|k| wrap(k, 1, 7)),
@@ -275,7 +283,7 @@ impl<'a> Arbitrary<'a> for ConvProblem {
             seed: 0,
             // A quarter of the problems in Winograd's domain, which is rare otherwise.
             winograd: small(3)? == 0,
-            // An eighth pointwise (1x1, stride 1, unpadded), as rare otherwise.
+            // An eighth pointwise (1x1, unpadded, half of them strided), as rare otherwise.
             pointwise: small(7)? == 0,
         };
         Ok(ProblemParams {

@@ -31,9 +31,43 @@
 mod kernels;
 pub mod transforms;
 
+/// The fitted corrections of each tile's [`Geometry::estimated_seconds`] (`docs/tuning.md`,
+/// "The cost model's correction").
+const CORRECTIONS: [Correction; 3] = [
+    Correction {
+        weights: [
+            0.305, -0.019, 0.103, -0.065, 0.100, 0.000, 0.095, 0.000, 0.000, -0.814, 0.000, 0.000,
+            0.000, -0.046, -0.767, -0.726,
+        ],
+    },
+    Correction {
+        weights: [
+            0.190, 0.008, 0.126, -0.066, 0.131, 0.000, 0.068, 0.000, 0.000, -0.861, 0.000, 0.000,
+            0.000, -0.156, -0.522, -0.545,
+        ],
+    },
+    Correction {
+        weights: [
+            -0.084, 0.014, 0.150, -0.057, 0.140, 0.000, 0.038, 0.000, 0.000, -0.880, 0.000, 0.000,
+            0.000, -0.165, -0.524, -0.594,
+        ],
+    },
+];
+
+impl Tile {
+    /// This tile's fitted cost correction.
+    fn correction(self) -> &'static Correction {
+        match self {
+            Tile::F2 => &CORRECTIONS[0],
+            Tile::F4 => &CORRECTIONS[1],
+            Tile::F6 => &CORRECTIONS[2],
+        }
+    }
+}
+
 use convkit_core::{
-    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Cost, Isa,
-    Layout, PlanRequest,
+    Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Correction,
+    Cost, Isa, Layout, PlanRequest,
 };
 use convkit_gemm::{
     Columns, Epilogue, GemmJob, GemmJobs, KernelShape, OutputTile, PackedPanels, Packing,
@@ -144,9 +178,11 @@ macro_rules! impl_for_storage {
                 // The geometry the plan will have: its blocks are cut for the pool's threads.
                 let workers = rayon::current_num_threads();
                 let geometry = Geometry::new(self.tile, shape, isa, workers)?;
-                Ok(Cost {
-                    seconds: geometry.estimated_seconds(shape, isa, workers),
-                })
+                Ok(Cost::corrected(
+                    geometry.estimated_seconds(shape, isa, workers),
+                    self.tile.correction(),
+                    shape,
+                ))
             }
 
             fn prepare(
