@@ -47,7 +47,8 @@ mod tune;
 
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, COST_FEATURES, ConvAlgorithm, ConvError, ConvPlan, ConvShape,
-    ConvSpec, Correction, Cost, CostFeatures, Element, Isa, Layout, Padding,
+    ConvSpec, ConvSpec1d, Correction, Cost, CostFeatures, Element, Isa, Layout, Layout1d, Padding,
+    Padding1d,
 };
 pub use convkit_simd::F32Storage;
 pub use half::{bf16, f16};
@@ -131,18 +132,20 @@ impl<T: Element> std::fmt::Debug for Plan<T> {
     }
 }
 
-/// Plans `spec` with OIHW `weights` and an optional bias (one per output channel).
+/// Plans `spec` (a [`ConvSpec`], or a [`ConvSpec1d`] with OIW weights) with OIHW `weights`
+/// and an optional bias (one per output channel).
 ///
 /// Validates the spec, every length and the activation; picks the algorithm (`Auto`: the
 /// lowest estimated cost among the registered algorithms that support the problem) and the
 /// instruction-set path; packs the weights. A forced algorithm that cannot run the problem is
 /// `ConvError::Unsupported` with the reason, never a silent fallback.
 pub fn plan<T: Registered>(
-    spec: &ConvSpec,
+    spec: &impl AsRef<ConvSpec>,
     weights: &[T],
     bias: Option<&[T]>,
     options: &PlanOptions,
 ) -> Result<Plan<T>, ConvError> {
+    let spec = spec.as_ref();
     let ceiling = convkit_simd::select(options.isa)?;
     let shape = spec.shape()?;
     let requested = options.algorithm.unwrap_or(Algorithm::Auto);

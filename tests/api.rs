@@ -303,3 +303,49 @@ fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
     .map_err(|e| TestCaseError::fail(e.message))?;
     Ok(())
 }
+
+#[test]
+fn one_dimensional_specs_plan_like_2d_ones_in_both_layouts() {
+    use convkit::{ConvSpec1d, Layout1d, Padding1d};
+    use convkit_testkit::Values;
+    // Causal, dilated, strided, grouped; NCL and NLC.
+    let specs: [ConvSpec1d; 3] = [
+        ConvSpec::new_1d(2, 12, 8, 97, 3)
+            .dilation(4)
+            .padding(Padding1d { begin: 8, end: 0 }),
+        ConvSpec::new_1d(1, 16, 16, 130, 3)
+            .stride(2)
+            .padding(Padding1d { begin: 1, end: 1 })
+            .groups(4),
+        ConvSpec::new_1d(1, 24, 24, 200, 4)
+            .padding(Padding1d { begin: 3, end: 0 })
+            .groups(24)
+            .layout(Layout1d::Nlc),
+    ];
+    for spec in specs {
+        let problem = ConvProblem::new(spec.spec(), true, Activation::None, Values::Integer, 5);
+        let shape = problem.shape();
+        let (input, weights, bias) = (
+            problem.input::<f32>(),
+            problem.weights::<f32>(),
+            problem.bias::<f32>(),
+        );
+        for algorithm in [Algorithm::Auto, Algorithm::Direct, Algorithm::Im2colGemm] {
+            let options = PlanOptions::new().algorithm(algorithm);
+            let plan = convkit::plan(&spec, &weights, bias.as_deref(), &options).unwrap();
+            let mut output = vec![f32::NAN; spec.output_len().unwrap()];
+            plan.run(&input, &mut output).unwrap();
+            compare_with_reference(
+                &shape,
+                &input,
+                &weights,
+                bias.as_deref(),
+                Activation::None,
+                convkit::Accuracy::summation(shape.reduction_len() + 1, 0.0),
+                true,
+                &output,
+            )
+            .unwrap_or_else(|failure| panic!("{spec:?} {algorithm:?}: {failure}"));
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! `cargo xtask fit-cost TRAIN.json [--check OTHER.json]`: fits each algorithm's cost
+//! `cargo xtask fit-cost TRAIN.json... [--check OTHER.json]`: fits each algorithm's cost
 //! correction ([`convkit::Correction`]) to planner-check measurements and prints the weights
 //! as the Rust constants the kernel crates hold.
 //!
@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct FitArgs {
-    /// A `planner-check-*.json` from `cargo xtask bench --planner-check N`.
-    train: PathBuf,
+    /// `planner-check-*.json` files from `cargo xtask bench --planner-check N`, fitted on
+    /// together.
+    #[arg(required = true)]
+    train: Vec<PathBuf>,
     /// Other planner-check files to rate the fitted choice on.
     #[arg(long)]
     check: Vec<PathBuf>,
@@ -204,18 +206,13 @@ fn rate(layers: &[Layer], weights: Option<&BTreeMap<String, [f64; COST_FEATURES]
 }
 
 pub fn run(args: &FitArgs) -> Result<(), String> {
-    let train = load(&args.train)?;
+    let mut train = Vec::new();
+    for path in &args.train {
+        train.extend(load(path)?);
+    }
     let weights = fit(&train, args.ridge)?;
-    println!(
-        "\n{}: analytic only {}",
-        args.train.display(),
-        rate(&train, None)
-    );
-    println!(
-        "{}: fitted {}",
-        args.train.display(),
-        rate(&train, Some(&weights))
-    );
+    println!("\ntraining set: analytic only {}", rate(&train, None));
+    println!("training set: fitted {}", rate(&train, Some(&weights)));
     for path in &args.check {
         let layers = load(path)?;
         println!("{}: analytic only {}", path.display(), rate(&layers, None));

@@ -13,7 +13,7 @@
 use crate::{ConvShape, Layout};
 
 /// Number of features of [`CostFeatures`].
-pub const COST_FEATURES: usize = 16;
+pub const COST_FEATURES: usize = 17;
 
 /// The features a [`Correction`] weighs, each a plain function of the shape (logarithms of
 /// sizes, indicators of kinds of layer).
@@ -39,6 +39,7 @@ impl CostFeatures {
         "ln_batch",
         "inv_channels_per_group",
         "inv_outputs_per_group",
+        "strided_one_d",
     ];
 
     /// Activations and outputs of one run beyond this many bytes no longer stay in a core's
@@ -73,6 +74,7 @@ impl CostFeatures {
             // chain) and per-input work that does not shrink with the outputs (packing).
             1.0 / shape.in_channels_per_group() as f64,
             1.0 / shape.out_channels_per_group() as f64,
+            flag(strided && shape.input_hw()[0] == 1 && kh == 1),
         ])
     }
 }

@@ -18,6 +18,7 @@ mod element;
 mod error;
 mod isa;
 mod spec;
+mod spec1d;
 
 pub use activation::Activation;
 pub use algorithm::{Accuracy, Algorithm, ConvAlgorithm, ConvPlan, PlanRequest};
@@ -26,3 +27,4 @@ pub use element::Element;
 pub use error::ConvError;
 pub use isa::Isa;
 pub use spec::{ConvShape, ConvSpec, Layout, Padding};
+pub use spec1d::{ConvSpec1d, Layout1d, Padding1d};
