@@ -146,11 +146,13 @@ mod tests {
         assert_eq!(named("depthwise"), 1.0);
         assert_eq!(named("strided"), 1.0);
         assert_eq!(named("pointwise"), 0.0);
-        assert_eq!(named("ln_output_pixels"), (14.0f64 * 14.0).ln());
+        // Logarithms compared within a tolerance: miri perturbs transcendental results.
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(named("ln_output_pixels"), (14.0f64 * 14.0).ln()));
         let one_d = ConvSpec::new(2, 8, 8, [1, 100], [1, 3]).shape().unwrap();
         let f = CostFeatures::of(&one_d).0;
         assert_eq!(f[8], 1.0);
-        assert_eq!(f[13], 2.0f64.ln());
+        assert!(close(f[13], 2.0f64.ln()));
     }
 
     #[test]
@@ -159,7 +161,7 @@ mod tests {
         let mut weights = [0.0; COST_FEATURES];
         weights[0] = 2.0f64.ln();
         let cost = Cost::corrected(1e-3, &Correction { weights }, &shape);
-        assert!((cost.seconds - 2e-3).abs() < 1e-12);
+        assert!((cost.seconds - 2e-3).abs() < 1e-9);
         assert_eq!(cost.analytic_seconds, 1e-3);
         assert_eq!(
             Cost::corrected(1e-3, &Correction::NONE, &shape).seconds,
