@@ -123,10 +123,11 @@ fn bench_sgemm(threads: usize, peak: &Peak, timing: Timing) -> Row {
 fn select_layers(names: &[String], models: Option<&PathBuf>) -> Result<Vec<Layer>, String> {
     if let Some(file) = models {
         let all = models::load(&workspace_root().join(file))?;
-        if let Some(unknown) = names.iter().find(|name| {
-            !all.iter()
-                .any(|l| l.name == *name || l.network == Some(name))
-        }) {
+        let named = |layer: &Layer, name: &str| layer.name == name || layer.network == Some(name);
+        if let Some(unknown) = names
+            .iter()
+            .find(|name| !all.iter().any(|l| named(l, name)))
+        {
             return Err(format!(
                 "{} has no layer or network {unknown}",
                 file.display()
@@ -134,12 +135,7 @@ fn select_layers(names: &[String], models: Option<&PathBuf>) -> Result<Vec<Layer
         }
         return Ok(all
             .into_iter()
-            .filter(|l| {
-                names.is_empty()
-                    || names
-                        .iter()
-                        .any(|name| l.name == name || l.network == Some(name))
-            })
+            .filter(|l| names.is_empty() || names.iter().any(|name| named(l, name)))
             .collect());
     }
     let all = suite::layers();

@@ -300,15 +300,9 @@ pub fn network(report: &Report, total: &NetworkTotal) -> Result<String, String> 
                 .any(|r| r.shape == *shape && r.network == Some(total.network))
         })
         .collect();
+    // The peer rows' own rating (`report::rate_peers`): the peer's median over Auto's.
     let ratio = |shape: &str, peer: Contender| -> Option<f64> {
-        let auto = find(
-            report,
-            shape,
-            Contender::Convkit(Algorithm::Auto),
-            total.threads,
-        )?;
-        let other = find(report, shape, peer, total.threads)?;
-        Some(other.median_ms? / auto.median_ms?)
+        find(report, shape, peer, total.threads)?.auto_speedup
     };
     let peers: Vec<Contender> = total
         .peers

@@ -1,8 +1,8 @@
 //! `--models FILE`: the layers of whole networks, read from a models file (the format of
 //! `benches/models/models.json`, described in `benches/models/README.md`).
 
+use crate::model::Geometry;
 use crate::suite::Layer;
-use convkit::{ConvSpec, Padding};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -47,23 +47,19 @@ pub fn load(path: &Path) -> Result<Vec<Layer>, String> {
     for (network, entries) in file.models {
         let network: &'static str = Box::leak(network.into_boxed_str());
         for entry in entries {
-            let [top, left, bottom, right] = entry.pads;
-            let spec = ConvSpec::new(
-                entry.n,
-                entry.c,
-                entry.k,
-                [entry.h, entry.w],
-                [entry.r, entry.s],
-            )
-            .stride(entry.stride)
-            .dilation(entry.dilation)
-            .padding(Padding {
-                top,
-                bottom,
-                left,
-                right,
-            })
-            .groups(entry.groups);
+            let spec = Geometry {
+                n: entry.n,
+                c: entry.c,
+                k: entry.k,
+                hw: [entry.h, entry.w],
+                kernel: [entry.r, entry.s],
+                stride: entry.stride,
+                pads: entry.pads,
+                dilation: entry.dilation,
+                groups: entry.groups,
+                nhwc: false,
+            }
+            .spec();
             spec.shape().map_err(|error| {
                 format!("{network}/{} in {}: {error}", entry.name, path.display())
             })?;

@@ -52,6 +52,7 @@ impl CostFeatures {
         let [kh, kw] = shape.kernel_hw();
         let strided = shape.stride() != [1, 1];
         let pointwise = kh * kw == 1;
+        let one_d = shape.input_hw()[0] == 1 && kh == 1;
         let bytes = (shape.input_len() + shape.output_len()) as f64 * 4.0;
         let ln = |value: usize| (value.max(1) as f64).ln();
         let flag = |value: bool| if value { 1.0 } else { 0.0 };
@@ -64,7 +65,7 @@ impl CostFeatures {
             flag(strided),
             flag(shape.layout() == Layout::Nhwc),
             flag(pointwise),
-            flag(shape.input_hw()[0] == 1 && kh == 1),
+            flag(one_d),
             flag(shape.groups() > 1 && shape.in_channels_per_group() == 1),
             ln(kh * kw),
             flag(shape.dilation() != [1, 1]),
@@ -74,7 +75,7 @@ impl CostFeatures {
             // chain) and per-input work that does not shrink with the outputs (packing).
             1.0 / shape.in_channels_per_group() as f64,
             1.0 / shape.out_channels_per_group() as f64,
-            flag(strided && shape.input_hw()[0] == 1 && kh == 1),
+            flag(strided && one_d),
         ])
     }
 }

@@ -198,6 +198,14 @@ impl ConvSpec {
     }
 }
 
+/// A [`ConvSpec`] is its own spec; `convkit::plan` takes any `AsRef<ConvSpec>` (a 1-D spec
+/// too).
+impl AsRef<ConvSpec> for ConvSpec {
+    fn as_ref(&self) -> &ConvSpec {
+        self
+    }
+}
+
 /// A [`ConvSpec`] that passed validation, with every derived size computed once.
 ///
 /// Holding a `ConvShape` proves that every product below fits in `usize` (and the FLOP count in

@@ -137,12 +137,6 @@ impl AsRef<ConvSpec> for ConvSpec1d {
     }
 }
 
-impl AsRef<ConvSpec> for ConvSpec {
-    fn as_ref(&self) -> &ConvSpec {
-        self
-    }
-}
-
 impl From<ConvSpec1d> for ConvSpec {
     fn from(spec: ConvSpec1d) -> ConvSpec {
         spec.spec

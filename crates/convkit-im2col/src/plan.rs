@@ -117,10 +117,6 @@ impl Im2colPlan {
         plan
     }
 
-    /// Writes the zero-padded copy of output rows `rows` (with their halo) of every (image,
-    /// group) of `images` into `padded`, one after another, in parallel over phase planes
-    /// when there is enough of them to share (the stem's 3 channels are 12 of them: an even
-    /// share for 2 or 3 workers).
     /// f32 elements of one image's subsampled copy ([`Strategy::Subsampled`]).
     fn subsampled_len(&self) -> usize {
         let [oh, ow] = self.shape.output_hw();
@@ -150,6 +146,10 @@ impl Im2colPlan {
         }
     }
 
+    /// Writes the zero-padded copy of output rows `rows` (with their halo) of every (image,
+    /// group) of `images` into `padded`, one after another, in parallel over phase planes
+    /// when there is enough of them to share (the stem's 3 channels are 12 of them: an even
+    /// share for 2 or 3 workers).
     fn pad<T: F32Storage>(
         &self,
         input: &[T],

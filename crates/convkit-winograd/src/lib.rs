@@ -31,40 +31,6 @@
 mod kernels;
 pub mod transforms;
 
-/// The fitted corrections of each tile's [`Geometry::estimated_seconds`] (`docs/tuning.md`,
-/// "The cost model's correction").
-const CORRECTIONS: [Correction; 3] = [
-    Correction {
-        weights: [
-            -0.269, 0.038, 0.135, -0.039, 0.068, 0.000, 0.073, 0.000, 0.000, -0.637, 0.000, 0.000,
-            0.000, -0.031, -0.673, -0.740, 0.000,
-        ],
-    },
-    Correction {
-        weights: [
-            -0.304, 0.051, 0.153, -0.046, 0.068, 0.000, 0.114, 0.000, 0.000, -0.614, 0.000, 0.000,
-            0.000, -0.099, -0.507, -0.574, 0.000,
-        ],
-    },
-    Correction {
-        weights: [
-            -0.489, 0.076, 0.148, -0.044, 0.070, 0.000, 0.093, 0.000, 0.000, -0.631, 0.000, 0.000,
-            0.000, -0.083, -0.531, -0.622, 0.000,
-        ],
-    },
-];
-
-impl Tile {
-    /// This tile's fitted cost correction.
-    fn correction(self) -> &'static Correction {
-        match self {
-            Tile::F2 => &CORRECTIONS[0],
-            Tile::F4 => &CORRECTIONS[1],
-            Tile::F6 => &CORRECTIONS[2],
-        }
-    }
-}
-
 use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Correction,
     Cost, Isa, Layout, PlanRequest,
@@ -151,6 +117,31 @@ const L3_BANDWIDTH_PER_CORE: f64 = 60e9;
 /// Rate at which all cores together stream filters from memory, for the cost model.
 const MEMORY_BANDWIDTH: f64 = 25e9;
 
+/// Each tile's fitted correction of [`Geometry::estimated_seconds`] (`docs/tuning.md`, "The
+/// cost model's correction").
+const fn correction(tile: Tile) -> &'static Correction {
+    match tile {
+        Tile::F2 => &Correction {
+            weights: [
+                -0.269, 0.038, 0.135, -0.039, 0.068, 0.000, 0.073, 0.000, 0.000, -0.637, 0.000,
+                0.000, 0.000, -0.031, -0.673, -0.740, 0.000,
+            ],
+        },
+        Tile::F4 => &Correction {
+            weights: [
+                -0.304, 0.051, 0.153, -0.046, 0.068, 0.000, 0.114, 0.000, 0.000, -0.614, 0.000,
+                0.000, 0.000, -0.099, -0.507, -0.574, 0.000,
+            ],
+        },
+        Tile::F6 => &Correction {
+            weights: [
+                -0.489, 0.076, 0.148, -0.044, 0.070, 0.000, 0.093, 0.000, 0.000, -0.631, 0.000,
+                0.000, 0.000, -0.083, -0.531, -0.622, 0.000,
+            ],
+        },
+    }
+}
+
 /// One impl per storage type rather than a generic one: an optimized build compiles a generic
 /// impl again in every crate that names `Winograd` (generic instances are not shared across
 /// crates there), and these are the crate's whole kernel tree.
@@ -180,7 +171,7 @@ macro_rules! impl_for_storage {
                 let geometry = Geometry::new(self.tile, shape, isa, workers)?;
                 Ok(Cost::corrected(
                     geometry.estimated_seconds(shape, isa, workers),
-                    self.tile.correction(),
+                    correction(self.tile),
                     shape,
                 ))
             }
