@@ -16,11 +16,14 @@ pub enum Algorithm {
     Direct,
     /// Lowering to a packed matrix multiplication.
     Im2colGemm,
-    /// Winograd F(2x2, 3x3).
+    /// Winograd F(2x2, 3x3), and F(2, 3) along rows for 1x3 kernels (stride 2 through a
+    /// polyphase split with F(2, 2)).
     WinogradF2,
-    /// Winograd F(4x4, 3x3).
+    /// Winograd F(4x4, 3x3), and F(4, 3) along rows for 1x3 kernels (stride 2 through a
+    /// polyphase split with F(4, 2)).
     WinogradF4,
-    /// Winograd F(6x6, 3x3).
+    /// Winograd F(6x6, 3x3), and F(6, 3) along rows for 1x3 kernels (stride 2 through a
+    /// polyphase split with F(6, 2)).
     WinogradF6,
 }
 

@@ -8,7 +8,8 @@
 //! | problem | kernel | vectorized along | scratch |
 //! |---|---|---|---|
 //! | depthwise (one input and output channel per group), NHWC | `depthwise::DepthwiseNhwc` | channels | none |
-//! | depthwise, NCHW | `depthwise::DepthwiseNchw` | output columns | a 64 KiB band per worker |
+//! | depthwise, NCHW, output rows under 4 vectors or strided | `channel_blocks::DepthwiseChannelBlocks` | channels (a block of `LANES` interleaved per item) | a 64 KiB band per worker and its outputs |
+//! | depthwise, NCHW, other | `depthwise::DepthwiseNchw` | output columns | a 64 KiB band per worker |
 //! | NCHW, ≤ 4 input channels per group, column stride 1 or 2 | `columns::Columns` | output columns | a 256 KiB band per worker |
 //! | anything else | `general::General` | output channels of a group | NCHW with many channels, or half-precision: a band of input rows per worker (≤ 512 KiB; + 32 KiB to widen half NCHW) |
 //!
@@ -78,11 +79,13 @@ macro_rules! with_tile {
     };
 }
 
+mod channel_blocks;
 mod columns;
 mod depthwise;
 mod general;
 mod geometry;
 
+use channel_blocks::DepthwiseChannelBlocks;
 use columns::Columns;
 use convkit_core::{
     Accuracy, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, Correction, Cost, Isa,
@@ -110,8 +113,12 @@ const PARALLEL_MIN_FLOPS: u64 = 4 << 20;
 
 /// Threads a run of `shape` uses (before its scratch caps them): one below
 /// [`PARALLEL_MIN_FLOPS`], else the current rayon pool's. The cost model counts the same.
+/// Depthwise FLOPs count eight times: one load per FMA and no reduction over channels run
+/// them at about an eighth of the other kernels' rate, so that a 2 MFLOP depthwise layer
+/// takes 100 µs on one thread (`docs/tuning.md`, PARALLEL_MIN_FLOPS).
 fn threads_for(shape: &ConvShape) -> usize {
-    if shape.flops() < PARALLEL_MIN_FLOPS {
+    let weight = if is_depthwise(shape) { 8 } else { 1 };
+    if shape.flops().saturating_mul(weight) < PARALLEL_MIN_FLOPS {
         1
     } else {
         rayon::current_num_threads()
@@ -126,6 +133,13 @@ const ITEMS_PER_WORKER: usize = 4;
 
 fn is_depthwise(shape: &ConvShape) -> bool {
     shape.in_channels_per_group() == 1 && shape.out_channels_per_group() == 1
+}
+
+/// NCHW depthwise layers run on channel blocks where rows of output are short (under four
+/// vectors: a per-channel item is then mostly fixed cost) or strided (a vector of channels is
+/// a plain load at any stride); `docs/tuning.md`, NCHW depthwise.
+fn prefers_channel_blocks(shape: &ConvShape, lanes: usize) -> bool {
+    shape.output_hw()[1] < 4 * lanes || shape.stride()[1] > 1
 }
 
 /// The column kernel pays off for few input channels per group (MNIST and CIFAR inputs, the
@@ -273,6 +287,7 @@ enum Kernel {
     Columns(Columns),
     DepthwiseNhwc(DepthwiseNhwc),
     DepthwiseNchw(DepthwiseNchw),
+    DepthwiseChannelBlocks(DepthwiseChannelBlocks),
 }
 
 /// A prepared direct convolution on tensors stored as `T`.
@@ -305,6 +320,11 @@ impl<T: F32Storage> DirectPlan<T> {
             (true, Layout::Nhwc, _) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
                 geometry, lanes, weights, bias, activation,
             )),
+            (true, Layout::Nchw, _) if prefers_channel_blocks(&shape, lanes) => {
+                Kernel::DepthwiseChannelBlocks(DepthwiseChannelBlocks::new(
+                    geometry, lanes, weights, bias, activation,
+                ))
+            }
             (_, _, Some(dw)) => Kernel::DepthwiseNchw(dw),
             (_, layout, None) => {
                 let workers = rayon::current_num_threads();
@@ -385,6 +405,13 @@ impl<T: F32Storage> DirectPlan<T> {
                     per_chunk: dw.band_rows,
                 };
             }
+            Kernel::DepthwiseChannelBlocks(blocks) => {
+                return Items {
+                    outer: n * blocks.blocks(),
+                    chunks: oh.div_ceil(blocks.band_rows),
+                    per_chunk: blocks.band_rows,
+                };
+            }
             Kernel::Columns(columns) => {
                 return Items {
                     outer: n * self.shape.groups(),
@@ -406,6 +433,7 @@ impl<T: F32Storage> DirectPlan<T> {
     fn scratch_per_worker(&self) -> usize {
         match &self.kernel {
             Kernel::DepthwiseNchw(dw) => dw.buffer_len(),
+            Kernel::DepthwiseChannelBlocks(blocks) => blocks.buffer_len(),
             Kernel::Columns(columns) => columns.buffer_len(),
             Kernel::General(general) => general.buffer_len(),
             Kernel::DepthwiseNhwc(_) => 0,
@@ -442,6 +470,9 @@ impl<T: F32Storage> DirectPlan<T> {
                 Kernel::Columns(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
                 Kernel::DepthwiseNhwc(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
                 Kernel::DepthwiseNchw(k) => call::<ItemEntry<_, T>>(self.isa, k, buffer, item),
+                Kernel::DepthwiseChannelBlocks(k) => {
+                    call::<ItemEntry<_, T>>(self.isa, k, buffer, item)
+                }
             }
         }
     }
@@ -568,6 +599,7 @@ impl<T: F32Storage> ConvPlan<T> for DirectPlan<T> {
             Kernel::Columns(c) => c.weights.len() + c.bias.len(),
             Kernel::DepthwiseNhwc(dw) => dw.weights.len() + dw.bias.len(),
             Kernel::DepthwiseNchw(dw) => dw.weights.len() + dw.bias.len(),
+            Kernel::DepthwiseChannelBlocks(blocks) => blocks.packed_len(),
         };
         floats * std::mem::size_of::<f32>()
     }

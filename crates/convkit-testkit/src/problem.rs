@@ -56,7 +56,7 @@ pub struct ProblemParams {
     pub dilation: [usize; 2],
     /// Top, bottom, left, right: each is taken modulo (kernel extent + 1), so 0..=kernel.
     pub padding: [usize; 4],
-    /// Target output height 1..=8 and width 1..=24 before fitting the budget.
+    /// Target output height 1..=8 and width 1..=24 (1..=72 for depthwise layers) before fitting the budget.
     pub output: [usize; 2],
     /// Extra input rows/columns that the stride skips, 0..stride.
     pub remainder: [usize; 2],
@@ -70,7 +70,8 @@ pub struct ProblemParams {
     pub integer: bool,
     /// Data seed.
     pub seed: u64,
-    /// Force a 3x3 window with stride 1 and dilation 1 (Winograd's domain).
+    /// Force Winograd's domain: a 3x3 window with stride 1 and dilation 1, or (half of
+    /// them) a 1x3 window at row stride 1 and column stride 1 or 2, column dilation 1.
     pub winograd: bool,
     /// Force a 1x1 window without padding (a GEMM on the input itself, or on its subsampled
     /// pixels: half of them strided), which the free draws almost never make; ignored with
@@ -106,7 +107,15 @@ impl ProblemParams {
             ),
         };
         let (kernel, stride, dilation) = if self.winograd {
-            ([3, 3], [1, 1], [1, 1])
+            if self.kernel[0] % 2 == 1 {
+                (
+                    [1, 3],
+                    [1, wrap(self.stride[1], 1, 2)],
+                    [wrap(self.dilation[0], 1, 3), 1],
+                )
+            } else {
+                ([3, 3], [1, 1], [1, 1])
+            }
         } else if self.pointwise {
             // Half of them strided (ResNet's projections, strided 1x1 heads).
             let strided = (self.stride[0] + self.stride[1]) % 2 == 1;
@@ -138,7 +147,11 @@ impl ProblemParams {
             left: pad(2, 1),
             right: pad(3, 1),
         };
-        let mut output = [wrap(self.output[0], 1, 8), wrap(self.output[1], 1, 24)];
+        // Depthwise layers are cheap: drawn up to three times as wide, so that rows of several
+        // vectors (the per-column NCHW kernel's) come up beside short ones (channel blocks').
+        let depthwise = self.group_mode % 3 == 2 && out_per_group == 1;
+        let widest = if depthwise { 72 } else { 24 };
+        let mut output = [wrap(self.output[0], 1, 8), wrap(self.output[1], 1, widest)];
 
         let layout = if self.nhwc {
             Layout::Nhwc
@@ -203,8 +216,8 @@ pub fn conv_problem() -> impl Strategy<Value = ConvProblem> {
     problems(false)
 }
 
-/// The strategy restricted to 3x3 windows with stride 1 and dilation 1 (Winograd's domain);
-/// everything else varies as in [`conv_problem`].
+/// The strategy restricted to Winograd's domain (3x3 windows with stride 1 and dilation 1,
+/// 1x3 windows at column stride 1 or 2); everything else varies as in [`conv_problem`].
 pub fn winograd_problem() -> impl Strategy<Value = ConvProblem> {
     problems(true)
 }
@@ -216,7 +229,7 @@ fn problems(winograd: bool) -> impl Strategy<Value = ConvProblem> {
         [1usize..=4, 1usize..=4],
         [1usize..=3, 1usize..=3],
         [0usize..=7, 0usize..=7, 0usize..=7, 0usize..=7],
-        [1usize..=8, 1usize..=24],
+        [1usize..=8, 1usize..=72],
         [0usize..4, 0usize..4],
     );
     let epilogue = (
@@ -274,7 +287,7 @@ impl<'a> Arbitrary<'a> for ConvProblem {
             stride: [small(3)?, small(3)?],
             dilation: [small(2)?, small(2)?],
             padding: [small(7)?, small(7)?, small(7)?, small(7)?],
-            output: [small(7)?, small(23)?],
+            output: [small(7)?, small(71)?],
             remainder: [small(3)?, small(3)?],
             nhwc: small(1)? == 1,
             has_bias: small(1)? == 1,

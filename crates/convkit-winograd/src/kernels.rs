@@ -16,6 +16,7 @@
 //! are written out per tile size ([`OneD`]), sharing the subexpressions of symmetric points.
 
 use convkit_simd::{Simd, VectorActivation};
+use std::marker::PhantomData;
 
 /// A tile size's 1-D transforms `Bᵀ x` and `Aᵀ x`, written out with shared subexpressions
 /// (the symmetric point pairs ±p give rows `t_even ± t_odd`). The unit tests prove each equal
@@ -148,6 +149,59 @@ impl OneD<8, 6> for F6 {
     }
 }
 
+/// F(2, 2): the even phase of [`crate::transforms::Form::Polyphase`] with 2-output tiles.
+pub(crate) struct TwoTapF2;
+/// F(4, 2).
+pub(crate) struct TwoTapF4;
+/// F(6, 2).
+pub(crate) struct TwoTapF6;
+
+/// `matrix · x` for a constant matrix of small dyadic entries: after inlining, the zero
+/// entries vanish and the ±1 entries become additions.
+#[inline(always)]
+unsafe fn apply<S: Simd, const R: usize, const C: usize>(
+    matrix: &[[f32; C]; R],
+    x: [S::F32; C],
+) -> [S::F32; R] {
+    // SAFETY: the caller guarantees the CPU has S::ISA.
+    std::array::from_fn(|i| unsafe {
+        let mut sum = S::zero();
+        for (&entry, &value) in matrix[i].iter().zip(&x) {
+            sum = match entry {
+                0.0 => sum,
+                1.0 => S::add(sum, value),
+                -1.0 => S::sub(sum, value),
+                _ => S::mul_add(S::splat(entry), value, sum),
+            };
+        }
+        sum
+    })
+}
+
+macro_rules! two_tap_transforms {
+    ($($name:ident, $a:literal, $m:literal, $bt:ident, $at:ident;)+) => {$(
+        impl OneD<$a, $m> for $name {
+            #[inline(always)]
+            unsafe fn input<S: Simd>(x: [S::F32; $a]) -> [S::F32; $a] {
+                // SAFETY: the caller guarantees the CPU has S::ISA.
+                unsafe { apply::<S, $a, $a>(&crate::transforms::$bt, x) }
+            }
+
+            #[inline(always)]
+            unsafe fn output<S: Simd>(x: [S::F32; $a]) -> [S::F32; $m] {
+                // SAFETY: the caller guarantees the CPU has S::ISA.
+                unsafe { apply::<S, $m, $a>(&crate::transforms::$at, x) }
+            }
+        }
+    )+};
+}
+
+two_tap_transforms! {
+    TwoTapF2, 3, 2, BT2_TWO_TAP, AT2_TWO_TAP;
+    TwoTapF4, 5, 4, BT4_TWO_TAP, AT4_TWO_TAP;
+    TwoTapF6, 7, 6, BT6_TWO_TAP, AT6_TWO_TAP;
+}
+
 /// Where the input transform writes: element `e` of tile `t` at `v + e·element + t·tile`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Operand {
@@ -254,10 +308,214 @@ pub(crate) unsafe fn output_tiles<S: Simd, T: OneD<A, M>, const A: usize, const 
     }
 }
 
+/// One form's tile transforms (see [`crate::transforms::Form`]), on a band of one channel
+/// vector. `input` writes V, `output` reads M; both address tile `(r, c)` as `r·cols + c`.
+pub(crate) trait TileTransforms {
+    /// The input transform of `tiles = [rows, cols]` tiles of the band (rows `row_stride`
+    /// values apart) into V.
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; the band is readable for the form's input pixels of these tiles
+    /// (`Form::input_pixels`), `LANES` values per pixel; `v` is writable at every product of
+    /// every tile (+ `LANES`).
+    unsafe fn input<S: Simd>(
+        band: *const f32,
+        row_stride: usize,
+        tiles: [usize; 2],
+        v: *mut f32,
+        operand: Operand,
+    );
+
+    /// The output transform of `tiles` tiles from M, plus `bias` (`LANES` values) and the
+    /// activation, into the output band (rows `row_stride` values apart).
+    ///
+    /// # Safety
+    /// The CPU has `S::ISA`; `products` is readable at every product of every tile
+    /// (+ `LANES`); `bias` holds `LANES` values; the band is writable for the tiles' outputs.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn output<S: Simd>(
+        products: *const f32,
+        operand: Operand,
+        tiles: [usize; 2],
+        band: *mut f32,
+        row_stride: usize,
+        bias: *const f32,
+        activation: VectorActivation,
+    );
+}
+
+/// [`crate::transforms::Form::Plane`] with the 1-D transforms `D`.
+pub(crate) struct Plane<D, const A: usize, const M: usize>(PhantomData<D>);
+/// [`crate::transforms::Form::Line`] with the 1-D transforms `D`.
+pub(crate) struct Line<D, const A: usize, const M: usize>(PhantomData<D>);
+/// [`crate::transforms::Form::Polyphase`] with the F(m, 2) transforms `D` on the even phase.
+pub(crate) struct Phases<D, const A: usize, const M: usize>(PhantomData<D>);
+
+impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Plane<D, A, M> {
+    #[inline(always)]
+    unsafe fn input<S: Simd>(
+        band: *const f32,
+        row_stride: usize,
+        tiles: [usize; 2],
+        v: *mut f32,
+        operand: Operand,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { input_tiles::<S, D, A, M>(band, row_stride, tiles, v, operand) }
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>(
+        products: *const f32,
+        operand: Operand,
+        tiles: [usize; 2],
+        band: *mut f32,
+        row_stride: usize,
+        bias: *const f32,
+        activation: VectorActivation,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            output_tiles::<S, D, A, M>(products, operand, tiles, band, row_stride, bias, activation)
+        }
+    }
+}
+
+impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Line<D, A, M> {
+    /// Per tile: `A` consecutive pixels, transformed once, one store per product.
+    #[inline(always)]
+    unsafe fn input<S: Simd>(
+        band: *const f32,
+        row_stride: usize,
+        [rows, cols]: [usize; 2],
+        v: *mut f32,
+        operand: Operand,
+    ) {
+        let lanes = S::LANES;
+        // SAFETY: tile (r, c) reads band row r, pixels c·M..c·M + A, inside the band; it
+        // writes its A products of V.
+        unsafe {
+            for r in 0..rows {
+                for c in 0..cols {
+                    let origin = band.add(r * row_stride + c * M * lanes);
+                    let values = std::array::from_fn(|j| S::load(origin.add(j * lanes)));
+                    let out = v.add((r * cols + c) * operand.tile);
+                    for (e, value) in D::input::<S>(values).into_iter().enumerate() {
+                        S::store(out.add(e * operand.element), value);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>(
+        products: *const f32,
+        operand: Operand,
+        [rows, cols]: [usize; 2],
+        band: *mut f32,
+        row_stride: usize,
+        bias: *const f32,
+        activation: VectorActivation,
+    ) {
+        let lanes = S::LANES;
+        // SAFETY: tile (r, c) reads its A products and writes band row r, pixels
+        // c·M..(c + 1)·M, inside the band.
+        unsafe {
+            let bias = S::load(bias);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let source = products.add((r * cols + c) * operand.tile);
+                    let values = std::array::from_fn(|e| S::load(source.add(e * operand.element)));
+                    let origin = band.add(r * row_stride + c * M * lanes);
+                    for (j, value) in D::output::<S>(values).into_iter().enumerate() {
+                        let y = activation.apply::<S>(S::add(value, bias));
+                        S::store(origin.add(j * lanes), y);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The polyphase layout of V and M: the even phase's `A` products of tile `t` at
+/// `e·element + t·tile`, as every form, then the odd phase's `M` products tile-major from
+/// `A·element`: product `j` of tile `t` at `A·element + (t·M + j)·tile`, so that the odd
+/// products of a block's tiles are one matrix of `tiles·M` rows (one GEMM, one filter).
+impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Phases<D, A, M> {
+    #[inline(always)]
+    unsafe fn input<S: Simd>(
+        band: *const f32,
+        row_stride: usize,
+        [rows, cols]: [usize; 2],
+        v: *mut f32,
+        operand: Operand,
+    ) {
+        let lanes = S::LANES;
+        // SAFETY: tile (r, c) reads band row r, pixels 2c·M..=2c·M + 2M (= 2(A − 1)), inside
+        // the band; it writes its A even and M odd products of V.
+        unsafe {
+            let odd_region = v.add(A * operand.element);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let t = r * cols + c;
+                    let origin = band.add(r * row_stride + 2 * c * M * lanes);
+                    let even = std::array::from_fn(|i| S::load(origin.add(2 * i * lanes)));
+                    let out = v.add(t * operand.tile);
+                    for (e, value) in D::input::<S>(even).into_iter().enumerate() {
+                        S::store(out.add(e * operand.element), value);
+                    }
+                    let odd_out = odd_region.add(t * M * operand.tile);
+                    for j in 0..M {
+                        let value = S::load(origin.add((2 * j + 1) * lanes));
+                        S::store(odd_out.add(j * operand.tile), value);
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>(
+        products: *const f32,
+        operand: Operand,
+        [rows, cols]: [usize; 2],
+        band: *mut f32,
+        row_stride: usize,
+        bias: *const f32,
+        activation: VectorActivation,
+    ) {
+        let lanes = S::LANES;
+        // SAFETY: tile (r, c) reads its A even and M odd products and writes band row r,
+        // pixels c·M..(c + 1)·M, inside the band.
+        unsafe {
+            let bias = S::load(bias);
+            let odd_region = products.add(A * operand.element);
+            for r in 0..rows {
+                for c in 0..cols {
+                    let t = r * cols + c;
+                    let source = products.add(t * operand.tile);
+                    let values = std::array::from_fn(|e| S::load(source.add(e * operand.element)));
+                    let odd = odd_region.add(t * M * operand.tile);
+                    let origin = band.add(r * row_stride + c * M * lanes);
+                    for (j, value) in D::output::<S>(values).into_iter().enumerate() {
+                        let sum = S::add(value, S::load(odd.add(j * operand.tile)));
+                        let y = activation.apply::<S>(S::add(sum, bias));
+                        S::store(origin.add(j * lanes), y);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transforms::{AT2, AT4, AT6, BT2, BT4, BT6};
+    use crate::transforms::{
+        AT2, AT2_TWO_TAP, AT4, AT4_TWO_TAP, AT6, AT6_TWO_TAP, BT2, BT2_TWO_TAP, BT4, BT4_TWO_TAP,
+        BT6, BT6_TWO_TAP,
+    };
     use convkit_simd::Portable;
 
     /// Applies `T`'s transforms to the unit vectors and compares the columns with the matrices.
@@ -286,5 +544,8 @@ mod tests {
         matches_matrices::<F2, 4, 2>(&BT2, &AT2);
         matches_matrices::<F4, 6, 4>(&BT4, &AT4);
         matches_matrices::<F6, 8, 6>(&BT6, &AT6);
+        matches_matrices::<TwoTapF2, 3, 2>(&BT2_TWO_TAP, &AT2_TWO_TAP);
+        matches_matrices::<TwoTapF4, 5, 4>(&BT4_TWO_TAP, &AT4_TWO_TAP);
+        matches_matrices::<TwoTapF6, 7, 6>(&BT6_TWO_TAP, &AT6_TWO_TAP);
     }
 }

@@ -1,18 +1,28 @@
-//! `Algorithm::WinogradF2`, `WinogradF4` and `WinogradF6`: 3x3 stride-1 convolutions through
-//! Winograd's minimal filtering, `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` per `m×m` output tile
-//! (see [`transforms`] for the matrices and their interpolation points).
+//! `Algorithm::WinogradF2`, `WinogradF4` and `WinogradF6`: convolutions through Winograd's
+//! minimal filtering, in one of three [`Form`]s (see [`transforms`] for the matrices and their
+//! interpolation points):
+//!
+//! - 3x3 kernels at stride 1: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` per `m×m` output tile, `α²`
+//!   products (16, 36, 64);
+//! - 1x3 kernels at stride 1 (1-D convolutions): `y = Aᵀ [(G g) ⊙ (Bᵀ d)]` per `1×m` tile,
+//!   `α` products;
+//! - 1x3 kernels at stride 2: polyphase. Taps 0 and 2 read only the even input columns of a
+//!   tile, a 2-tap correlation done by F(m, 2) (`m + 1` products); tap 1 reads only the odd
+//!   columns, `m` plain products that all share one filter and form one GEMM per block. The
+//!   output transform adds both phases.
 //!
 //! The filters are transformed once at plan time and packed as the B operand of one GEMM per
-//! transform-domain element (`α²` of them: 16, 36, 64). A run walks *blocks* of tiles (a few
-//! tile rows × tile columns of one image and group), each worker on its own blocks with its
-//! own bounded scratch, so the transformed data stays in cache:
+//! transform-domain product. A run walks *blocks* of tiles (a few tile rows × tile columns of
+//! one image and group), each worker on its own blocks with its own bounded scratch, so the
+//! transformed data stays in cache:
 //!
 //! ```text
 //! for each block of R×Cw tiles (and chunk of output channels, when there are few blocks):
 //!   for each vector of LANES input channels:
-//!     copy the block's (R·m+2)×(Cw·m+2) pixels into a channel-interleaved band, zero-padded
+//!     copy the block's input pixels (3x3: (R·m+2)×(Cw·m+2)) into a channel-interleaved band,
+//!     zero-padded
 //!     input transform Bᵀ d B of every tile         -> V[element][tile][channel]
-//!   for each element: M[element] = V[element] · U[element]ᵀ   (packed SGEMM: tiles × K, depth C)
+//!   for each filter: M[element] = V[element] · U[element]ᵀ   (packed SGEMM: tiles × K, depth C)
 //!   for each vector of LANES output channels:
 //!     output transform Aᵀ M A + bias, activation   -> output band, drained into the output
 //! ```
@@ -41,10 +51,10 @@ use convkit_gemm::{
 };
 use convkit_simd::transpose::{deinterleave8, interleave8};
 use convkit_simd::{F32Storage, SharedOutput, Simd, SimdKernel, VectorActivation, WorkerRanges};
-use kernels::Operand;
+use kernels::{Operand, TileTransforms};
 use std::marker::PhantomData;
 use std::ops::Range;
-pub use transforms::Tile;
+pub use transforms::{Form, Tile};
 
 /// A Winograd F(m×m, 3×3) convolution (f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,22 +84,30 @@ impl Winograd {
         }
     }
 
-    /// `Ok` when `shape` is a 3x3, stride-1, dilation-1 convolution.
-    fn supports(&self, shape: &ConvShape) -> Result<(), ConvError> {
-        let reason = if shape.kernel_hw() != [3, 3] {
-            "the kernel is not 3x3"
-        } else if shape.stride() != [1, 1] {
-            "the stride is not 1"
-        } else if shape.dilation() != [1, 1] {
-            "the dilation is not 1"
-        } else {
-            return Ok(());
+    /// The form that computes `shape`: a 3x3 kernel at stride 1 and dilation 1
+    /// ([`Form::Plane`]), or a 1x3 kernel at row stride 1, column dilation 1 and column stride
+    /// 1 ([`Form::Line`]) or 2 ([`Form::Polyphase`]).
+    fn supports(&self, shape: &ConvShape) -> Result<Form, ConvError> {
+        let [stride_h, stride_w] = shape.stride();
+        let [_, dilation_w] = shape.dilation();
+        let reason = match shape.kernel_hw() {
+            [3, 3] if shape.stride() == [1, 1] && shape.dilation() == [1, 1] => {
+                return Ok(Form::Plane);
+            }
+            [3, 3] => "a 3x3 kernel needs stride 1 and dilation 1",
+            [1, 3] if stride_h == 1 && dilation_w == 1 && stride_w <= 2 => {
+                return Ok(if stride_w == 1 {
+                    Form::Line
+                } else {
+                    Form::Polyphase
+                });
+            }
+            [1, 3] => "a 1x3 kernel needs row stride 1, column dilation 1 and column stride 1 or 2",
+            _ => "the kernel is neither 3x3 nor 1x3",
         };
         Err(ConvError::Unsupported {
             algorithm: self.id(),
-            reason: format!(
-                "Winograd F(m, 3x3) needs a 3x3 kernel, stride 1 and dilation 1: {reason}"
-            ),
+            reason: format!("Winograd F(m, 3) needs 3x3 or 1x3 kernels: {reason}"),
         })
     }
 }
@@ -165,10 +183,10 @@ macro_rules! impl_for_storage {
             }
 
             fn cost(&self, shape: &ConvShape, isa: Isa) -> Result<Cost, ConvError> {
-                self.supports(shape)?;
+                let form = self.supports(shape)?;
                 // The geometry the plan will have: its blocks are cut for the pool's threads.
                 let workers = rayon::current_num_threads();
-                let geometry = Geometry::new(self.tile, shape, isa, workers)?;
+                let geometry = Geometry::new(form, self.tile, shape, isa, workers)?;
                 Ok(Cost::corrected(
                     geometry.estimated_seconds(shape, isa, workers),
                     correction(self.tile),
@@ -180,13 +198,13 @@ macro_rules! impl_for_storage {
                 &self,
                 request: &PlanRequest<'_, $storage>,
             ) -> Result<Box<dyn ConvPlan<$storage>>, ConvError> {
-                let shape = request.shape();
-                self.supports(shape)?;
+                let form = self.supports(request.shape())?;
                 // Weights and bias widen exactly to f32; the filter transform runs in f64 anyway.
                 let weights = <$storage>::widened(request.weights());
                 let bias = request.bias().map(<$storage>::widened);
                 Ok(Box::new(WinogradPlan::new(
                     self.id(),
+                    form,
                     self.tile,
                     (&weights, bias.as_deref()),
                     request,
@@ -201,6 +219,7 @@ impl_for_storage!(f32, half::f16, half::bf16);
 /// How a run is cut into blocks and chunks, and the sizes that follow.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
+    form: Form,
     tile: Tile,
     /// SIMD lanes of the path: channels per band pixel.
     lanes: usize,
@@ -220,22 +239,28 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn new(tile: Tile, shape: &ConvShape, isa: Isa, workers: usize) -> Result<Geometry, ConvError> {
+    fn new(
+        form: Form,
+        tile: Tile,
+        shape: &ConvShape,
+        isa: Isa,
+        workers: usize,
+    ) -> Result<Geometry, ConvError> {
         let overflow = ConvError::Overflow {
             quantity: "Winograd blocks",
         };
         let lanes = convkit_simd::lanes(isa);
         let m = tile.output();
         let [oh, ow] = shape.output_hw();
-        let tiles = [oh.div_ceil(m), ow.div_ceil(m)];
+        let tiles = [oh.div_ceil(form.tile_rows(tile)), ow.div_ceil(m)];
         let (cg, kg) = (
             shape.in_channels_per_group(),
             shape.out_channels_per_group(),
         );
         let channel_stride = cg.div_ceil(lanes) * lanes;
         let full_stride = kg.div_ceil(lanes) * lanes;
-        let per_tile = tile
-            .elements()
+        let per_tile = form
+            .elements(tile)
             .checked_mul(channel_stride + full_stride)
             .ok_or(overflow.clone())?;
         let budget = (BLOCK_BUDGET / per_tile).max(1);
@@ -286,10 +311,21 @@ impl Geometry {
             if cols == 0 {
                 break;
             }
-            for chunks in [1, most_chunks] {
-                let cost = load([rows, cols], chunks);
-                if best.is_none_or(|(_, _, c)| cost < c) {
-                    best = Some(([rows, cols], chunks, cost));
+            // The widest block, and the same row cut into as many even blocks, or into a
+            // multiple of the workers' count (a long 1-D row in 4 blocks of 78, 78, 78 and 16
+            // tiles kept one of two workers idle a fifth of the time).
+            let per_row = tiles[1].div_ceil(cols);
+            let widths = [
+                cols,
+                tiles[1].div_ceil(per_row),
+                tiles[1].div_ceil(per_row.next_multiple_of(workers)),
+            ];
+            for width in widths {
+                for chunks in [1, most_chunks] {
+                    let cost = load([rows, width], chunks);
+                    if best.is_none_or(|(_, _, c)| cost < c) {
+                        best = Some(([rows, width], chunks, cost));
+                    }
                 }
             }
             if cols < tiles[1] {
@@ -323,6 +359,7 @@ impl Geometry {
             c: false,
         });
         Ok(Geometry {
+            form,
             tile,
             lanes,
             tiles,
@@ -342,22 +379,28 @@ impl Geometry {
 
     /// Pixels of the input band: `[rows, cols]`.
     fn input_band(&self) -> [usize; 2] {
-        let m = self.tile.output();
-        [self.block[0] * m + 2, self.block[1] * m + 2]
+        self.form.input_pixels(self.tile, self.block)
     }
 
     /// Pixels of the output band: `[rows, cols]`.
     fn output_band(&self) -> [usize; 2] {
-        let m = self.tile.output();
-        [self.block[0] * m, self.block[1] * m]
+        [
+            self.block[0] * self.form.tile_rows(self.tile),
+            self.block[1] * self.tile.output(),
+        ]
+    }
+
+    /// Transform-domain products per tile.
+    fn elements(&self) -> usize {
+        self.form.elements(self.tile)
     }
 
     fn v_len(&self) -> usize {
-        self.tile.elements() * self.block_tiles() * self.channel_stride
+        self.elements() * self.block_tiles() * self.channel_stride
     }
 
     fn m_len(&self) -> usize {
-        self.tile.elements() * self.block_tiles() * self.chunk_stride
+        self.elements() * self.block_tiles() * self.chunk_stride
     }
 
     /// Scratch floats per worker, in the order [`WinogradPlan::run_item`] splits it.
@@ -407,7 +450,7 @@ impl Geometry {
             shape.out_channels_per_group() as f64,
         );
         let tiles = (shape.batch() * shape.groups() * self.tiles[0] * self.tiles[1]) as f64;
-        let elements = self.tile.elements() as f64;
+        let elements = self.elements() as f64;
         let (gemm_rate, transform_rate) = match isa {
             Isa::Avx512 => (185e9, 6e9),
             Isa::Avx2 => (100e9, 3e9),
@@ -417,7 +460,7 @@ impl Geometry {
         let gemm = 2.0 * tiles * elements * cg * kg / rate;
         let blocks = self.items(shape);
         let busy = workers.min(blocks).max(1) as f64;
-        let filter_bytes = elements * cg * kg * 4.0;
+        let filter_bytes = self.form.filters(self.tile) as f64 * cg * kg * 4.0;
         let blocks_bytes = (self.v_len() + self.m_len()) as f64 * 4.0 * busy;
         let bandwidth = if filter_bytes + blocks_bytes <= FILTERS_IN_L3_BYTES {
             L3_BANDWIDTH_PER_CORE * busy
@@ -463,21 +506,18 @@ enum TransformCall {
     },
 }
 
-/// The transforms of one tile size (`A`-point transforms of `M` outputs) as a
-/// [`SimdKernel`]: each path's entry is compiled with that path's instructions and constant
-/// matrices.
-struct TransformKernel<D, const A: usize, const M: usize>(PhantomData<D>);
+/// The transforms of one form and tile size as a [`SimdKernel`]: each path's entry is
+/// compiled with that path's instructions and constant matrices.
+struct TransformKernel<X>(PhantomData<X>);
 
-impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
-    for TransformKernel<D, A, M>
-{
+impl<X: TileTransforms> SimdKernel for TransformKernel<X> {
     type Context = ();
     type Args = TransformCall;
     type Output = ();
 
     #[inline(always)]
     unsafe fn run<S: Simd>(_: &(), _: &mut [f32], call: TransformCall) {
-        // SAFETY: as [`kernels::input_tiles`] and [`kernels::output_tiles`] (forwarded).
+        // SAFETY: as [`TileTransforms::input`] and [`TileTransforms::output`] (forwarded).
         unsafe {
             match call {
                 TransformCall::Input {
@@ -486,7 +526,7 @@ impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
                     tiles,
                     v,
                     operand,
-                } => kernels::input_tiles::<S, D, A, M>(band, row_stride, tiles, v, operand),
+                } => X::input::<S>(band, row_stride, tiles, v, operand),
                 TransformCall::Output {
                     products,
                     operand,
@@ -495,19 +535,25 @@ impl<D: kernels::OneD<A, M>, const A: usize, const M: usize> SimdKernel
                     row_stride,
                     bias,
                     activation,
-                } => kernels::output_tiles::<S, D, A, M>(
-                    products, operand, tiles, band, row_stride, bias, activation,
-                ),
+                } => X::output::<S>(products, operand, tiles, band, row_stride, bias, activation),
             }
         }
     }
 }
 
-fn transforms_for(isa: Isa, tile: Tile) -> Transforms {
-    match tile {
-        Tile::F2 => convkit_simd::entry::<TransformKernel<kernels::F2, 4, 2>>(isa),
-        Tile::F4 => convkit_simd::entry::<TransformKernel<kernels::F4, 6, 4>>(isa),
-        Tile::F6 => convkit_simd::entry::<TransformKernel<kernels::F6, 8, 6>>(isa),
+fn transforms_for(isa: Isa, form: Form, tile: Tile) -> Transforms {
+    use convkit_simd::entry;
+    use kernels::{F2, F4, F6, Line, Phases, Plane, TwoTapF2, TwoTapF4, TwoTapF6};
+    match (form, tile) {
+        (Form::Plane, Tile::F2) => entry::<TransformKernel<Plane<F2, 4, 2>>>(isa),
+        (Form::Plane, Tile::F4) => entry::<TransformKernel<Plane<F4, 6, 4>>>(isa),
+        (Form::Plane, Tile::F6) => entry::<TransformKernel<Plane<F6, 8, 6>>>(isa),
+        (Form::Line, Tile::F2) => entry::<TransformKernel<Line<F2, 4, 2>>>(isa),
+        (Form::Line, Tile::F4) => entry::<TransformKernel<Line<F4, 6, 4>>>(isa),
+        (Form::Line, Tile::F6) => entry::<TransformKernel<Line<F6, 8, 6>>>(isa),
+        (Form::Polyphase, Tile::F2) => entry::<TransformKernel<Phases<TwoTapF2, 3, 2>>>(isa),
+        (Form::Polyphase, Tile::F4) => entry::<TransformKernel<Phases<TwoTapF4, 5, 4>>>(isa),
+        (Form::Polyphase, Tile::F6) => entry::<TransformKernel<Phases<TwoTapF6, 7, 6>>>(isa),
     }
 }
 
@@ -529,9 +575,10 @@ impl PanelSource for Shifted<'_> {
     }
 }
 
-/// The transform-domain GEMMs of one tile block, one per tile element `e`:
+/// The transform-domain GEMMs of one tile block, one per distinct filter `e`:
 /// `M_e[tiles × (k1 − k0)] = V_e[tiles × depth] · U_e[depth × (k0..k1)]`, built when the
-/// driver asks for them.
+/// driver asks for them. The polyphase form's last filter serves the odd phase's products,
+/// `odd_products` rows per tile.
 struct ElementJobs<'a> {
     /// V, element `e` from `e·v_element`, tile rows `channel_stride` apart.
     v: &'a [f32],
@@ -542,6 +589,8 @@ struct ElementJobs<'a> {
     /// Output channels `[k0, k1)` of the group.
     channels: [usize; 2],
     tiles: usize,
+    /// Odd-phase products per tile (polyphase form), else 0.
+    odd_products: usize,
     depth: usize,
     /// M, element `e` from `e·products_element`, tile rows `chunk_stride` apart.
     products: *mut f32,
@@ -550,10 +599,15 @@ struct ElementJobs<'a> {
 }
 
 impl ElementJobs<'_> {
-    /// `[m, n, k]` of every element's GEMM.
-    fn shape(&self) -> [usize; 3] {
+    /// `[m, n, k]` of filter `e`'s GEMM.
+    fn shape(&self, e: usize) -> [usize; 3] {
         let [k0, k1] = self.channels;
-        [self.tiles, k1 - k0, self.depth]
+        let rows = if self.odd_products > 0 && e + 1 == self.filters.len() {
+            self.tiles * self.odd_products
+        } else {
+            self.tiles
+        };
+        [rows, k1 - k0, self.depth]
     }
 }
 
@@ -563,11 +617,11 @@ impl GemmJobs for ElementJobs<'_> {
     }
 
     fn common_shape(&self) -> Option<[usize; 3]> {
-        Some(self.shape())
+        (self.odd_products == 0).then(|| self.shape(0))
     }
 
     fn with_job(&self, e: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
-        let [m, n, k] = self.shape();
+        let [m, n, k] = self.shape(e);
         let source = StridedMatrix::new(&self.v[e * self.v_element..], self.channel_stride, 1);
         let filter = Shifted {
             panels: &self.filters[e],
@@ -580,7 +634,8 @@ impl GemmJobs for ElementJobs<'_> {
             a: &source,
             b: &filter,
             c: OutputTile {
-                // In bounds: e < elements and the element stride is M's block share.
+                // In bounds: e < filters ≤ elements and the element stride is M's block share
+                // (the odd phase's `tiles·M` rows fill the last M elements' shares).
                 ptr: convkit_gemm::OutputPtr::F32(
                     self.products.wrapping_add(e * self.products_element),
                 ),
@@ -612,39 +667,37 @@ struct WinogradPlan {
 impl WinogradPlan {
     fn new<T: F32Storage>(
         algorithm: Algorithm,
+        form: Form,
         tile: Tile,
         (weights, bias_values): (&[f32], Option<&[f32]>),
         request: &PlanRequest<'_, T>,
     ) -> Result<WinogradPlan, ConvError> {
         let shape = *request.shape();
         let workers = rayon::current_num_threads();
-        let geometry = Geometry::new(tile, &shape, request.isa(), workers)?;
+        let geometry = Geometry::new(form, tile, &shape, request.isa(), workers)?;
         let (groups, cg, kg) = (
             shape.groups(),
             shape.in_channels_per_group(),
             shape.out_channels_per_group(),
         );
-        let elements = tile.elements();
+        let distinct = form.filters(tile);
+        let taps = form.taps();
         let kernel = geometry.sgemm.kernel();
         let depth_block = geometry.sgemm.blocking().kc;
-        let mut filters = Vec::with_capacity(groups * elements);
-        let mut transformed = vec![0.0f32; elements * kg * cg];
+        let mut filters = Vec::with_capacity(groups * distinct);
+        let mut transformed = vec![0.0f32; distinct * kg * cg];
         for g in 0..groups {
-            // [element][k][c], transformed in f64 and rounded once.
+            // [filter][k][c], transformed in f64 and rounded once.
             for k in 0..kg {
                 for c in 0..cg {
-                    let start = ((g * kg + k) * cg + c) * 9;
-                    let mut kernel3 = [0.0f32; 9];
-                    kernel3.copy_from_slice(&weights[start..start + 9]);
-                    for (e, value) in transforms::transform_filter(tile, &kernel3)
-                        .into_iter()
-                        .enumerate()
-                    {
+                    let start = ((g * kg + k) * cg + c) * taps;
+                    let values = form.transform_filter(tile, &weights[start..start + taps]);
+                    for (e, value) in values.into_iter().enumerate() {
                         transformed[(e * kg + k) * cg + c] = value as f32;
                     }
                 }
             }
-            for e in 0..elements {
+            for e in 0..distinct {
                 let matrix = &transformed[e * kg * cg..(e + 1) * kg * cg];
                 filters.push(PackedPanels::new(
                     &StridedMatrix::new(matrix, cg, 1),
@@ -669,7 +722,7 @@ impl WinogradPlan {
             shape,
             isa: request.isa(),
             geometry,
-            transforms: transforms_for(request.isa(), tile),
+            transforms: transforms_for(request.isa(), form, tile),
             filters,
             bias,
             bias_stride,
@@ -717,8 +770,10 @@ impl WinogradPlan {
         let k0 = chunk_index * geometry.chunk;
         let k1 = (k0 + geometry.chunk).min(kg);
         let lanes = geometry.lanes;
-        let elements = geometry.tile.elements();
+        let form = geometry.form;
+        let distinct = form.filters(geometry.tile);
         let m = geometry.tile.output();
+        let tile_rows = form.tile_rows(geometry.tile);
 
         let [ir, ic] = geometry.input_band();
         let [or, oc] = geometry.output_band();
@@ -735,8 +790,13 @@ impl WinogradPlan {
             tile: geometry.chunk_stride,
             element: t_cap * geometry.chunk_stride,
         };
-        let origin = [tile0[0] * m, tile0[1] * m];
-        let band_pixels = [tiles[0] * m + 2, tiles[1] * m + 2];
+        // The block's first input pixel (padded coordinates) and its first output.
+        let origin = [
+            tile0[0] * tile_rows,
+            tile0[1] * form.column_step(geometry.tile),
+        ];
+        let output_origin = [tile0[0] * tile_rows, tile0[1] * m];
+        let band_pixels = form.input_pixels(geometry.tile, tiles);
         for c0 in (0..cg).step_by(lanes) {
             self.fill_band(
                 input,
@@ -747,8 +807,8 @@ impl WinogradPlan {
                 ic,
                 input_band,
             );
-            // SAFETY: the band holds `tiles·m + 2` rows and columns of `ic` pixels per row;
-            // V holds every element × block tile, channel `c0 + lanes ≤ channel_stride`.
+            // SAFETY: the band holds the form's input pixels of these tiles, `ic` pixels per
+            // row; V holds every product × block tile, channel `c0 + lanes ≤ channel_stride`.
             unsafe {
                 (self.transforms)(
                     &(),
@@ -768,9 +828,10 @@ impl WinogradPlan {
             v,
             v_element: v_operand.element,
             channel_stride: geometry.channel_stride,
-            filters: &self.filters[g * elements..(g + 1) * elements],
+            filters: &self.filters[g * distinct..(g + 1) * distinct],
             channels: [k0, k1],
             tiles: used,
+            odd_products: if form == Form::Polyphase { m } else { 0 },
             depth: cg,
             products: products.as_mut_ptr(),
             products_element: m_operand.element,
@@ -786,9 +847,9 @@ impl WinogradPlan {
         let bias = &self.bias[g * self.bias_stride..(g + 1) * self.bias_stride];
         let activation = VectorActivation::new(self.activation);
         for k in (k0..k1).step_by(lanes) {
-            // SAFETY: M holds every element × block tile with `chunk_stride ≥ k − k0 + lanes`
-            // values per tile; the bias is padded to whole vectors; the output band holds
-            // `tiles·m` rows and columns of `oc` pixels per row.
+            // SAFETY: M holds every product × block tile with `chunk_stride ≥ k − k0 + lanes`
+            // values per tile; the bias is padded to whole vectors; the output band holds the
+            // tiles' outputs, `oc` pixels per row.
             unsafe {
                 (self.transforms)(
                     &(),
@@ -809,8 +870,8 @@ impl WinogradPlan {
                 self.drain_band(
                     output_band,
                     oc,
-                    origin,
-                    [tiles[0] * m, tiles[1] * m],
+                    output_origin,
+                    [tiles[0] * tile_rows, tiles[1] * m],
                     [n, g * kg + k],
                     (k1 - k).min(lanes),
                     output,

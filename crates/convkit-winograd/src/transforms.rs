@@ -1,7 +1,8 @@
-//! The Winograd transform matrices and the filter transform.
+//! The Winograd transform matrices and the filter transforms.
 //!
 //! F(m, 3) computes `m` outputs of a 3-tap correlation from `α = m + 2` inputs with `α`
 //! multiplications: `y = Aᵀ [(G g) ⊙ (Bᵀ d)]`, and in 2-D `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`.
+//! F(m, 2) (`α = m + 1`) serves the even phase of stride-2 1×3 kernels ([`Form::Polyphase`]).
 //! The matrices come from the Toom-Cook construction on `α − 1` finite interpolation points
 //! plus the point at infinity; the points decide the accuracy (Barabasz et al., "Error
 //! analysis and improving the accuracy of Winograd convolution", 2020: small points and their
@@ -13,9 +14,110 @@
 //! | F4   | 6 | 0, 1, −1, 2, −2, ∞ (Lavin & Gray)    |
 //! | F6   | 8 | 0, 1, −1, 2, −2, 1/2, −1/2, ∞        |
 //!
+//! and for F(m, 2): 0, −1, ∞ (F2); 0, 1, −1, 1/2, ∞ (F4); 0, 1, −1, 1/2, −1/2, 2, ∞ (F6), the
+//! sets of smallest measured fp32 error among those tried (`docs/tuning.md`).
+//!
 //! Every entry of `Bᵀ` and `Aᵀ` is a small dyadic rational, exact in f32; `G` (with thirds,
 //! ninths and 45ths) is applied once per weight at plan time in f64. A test proves each triple
 //! against direct correlation.
+
+/// Which convolutions a tile size computes, and so how its tiles, bands and transform-domain
+/// products are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// F(m×m, 3×3): 3×3 kernels at stride 1, tiles of `m×m` outputs, `α²` products each.
+    Plane,
+    /// F(m, 3) along rows: 1×3 kernels at stride 1 (1-D convolutions, 1×3 layers), tiles of
+    /// `1×m` outputs, `α` products each.
+    Line,
+    /// 1×3 kernels at stride 2 along rows, split into the input's even and odd columns
+    /// (polyphase): taps 0 and 2 read only even columns, a 2-tap stride-1 correlation computed
+    /// by F(m, 2) (`m + 1` products), and tap 1 reads only odd ones, `m` plain products. A
+    /// `1×m` tile takes `2m + 1` products for the `3m` of a direct convolution.
+    Polyphase,
+}
+
+impl Form {
+    /// Output rows per tile: `m` for planes, 1 along rows.
+    pub const fn tile_rows(self, tile: Tile) -> usize {
+        match self {
+            Form::Plane => tile.output(),
+            Form::Line | Form::Polyphase => 1,
+        }
+    }
+
+    /// Input columns a tile advances by: `m`, or `2m` at stride 2.
+    pub const fn column_step(self, tile: Tile) -> usize {
+        match self {
+            Form::Plane | Form::Line => tile.output(),
+            Form::Polyphase => 2 * tile.output(),
+        }
+    }
+
+    /// Input pixels `[rows, cols]` read by a block of `[rows, cols]` tiles.
+    pub const fn input_pixels(self, tile: Tile, [rows, cols]: [usize; 2]) -> [usize; 2] {
+        let m = tile.output();
+        match self {
+            Form::Plane => [rows * m + 2, cols * m + 2],
+            Form::Line => [rows, cols * m + 2],
+            Form::Polyphase => [rows, 2 * cols * m + 1],
+        }
+    }
+
+    /// Transform-domain products per tile: one GEMM row each.
+    pub const fn elements(self, tile: Tile) -> usize {
+        match self {
+            Form::Plane => tile.elements(),
+            Form::Line => tile.input(),
+            Form::Polyphase => 2 * tile.output() + 1,
+        }
+    }
+
+    /// Distinct transformed filters per output × input channel: the odd phase's `m`
+    /// products share one.
+    pub const fn filters(self, tile: Tile) -> usize {
+        match self {
+            Form::Plane | Form::Line => self.elements(tile),
+            Form::Polyphase => tile.output() + 2,
+        }
+    }
+
+    /// Taps of the kernels this form computes.
+    pub const fn taps(self) -> usize {
+        match self {
+            Form::Plane => 9,
+            Form::Line | Form::Polyphase => 3,
+        }
+    }
+
+    /// The transformed filters of one kernel (`taps` values, row-major), in f64:
+    /// `G g Gᵀ` for planes, `G g` along rows, and for the polyphase form `G₂ (g₀, g₂)`
+    /// followed by `g₁`.
+    pub(crate) fn transform_filter(self, tile: Tile, kernel: &[f32]) -> Vec<f64> {
+        match self {
+            Form::Plane => {
+                let mut square = [0.0f32; 9];
+                square.copy_from_slice(kernel);
+                transform_filter(tile, &square)
+            }
+            Form::Line => tile
+                .g()
+                .iter()
+                .map(|row| (0..3).map(|a| row[a] * f64::from(kernel[a])).sum())
+                .collect(),
+            Form::Polyphase => {
+                let even = [f64::from(kernel[0]), f64::from(kernel[2])];
+                let mut values: Vec<f64> = tile
+                    .g_two_tap()
+                    .iter()
+                    .map(|row| row[0] * even[0] + row[1] * even[1])
+                    .collect();
+                values.push(f64::from(kernel[1]));
+                values
+            }
+        }
+    }
+}
 
 /// Output tile edge `m` of F(m×m, 3×3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +156,15 @@ impl Tile {
             Tile::F2 => &G2,
             Tile::F4 => &G4,
             Tile::F6 => &G6,
+        }
+    }
+
+    /// `G` (`(m + 1)`×2) of F(m, 2), in f64.
+    pub(crate) fn g_two_tap(self) -> &'static [[f64; 2]] {
+        match self {
+            Tile::F2 => &G2_TWO_TAP,
+            Tile::F4 => &G4_TWO_TAP,
+            Tile::F6 => &G6_TWO_TAP,
         }
     }
 
@@ -143,6 +254,67 @@ const G6: [[f64; 3]; 8] = [
     [0.0, 0.0, 1.0],
 ];
 
+/// F(2, 2) input transform `Bᵀ` (3×3), points 0, −1, ∞.
+pub const BT2_TWO_TAP: [[f32; 3]; 3] = [[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0]];
+/// F(2, 2) output transform `Aᵀ` (2×3).
+pub const AT2_TWO_TAP: [[f32; 3]; 2] = [[1.0, 1.0, 0.0], [0.0, -1.0, 1.0]];
+/// F(2, 2) filter transform `G` (3×2).
+const G2_TWO_TAP: [[f64; 2]; 3] = [[1.0, 0.0], [-1.0, 1.0], [0.0, 1.0]];
+
+/// F(4, 2) input transform `Bᵀ` (5×5), points 0, 1, −1, 1/2, ∞.
+pub const BT4_TWO_TAP: [[f32; 5]; 5] = [
+    [0.5, -1.0, -0.5, 1.0, 0.0],
+    [0.0, -0.5, 0.5, 1.0, 0.0],
+    [0.0, 0.5, -1.5, 1.0, 0.0],
+    [0.0, -1.0, 0.0, 1.0, 0.0],
+    [0.0, 0.5, -1.0, -0.5, 1.0],
+];
+/// F(4, 2) output transform `Aᵀ` (4×5).
+pub const AT4_TWO_TAP: [[f32; 5]; 4] = [
+    [1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 0.5, 0.0],
+    [0.0, 1.0, 1.0, 0.25, 0.0],
+    [0.0, 1.0, -1.0, 0.125, 1.0],
+];
+/// F(4, 2) filter transform `G` (5×2).
+const G4_TWO_TAP: [[f64; 2]; 5] = [
+    [2.0, 0.0],
+    [1.0, 1.0],
+    [-1.0 / 3.0, 1.0 / 3.0],
+    [-8.0 / 3.0, -4.0 / 3.0],
+    [0.0, 1.0],
+];
+
+/// F(6, 2) input transform `Bᵀ` (7×7), points 0, 1, −1, 1/2, −1/2, 2, ∞.
+pub const BT6_TWO_TAP: [[f32; 7]; 7] = [
+    [-0.5, 0.25, 2.5, -1.25, -2.0, 1.0, 0.0],
+    [0.0, 0.5, 0.25, -2.25, -1.0, 1.0, 0.0],
+    [0.0, -0.5, 0.75, 1.75, -3.0, 1.0, 0.0],
+    [0.0, 1.0, 1.5, -2.0, -1.5, 1.0, 0.0],
+    [0.0, -1.0, 2.5, 0.0, -2.5, 1.0, 0.0],
+    [0.0, 0.25, 0.0, -1.25, 0.0, 1.0, 0.0],
+    [0.0, -0.5, 0.25, 2.5, -1.25, -2.0, 1.0],
+];
+/// F(6, 2) output transform `Aᵀ` (6×7).
+pub const AT6_TWO_TAP: [[f32; 7]; 6] = [
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 0.5, -0.5, 2.0, 0.0],
+    [0.0, 1.0, 1.0, 0.25, 0.25, 4.0, 0.0],
+    [0.0, 1.0, -1.0, 0.125, -0.125, 8.0, 0.0],
+    [0.0, 1.0, 1.0, 0.0625, 0.0625, 16.0, 0.0],
+    [0.0, 1.0, -1.0, 0.03125, -0.03125, 32.0, 1.0],
+];
+/// F(6, 2) filter transform `G` (7×2).
+const G6_TWO_TAP: [[f64; 2]; 7] = [
+    [-2.0, 0.0],
+    [-2.0 / 3.0, -2.0 / 3.0],
+    [-2.0 / 9.0, 2.0 / 9.0],
+    [16.0 / 9.0, 8.0 / 9.0],
+    [16.0 / 15.0, -8.0 / 15.0],
+    [2.0 / 45.0, 4.0 / 45.0],
+    [0.0, 1.0],
+];
+
 /// `G g Gᵀ` of one 3×3 kernel (row-major `g`), in f64, as α×α values row-major.
 pub(crate) fn transform_filter(tile: Tile, kernel: &[f32; 9]) -> Vec<f64> {
     let g = tile.g();
@@ -172,23 +344,23 @@ pub(crate) fn transform_filter(tile: Tile, kernel: &[f32; 9]) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    /// `Aᵀ [(G g) ⊙ (Bᵀ d)]` equals the correlation of `d` with `g` for small integers, where
-    /// every step is exact in f64.
-    fn check_one_d<const A: usize, const M: usize>(
-        tile: Tile,
+    /// `Aᵀ [(G g) ⊙ (Bᵀ d)]` equals the correlation of `d` with the `R`-tap `g` for small
+    /// integers, where every step is exact in f64.
+    fn check_one_d<const A: usize, const M: usize, const R: usize>(
+        name: &str,
+        g: &[[f64; R]],
         bt: &[[f32; A]; A],
         at: &[[f32; A]; M],
     ) {
-        let g = tile.g();
         for seed in 0..200u32 {
             let value = |i: u32| {
                 f64::from((seed.wrapping_mul(2654435761).wrapping_add(i * 40503) >> 7) % 19) - 9.0
             };
             let d: [f64; A] = std::array::from_fn(|i| value(i as u32));
-            let w = [value(100), value(101), value(102)];
+            let w: [f64; R] = std::array::from_fn(|a| value(100 + a as u32));
             let u: Vec<f64> = g
                 .iter()
-                .map(|row| (0..3).map(|a| row[a] * w[a]).sum())
+                .map(|row| (0..R).map(|a| row[a] * w[a]).sum())
                 .collect();
             let v: Vec<f64> = bt
                 .iter()
@@ -196,10 +368,10 @@ mod tests {
                 .collect();
             for (o, row) in at.iter().enumerate() {
                 let y: f64 = (0..A).map(|j| f64::from(row[j]) * u[j] * v[j]).sum();
-                let exact: f64 = (0..3).map(|a| d[o + a] * w[a]).sum();
+                let exact: f64 = (0..R).map(|a| d[o + a] * w[a]).sum();
                 assert!(
                     (y - exact).abs() <= 1e-9 * (1.0 + exact.abs()),
-                    "{tile:?} output {o}: {y} vs {exact}"
+                    "{name} output {o}: {y} vs {exact}"
                 );
             }
         }
@@ -207,9 +379,46 @@ mod tests {
 
     #[test]
     fn transforms_compute_the_correlation() {
-        check_one_d(Tile::F2, &BT2, &AT2);
-        check_one_d(Tile::F4, &BT4, &AT4);
-        check_one_d(Tile::F6, &BT6, &AT6);
+        check_one_d("F(2, 3)", Tile::F2.g(), &BT2, &AT2);
+        check_one_d("F(4, 3)", Tile::F4.g(), &BT4, &AT4);
+        check_one_d("F(6, 3)", Tile::F6.g(), &BT6, &AT6);
+        check_one_d("F(2, 2)", Tile::F2.g_two_tap(), &BT2_TWO_TAP, &AT2_TWO_TAP);
+        check_one_d("F(4, 2)", Tile::F4.g_two_tap(), &BT4_TWO_TAP, &AT4_TWO_TAP);
+        check_one_d("F(6, 2)", Tile::F6.g_two_tap(), &BT6_TWO_TAP, &AT6_TWO_TAP);
+    }
+
+    /// The polyphase filters, applied as the kernels apply them (even phase through F(m, 2),
+    /// odd phase as plain products), give the stride-2 correlation of a 3-tap kernel.
+    #[test]
+    fn polyphase_filters_compute_the_strided_correlation() {
+        fn check<const A: usize, const M: usize>(
+            tile: Tile,
+            bt: &[[f32; A]; A],
+            at: &[[f32; A]; M],
+        ) {
+            let kernel = [3.0f32, -2.0, 5.0];
+            let d: Vec<f64> = (0..2 * M + 1)
+                .map(|i| ((i * 7) % 11) as f64 - 5.0)
+                .collect();
+            let u = Form::Polyphase.transform_filter(tile, &kernel);
+            assert_eq!(u.len(), Form::Polyphase.filters(tile));
+            let v: Vec<f64> = bt
+                .iter()
+                .map(|row| (0..A).map(|j| f64::from(row[j]) * d[2 * j]).sum())
+                .collect();
+            for (o, row) in at.iter().enumerate() {
+                let even: f64 = (0..A).map(|j| f64::from(row[j]) * u[j] * v[j]).sum();
+                let y = even + u[A] * d[2 * o + 1];
+                let exact: f64 = (0..3).map(|a| f64::from(kernel[a]) * d[2 * o + a]).sum();
+                assert!(
+                    (y - exact).abs() <= 1e-9,
+                    "{tile:?} output {o}: {y} vs {exact}"
+                );
+            }
+        }
+        check(Tile::F2, &BT2_TWO_TAP, &AT2_TWO_TAP);
+        check(Tile::F4, &BT4_TWO_TAP, &AT4_TWO_TAP);
+        check(Tile::F6, &BT6_TWO_TAP, &AT6_TWO_TAP);
     }
 
     #[test]
