@@ -428,8 +428,12 @@ impl DepthwiseNchw {
                 for d in 0..RR + 2 {
                     for kx in 0..3 {
                         let line = top.add(d * self.buffer_width + kx);
-                        let inputs: [S::F32; RV] =
-                            std::array::from_fn(|v| S::load(line.add(v * S::LANES)));
+                        // A loop, not `array::from_fn`: a closure has no target features,
+                        // so the loads inside it would not inline.
+                        let mut inputs = [S::zero(); RV];
+                        for (v, input) in inputs.iter_mut().enumerate() {
+                            *input = S::load(line.add(v * S::LANES));
+                        }
                         for (r, row) in acc.iter_mut().enumerate() {
                             if d < r || d - r >= 3 {
                                 continue;

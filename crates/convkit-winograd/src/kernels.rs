@@ -163,19 +163,39 @@ unsafe fn apply<S: Simd, const R: usize, const C: usize>(
     matrix: &[[f32; C]; R],
     x: [S::F32; C],
 ) -> [S::F32; R] {
-    // SAFETY: the caller guarantees the CPU has S::ISA.
-    std::array::from_fn(|i| unsafe {
-        let mut sum = S::zero();
-        for (&entry, &value) in matrix[i].iter().zip(&x) {
-            sum = match entry {
-                0.0 => sum,
-                1.0 => S::add(sum, value),
-                -1.0 => S::sub(sum, value),
-                _ => S::mul_add(S::splat(entry), value, sum),
-            };
+    // SAFETY: the caller guarantees the CPU has S::ISA. (Loops, not `array::from_fn`: a
+    // closure has no target features, so the intrinsics inside it would not inline.)
+    unsafe {
+        let mut out = [S::zero(); R];
+        for (sum, row) in out.iter_mut().zip(matrix) {
+            for (&entry, &value) in row.iter().zip(&x) {
+                *sum = match entry {
+                    0.0 => *sum,
+                    1.0 => S::add(*sum, value),
+                    -1.0 => S::sub(*sum, value),
+                    _ => S::mul_add(S::splat(entry), value, *sum),
+                };
+            }
         }
-        sum
-    })
+        out
+    }
+}
+
+/// `N` vectors loaded from `base + i·step` (a loop rather than `array::from_fn`, whose
+/// closure would keep the loads from inlining into the path's code).
+///
+/// # Safety
+/// The CPU has `S::ISA`; every `base + i·step` is readable for `LANES` values.
+#[inline(always)]
+unsafe fn load_strided<S: Simd, const N: usize>(base: *const f32, step: usize) -> [S::F32; N] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let mut values = [S::zero(); N];
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = S::load(base.add(i * step));
+        }
+        values
+    }
 }
 
 macro_rules! two_tap_transforms {
@@ -398,7 +418,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Line<D, A
             for r in 0..rows {
                 for c in 0..cols {
                     let origin = band.add(r * row_stride + c * M * lanes);
-                    let values = std::array::from_fn(|j| S::load(origin.add(j * lanes)));
+                    let values = load_strided::<S, A>(origin, lanes);
                     let out = v.add((r * cols + c) * operand.tile);
                     for (e, value) in D::input::<S>(values).into_iter().enumerate() {
                         S::store(out.add(e * operand.element), value);
@@ -426,7 +446,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Line<D, A
             for r in 0..rows {
                 for c in 0..cols {
                     let source = products.add((r * cols + c) * operand.tile);
-                    let values = std::array::from_fn(|e| S::load(source.add(e * operand.element)));
+                    let values = load_strided::<S, A>(source, operand.element);
                     let origin = band.add(r * row_stride + c * M * lanes);
                     for (j, value) in D::output::<S>(values).into_iter().enumerate() {
                         let y = activation.apply::<S>(S::add(value, bias));
@@ -460,7 +480,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Phases<D,
                 for c in 0..cols {
                     let t = r * cols + c;
                     let origin = band.add(r * row_stride + 2 * c * M * lanes);
-                    let even = std::array::from_fn(|i| S::load(origin.add(2 * i * lanes)));
+                    let even = load_strided::<S, A>(origin, 2 * lanes);
                     let out = v.add(t * operand.tile);
                     for (e, value) in D::input::<S>(even).into_iter().enumerate() {
                         S::store(out.add(e * operand.element), value);
@@ -495,7 +515,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Phases<D,
                 for c in 0..cols {
                     let t = r * cols + c;
                     let source = products.add(t * operand.tile);
-                    let values = std::array::from_fn(|e| S::load(source.add(e * operand.element)));
+                    let values = load_strided::<S, A>(source, operand.element);
                     let odd = odd_region.add(t * M * operand.tile);
                     let origin = band.add(r * row_stride + c * M * lanes);
                     for (j, value) in D::output::<S>(values).into_iter().enumerate() {
