@@ -144,7 +144,8 @@ impl DepthwiseChannelBlocks {
             let start = n * geo.in_image + c * geo.in_channel + y0 * geo.in_row;
             &input[start..start + run]
         };
-        for lane0 in (0..lanes).step_by(8) {
+        // A band wholly in the padding has no image rows (run 0): only zeros to place.
+        for lane0 in (0..lanes).step_by(8).filter(|_| run > 0) {
             if lane0 + 8 <= valid {
                 interleave8(
                     std::array::from_fn(|i| plane_of(c0 + lane0 + i)),
