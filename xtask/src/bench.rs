@@ -262,6 +262,49 @@ pub fn time_interleaved(
         .collect()
 }
 
+/// Windows of convkit and of the peers per layer and thread count (see [`LayerRun::rows`]).
+const ALTERNATIONS: usize = 3;
+
+/// Per contender, the median of its rounds' medians (its runs summed).
+fn median_rounds(rounds: &[Vec<(f64, usize)>]) -> Vec<(f64, usize)> {
+    let contenders = rounds.first().map_or(0, Vec::len);
+    (0..contenders)
+        .map(|i| {
+            let mut medians: Vec<f64> = rounds.iter().map(|round| round[i].0).collect();
+            medians.sort_by(f64::total_cmp);
+            let runs = rounds.iter().map(|round| round[i].1).sum();
+            (medians[medians.len() / 2], runs)
+        })
+        .collect()
+}
+
+/// Per peer, its row from its median round (a peer that failed in some rounds: among the
+/// rounds it ran).
+fn median_peer_rows(rounds: Vec<Vec<Row>>) -> Vec<Row> {
+    let mut by_peer: Vec<Vec<Row>> = Vec::new();
+    for row in rounds.into_iter().flatten() {
+        match by_peer
+            .iter_mut()
+            .find(|rows| rows[0].algorithm == row.algorithm)
+        {
+            Some(rows) => rows.push(row),
+            None => by_peer.push(vec![row]),
+        }
+    }
+    by_peer
+        .into_iter()
+        .map(|mut rows| {
+            rows.sort_by(|a, b| {
+                a.median_ms
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.median_ms.unwrap_or(f64::INFINITY))
+            });
+            let middle = rows.len() / 2;
+            rows.swap_remove(middle)
+        })
+        .collect()
+}
+
 /// One row's plan, timed with the other plans of its layer and thread count.
 pub trait Contender: Send {
     /// Runs the plan once.
@@ -577,11 +620,24 @@ impl LayerRun<'_> {
                 .enumerate()
                 .filter(|(_, contender)| contender.planned())
                 .unzip();
-            let timed = pool.install(|| time_interleaved(&mut planned, timing));
-            drop(planned);
-            if let Some(session) = peers.get_mut(round) {
-                peer_rows.extend(session.time(layer, timing, &peak.best));
+            // With peers, convkit's window and theirs alternate [`ALTERNATIONS`] times, each
+            // with its share of the timing, and every contender keeps its median round: a
+            // neighbour's burst on the shared host then slows one round of one side, not all
+            // of one side's samples.
+            let mut session = peers.get_mut(round);
+            let rounds = if session.is_some() { ALTERNATIONS } else { 1 };
+            let share = timing.share(rounds);
+            let mut convkit_rounds = Vec::with_capacity(rounds);
+            let mut peer_rounds = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                convkit_rounds.push(pool.install(|| time_interleaved(&mut planned, share)));
+                if let Some(session) = session.as_deref_mut() {
+                    peer_rounds.push(session.time(layer, share, &peak.best));
+                }
             }
+            drop(planned);
+            peer_rows.extend(median_peer_rows(peer_rounds));
+            let timed = median_rounds(&convkit_rounds);
             let mut timings = vec![(0.0, 0); count];
             for (index, timing) in indices.into_iter().zip(timed) {
                 timings[index] = timing;

@@ -89,6 +89,17 @@ pub struct Timing {
     pub max_runs: usize,
 }
 
+impl Timing {
+    /// One of `parts` windows that together take this timing.
+    pub fn share(self, parts: usize) -> Timing {
+        Timing {
+            min_seconds: self.min_seconds / parts as f64,
+            min_runs: self.min_runs.div_ceil(parts),
+            max_runs: self.max_runs.div_ceil(parts).max(1),
+        }
+    }
+}
+
 /// One (layer, algorithm, thread count) measurement.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {

@@ -15,7 +15,8 @@
 //!
 //! Register tiles: `RW` output pixels (row-major across the band's rows), all of the block's
 //! channels: `RW` accumulators + one weight vector + one input vector. `RW` is 8 on AVX2 and the portable
-//! path (16 registers), 16 on AVX-512 (32), then 4, 2 and 1 for the band's last pixels.
+//! path (16 registers), 16 on AVX-512 (32), then 4, 2 and 1 for the band's last pixels. Dense
+//! 3x3 kernels (any stride) have constant taps, so their tap loops unroll.
 //! Scratch per worker: the input band (about [`BAND_BUDGET`] floats), the band's outputs and
 //! the band's image rows before they are placed between the padding.
 
@@ -28,6 +29,9 @@ use convkit_simd::{F32Storage, Simd, VectorActivation};
 /// Floats of input band one item interleaves: 64 KiB, half the L2 share the band's outputs
 /// and the next item's inputs leave room for.
 const BAND_BUDGET: usize = 16 * 1024;
+
+/// Rows of at least this many pixels are interleaved in place, shorter ones staged.
+const LONG_ROW: usize = 32;
 
 /// Depthwise convolution on NCHW data, `LANES` channels per item.
 #[derive(Debug)]
@@ -114,14 +118,20 @@ impl DepthwiseChannelBlocks {
     }
 
     fn staging_len(&self) -> usize {
-        self.geometry.band_input_rows(self.band_rows) * self.geometry.in_hw[1] * self.lanes
+        let w = self.geometry.in_hw[1];
+        if w < LONG_ROW {
+            self.geometry.band_input_rows(self.band_rows) * w * self.lanes
+        } else {
+            0
+        }
     }
 
     /// Interleaves channels `c0..c0 + valid` of image `n`, padded input rows `first..` (as
     /// many as `band` holds), into `band`: pixel `(r, j)` at `(r·width + j)·LANES`, zero
-    /// outside the image and in lanes past `valid`. The band's image rows are one contiguous
-    /// run of each channel's plane, so they are interleaved in one pass into `staging` (whole
-    /// 8x8 or 16x16 transposes, however short a row is), then placed row by row.
+    /// outside the image and in lanes past `valid`. Rows of at least [`LONG_ROW`] pixels are
+    /// interleaved straight into their place; shorter ones (whose transposes would mostly be
+    /// remainders, value by value) in one pass over the band's image rows, a contiguous run
+    /// of each channel's plane, into `staging`, then placed row by row.
     fn fill_band<T: F32Storage>(
         &self,
         input: &[T],
@@ -138,33 +148,16 @@ impl DepthwiseChannelBlocks {
         // Image rows y0..y1 fall in the band.
         let y0 = first.saturating_sub(geo.pad[0]).min(h);
         let y1 = (first + rows).saturating_sub(geo.pad[0]).min(h);
-        let run = (y1 - y0) * w;
-        let staging = &mut staging[..run * lanes];
-        let plane_of = |c: usize| {
-            let start = n * geo.in_image + c * geo.in_channel + y0 * geo.in_row;
-            &input[start..start + run]
+        let from = |y: usize, len: usize| {
+            move |c: usize| {
+                let start = n * geo.in_image + c * geo.in_channel + y * geo.in_row;
+                &input[start..start + len]
+            }
         };
-        // A band wholly in the padding has no image rows (run 0): only zeros to place.
-        for lane0 in (0..lanes).step_by(8).filter(|_| run > 0) {
-            if lane0 + 8 <= valid {
-                interleave8(
-                    std::array::from_fn(|i| plane_of(c0 + lane0 + i)),
-                    staging,
-                    lanes,
-                    lane0,
-                );
-                continue;
-            }
-            for lane in lane0..(lane0 + 8).min(lanes) {
-                let slots = staging[lane..].iter_mut().step_by(lanes);
-                if lane < valid {
-                    for (slot, &value) in slots.zip(plane_of(c0 + lane)) {
-                        *slot = value.to_f32_lossy();
-                    }
-                } else {
-                    slots.for_each(|slot| *slot = 0.0);
-                }
-            }
+        let staged = w < LONG_ROW;
+        if staged {
+            let run = (y1 - y0) * w;
+            self.interleave(from(y0, run), [c0, valid], &mut staging[..run * lanes]);
         }
         for (r, line) in band.chunks_exact_mut(self.width * lanes).enumerate() {
             let Some(iy) = (first + r).checked_sub(geo.pad[0]).filter(|&iy| iy < h) else {
@@ -173,9 +166,49 @@ impl DepthwiseChannelBlocks {
             };
             line[..left * lanes].fill(0.0);
             line[(left + w) * lanes..].fill(0.0);
-            let source = (iy - y0) * w * lanes;
-            line[left * lanes..(left + w) * lanes]
-                .copy_from_slice(&staging[source..source + w * lanes]);
+            let inside = &mut line[left * lanes..(left + w) * lanes];
+            if staged {
+                let source = (iy - y0) * w * lanes;
+                inside.copy_from_slice(&staging[source..source + w * lanes]);
+            } else {
+                self.interleave(from(iy, w), [c0, valid], inside);
+            }
+        }
+    }
+
+    /// `dst[p·LANES + lane] = run_of(c0 + lane)[p]` (widened) for lanes `..valid`, zero in
+    /// the others.
+    fn interleave<'a, T: F32Storage>(
+        &self,
+        run_of: impl Fn(usize) -> &'a [T],
+        [c0, valid]: [usize; 2],
+        dst: &mut [f32],
+    ) {
+        let lanes = self.lanes;
+        if dst.is_empty() {
+            // An empty run (a band wholly in the padding): nothing to move.
+            return;
+        }
+        for lane0 in (0..lanes).step_by(8) {
+            if lane0 + 8 <= valid {
+                interleave8(
+                    std::array::from_fn(|i| run_of(c0 + lane0 + i)),
+                    dst,
+                    lanes,
+                    lane0,
+                );
+                continue;
+            }
+            for lane in lane0..(lane0 + 8).min(lanes) {
+                let slots = dst[lane..].iter_mut().step_by(lanes);
+                if lane < valid {
+                    for (slot, &value) in slots.zip(run_of(c0 + lane)) {
+                        *slot = value.to_f32_lossy();
+                    }
+                } else {
+                    slots.for_each(|slot| *slot = 0.0);
+                }
+            }
         }
     }
 
@@ -227,7 +260,7 @@ impl DepthwiseChannelBlocks {
     /// # Safety
     /// The CPU has `S::ISA`; `band` holds the rows' input band from padded row `first`.
     #[inline(always)]
-    unsafe fn rows_with<S: Simd, const RW: usize>(
+    unsafe fn rows_with<S: Simd, const RW: usize, const DENSE_3X3: bool>(
         &self,
         band: &[f32],
         first: usize,
@@ -245,16 +278,16 @@ impl DepthwiseChannelBlocks {
         // SAFETY: forwarded contract; every tile's pixels are below `pixels`.
         unsafe {
             while cursor.pixel + RW <= pixels {
-                self.tile::<S, RW>(band, first, c0, &mut cursor, outputs);
+                self.tile::<S, RW, DENSE_3X3>(band, first, c0, &mut cursor, outputs);
             }
             if RW > 4 && cursor.pixel + 4 <= pixels {
-                self.tile::<S, 4>(band, first, c0, &mut cursor, outputs);
+                self.tile::<S, 4, DENSE_3X3>(band, first, c0, &mut cursor, outputs);
             }
             if RW > 2 && cursor.pixel + 2 <= pixels {
-                self.tile::<S, 2>(band, first, c0, &mut cursor, outputs);
+                self.tile::<S, 2, DENSE_3X3>(band, first, c0, &mut cursor, outputs);
             }
             while cursor.pixel < pixels {
-                self.tile::<S, 1>(band, first, c0, &mut cursor, outputs);
+                self.tile::<S, 1, DENSE_3X3>(band, first, c0, &mut cursor, outputs);
             }
         }
     }
@@ -266,7 +299,7 @@ impl DepthwiseChannelBlocks {
     /// The CPU has `S::ISA`; `band` holds the input band from padded row `first`, covering
     /// the tile's rows; the tile's pixels are inside the band's outputs.
     #[inline(always)]
-    unsafe fn tile<S: Simd, const RW: usize>(
+    unsafe fn tile<S: Simd, const RW: usize, const DENSE_3X3: bool>(
         &self,
         band: &[f32],
         first: usize,
@@ -276,8 +309,12 @@ impl DepthwiseChannelBlocks {
     ) {
         let geo = &self.geometry;
         let [sh, sw] = geo.stride;
-        let [dh, dw] = geo.dilation;
-        let [kh, kw] = geo.kernel;
+        // A dense 3x3 kernel's taps are constants: its loops unroll into 9 FMA groups.
+        let ([dh, dw], [kh, kw]) = if DENSE_3X3 {
+            ([1, 1], [3, 3])
+        } else {
+            (geo.dilation, geo.kernel)
+        };
         let ow = geo.out_hw[1];
         let lanes = S::LANES;
         let row_step = self.width * lanes;
@@ -347,9 +384,17 @@ impl<T: F32Storage> ItemKernel<T> for DepthwiseChannelBlocks {
         let outputs = &mut outputs[..rows.len() * geo.out_hw[1] * self.lanes];
         // SAFETY: forwarded contract; the band holds the rows' input rows.
         unsafe {
-            match S::ISA {
-                Isa::Avx512 => self.rows_with::<S, 16>(band, first, c0, rows.clone(), outputs),
-                _ => self.rows_with::<S, 8>(band, first, c0, rows.clone(), outputs),
+            let dense_3x3 = geo.kernel == [3, 3] && geo.dilation == [1, 1];
+            let rows_ = rows.clone();
+            match (S::ISA, dense_3x3) {
+                (Isa::Avx512, true) => {
+                    self.rows_with::<S, 16, true>(band, first, c0, rows_, outputs)
+                }
+                (Isa::Avx512, false) => {
+                    self.rows_with::<S, 16, false>(band, first, c0, rows_, outputs)
+                }
+                (_, true) => self.rows_with::<S, 8, true>(band, first, c0, rows_, outputs),
+                (_, false) => self.rows_with::<S, 8, false>(band, first, c0, rows_, outputs),
             }
             self.drain_band(outputs, [n, c0, valid], rows, item.output);
         }
