@@ -349,3 +349,67 @@ fn one_dimensional_specs_plan_like_2d_ones_in_both_layouts() {
         }
     }
 }
+
+/// A huge stride, dilation or padding spreads a small problem over a huge padded input: each
+/// plan sizes its scratch by what its tiles touch, not by the padded extent (the
+/// `api_robustness` fuzz target found a depthwise kernel asking for 2^55 floats), and still
+/// matches the reference.
+#[test]
+fn scratch_stays_bounded_when_huge_strides_dilations_or_paddings_spread_a_problem() {
+    use convkit_testkit::{Values, check_algorithms};
+    const HUGE: usize = 1 << 40;
+    const MAX_SCRATCH: usize = 1 << 23;
+    let pad = |[top, bottom, left, right]: [usize; 4]| Padding {
+        top,
+        bottom,
+        left,
+        right,
+    };
+    // (kernel, stride, dilation, padding): a few outputs per row or column each time.
+    let spreads = [
+        ([1, 3], [1, HUGE], [1, 1], pad([0, 0, 1, 4 * HUGE])),
+        ([3, 3], [1, HUGE], [1, 1], pad([1, 1, 1, 4 * HUGE])),
+        ([3, 1], [HUGE, 1], [1, 1], pad([0, 4 * HUGE, 0, 0])),
+        ([1, 3], [1, 1], [1, HUGE], pad([0, 0, HUGE, HUGE])),
+        ([3, 3], [1, 1], [HUGE, 1], pad([HUGE, HUGE, 1, 1])),
+        ([1, 1], [1, 1], [1, 1], pad([HUGE, 0, 0, HUGE])),
+    ];
+    let algorithms = convkit::algorithms::<f32>();
+    for (kernel, stride, dilation, padding) in spreads {
+        for (in_channels, out_channels, groups) in [(3, 4, 1), (8, 8, 8), (4, 6, 2)] {
+            for layout in [Layout::Nchw, Layout::Nhwc] {
+                let spec = ConvSpec::new(2, in_channels, out_channels, [3, 5], kernel)
+                    .stride(stride)
+                    .dilation(dilation)
+                    .padding(padding)
+                    .groups(groups)
+                    .layout(layout);
+                let Ok(shape) = spec.shape() else {
+                    // Padded extents past usize are errors, not plans.
+                    continue;
+                };
+                let problem = ConvProblem::new(spec, true, Activation::Relu, Values::Real, 3);
+                let weights = problem.weights::<f32>();
+                for algorithm in &algorithms {
+                    for &isa in convkit_simd::available_isas() {
+                        let options = PlanOptions::new().algorithm(algorithm.algorithm()).isa(isa);
+                        let Ok(plan) = convkit::plan(&spec, &weights, None, &options) else {
+                            continue;
+                        };
+                        assert!(
+                            plan.scratch_len() <= MAX_SCRATCH,
+                            "{} on {isa} asks for {} floats of scratch for {shape:?}",
+                            algorithm.algorithm().name(),
+                            plan.scratch_len()
+                        );
+                    }
+                }
+                if let Err(failure) =
+                    check_algorithms(&algorithms, convkit_simd::available_isas(), &problem)
+                {
+                    panic!("{failure}\nspec: {spec:?}");
+                }
+            }
+        }
+    }
+}

@@ -30,6 +30,11 @@ use convkit_simd::{F32Storage, Simd, VectorActivation};
 /// and the next item's inputs leave room for.
 const BAND_BUDGET: usize = 16 * 1024;
 
+/// Largest band of one output row (floats) the kernel takes on: rows spread wider than that
+/// by a huge stride, dilation or padding (4 MiB per worker, in no cache) go to a kernel
+/// that does not copy them.
+const MAX_ROW_BAND: usize = 1 << 20;
+
 /// Rows of at least this many pixels are interleaved in place, shorter ones staged.
 const LONG_ROW: usize = 32;
 
@@ -53,13 +58,25 @@ pub(crate) struct DepthwiseChannelBlocks {
 }
 
 impl DepthwiseChannelBlocks {
+    /// The kernel for `geometry`, or `None` when one output row's band exceeds
+    /// [`MAX_ROW_BAND`].
     pub fn new(
         geometry: Geometry,
         lanes: usize,
         weights: &[f32],
         bias: Option<&[f32]>,
         activation: VectorActivation,
-    ) -> DepthwiseChannelBlocks {
+    ) -> Option<DepthwiseChannelBlocks> {
+        let [oh, ow] = geometry.out_hw;
+        let read = (ow - 1) * geometry.stride[1] + (geometry.kernel[1] - 1) * geometry.dilation[1];
+        let width = (read + 1).max(geometry.pad[1] + geometry.in_hw[1]);
+        let row_band = geometry
+            .band_input_rows(1)
+            .checked_mul(width)?
+            .checked_mul(lanes)?;
+        if row_band > MAX_ROW_BAND {
+            return None;
+        }
         let channels = geometry.groups;
         let taps = geometry.taps();
         let padded_channels = channels.div_ceil(lanes) * lanes;
@@ -73,15 +90,12 @@ impl DepthwiseChannelBlocks {
         if let Some(bias) = bias {
             packed_bias[..channels].copy_from_slice(bias);
         }
-        let [oh, ow] = geometry.out_hw;
-        let read = (ow - 1) * geometry.stride[1] + (geometry.kernel[1] - 1) * geometry.dilation[1];
-        let width = (read + 1).max(geometry.pad[1] + geometry.in_hw[1]);
         let band_len = |rows: usize| geometry.band_input_rows(rows) * width * lanes;
         let mut band_rows = 1;
         while band_rows < oh && band_len(band_rows + 1) <= BAND_BUDGET {
             band_rows += 1;
         }
-        DepthwiseChannelBlocks {
+        Some(DepthwiseChannelBlocks {
             geometry,
             lanes,
             padded_channels,
@@ -90,7 +104,7 @@ impl DepthwiseChannelBlocks {
             activation,
             width,
             band_rows,
-        }
+        })
     }
 
     /// f32 values of the re-laid weights and bias.

@@ -311,22 +311,29 @@ impl<T: F32Storage> DirectPlan<T> {
         let weights = T::widened(request.weights());
         let bias = request.bias().map(T::widened);
         let (weights, bias) = (&*weights, bias.as_deref());
-        // NCHW depthwise needs a band of one output row within its budget; the general
-        // kernel takes any problem.
+        // NCHW depthwise: channel blocks where they are preferred, else vectors of columns;
+        // each needs a band of one output row within its bound. The general kernel takes any
+        // problem.
         let depthwise_nchw = (is_depthwise(&shape) && shape.layout() == Layout::Nchw)
             .then(|| DepthwiseNchw::new(geometry, lanes, weights, bias, activation))
             .flatten();
-        let kernel = match (is_depthwise(&shape), shape.layout(), depthwise_nchw) {
-            (true, Layout::Nhwc, _) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
+        let channel_blocks = (is_depthwise(&shape)
+            && shape.layout() == Layout::Nchw
+            && prefers_channel_blocks(&shape, lanes))
+        .then(|| DepthwiseChannelBlocks::new(geometry, lanes, weights, bias, activation))
+        .flatten();
+        let kernel = match (
+            is_depthwise(&shape),
+            shape.layout(),
+            channel_blocks,
+            depthwise_nchw,
+        ) {
+            (true, Layout::Nhwc, ..) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
                 geometry, lanes, weights, bias, activation,
             )),
-            (true, Layout::Nchw, _) if prefers_channel_blocks(&shape, lanes) => {
-                Kernel::DepthwiseChannelBlocks(DepthwiseChannelBlocks::new(
-                    geometry, lanes, weights, bias, activation,
-                ))
-            }
-            (_, _, Some(dw)) => Kernel::DepthwiseNchw(dw),
-            (_, layout, None) => {
+            (_, _, Some(blocks), _) => Kernel::DepthwiseChannelBlocks(blocks),
+            (_, _, None, Some(dw)) => Kernel::DepthwiseNchw(dw),
+            (_, layout, None, None) => {
                 let workers = rayon::current_num_threads();
                 let parallel_bands =
                     (ITEMS_PER_WORKER * workers).div_ceil(shape.batch() * shape.groups());
