@@ -71,7 +71,7 @@ pub struct ProblemParams {
     /// Data seed.
     pub seed: u64,
     /// Force Winograd's domain: a 3x3 window with stride 1 and dilation 1, or (half of
-    /// them) a 1x3 window at row stride 1 and column stride 1 or 2, column dilation 1.
+    /// them) a 1x3 window at row stride 1 and column stride 1 (column dilation 1 to 3) or 2.
     pub winograd: bool,
     /// Force a 1x1 window without padding (a GEMM on the input itself, or on its subsampled
     /// pixels: half of them strided), which the free draws almost never make; ignored with
@@ -108,10 +108,17 @@ impl ProblemParams {
         };
         let (kernel, stride, dilation) = if self.winograd {
             if self.kernel[0] % 2 == 1 {
+                // Column dilation only at column stride 1 (the dilated rows' phases).
+                let stride = wrap(self.stride[1], 1, 2);
+                let dilation = if stride == 1 {
+                    wrap(self.dilation[1], 1, 3)
+                } else {
+                    1
+                };
                 (
                     [1, 3],
-                    [1, wrap(self.stride[1], 1, 2)],
-                    [wrap(self.dilation[0], 1, 3), 1],
+                    [1, stride],
+                    [wrap(self.dilation[0], 1, 3), dilation],
                 )
             } else {
                 ([3, 3], [1, 1], [1, 1])

@@ -329,10 +329,11 @@ pub(crate) unsafe fn output_tiles<S: Simd, T: OneD<A, M>, const A: usize, const 
 }
 
 /// One form's tile transforms (see [`crate::transforms::Form`]), on a band of one channel
-/// vector. `input` writes V, `output` reads M; both address tile `(r, c)` as `r·cols + c`.
+/// vector. `input` writes V, `output` reads M; both address tile `(r, c, p)` (tile row,
+/// tile column, phase of a dilated row) as `(r·cols + c)·phases + p`.
 pub(crate) trait TileTransforms {
-    /// The input transform of `tiles = [rows, cols]` tiles of the band (rows `row_stride`
-    /// values apart) into V.
+    /// The input transform of `tiles = [rows, cols, phases]` tiles of the band (rows
+    /// `row_stride` values apart) into V.
     ///
     /// # Safety
     /// The CPU has `S::ISA`; the band is readable for the form's input pixels of these tiles
@@ -341,7 +342,7 @@ pub(crate) trait TileTransforms {
     unsafe fn input<S: Simd>(
         band: *const f32,
         row_stride: usize,
-        tiles: [usize; 2],
+        tiles: [usize; 3],
         v: *mut f32,
         operand: Operand,
     );
@@ -356,7 +357,7 @@ pub(crate) trait TileTransforms {
     unsafe fn output<S: Simd>(
         products: *const f32,
         operand: Operand,
-        tiles: [usize; 2],
+        tiles: [usize; 3],
         band: *mut f32,
         row_stride: usize,
         bias: *const f32,
@@ -376,24 +377,27 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Plane<D, 
     unsafe fn input<S: Simd>(
         band: *const f32,
         row_stride: usize,
-        tiles: [usize; 2],
+        tiles: [usize; 3],
         v: *mut f32,
         operand: Operand,
     ) {
+        debug_assert_eq!(tiles[2], 1, "3x3 tiles have one phase");
         // SAFETY: forwarded contract.
-        unsafe { input_tiles::<S, D, A, M>(band, row_stride, tiles, v, operand) }
+        unsafe { input_tiles::<S, D, A, M>(band, row_stride, [tiles[0], tiles[1]], v, operand) }
     }
 
     #[inline(always)]
     unsafe fn output<S: Simd>(
         products: *const f32,
         operand: Operand,
-        tiles: [usize; 2],
+        tiles: [usize; 3],
         band: *mut f32,
         row_stride: usize,
         bias: *const f32,
         activation: VectorActivation,
     ) {
+        debug_assert_eq!(tiles[2], 1, "3x3 tiles have one phase");
+        let tiles = [tiles[0], tiles[1]];
         // SAFETY: forwarded contract.
         unsafe {
             output_tiles::<S, D, A, M>(products, operand, tiles, band, row_stride, bias, activation)
@@ -402,26 +406,29 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Plane<D, 
 }
 
 impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Line<D, A, M> {
-    /// Per tile: `A` consecutive pixels, transformed once, one store per product.
+    /// Per tile: `A` pixels `phases` apart, transformed once, one store per product.
     #[inline(always)]
     unsafe fn input<S: Simd>(
         band: *const f32,
         row_stride: usize,
-        [rows, cols]: [usize; 2],
+        [rows, cols, phases]: [usize; 3],
         v: *mut f32,
         operand: Operand,
     ) {
         let lanes = S::LANES;
-        // SAFETY: tile (r, c) reads band row r, pixels c·M..c·M + A, inside the band; it
-        // writes its A products of V.
+        let step = phases * lanes;
+        // SAFETY: tile (r, c, p) reads band row r, pixels c·M·phases + p + i·phases for
+        // i < A, inside the band's (cols·M + 2)·phases; it writes its A products of V.
         unsafe {
             for r in 0..rows {
                 for c in 0..cols {
-                    let origin = band.add(r * row_stride + c * M * lanes);
-                    let values = load_strided::<S, A>(origin, lanes);
-                    let out = v.add((r * cols + c) * operand.tile);
-                    for (e, value) in D::input::<S>(values).into_iter().enumerate() {
-                        S::store(out.add(e * operand.element), value);
+                    for p in 0..phases {
+                        let origin = band.add(r * row_stride + (c * M * phases + p) * lanes);
+                        let values = load_strided::<S, A>(origin, step);
+                        let out = v.add(((r * cols + c) * phases + p) * operand.tile);
+                        for (e, value) in D::input::<S>(values).into_iter().enumerate() {
+                            S::store(out.add(e * operand.element), value);
+                        }
                     }
                 }
             }
@@ -432,25 +439,29 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Line<D, A
     unsafe fn output<S: Simd>(
         products: *const f32,
         operand: Operand,
-        [rows, cols]: [usize; 2],
+        [rows, cols, phases]: [usize; 3],
         band: *mut f32,
         row_stride: usize,
         bias: *const f32,
         activation: VectorActivation,
     ) {
         let lanes = S::LANES;
-        // SAFETY: tile (r, c) reads its A products and writes band row r, pixels
-        // c·M..(c + 1)·M, inside the band.
+        let step = phases * lanes;
+        // SAFETY: tile (r, c, p) reads its A products and writes band row r, pixels
+        // c·M·phases + p + j·phases for j < M, inside the band's cols·M·phases.
         unsafe {
             let bias = S::load(bias);
             for r in 0..rows {
                 for c in 0..cols {
-                    let source = products.add((r * cols + c) * operand.tile);
-                    let values = load_strided::<S, A>(source, operand.element);
-                    let origin = band.add(r * row_stride + c * M * lanes);
-                    for (j, value) in D::output::<S>(values).into_iter().enumerate() {
-                        let y = activation.apply::<S>(S::add(value, bias));
-                        S::store(origin.add(j * lanes), y);
+                    for p in 0..phases {
+                        let t = (r * cols + c) * phases + p;
+                        let source = products.add(t * operand.tile);
+                        let values = load_strided::<S, A>(source, operand.element);
+                        let origin = band.add(r * row_stride + (c * M * phases + p) * lanes);
+                        for (j, value) in D::output::<S>(values).into_iter().enumerate() {
+                            let y = activation.apply::<S>(S::add(value, bias));
+                            S::store(origin.add(j * step), y);
+                        }
                     }
                 }
             }
@@ -467,10 +478,11 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Phases<D,
     unsafe fn input<S: Simd>(
         band: *const f32,
         row_stride: usize,
-        [rows, cols]: [usize; 2],
+        [rows, cols, phases]: [usize; 3],
         v: *mut f32,
         operand: Operand,
     ) {
+        debug_assert_eq!(phases, 1, "the polyphase form has no dilation");
         let lanes = S::LANES;
         // SAFETY: tile (r, c) reads band row r, pixels 2c·M..=2c·M + 2M (= 2(A − 1)), inside
         // the band; it writes its A even and M odd products of V.
@@ -499,12 +511,13 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Phases<D,
     unsafe fn output<S: Simd>(
         products: *const f32,
         operand: Operand,
-        [rows, cols]: [usize; 2],
+        [rows, cols, phases]: [usize; 3],
         band: *mut f32,
         row_stride: usize,
         bias: *const f32,
         activation: VectorActivation,
     ) {
+        debug_assert_eq!(phases, 1, "the polyphase form has no dilation");
         let lanes = S::LANES;
         // SAFETY: tile (r, c) reads its A even and M odd products and writes band row r,
         // pixels c·M..(c + 1)·M, inside the band.

@@ -5,7 +5,8 @@
 //! - 3x3 kernels at stride 1: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` per `m×m` output tile, `α²`
 //!   products (16, 36, 64);
 //! - 1x3 kernels at stride 1 (1-D convolutions): `y = Aᵀ [(G g) ⊙ (Bᵀ d)]` per `1×m` tile,
-//!   `α` products;
+//!   `α` products; at column dilation `d` the row is `d` interleaved phases, each an
+//!   undilated correlation, and a tile reads and writes every `d`-th column;
 //! - 1x3 kernels at stride 2: polyphase. Taps 0 and 2 read only the even input columns of a
 //!   tile, a 2-tap correlation done by F(m, 2) (`m + 1` products); tap 1 reads only the odd
 //!   columns, `m` plain products that all share one filter and form one GEMM per block. The
@@ -85,8 +86,9 @@ impl Winograd {
     }
 
     /// The form that computes `shape`: a 3x3 kernel at stride 1 and dilation 1
-    /// ([`Form::Plane`]), or a 1x3 kernel at row stride 1, column dilation 1 and column stride
-    /// 1 ([`Form::Line`]) or 2 ([`Form::Polyphase`]).
+    /// ([`Form::Plane`]), or a 1x3 kernel at row stride 1 and column stride 1 ([`Form::Line`];
+    /// a column dilation up to the output width, so that each of the row's phases holds an
+    /// output) or 2 (column dilation 1, [`Form::Polyphase`]).
     fn supports(&self, shape: &ConvShape) -> Result<Form, ConvError> {
         let [stride_h, stride_w] = shape.stride();
         let [_, dilation_w] = shape.dilation();
@@ -95,14 +97,17 @@ impl Winograd {
                 return Ok(Form::Plane);
             }
             [3, 3] => "a 3x3 kernel needs stride 1 and dilation 1",
-            [1, 3] if stride_h == 1 && dilation_w == 1 && stride_w <= 2 => {
-                return Ok(if stride_w == 1 {
-                    Form::Line
-                } else {
-                    Form::Polyphase
-                });
+            [1, 3] if stride_h == 1 && stride_w == 1 && dilation_w <= shape.output_hw()[1] => {
+                return Ok(Form::Line);
             }
-            [1, 3] => "a 1x3 kernel needs row stride 1, column dilation 1 and column stride 1 or 2",
+            [1, 3] if stride_h == 1 && stride_w == 2 && dilation_w == 1 => {
+                return Ok(Form::Polyphase);
+            }
+            [1, 3] if stride_h == 1 && stride_w == 1 => {
+                "a 1x3 kernel's column dilation must not exceed the output width (each output \
+                 would be a tile of its own)"
+            }
+            [1, 3] => "a 1x3 kernel needs row stride 1, and column stride 1, or 2 without dilation",
             _ => "the kernel is neither 3x3 nor 1x3",
         };
         Err(ConvError::Unsupported {
@@ -174,11 +179,17 @@ macro_rules! impl_for_storage {
                 KernelShape::ISAS
             }
 
-            fn accuracy(&self, _shape: &ConvShape) -> Accuracy {
+            fn accuracy(&self, shape: &ConvShape) -> Accuracy {
+                // A dilated row's tile spans `m` outputs `d` columns apart.
+                let spread = if shape.kernel_hw() == [1, 3] {
+                    shape.dilation()[1]
+                } else {
+                    1
+                };
                 Accuracy {
                     relative_bound: self.tile.tolerance(),
                     exact_on_integers: false,
-                    halo: self.tile.output() - 1,
+                    halo: (self.tile.output() - 1) * spread,
                 }
             }
 
@@ -221,6 +232,8 @@ impl_for_storage!(f32, half::f16, half::bf16);
 struct Geometry {
     form: Form,
     tile: Tile,
+    /// Tiles per tile column: the phases of a dilated row ([`Form::Line`]), else 1.
+    phases: usize,
     /// SIMD lanes of the path: channels per band pixel.
     lanes: usize,
     /// Tile rows and columns per image.
@@ -252,7 +265,12 @@ impl Geometry {
         let lanes = convkit_simd::lanes(isa);
         let m = tile.output();
         let [oh, ow] = shape.output_hw();
-        let tiles = [oh.div_ceil(form.tile_rows(tile)), ow.div_ceil(m)];
+        let phases = match form {
+            Form::Line => shape.dilation()[1],
+            Form::Plane | Form::Polyphase => 1,
+        };
+        // Tile rows and tile columns (a tile column holds one tile per phase).
+        let tiles = [oh.div_ceil(form.tile_rows(tile)), ow.div_ceil(m * phases)];
         let (cg, kg) = (
             shape.in_channels_per_group(),
             shape.out_channels_per_group(),
@@ -262,9 +280,11 @@ impl Geometry {
         let per_tile = form
             .elements(tile)
             .checked_mul(channel_stride + full_stride)
+            .and_then(|per_tile| per_tile.checked_mul(phases))
             .ok_or(overflow.clone())?;
         let budget = (BLOCK_BUDGET / per_tile).max(1);
-        let kernel = Sgemm::for_product(isa, [budget.min(tiles[0] * tiles[1]), kg, cg]).kernel();
+        let kernel =
+            Sgemm::for_product(isa, [budget.min(tiles[0] * tiles[1]) * phases, kg, cg]).kernel();
         let images = shape.batch() * shape.groups();
         // Blocks of whole tile rows where they fit, else of part of a row, optionally with
         // the output channels split into chunks (each repeats the input transform); among the
@@ -277,7 +297,7 @@ impl Geometry {
         };
         let load = |[rows, cols]: [usize; 2], chunks: usize| -> f64 {
             let work = |t: usize| {
-                let rounded = (t.div_ceil(kernel.mr) * kernel.mr) as f64;
+                let rounded = ((t * phases).div_ceil(kernel.mr) * kernel.mr) as f64;
                 rounded * (1.0 / chunks as f64 + INPUT_SHARE) + 8.0
             };
             let per_image = tiles[0]
@@ -333,7 +353,7 @@ impl Geometry {
             }
         }
         let (block, chunks) = best.map_or(([1, 1], 1), |(block, chunks, _)| (block, chunks));
-        let t = block[0] * block[1];
+        let t = block[0] * block[1] * phases;
         // Chunks of even size in whole vectors, each starting on a panel of the prepacked
         // filters: the cheapest microkernel whose columns divide that size, else the best
         // for it with the size rounded up to its columns (rounding to the full width's
@@ -361,6 +381,7 @@ impl Geometry {
         Ok(Geometry {
             form,
             tile,
+            phases,
             lanes,
             tiles,
             block,
@@ -372,21 +393,21 @@ impl Geometry {
         })
     }
 
-    /// Tiles per block.
+    /// Tiles per block (GEMM rows of each product).
     fn block_tiles(&self) -> usize {
-        self.block[0] * self.block[1]
+        self.block[0] * self.block[1] * self.phases
     }
 
     /// Pixels of the input band: `[rows, cols]`.
     fn input_band(&self) -> [usize; 2] {
-        self.form.input_pixels(self.tile, self.block)
+        self.form.input_pixels(self.tile, self.phases, self.block)
     }
 
     /// Pixels of the output band: `[rows, cols]`.
     fn output_band(&self) -> [usize; 2] {
         [
             self.block[0] * self.form.tile_rows(self.tile),
-            self.block[1] * self.tile.output(),
+            self.block[1] * self.tile.output() * self.phases,
         ]
     }
 
@@ -449,7 +470,8 @@ impl Geometry {
             shape.in_channels_per_group() as f64,
             shape.out_channels_per_group() as f64,
         );
-        let tiles = (shape.batch() * shape.groups() * self.tiles[0] * self.tiles[1]) as f64;
+        let tiles =
+            (shape.batch() * shape.groups() * self.tiles[0] * self.tiles[1] * self.phases) as f64;
         let elements = self.elements() as f64;
         let (gemm_rate, transform_rate) = match isa {
             Isa::Avx512 => (185e9, 6e9),
@@ -489,7 +511,7 @@ enum TransformCall {
     Input {
         band: *const f32,
         row_stride: usize,
-        tiles: [usize; 2],
+        tiles: [usize; 3],
         v: *mut f32,
         operand: Operand,
     },
@@ -498,7 +520,7 @@ enum TransformCall {
     Output {
         products: *const f32,
         operand: Operand,
-        tiles: [usize; 2],
+        tiles: [usize; 3],
         band: *mut f32,
         row_stride: usize,
         bias: *const f32,
@@ -762,7 +784,9 @@ impl WinogradPlan {
             geometry.block[0].min(geometry.tiles[0] - tile0[0]),
             geometry.block[1].min(geometry.tiles[1] - tile0[1]),
         ];
-        let used = tiles[0] * tiles[1];
+        let used = tiles[0] * tiles[1] * geometry.phases;
+        // Tile rows, tile columns and phases, as the transforms take them.
+        let tile_grid = [tiles[0], tiles[1], geometry.phases];
         let (cg, kg) = (
             shape.in_channels_per_group(),
             shape.out_channels_per_group(),
@@ -791,12 +815,13 @@ impl WinogradPlan {
             element: t_cap * geometry.chunk_stride,
         };
         // The block's first input pixel (padded coordinates) and its first output.
+        let phases = geometry.phases;
         let origin = [
             tile0[0] * tile_rows,
-            tile0[1] * form.column_step(geometry.tile),
+            tile0[1] * form.column_step(geometry.tile, phases),
         ];
-        let output_origin = [tile0[0] * tile_rows, tile0[1] * m];
-        let band_pixels = form.input_pixels(geometry.tile, tiles);
+        let output_origin = [tile0[0] * tile_rows, tile0[1] * m * phases];
+        let band_pixels = form.input_pixels(geometry.tile, phases, tiles);
         for c0 in (0..cg).step_by(lanes) {
             self.fill_band(
                 input,
@@ -816,7 +841,7 @@ impl WinogradPlan {
                     TransformCall::Input {
                         band: input_band.as_ptr(),
                         row_stride: ic * lanes,
-                        tiles,
+                        tiles: tile_grid,
                         v: v.as_mut_ptr().add(c0),
                         operand: v_operand,
                     },
@@ -857,7 +882,7 @@ impl WinogradPlan {
                     TransformCall::Output {
                         products: products.as_ptr().add(k - k0),
                         operand: m_operand,
-                        tiles,
+                        tiles: tile_grid,
                         band: output_band.as_mut_ptr(),
                         row_stride: oc * lanes,
                         bias: bias.as_ptr().add(k),
@@ -871,7 +896,7 @@ impl WinogradPlan {
                     output_band,
                     oc,
                     output_origin,
-                    [tiles[0] * tile_rows, tiles[1] * m],
+                    [tiles[0] * tile_rows, tiles[1] * m * phases],
                     [n, g * kg + k],
                     (k1 - k).min(lanes),
                     output,

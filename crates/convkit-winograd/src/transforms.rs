@@ -28,7 +28,10 @@ pub enum Form {
     /// F(m×m, 3×3): 3×3 kernels at stride 1, tiles of `m×m` outputs, `α²` products each.
     Plane,
     /// F(m, 3) along rows: 1×3 kernels at stride 1 (1-D convolutions, 1×3 layers), tiles of
-    /// `1×m` outputs, `α` products each.
+    /// `1×m` outputs, `α` products each. At column dilation `d` the row splits into `d`
+    /// phases (columns `≡ p mod d`), each an undilated correlation: a tile's outputs and
+    /// inputs are `d` columns apart, and `d` tiles, one per phase, cover `m·d` consecutive
+    /// outputs.
     Line,
     /// 1×3 kernels at stride 2 along rows, split into the input's even and odd columns
     /// (polyphase): taps 0 and 2 read only even columns, a 2-tap stride-1 correlation computed
@@ -46,20 +49,27 @@ impl Form {
         }
     }
 
-    /// Input columns a tile advances by: `m`, or `2m` at stride 2.
-    pub const fn column_step(self, tile: Tile) -> usize {
+    /// Input columns a column of tiles advances by (a column of tiles is `phases` tiles, one
+    /// per phase of a dilated row, 1 elsewhere): `m·phases`, or `2m` at stride 2.
+    pub const fn column_step(self, tile: Tile, phases: usize) -> usize {
         match self {
-            Form::Plane | Form::Line => tile.output(),
+            Form::Plane => tile.output(),
+            Form::Line => tile.output() * phases,
             Form::Polyphase => 2 * tile.output(),
         }
     }
 
-    /// Input pixels `[rows, cols]` read by a block of `[rows, cols]` tiles.
-    pub const fn input_pixels(self, tile: Tile, [rows, cols]: [usize; 2]) -> [usize; 2] {
+    /// Input pixels `[rows, cols]` read by a block of `[rows, cols]` tile columns.
+    pub const fn input_pixels(
+        self,
+        tile: Tile,
+        phases: usize,
+        [rows, cols]: [usize; 2],
+    ) -> [usize; 2] {
         let m = tile.output();
         match self {
             Form::Plane => [rows * m + 2, cols * m + 2],
-            Form::Line => [rows, cols * m + 2],
+            Form::Line => [rows, (cols * m + 2) * phases],
             Form::Polyphase => [rows, 2 * cols * m + 1],
         }
     }
