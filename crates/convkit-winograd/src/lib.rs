@@ -930,11 +930,16 @@ impl WinogradPlan {
         let x_end = (padding.left + w)
             .saturating_sub(origin[1])
             .clamp(x_begin, cols);
-        let x0 = origin[1] + x_begin - padding.left;
+        // The first image column read (meaningful only where the band reaches the image).
+        let x0 = (origin[1] + x_begin).saturating_sub(padding.left);
         let count = x_end - x_begin;
         for i in 0..rows {
             let row = &mut band[i * stride * lanes..(i * stride + cols) * lanes];
-            let y = (origin[0] + i).checked_sub(padding.top).filter(|&y| y < h);
+            // A band wholly in the left or right padding (a dilated row's last phases can
+            // be) reads nothing.
+            let y = (origin[0] + i)
+                .checked_sub(padding.top)
+                .filter(|&y| y < h && count > 0);
             let Some(y) = y else {
                 row.fill(0.0);
                 continue;
