@@ -39,17 +39,13 @@ fn tuned_plans_time_the_candidates_cache_the_winner_and_stay_within_its_bound() 
     assert_eq!(again.algorithm(), plan.algorithm());
     let mut output = vec![f32::NAN; plan.shape().output_len()];
     plan.run(&input, &mut output).expect("tuned run");
-    let chosen = convkit::algorithms::<f32>()
-        .into_iter()
-        .find(|a| a.algorithm() == plan.algorithm())
-        .expect("the winner is registered");
     compare_with_reference(
         plan.shape(),
         &input,
         &weights,
         bias.as_deref(),
         Activation::Relu,
-        chosen.accuracy(plan.shape()),
+        declared_accuracy(&plan),
         false,
         &output,
     )
@@ -276,6 +272,15 @@ proptest! {
     }
 }
 
+/// The accuracy that the algorithm `plan` runs declares for the plan's shape.
+fn declared_accuracy(plan: &Plan<f32>) -> convkit::Accuracy {
+    convkit::algorithms::<f32>()
+        .into_iter()
+        .find(|a| a.algorithm() == plan.algorithm())
+        .expect("the plan's algorithm is registered")
+        .accuracy(plan.shape())
+}
+
 fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
     let input = problem.input::<f32>();
     let weights = problem.weights::<f32>();
@@ -286,17 +291,13 @@ fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
     let mut output = vec![f32::NAN; problem.shape().output_len()];
     plan.run(&input, &mut output)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let algorithm = convkit::algorithms::<f32>()
-        .into_iter()
-        .find(|a| a.algorithm() == plan.algorithm())
-        .expect("the plan's algorithm is registered");
     compare_with_reference(
         plan.shape(),
         &input,
         &weights,
         bias.as_deref(),
         problem.activation,
-        algorithm.accuracy(plan.shape()),
+        declared_accuracy(&plan),
         problem.values == convkit_testkit::Values::Integer,
         &output,
     )
@@ -337,11 +338,7 @@ fn one_dimensional_specs_plan_like_2d_ones_in_both_layouts() {
             plan.run(&input, &mut output).unwrap();
             // Exact where the chosen algorithm is exact on integers (Auto may choose
             // Winograd's 1-D form, which is not), else within its bound.
-            let accuracy = convkit::algorithms::<f32>()
-                .into_iter()
-                .find(|a| a.algorithm() == plan.algorithm())
-                .expect("the plan's algorithm is registered")
-                .accuracy(&shape);
+            let accuracy = declared_accuracy(&plan);
             compare_with_reference(
                 &shape,
                 &input,
