@@ -101,6 +101,16 @@ pub struct SteppedRows<'a> {
     pub steps: &'a [u32],
 }
 
+/// The depth steps of a packed block whose columns are contiguous in the source: step `p`'s
+/// `len` values start at `first + p·stride`.
+#[derive(Clone, Copy, Debug)]
+struct StepRuns {
+    first: usize,
+    stride: usize,
+    steps: usize,
+    len: usize,
+}
+
 /// A plain matrix given by its strides: element `(outer, depth)` at
 /// `data[outer·outer_stride + depth·depth_stride]`.
 ///
@@ -172,16 +182,15 @@ impl PanelSource for StridedMatrix<'_> {
             // once per step and dealt out to the groups. (Group by group, each step's few
             // values came from another row, a walk the prefetchers do not follow:
             // `docs/tuning.md`, StridedMatrix::pack.)
-            let group_len = width * depth_len;
-            let dst = &mut dst[..packed_len(outer.len(), depth_len, width)];
-            for (step, p) in depth.enumerate() {
-                let start = outer.start + p * self.depth_stride;
-                let row = &self.data[start..start + outer.len()];
-                let runs = row
-                    .chunks(width)
-                    .zip(dst.chunks_exact_mut(group_len))
-                    .map(|(run, group)| (run, &mut group[step * width..(step + 1) * width]));
-                transpose8::copy_runs(runs);
+            if depth_len > 0 {
+                let first = outer.start + depth.start * self.depth_stride;
+                let steps = StepRuns {
+                    first,
+                    stride: self.depth_stride,
+                    steps: depth_len,
+                    len: outer.len(),
+                };
+                transpose8::deal_steps(self.data, steps, width, dst);
             }
             return;
         }
@@ -233,6 +242,9 @@ impl PanelSource for StridedMatrix<'_> {
 /// Packing with AVX registers: row runs copied in 256-bit moves (rows of eight go through
 /// `convkit_simd::transpose`).
 mod transpose8 {
+    use super::{StepRuns, packed_len};
+    use convkit_simd::{IsaPath, Portable, Simd, SimdOp};
+
     /// Whether this CPU has the AVX2 path the transposes need.
     pub(super) fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -245,41 +257,117 @@ mod transpose8 {
         }
     }
 
-    /// Copies each source run to the start of its destination and zeroes the rest.
-    pub(super) fn copy_runs<'a>(runs: impl Iterator<Item = (&'a [f32], &'a mut [f32])>) {
+    /// Deals the runs of `steps` (depth step `p`: `steps.len` values from `steps.first +
+    /// p·steps.stride` of `data`) out to the groups of `width` columns of `dst`, laid out as
+    /// [`packed_len`] counts them (group `g` holds its `width` values of every step, step
+    /// after step), the lanes past the last column zeroed.
+    ///
+    /// # Panics
+    /// If a run ends past `data` or `dst` is shorter than the packed block (checked once, so
+    /// that the copies are plain vector moves: the per-run slicing they replace took about 50
+    /// instructions per 16 values, `docs/tuning.md`, StridedMatrix::pack).
+    pub(super) fn deal_steps(data: &[f32], steps: StepRuns, width: usize, dst: &mut [f32]) {
+        let last_end = (steps.steps - 1)
+            .checked_mul(steps.stride)
+            .and_then(|offset| offset.checked_add(steps.first)?.checked_add(steps.len));
+        assert!(
+            last_end.is_some_and(|end| end <= data.len()),
+            "a depth step's run ends past the matrix"
+        );
+        assert!(
+            dst.len() >= packed_len(steps.len, steps.steps, width),
+            "the packed block is shorter than the panels"
+        );
+        let deal = DealSteps {
+            data: data.as_ptr(),
+            steps,
+            width,
+            dst: dst.as_mut_ptr(),
+        };
         #[cfg(target_arch = "x86_64")]
         if available() {
-            use convkit_simd::IsaPath;
-            // SAFETY: the AVX2 path was detected.
-            unsafe { convkit_simd::Avx2::run(CopyRuns(runs)) };
+            // SAFETY: the AVX2 path was detected; the bounds were checked above.
+            unsafe { convkit_simd::Avx2::run(deal) };
             return;
         }
-        for (src, dst) in runs {
-            let (head, tail) = dst.split_at_mut(src.len());
-            head.copy_from_slice(src);
-            tail.fill(0.0);
-        }
+        // SAFETY: the portable path runs anywhere; the bounds were checked above.
+        unsafe { Portable::run(deal) };
     }
 
-    /// [`copy_runs`] in whole-vector moves, inlined (runs are 8 to 48 values).
-    #[cfg(target_arch = "x86_64")]
-    struct CopyRuns<I>(I);
+    /// [`deal_steps`] in whole-vector moves, its bounds checked.
+    struct DealSteps {
+        data: *const f32,
+        steps: StepRuns,
+        width: usize,
+        dst: *mut f32,
+    }
 
-    #[cfg(target_arch = "x86_64")]
-    impl<'a, I: Iterator<Item = (&'a [f32], &'a mut [f32])>> convkit_simd::SimdOp for CopyRuns<I> {
+    impl SimdOp for DealSteps {
         type Output = ();
 
         #[inline(always)]
-        unsafe fn run<S: convkit_simd::Simd>(self) {
-            for (src, dst) in self.0 {
-                let (head, tail) = dst.split_at_mut(src.len());
-                let whole = src.len() / S::LANES * S::LANES;
-                for i in (0..whole).step_by(S::LANES) {
-                    // SAFETY: the CPU has S's path (contract); i + LANES <= len for both.
-                    unsafe { S::store(head.as_mut_ptr().add(i), S::load(src.as_ptr().add(i))) };
+        unsafe fn run<S: Simd>(self) {
+            let DealSteps {
+                data,
+                steps,
+                width,
+                dst,
+            } = self;
+            let (groups, rest) = (steps.len / width, steps.len % width);
+            let group_len = width * steps.steps;
+            // SAFETY: `deal_steps` checked that every step's run lies in `data` and that
+            // `dst` holds the packed groups (`packed_len`: whole groups of `width` lanes per
+            // step); the CPU has S's path (contract).
+            unsafe {
+                for step in 0..steps.steps {
+                    let src = data.add(steps.first + step * steps.stride);
+                    let out = dst.add(step * width);
+                    // The panel widths of the tiles (one to six vectors) with constant moves.
+                    match (width % S::LANES, width / S::LANES) {
+                        (0, 1) => copy_groups::<S, 1>(src, out, groups, group_len),
+                        (0, 2) => copy_groups::<S, 2>(src, out, groups, group_len),
+                        (0, 3) => copy_groups::<S, 3>(src, out, groups, group_len),
+                        (0, 4) => copy_groups::<S, 4>(src, out, groups, group_len),
+                        (0, 6) => copy_groups::<S, 6>(src, out, groups, group_len),
+                        _ => {
+                            for group in 0..groups {
+                                let from = src.add(group * width);
+                                let to = out.add(group * group_len);
+                                std::ptr::copy_nonoverlapping(from, to, width);
+                            }
+                        }
+                    }
+                    if rest > 0 {
+                        let (from, to) = (src.add(groups * width), out.add(groups * group_len));
+                        for lane in 0..width {
+                            *to.add(lane) = if lane < rest { *from.add(lane) } else { 0.0 };
+                        }
+                    }
                 }
-                head[whole..].copy_from_slice(&src[whole..]);
-                tail.fill(0.0);
+            }
+        }
+    }
+
+    /// Copies `groups` runs of `V` vectors, one after another from `src`, to `group_len`
+    /// apart from `dst`.
+    ///
+    /// # Safety
+    /// The CPU has S's path; `src` holds `groups·V·LANES` values, `dst` the runs' places.
+    #[inline(always)]
+    unsafe fn copy_groups<S: Simd, const V: usize>(
+        src: *const f32,
+        dst: *mut f32,
+        groups: usize,
+        group_len: usize,
+    ) {
+        let width = V * S::LANES;
+        for group in 0..groups {
+            // SAFETY: the caller's contract, run `group` of both.
+            unsafe {
+                let (from, to) = (src.add(group * width), dst.add(group * group_len));
+                for v in 0..V {
+                    S::store(to.add(v * S::LANES), S::load(from.add(v * S::LANES)));
+                }
             }
         }
     }

@@ -615,6 +615,12 @@ impl<T: F32Storage> PanelSource for NhwcLowering<'_, T> {
             )
         };
         for (first, valid, panel) in panel_groups(dst, outer.clone(), depth_len, width) {
+            // Each lane's pixel, worked out once per panel rather than once per tap (three
+            // divisions per lane and tap were a tenth of a 3x3 layer's packing).
+            let mut pixels = [(0, 0, 0); MAX_WIDTH];
+            for (lane, pixel) in pixels.iter_mut().enumerate().take(valid) {
+                *pixel = coordinates(first + lane);
+            }
             // Depth runs one tap (ky, kx) at a time: a contiguous run of channels per lane.
             let mut r = depth.start;
             while r < depth.end {
@@ -625,8 +631,7 @@ impl<T: F32Storage> PanelSource for NhwcLowering<'_, T> {
                 let rows = &mut panel[offset..offset + run * width];
                 // Where each lane's run of channels starts in the input (None: padding).
                 let mut sources = [None; MAX_WIDTH];
-                for (lane, source) in sources.iter_mut().enumerate().take(valid) {
-                    let (n, oy, ox) = coordinates(first + lane);
+                for (source, &(n, oy, ox)) in sources.iter_mut().zip(&pixels).take(valid) {
                     let y = w.input_row(oy, ky);
                     let x = (ox * w.stride[1] + kx * w.dilation[1])
                         .checked_sub(w.pad_left)
@@ -833,6 +838,11 @@ impl<'a, T: F32Storage> SimdKernel for Subsample<'a, T> {
             output_hw: [oh, ow],
             stride: [sh, sw],
         } = *geometry;
+        if let (2, Some(planes)) = (sw, T::as_f32(planes)) {
+            // SAFETY: forwarded ISA guarantee.
+            unsafe { subsample_pairs::<S>(geometry, planes, copy) };
+            return;
+        }
         for (plane, copied) in planes
             .chunks_exact(h * w)
             .zip(copy.chunks_exact_mut(oh * ow))
@@ -847,10 +857,97 @@ impl<'a, T: F32Storage> SimdKernel for Subsample<'a, T> {
     }
 }
 
+/// [`Subsample`] of f32 planes at column stride 2: each output row's values as whole vectors
+/// of the even columns, a vector that runs past the row's end writing the first places of
+/// the rows after it before they are written themselves (rows go in order), so that only a
+/// vector at the end of `copy` or of `planes` is masked. (Row by row with masked edges, a
+/// 7-wide row took about 56 instructions, AMD's masked stores among them: three times the
+/// GEMM's own on a 13x13 stride-2 layer of 8 outputs; `docs/tuning.md`, Strategy::Subsampled.)
+///
+/// # Safety
+/// The CPU has `S::ISA`. (The geometry is asserted to keep every read inside `planes`.)
+#[inline(always)]
+unsafe fn subsample_pairs<S: Simd>(geometry: &Subsampling, planes: &[f32], copy: &mut [f32]) {
+    let Subsampling {
+        input_hw: [h, w],
+        output_hw: [oh, ow],
+        stride: [sh, _],
+    } = *geometry;
+    let lanes = S::LANES;
+    let count = planes.len() / (h * w);
+    assert!(
+        ow > 0 && 2 * (ow - 1) < w && (oh - 1) * sh < h && copy.len() >= count * oh * ow,
+        "a subsampled row past its plane"
+    );
+    for plane in 0..count {
+        for oy in 0..oh {
+            let (row, out) = (plane * h * w + oy * sh * w, (plane * oh + oy) * ow);
+            let mut i = 0;
+            while i < ow {
+                let n = lanes.min(ow - i);
+                let (from, to) = (row + 2 * i, out + i);
+                // SAFETY: a whole vector reads 2·LANES values from `from` and writes LANES
+                // from `to`, both checked against the slices; a partial one reads 2n − 1
+                // values, the last of them column 2(ow − 1) < W of the row (asserted), and
+                // writes the row's own n places.
+                unsafe {
+                    if from + 2 * lanes <= planes.len() && to + lanes <= copy.len() {
+                        let evens = S::load_even(planes.as_ptr().add(from));
+                        S::store(copy.as_mut_ptr().add(to), evens);
+                    } else {
+                        let evens = S::load_even_partial(planes.as_ptr().add(from), n);
+                        S::store_partial(copy.as_mut_ptr().add(to), evens, n);
+                    }
+                }
+                i += n;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::PitchedLowering;
+    use super::{PitchedLowering, Subsampling};
     use convkit_gemm::PanelSource;
+
+    /// Every path's stride-2 subsampled copy equals the plain gather, for rows narrower and
+    /// wider than a vector (the whole vectors that run past a row's end are overwritten by
+    /// the next row, the copy's last one is masked), split into chunks of planes as the plan
+    /// splits it across workers.
+    #[test]
+    fn subsampled_copies_equal_the_plain_gather() {
+        for (h, w, sh) in [(13, 13, 2), (5, 3, 1), (35, 35, 2), (9, 40, 3), (4, 17, 2)] {
+            let (oh, ow) = ((h - 1) / sh + 1, (w - 1) / 2 + 1);
+            let geometry = Subsampling {
+                input_hw: [h, w],
+                output_hw: [oh, ow],
+                stride: [sh, 2],
+            };
+            let planes = 3;
+            let input: Vec<f32> = (0..planes * h * w).map(|i| i as f32).collect();
+            let expected: Vec<f32> = (0..planes * oh * ow)
+                .map(|i| {
+                    let (plane, oy, ox) = (i / (oh * ow), i / ow % oh, i % ow);
+                    input[plane * h * w + oy * sh * w + 2 * ox]
+                })
+                .collect();
+            for &isa in convkit_simd::available_isas() {
+                for chunk in [1, planes] {
+                    let mut copy = vec![f32::NAN; planes * oh * ow];
+                    for (from, to) in input
+                        .chunks(chunk * h * w)
+                        .zip(copy.chunks_mut(chunk * oh * ow))
+                    {
+                        geometry.copy(isa, from, to);
+                    }
+                    assert_eq!(
+                        copy, expected,
+                        "{isa:?} {h}x{w} stride {sh}, {chunk} planes"
+                    );
+                }
+            }
+        }
+    }
 
     /// Packed panels of a lowering whose columns are the kept ones of lines of pitch 7 (5
     /// kept): column `j` of depth step `(c, ky, kx)` is grid column `(j / 5)·7 + j % 5` of the
