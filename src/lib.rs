@@ -255,6 +255,19 @@ impl<T: Element> Plan<T> {
     }
 }
 
+impl<T: Registered> Plan<T> {
+    /// The accuracy the algorithm that runs declares for the plan's shape: the bound its
+    /// outputs keep to against the exact convolution (Winograd's grows with its tile and is
+    /// not exact on integers; the others sum in one f32 chain per output).
+    pub fn accuracy(&self) -> Accuracy {
+        algorithms::<T>()
+            .into_iter()
+            .find(|registered| registered.algorithm() == self.algorithm())
+            .map(|registered| registered.accuracy(self.shape()))
+            .expect("a plan runs a registered algorithm")
+    }
+}
+
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

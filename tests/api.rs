@@ -45,7 +45,7 @@ fn tuned_plans_time_the_candidates_cache_the_winner_and_stay_within_its_bound() 
         &weights,
         bias.as_deref(),
         Activation::Relu,
-        declared_accuracy(&plan),
+        plan.accuracy(),
         false,
         &output,
     )
@@ -272,15 +272,6 @@ proptest! {
     }
 }
 
-/// The accuracy that the algorithm `plan` runs declares for the plan's shape.
-fn declared_accuracy(plan: &Plan<f32>) -> convkit::Accuracy {
-    convkit::algorithms::<f32>()
-        .into_iter()
-        .find(|a| a.algorithm() == plan.algorithm())
-        .expect("the plan's algorithm is registered")
-        .accuracy(plan.shape())
-}
-
 fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
     let input = problem.input::<f32>();
     let weights = problem.weights::<f32>();
@@ -297,7 +288,7 @@ fn check_auto(problem: &ConvProblem) -> Result<(), TestCaseError> {
         &weights,
         bias.as_deref(),
         problem.activation,
-        declared_accuracy(&plan),
+        plan.accuracy(),
         problem.values == convkit_testkit::Values::Integer,
         &output,
     )
@@ -338,7 +329,7 @@ fn one_dimensional_specs_plan_like_2d_ones_in_both_layouts() {
             plan.run(&input, &mut output).unwrap();
             // Exact where the chosen algorithm is exact on integers (Auto may choose
             // Winograd's 1-D form, which is not), else within its bound.
-            let accuracy = declared_accuracy(&plan);
+            let accuracy = plan.accuracy();
             compare_with_reference(
                 &shape,
                 &input,

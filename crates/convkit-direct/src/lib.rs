@@ -230,8 +230,8 @@ fn work_seconds(shape: &ConvShape, isa: Isa, converts: bool) -> f64 {
 /// correction").
 const CORRECTION: Correction = Correction {
     weights: [
-        1.720, -0.092, -0.037, -0.083, 0.172, 0.165, -0.116, -0.067, 0.236, -0.203, -0.178, 0.108,
-        -0.269, -0.063, 0.009, -0.129, -0.136,
+        1.550, -0.083, -0.009, -0.055, 0.190, 0.159, -0.086, -0.192, 0.152, -0.212, -0.198, 0.087,
+        -0.227, -0.057, -0.034, -0.140, -0.088,
     ],
 };
 
@@ -311,29 +311,30 @@ impl<T: F32Storage> DirectPlan<T> {
         let weights = T::widened(request.weights());
         let bias = request.bias().map(T::widened);
         let (weights, bias) = (&*weights, bias.as_deref());
-        // NCHW depthwise: channel blocks where they are preferred, else vectors of columns;
-        // each needs a band of one output row within its bound. The general kernel takes any
-        // problem.
-        let depthwise_nchw = (is_depthwise(&shape) && shape.layout() == Layout::Nchw)
-            .then(|| DepthwiseNchw::new(geometry, lanes, weights, bias, activation))
+        // NCHW depthwise: channel blocks where they are preferred, else vectors of columns
+        // (built only when the blocks are not taken); each needs a band of one output row
+        // within its bound. The general kernel takes any problem.
+        let nchw_depthwise = is_depthwise(&shape) && shape.layout() == Layout::Nchw;
+        let depthwise_nchw = nchw_depthwise
+            .then(|| {
+                prefers_channel_blocks(&shape, lanes)
+                    .then(|| {
+                        DepthwiseChannelBlocks::new(geometry, lanes, weights, bias, activation)
+                    })
+                    .flatten()
+                    .map(Kernel::DepthwiseChannelBlocks)
+                    .or_else(|| {
+                        DepthwiseNchw::new(geometry, lanes, weights, bias, activation)
+                            .map(Kernel::DepthwiseNchw)
+                    })
+            })
             .flatten();
-        let channel_blocks = (is_depthwise(&shape)
-            && shape.layout() == Layout::Nchw
-            && prefers_channel_blocks(&shape, lanes))
-        .then(|| DepthwiseChannelBlocks::new(geometry, lanes, weights, bias, activation))
-        .flatten();
-        let kernel = match (
-            is_depthwise(&shape),
-            shape.layout(),
-            channel_blocks,
-            depthwise_nchw,
-        ) {
-            (true, Layout::Nhwc, ..) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
+        let kernel = match (is_depthwise(&shape), shape.layout(), depthwise_nchw) {
+            (true, Layout::Nhwc, _) => Kernel::DepthwiseNhwc(DepthwiseNhwc::new(
                 geometry, lanes, weights, bias, activation,
             )),
-            (_, _, Some(blocks), _) => Kernel::DepthwiseChannelBlocks(blocks),
-            (_, _, None, Some(dw)) => Kernel::DepthwiseNchw(dw),
-            (_, layout, None, None) => {
+            (_, _, Some(kernel)) => kernel,
+            (_, layout, None) => {
                 let workers = rayon::current_num_threads();
                 let parallel_bands =
                     (ITEMS_PER_WORKER * workers).div_ceil(shape.batch() * shape.groups());
