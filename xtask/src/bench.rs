@@ -218,6 +218,14 @@ pub fn time_interleaved(
     contenders: &mut [&mut dyn Contender],
     timing: Timing,
 ) -> Vec<(f64, usize)> {
+    sample_interleaved(contenders, timing)
+        .into_iter()
+        .map(|samples| (samples[samples.len() / 2], samples.len()))
+        .collect()
+}
+
+/// [`time_interleaved`]'s samples: each contender's seconds per timed run, sorted.
+pub fn sample_interleaved(contenders: &mut [&mut dyn Contender], timing: Timing) -> Vec<Vec<f64>> {
     // Two runs each: the first touches the pages, the second sizes the plan's rounds.
     let repeats: Vec<usize> = contenders
         .iter_mut()
@@ -253,13 +261,10 @@ pub fn time_interleaved(
             }
         }
     }
+    for samples in &mut samples {
+        samples.sort_by(f64::total_cmp);
+    }
     samples
-        .into_iter()
-        .map(|mut samples| {
-            samples.sort_by(f64::total_cmp);
-            (samples[samples.len() / 2], samples.len())
-        })
-        .collect()
 }
 
 /// Windows of convkit and of the peers per layer and thread count (see [`LayerRun::rows`]).

@@ -2,7 +2,8 @@
 //! correction ([`convkit::Correction`]) to planner-check measurements and prints the weights
 //! as the Rust constants the kernel crates hold.
 //!
-//! Per algorithm, the least-squares fit of `ln(measured / analytic)` on the layer's
+//! Per algorithm, the least-squares fit of `ln(measured / analytic)` (the analytic estimate of
+//! the code as it is now, not the one the check recorded) on the layer's
 //! [`convkit::CostFeatures`], ridge-regularized (every weight but the bias pulled towards 0, so
 //! that a feature few layers have cannot swing the estimate), over the layers of `TRAIN` that
 //! the algorithm ran. It then rates the choice Auto would make with the fitted corrections,
@@ -30,6 +31,7 @@ pub struct FitArgs {
 
 #[derive(Deserialize)]
 struct CheckFile {
+    threads: usize,
     layers: Vec<Layer>,
 }
 
@@ -38,6 +40,8 @@ struct Layer {
     spec: String,
     geometry: Geometry,
     medians: Vec<(String, f64)>,
+    /// The analytic estimates the check recorded; replaced on loading by the current code's
+    /// ([`Layer::with_current_analytic`]).
     analytic: Vec<(String, f64)>,
 }
 
@@ -58,6 +62,30 @@ impl Layer {
             .fold(f64::INFINITY, f64::min)
     }
 
+    /// The layer with each algorithm's analytic estimate (ms) from the code as it is now, on
+    /// the widest path this CPU runs (the one the check timed), so that a changed analytic
+    /// model is refitted on earlier timings without timing them again. Call it in a pool of
+    /// the check's thread count: the estimates split the work over the pool's workers.
+    fn with_current_analytic(mut self) -> Result<Layer, String> {
+        let shape = self
+            .geometry
+            .spec()
+            .shape()
+            .map_err(|error| format!("{}: {error}", self.spec))?;
+        self.analytic = convkit::algorithms::<f32>()
+            .iter()
+            .filter_map(|algorithm| {
+                let isa = convkit_simd::resolve(algorithm.isas(), convkit_simd::best());
+                let cost = algorithm.cost(&shape, isa).ok()?;
+                Some((
+                    algorithm.algorithm().name().to_owned(),
+                    cost.analytic_seconds * 1e3,
+                ))
+            })
+            .collect();
+        Ok(self)
+    }
+
     fn analytic(&self, algorithm: &str) -> Option<f64> {
         self.analytic
             .iter()
@@ -66,15 +94,39 @@ impl Layer {
     }
 }
 
-/// Times beyond this multiple of a layer's fastest are fitted as this multiple.
+/// Times beyond this multiple of a layer's fastest are fitted as this multiple, or as the
+/// analytic estimate where that is slower still (see [`fitted_target`]).
 const SLOW_CLIP: f64 = 3.0;
+
+/// What the correction should make of `analytic` for a `measured` time on a layer whose
+/// fastest algorithm took `fastest`: the measured time where it is within [`SLOW_CLIP`] of
+/// the fastest; beyond, only "slow": the clip, or the analytic estimate itself where that
+/// already lies between the clip and the measured time (pulling an estimate that knows the
+/// algorithm is hopeless here down to the clip would move every other layer's for nothing).
+fn fitted_target(measured: f64, analytic: f64, fastest: f64) -> f64 {
+    let clip = SLOW_CLIP * fastest;
+    if measured <= clip {
+        measured
+    } else {
+        analytic.clamp(clip, measured)
+    }
+}
 
 fn load(path: &Path) -> Result<Vec<Layer>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
     let file: CheckFile = serde_json::from_str(&text)
         .map_err(|error| format!("{} is not a planner check: {error}", path.display()))?;
-    Ok(file.layers)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(file.threads)
+        .build()
+        .map_err(|error| format!("a pool of {} threads: {error}", file.threads))?;
+    pool.install(|| {
+        file.layers
+            .into_iter()
+            .map(Layer::with_current_analytic)
+            .collect()
+    })
 }
 
 /// Solves `a · x = b` (symmetric positive definite) by Gaussian elimination with pivoting.
@@ -121,13 +173,14 @@ fn fit(layers: &[Layer], ridge: f64) -> Result<BTreeMap<String, [f64; COST_FEATU
         let features = layer.features()?;
         // A time beyond SLOW_CLIP times the fastest needs estimating as slow, not exactly:
         // clipped, such outliers (depthwise NHWC as a GEMM of one row) do not swing the fit.
-        let clip = SLOW_CLIP * layer.fastest();
+        let fastest = layer.fastest();
         for (algorithm, measured) in &layer.medians {
             if let Some(analytic) = layer.analytic(algorithm) {
+                let target = fitted_target(*measured, analytic, fastest);
                 samples
                     .entry(algorithm.clone())
                     .or_default()
-                    .push((features, (measured.min(clip) / analytic).ln()));
+                    .push((features, (target / analytic).ln()));
             }
         }
     }
@@ -228,4 +281,21 @@ pub fn run(args: &FitArgs) -> Result<(), String> {
         println!("{algorithm}: [{}]", values.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitted_target;
+
+    #[test]
+    fn slow_times_are_fitted_as_slow_not_exactly() {
+        // Within three times the fastest: the measured time itself.
+        assert_eq!(fitted_target(2.5, 1.0, 1.0), 2.5);
+        // Beyond: the clip where the estimate is below it,
+        assert_eq!(fitted_target(40.0, 1.0, 1.0), 3.0);
+        // the estimate where it already lies between the clip and the measured time,
+        assert_eq!(fitted_target(40.0, 25.0, 1.0), 25.0);
+        // the measured time where the estimate overshoots it.
+        assert_eq!(fitted_target(40.0, 90.0, 1.0), 40.0);
+    }
 }

@@ -10,7 +10,7 @@
 //! timed beside the others (interleaved, as the bench does), and Auto's choice, read from its
 //! plan, is rated by its own row's median against the fastest row's.
 
-use crate::bench::{Contender, PlannedRow, time_interleaved};
+use crate::bench::{Contender, PlannedRow, sample_interleaved};
 use crate::model::{Geometry, Timing};
 use crate::suite::Layer;
 use convkit::{Activation, Algorithm, ConvSpec, Cost, Layout, Padding, PlanOptions};
@@ -210,6 +210,9 @@ pub struct Checked {
     pub geometry: Geometry,
     /// Median ms of every algorithm that planned.
     pub medians: Vec<(&'static str, f64)>,
+    /// The tenth percentile of the same runs: how fast each ran when the shared host let it
+    /// (an A/A pair of checks shows how much steadier its ratios are than the medians').
+    pub lows: Vec<(&'static str, f64)>,
     /// The cost model's ms for each of them (what Auto compared).
     pub estimates: Vec<(&'static str, f64)>,
     /// The analytic part of each estimate, before the algorithm's fitted correction.
@@ -273,13 +276,16 @@ pub fn run(count: usize, seed: u64, threads: usize, out: &Path) -> Result<(), St
             .collect();
         let mut contenders: Vec<&mut dyn Contender> =
             rows.iter_mut().map(|r| r as &mut dyn Contender).collect();
-        let timed = pool.install(|| time_interleaved(&mut contenders, timing));
+        let timed = pool.install(|| sample_interleaved(&mut contenders, timing));
         drop(contenders);
-        let medians: Vec<(&'static str, f64)> = rows
-            .iter()
-            .zip(&timed)
-            .map(|(row, &(seconds, _))| (row.algorithm().name(), seconds * 1e3))
-            .collect();
+        let quantile = |at: fn(usize) -> usize| -> Vec<(&'static str, f64)> {
+            rows.iter()
+                .zip(&timed)
+                .map(|(row, samples)| (row.algorithm().name(), samples[at(samples.len())] * 1e3))
+                .collect()
+        };
+        let medians = quantile(|len| len / 2);
+        let lows = quantile(|len| len / 10);
         let shape = problem.shape();
         let costs: Vec<(&'static str, Cost)> = pool.install(|| {
             convkit::algorithms::<f32>()
@@ -312,6 +318,7 @@ pub fn run(count: usize, seed: u64, threads: usize, out: &Path) -> Result<(), St
             spec: crate::model::describe(layer),
             geometry: Geometry::of(&layer.spec),
             medians,
+            lows,
             estimates: in_ms(|cost| cost.seconds),
             analytic: in_ms(|cost| cost.analytic_seconds),
             chosen: chosen.name(),

@@ -9,8 +9,8 @@ use convkit_core::{ConvShape, Correction, Isa, Layout};
 /// correction").
 pub(crate) const CORRECTION: Correction = Correction {
     weights: [
-        0.639, 0.013, -0.079, -0.048, 0.110, 0.283, -0.258, 0.239, 0.201, -0.534, 0.094, 0.141,
-        -0.195, 0.045, -0.250, -0.538, -0.113,
+        0.227, 0.032, -0.029, 0.011, 0.093, 0.184, -0.187, -0.063, 0.112, -0.269, 0.055, 0.114,
+        -0.121, 0.029, -0.128, -0.277, -0.038,
     ],
 };
 
@@ -28,6 +28,9 @@ struct PathRates {
     gathered: f64,
     /// Fixed cost of a run (task split, packing setup), from the smallest suite layers.
     overhead_seconds: f64,
+    /// Cost of each run of a tap's channels an NHWC lowering packs (its 8- or 16-lane
+    /// interleaves set up per run).
+    nhwc_run_seconds: f64,
 }
 
 impl PathRates {
@@ -41,6 +44,7 @@ impl PathRates {
             full_pixels: 64.0,
             gathered: 1.0,
             overhead_seconds: 3e-6,
+            nhwc_run_seconds: 16e-9,
         };
         match isa {
             Isa::Avx512 => PathRates {
@@ -50,6 +54,7 @@ impl PathRates {
                 full_pixels: 256.0,
                 gathered: 0.92,
                 overhead_seconds: 0.5e-6,
+                nhwc_run_seconds: 9e-9,
             },
             Isa::Avx2 => zen3(100e9),
             _ => zen3(15e9),
@@ -81,12 +86,12 @@ pub(crate) fn estimated_seconds(shape: &ConvShape, isa: Isa, workers: usize) -> 
     };
     let rate = rates.large * channels * depth * width * gathered;
     // NHWC layers other than pointwise ones pack every lowered value into the panels, a run
-    // of a tap's channels at a time: about 0.25 ns a value plus 9 ns a run
+    // of a tap's channels at a time, every group's: about 0.25 ns a value plus a cost per run
     // (`docs/tuning.md`, NHWC packing cost).
     let packing = match shape.layout() {
         Layout::Nhwc if !is_pointwise(shape) => {
-            let values = (pixels * shape.reduction_len()) as f64;
-            values * (0.25e-9 + 9e-9 / shape.in_channels_per_group() as f64)
+            let values = (pixels * shape.reduction_len() * shape.groups()) as f64;
+            values * (0.25e-9 + rates.nhwc_run_seconds / shape.in_channels_per_group() as f64)
         }
         _ => 0.0,
     };
