@@ -365,6 +365,8 @@ fn scratch_stays_bounded_when_huge_strides_dilations_or_paddings_spread_a_proble
         ([1, 3], [1, HUGE], [1, 1], pad([0, 0, 1, 4 * HUGE])),
         ([3, 3], [1, HUGE], [1, 1], pad([1, 1, 1, 4 * HUGE])),
         ([3, 1], [HUGE, 1], [1, 1], pad([0, 4 * HUGE, 0, 0])),
+        // A band of two rows past usize (sized before the budget could stop it).
+        ([3, 1], [1 << 60, 1], [1, 1], pad([0, 1 << 62, 0, 0])),
         ([1, 3], [1, 1], [1, HUGE], pad([0, 0, HUGE, HUGE])),
         ([3, 3], [1, 1], [HUGE, 1], pad([HUGE, HUGE, 1, 1])),
         ([1, 1], [1, 1], [1, 1], pad([HUGE, 0, 0, HUGE])),

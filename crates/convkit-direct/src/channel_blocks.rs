@@ -90,9 +90,17 @@ impl DepthwiseChannelBlocks {
         if let Some(bias) = bias {
             packed_bias[..channels].copy_from_slice(bias);
         }
-        let band_len = |rows: usize| geometry.band_input_rows(rows) * width * lanes;
+        // Checked: a huge row stride overflows the band of a second row long before the
+        // budget would stop it (the first row's is bounded above).
+        let band_len = |rows: usize| {
+            (rows - 1)
+                .checked_mul(geometry.stride[0])?
+                .checked_add(geometry.band_input_rows(1))?
+                .checked_mul(width)?
+                .checked_mul(lanes)
+        };
         let mut band_rows = 1;
-        while band_rows < oh && band_len(band_rows + 1) <= BAND_BUDGET {
+        while band_rows < oh && band_len(band_rows + 1).is_some_and(|len| len <= BAND_BUDGET) {
             band_rows += 1;
         }
         Some(DepthwiseChannelBlocks {
