@@ -121,7 +121,9 @@ impl ProblemParams {
                     [wrap(self.dilation[0], 1, 3), dilation],
                 )
             } else {
-                ([3, 3], [1, 1], [1, 1])
+                // Stride 2 in both directions: the 2-D polyphase form.
+                let stride = wrap(self.stride[0], 1, 2);
+                ([3, 3], [stride, stride], [1, 1])
             }
         } else if self.pointwise {
             // Half of them strided (ResNet's projections, strided 1x1 heads).

@@ -371,6 +371,9 @@ pub(crate) struct Plane<D, const A: usize, const M: usize>(PhantomData<D>);
 pub(crate) struct Line<D, const A: usize, const M: usize>(PhantomData<D>);
 /// [`crate::transforms::Form::Polyphase`] with the F(m, 2) transforms `D` on the even phase.
 pub(crate) struct Phases<D, const A: usize, const M: usize>(PhantomData<D>);
+/// [`crate::transforms::Form::PlanePolyphase`] with the F(m, 2) transforms `D` along each
+/// even axis.
+pub(crate) struct PlanePhases<D, const A: usize, const M: usize>(PhantomData<D>);
 
 impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Plane<D, A, M> {
     #[inline(always)]
@@ -535,6 +538,149 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for Phases<D,
                         let sum = S::add(value, S::load(odd.add(j * operand.tile)));
                         let y = activation.apply::<S>(S::add(sum, bias));
                         S::store(origin.add(j * lanes), y);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 2-D polyphase layout of V and M ([`crate::transforms::Form::filter_region`]): tile
+/// `t`'s even × even product `(i, j)` at share `i·A + j`; its even-rows × odd-columns product
+/// `(i, x)` at share `A² + i·M`, row `t·M + x`; odd-rows × even-columns `(y, j)` at share
+/// `A² + (A + j)·M`, row `t·M + y`; odd × odd `(y, x)` at share `A² + 2A·M`, row
+/// `t·M² + y·M + x` (a share is `element` values, a row `tile`).
+///
+/// A tile reads the `(2M + 1)²` pixels from band row `2M·r`, column `2M·c`; its pixel
+/// `(2a + py, 2b + px)` is sample `(a, b)` of phase `(py, px)`. Register budget: one 1-D
+/// transform (`2A` vectors); the `A×A` intermediate and the `M×M` output tile live on the
+/// stack, in L1.
+impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhases<D, A, M> {
+    #[inline(always)]
+    unsafe fn input<S: Simd>(
+        band: *const f32,
+        row_stride: usize,
+        [rows, cols, phases]: [usize; 3],
+        v: *mut f32,
+        operand: Operand,
+    ) {
+        debug_assert_eq!(phases, 1, "the polyphase form has no dilation");
+        let lanes = S::LANES;
+        let (even_rows, even_cols) = (2 * row_stride, 2 * lanes);
+        let share = |first: usize, row: usize| first * operand.element + row * operand.tile;
+        // First shares of the even × odd, odd × even and odd × odd products.
+        let [even_odd, odd_even, odd_odd] = [A * A, A * A + A * M, A * A + 2 * A * M];
+        // SAFETY: tile (r, c) reads band rows 2M·r..=2M·r + 2M, pixels 2M·c..=2M·c + 2M,
+        // inside the band (`Form::input_pixels`); it writes its (2M + 1)² products of V at
+        // the shares and rows of the layout above.
+        unsafe {
+            let mut middle = [[S::zero(); A]; A];
+            for r in 0..rows {
+                for c in 0..cols {
+                    let t = r * cols + c;
+                    let origin = band.add(2 * M * (r * row_stride + c * lanes));
+                    let out = v.add(t * operand.tile);
+                    // Even × even: the 2-D transform, down the even columns then along rows.
+                    for b in 0..A {
+                        let column = origin.add(b * even_cols);
+                        let values = D::input::<S>(load_strided::<S, A>(column, even_rows));
+                        for (row, value) in middle.iter_mut().zip(values) {
+                            row[b] = value;
+                        }
+                    }
+                    for (i, row) in middle.iter().enumerate() {
+                        for (j, value) in D::input::<S>(*row).into_iter().enumerate() {
+                            S::store(out.add(share(i * A + j, 0)), value);
+                        }
+                    }
+                    // Even rows × odd columns: down each odd column.
+                    for x in 0..M {
+                        let column = origin.add((2 * x + 1) * lanes);
+                        let values = D::input::<S>(load_strided::<S, A>(column, even_rows));
+                        for (i, value) in values.into_iter().enumerate() {
+                            S::store(v.add(share(even_odd + i * M, t * M + x)), value);
+                        }
+                    }
+                    // Odd rows × even columns: along each odd row; odd × odd as they are.
+                    for y in 0..M {
+                        let row = origin.add((2 * y + 1) * row_stride);
+                        let values = D::input::<S>(load_strided::<S, A>(row, even_cols));
+                        for (j, value) in values.into_iter().enumerate() {
+                            S::store(v.add(share(odd_even + j * M, t * M + y)), value);
+                        }
+                        for x in 0..M {
+                            let value = S::load(row.add((2 * x + 1) * lanes));
+                            S::store(v.add(share(odd_odd, (t * M + y) * M + x)), value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn output<S: Simd>(
+        products: *const f32,
+        operand: Operand,
+        [rows, cols, phases]: [usize; 3],
+        band: *mut f32,
+        row_stride: usize,
+        bias: *const f32,
+        activation: VectorActivation,
+    ) {
+        debug_assert_eq!(phases, 1, "the polyphase form has no dilation");
+        let lanes = S::LANES;
+        let share = |first: usize, row: usize| first * operand.element + row * operand.tile;
+        let [even_odd, odd_even, odd_odd] = [A * A, A * A + A * M, A * A + 2 * A * M];
+        // SAFETY: tile (r, c) reads its (2M + 1)² products at the layout's shares and rows,
+        // and writes band rows M·r.., pixels M·c.. of its M×M outputs, inside the band.
+        unsafe {
+            let bias = S::load(bias);
+            let mut middle = [[S::zero(); A]; M];
+            let mut sums = [[S::zero(); M]; M];
+            for r in 0..rows {
+                for c in 0..cols {
+                    let t = r * cols + c;
+                    let tile = products.add(t * operand.tile);
+                    // Even × even: Aᵀ M A, down the columns then along the rows.
+                    for j in 0..A {
+                        let column =
+                            load_strided::<S, A>(tile.add(share(j, 0)), A * operand.element);
+                        for (row, value) in middle.iter_mut().zip(D::output::<S>(column)) {
+                            row[j] = value;
+                        }
+                    }
+                    for (sum, row) in sums.iter_mut().zip(&middle) {
+                        *sum = D::output::<S>(*row);
+                    }
+                    // Even rows × odd columns: Aᵀ down each output column x.
+                    for x in 0..M {
+                        let column = load_strided::<S, A>(
+                            products.add(share(even_odd, t * M + x)),
+                            M * operand.element,
+                        );
+                        for (sum, value) in sums.iter_mut().zip(D::output::<S>(column)) {
+                            sum[x] = S::add(sum[x], value);
+                        }
+                    }
+                    // Odd rows × even columns: Aᵀ along each output row y; odd × odd as
+                    // they are.
+                    for (y, sum) in sums.iter_mut().enumerate() {
+                        let row = load_strided::<S, A>(
+                            products.add(share(odd_even, t * M + y)),
+                            M * operand.element,
+                        );
+                        for (x, value) in D::output::<S>(row).into_iter().enumerate() {
+                            let odd = S::load(products.add(share(odd_odd, (t * M + y) * M + x)));
+                            sum[x] = S::add(S::add(sum[x], value), odd);
+                        }
+                    }
+                    let origin = band.add(M * (r * row_stride + c * lanes));
+                    for (y, sum) in sums.iter().enumerate() {
+                        for (x, &value) in sum.iter().enumerate() {
+                            let out = activation.apply::<S>(S::add(value, bias));
+                            S::store(origin.add(y * row_stride + x * lanes), out);
+                        }
                     }
                 }
             }

@@ -11,6 +11,10 @@
 //!   tile, a 2-tap correlation done by F(m, 2) (`m + 1` products); tap 1 reads only the odd
 //!   columns, `m` plain products that all share one filter and form one GEMM per block. The
 //!   output transform adds both phases.
+//! - 3x3 kernels at stride 2: the same split along both axes, four phases: F(m×m, 2×2) on
+//!   the even rows × even columns, F(m, 2) down the odd columns and along the odd rows, and
+//!   plain products on odd × odd; `(2m + 1)²` products per `m×m` tile (81 for the 144 of a
+//!   direct convolution with F4). Products that share a filter form one GEMM per block.
 //!
 //! The filters are transformed once at plan time and packed as the B operand of one GEMM per
 //! transform-domain product. A run walks *blocks* of tiles (a few tile rows × tile columns of
@@ -85,8 +89,8 @@ impl Winograd {
         }
     }
 
-    /// The form that computes `shape`: a 3x3 kernel at stride 1 and dilation 1
-    /// ([`Form::Plane`]), or a 1x3 kernel at row stride 1 and column stride 1 ([`Form::Line`];
+    /// The form that computes `shape`: a 3x3 kernel at dilation 1 and stride 1
+    /// ([`Form::Plane`]) or 2 ([`Form::PlanePolyphase`]), or a 1x3 kernel at row stride 1 and column stride 1 ([`Form::Line`];
     /// a column dilation up to the output width, so that each of the row's phases holds an
     /// output) or 2 (column dilation 1, [`Form::Polyphase`]).
     fn supports(&self, shape: &ConvShape) -> Result<Form, ConvError> {
@@ -96,7 +100,10 @@ impl Winograd {
             [3, 3] if shape.stride() == [1, 1] && shape.dilation() == [1, 1] => {
                 return Ok(Form::Plane);
             }
-            [3, 3] => "a 3x3 kernel needs stride 1 and dilation 1",
+            [3, 3] if shape.stride() == [2, 2] && shape.dilation() == [1, 1] => {
+                return Ok(Form::PlanePolyphase);
+            }
+            [3, 3] => "a 3x3 kernel needs dilation 1 and stride 1 or 2 (the same along both axes)",
             [1, 3] if stride_h == 1 && stride_w == 1 && dilation_w <= shape.output_hw()[1] => {
                 return Ok(Form::Line);
             }
@@ -267,7 +274,7 @@ impl Geometry {
         let [oh, ow] = shape.output_hw();
         let phases = match form {
             Form::Line => shape.dilation()[1],
-            Form::Plane | Form::Polyphase => 1,
+            Form::Plane | Form::Polyphase | Form::PlanePolyphase => 1,
         };
         // Tile rows and tile columns (a tile column holds one tile per phase).
         let tiles = [oh.div_ceil(form.tile_rows(tile)), ow.div_ceil(m * phases)];
@@ -565,7 +572,7 @@ impl<X: TileTransforms> SimdKernel for TransformKernel<X> {
 
 fn transforms_for(isa: Isa, form: Form, tile: Tile) -> Transforms {
     use convkit_simd::entry;
-    use kernels::{F2, F4, F6, Line, Phases, Plane, TwoTapF2, TwoTapF4, TwoTapF6};
+    use kernels::{F2, F4, F6, Line, Phases, Plane, PlanePhases, TwoTapF2, TwoTapF4, TwoTapF6};
     match (form, tile) {
         (Form::Plane, Tile::F2) => entry::<TransformKernel<Plane<F2, 4, 2>>>(isa),
         (Form::Plane, Tile::F4) => entry::<TransformKernel<Plane<F4, 6, 4>>>(isa),
@@ -576,6 +583,15 @@ fn transforms_for(isa: Isa, form: Form, tile: Tile) -> Transforms {
         (Form::Polyphase, Tile::F2) => entry::<TransformKernel<Phases<TwoTapF2, 3, 2>>>(isa),
         (Form::Polyphase, Tile::F4) => entry::<TransformKernel<Phases<TwoTapF4, 5, 4>>>(isa),
         (Form::Polyphase, Tile::F6) => entry::<TransformKernel<Phases<TwoTapF6, 7, 6>>>(isa),
+        (Form::PlanePolyphase, Tile::F2) => {
+            entry::<TransformKernel<PlanePhases<TwoTapF2, 3, 2>>>(isa)
+        }
+        (Form::PlanePolyphase, Tile::F4) => {
+            entry::<TransformKernel<PlanePhases<TwoTapF4, 5, 4>>>(isa)
+        }
+        (Form::PlanePolyphase, Tile::F6) => {
+            entry::<TransformKernel<PlanePhases<TwoTapF6, 7, 6>>>(isa)
+        }
     }
 }
 
@@ -598,9 +614,9 @@ impl PanelSource for Shifted<'_> {
 }
 
 /// The transform-domain GEMMs of one tile block, one per distinct filter `e`:
-/// `M_e[tiles × (k1 − k0)] = V_e[tiles × depth] · U_e[depth × (k0..k1)]`, built when the
-/// driver asks for them. The polyphase form's last filter serves the odd phase's products,
-/// `odd_products` rows per tile.
+/// `M_e[rows × (k1 − k0)] = V_e[rows × depth] · U_e[depth × (k0..k1)]`, built when the
+/// driver asks for them, with the rows and shares of [`Form::filter_region`] (a polyphase
+/// filter shared by several products of each tile serves them in one GEMM).
 struct ElementJobs<'a> {
     /// V, element `e` from `e·v_element`, tile rows `channel_stride` apart.
     v: &'a [f32],
@@ -611,8 +627,8 @@ struct ElementJobs<'a> {
     /// Output channels `[k0, k1)` of the group.
     channels: [usize; 2],
     tiles: usize,
-    /// Odd-phase products per tile (polyphase form), else 0.
-    odd_products: usize,
+    form: Form,
+    tile: Tile,
     depth: usize,
     /// M, element `e` from `e·products_element`, tile rows `chunk_stride` apart.
     products: *mut f32,
@@ -624,12 +640,8 @@ impl ElementJobs<'_> {
     /// `[m, n, k]` of filter `e`'s GEMM.
     fn shape(&self, e: usize) -> [usize; 3] {
         let [k0, k1] = self.channels;
-        let rows = if self.odd_products > 0 && e + 1 == self.filters.len() {
-            self.tiles * self.odd_products
-        } else {
-            self.tiles
-        };
-        [rows, k1 - k0, self.depth]
+        let (_, rows) = self.form.filter_region(self.tile, e);
+        [self.tiles * rows, k1 - k0, self.depth]
     }
 }
 
@@ -639,12 +651,13 @@ impl GemmJobs for ElementJobs<'_> {
     }
 
     fn common_shape(&self) -> Option<[usize; 3]> {
-        (self.odd_products == 0).then(|| self.shape(0))
+        matches!(self.form, Form::Plane | Form::Line).then(|| self.shape(0))
     }
 
     fn with_job(&self, e: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
         let [m, n, k] = self.shape(e);
-        let source = StridedMatrix::new(&self.v[e * self.v_element..], self.channel_stride, 1);
+        let (share, _) = self.form.filter_region(self.tile, e);
+        let source = StridedMatrix::new(&self.v[share * self.v_element..], self.channel_stride, 1);
         let filter = Shifted {
             panels: &self.filters[e],
             start: self.channels[0],
@@ -656,10 +669,10 @@ impl GemmJobs for ElementJobs<'_> {
             a: &source,
             b: &filter,
             c: OutputTile {
-                // In bounds: e < filters ≤ elements and the element stride is M's block share
-                // (the odd phase's `tiles·M` rows fill the last M elements' shares).
+                // In bounds: the filter's shares lie within the form's elements, each M's
+                // block share (`rows` products of `tiles ≤ t_cap` tiles fill `rows` shares).
                 ptr: convkit_gemm::OutputPtr::F32(
-                    self.products.wrapping_add(e * self.products_element),
+                    self.products.wrapping_add(share * self.products_element),
                 ),
                 ldc: self.chunk_stride,
                 columns: Columns::Contiguous,
@@ -817,7 +830,7 @@ impl WinogradPlan {
         // The block's first input pixel (padded coordinates) and its first output.
         let phases = geometry.phases;
         let origin = [
-            tile0[0] * tile_rows,
+            tile0[0] * form.row_step(geometry.tile),
             tile0[1] * form.column_step(geometry.tile, phases),
         ];
         let output_origin = [tile0[0] * tile_rows, tile0[1] * m * phases];
@@ -856,7 +869,8 @@ impl WinogradPlan {
             filters: &self.filters[g * distinct..(g + 1) * distinct],
             channels: [k0, k1],
             tiles: used,
-            odd_products: if form == Form::Polyphase { m } else { 0 },
+            form,
+            tile: geometry.tile,
             depth: cg,
             products: products.as_mut_ptr(),
             products_element: m_operand.element,

@@ -38,14 +38,31 @@ pub enum Form {
     /// by F(m, 2) (`m + 1` products), and tap 1 reads only odd ones, `m` plain products. A
     /// `1×m` tile takes `2m + 1` products for the `3m` of a direct convolution.
     Polyphase,
+    /// 3×3 kernels at stride 2 in both directions: the polyphase split along rows and along
+    /// columns. Even input rows × even columns meet taps `(0|2, 0|2)`, a 2×2 stride-1
+    /// correlation computed by F(m×m, 2×2) (`(m + 1)²` products); even rows × odd columns
+    /// meet taps `(0|2, 1)`, F(m, 2) down each odd column (`(m + 1)·m` products, each row of
+    /// them sharing one filter); odd rows × even columns the transpose; odd × odd tap
+    /// `(1, 1)`, `m²` plain products of one filter. An `m×m` tile takes `(2m + 1)²` products
+    /// for the `9m²` of a direct convolution (81 for 144 with F4).
+    PlanePolyphase,
 }
 
 impl Form {
     /// Output rows per tile: `m` for planes, 1 along rows.
     pub const fn tile_rows(self, tile: Tile) -> usize {
         match self {
+            Form::Plane | Form::PlanePolyphase => tile.output(),
+            Form::Line | Form::Polyphase => 1,
+        }
+    }
+
+    /// Input rows a row of tiles advances by: its output rows times the row stride.
+    pub const fn row_step(self, tile: Tile) -> usize {
+        match self {
             Form::Plane => tile.output(),
             Form::Line | Form::Polyphase => 1,
+            Form::PlanePolyphase => 2 * tile.output(),
         }
     }
 
@@ -55,7 +72,7 @@ impl Form {
         match self {
             Form::Plane => tile.output(),
             Form::Line => tile.output() * phases,
-            Form::Polyphase => 2 * tile.output(),
+            Form::Polyphase | Form::PlanePolyphase => 2 * tile.output(),
         }
     }
 
@@ -71,6 +88,7 @@ impl Form {
             Form::Plane => [rows * m + 2, cols * m + 2],
             Form::Line => [rows, (cols * m + 2) * phases],
             Form::Polyphase => [rows, 2 * cols * m + 1],
+            Form::PlanePolyphase => [2 * rows * m + 1, 2 * cols * m + 1],
         }
     }
 
@@ -80,6 +98,7 @@ impl Form {
             Form::Plane => tile.elements(),
             Form::Line => tile.input(),
             Form::Polyphase => 2 * tile.output() + 1,
+            Form::PlanePolyphase => (2 * tile.output() + 1) * (2 * tile.output() + 1),
         }
     }
 
@@ -89,20 +108,44 @@ impl Form {
         match self {
             Form::Plane | Form::Line => self.elements(tile),
             Form::Polyphase => tile.output() + 2,
+            Form::PlanePolyphase => (tile.output() + 2) * (tile.output() + 2),
+        }
+    }
+
+    /// Where filter `f`'s products lie in a block's V and M: `(first, rows)`, its products
+    /// starting at element share `first` (a share holds one product of every tile of the
+    /// block) and taking `rows` products per tile, tile-major (product `j` of tile `t` is row
+    /// `t·rows + j` from there), so that the products of one filter are one GEMM operand.
+    ///
+    /// With `A = m + 1`: the even phases' products each have their own filter (shares
+    /// `0..A`, or `0..A²` in 2-D); the 1-D odd phase's `m` products share filter `A`; in 2-D
+    /// filter `A² + i` takes the `m` products of row `i` of the even-rows × odd-columns phase,
+    /// `A² + A + j` those of column `j` of the odd-rows × even-columns phase, and the last
+    /// the `m²` odd × odd products.
+    pub const fn filter_region(self, tile: Tile, f: usize) -> (usize, usize) {
+        let (a, m) = (tile.output() + 1, tile.output());
+        match self {
+            Form::Plane | Form::Line => (f, 1),
+            Form::Polyphase if f < a => (f, 1),
+            Form::Polyphase => (a, m),
+            Form::PlanePolyphase if f < a * a => (f, 1),
+            Form::PlanePolyphase if f < a * a + 2 * a => (a * a + (f - a * a) * m, m),
+            Form::PlanePolyphase => (a * a + 2 * a * m, m * m),
         }
     }
 
     /// Taps of the kernels this form computes.
     pub const fn taps(self) -> usize {
         match self {
-            Form::Plane => 9,
+            Form::Plane | Form::PlanePolyphase => 9,
             Form::Line | Form::Polyphase => 3,
         }
     }
 
     /// The transformed filters of one kernel (`taps` values, row-major), in f64:
-    /// `G g Gᵀ` for planes, `G g` along rows, and for the polyphase form `G₂ (g₀, g₂)`
-    /// followed by `g₁`.
+    /// `G g Gᵀ` for planes, `G g` along rows, for the polyphase form `G₂ (g₀, g₂)`
+    /// followed by `g₁`, and for the 2-D one, in the order of [`Form::filter_region`],
+    /// `G₂ g_ee G₂ᵀ` (taps `(0|2, 0|2)`), `G₂ (g₀₁, g₂₁)`, `G₂ (g₁₀, g₁₂)` and `g₁₁`.
     pub(crate) fn transform_filter(self, tile: Tile, kernel: &[f32]) -> Vec<f64> {
         match self {
             Form::Plane => {
@@ -123,6 +166,27 @@ impl Form {
                     .map(|row| row[0] * even[0] + row[1] * even[1])
                     .collect();
                 values.push(f64::from(kernel[1]));
+                values
+            }
+            Form::PlanePolyphase => {
+                let g = tile.g_two_tap();
+                let tap = |r: usize, c: usize| f64::from(kernel[r * 3 + c]);
+                let two_tap =
+                    |first: f64, last: f64| g.iter().map(move |row| row[0] * first + row[1] * last);
+                // (G₂ g_ee): A×2, then times G₂ᵀ.
+                let left: Vec<[f64; 2]> = g
+                    .iter()
+                    .map(|row| {
+                        std::array::from_fn(|c| row[0] * tap(0, 2 * c) + row[1] * tap(2, 2 * c))
+                    })
+                    .collect();
+                let mut values: Vec<f64> = left
+                    .iter()
+                    .flat_map(|pair| two_tap(pair[0], pair[1]))
+                    .collect();
+                values.extend(two_tap(tap(0, 1), tap(2, 1)));
+                values.extend(two_tap(tap(1, 0), tap(1, 2)));
+                values.push(tap(1, 1));
                 values
             }
         }
@@ -424,6 +488,77 @@ mod tests {
                     (y - exact).abs() <= 1e-9,
                     "{tile:?} output {o}: {y} vs {exact}"
                 );
+            }
+        }
+        check(Tile::F2, &BT2_TWO_TAP, &AT2_TWO_TAP);
+        check(Tile::F4, &BT4_TWO_TAP, &AT4_TWO_TAP);
+        check(Tile::F6, &BT6_TWO_TAP, &AT6_TWO_TAP);
+    }
+
+    /// The 2-D polyphase filters, applied in the layout of [`Form::filter_region`] (even ×
+    /// even through F(m×m, 2×2), the mixed phases through F(m, 2) along their even axis, odd
+    /// × odd as plain products), give the stride-2 correlation of a 3×3 kernel.
+    #[test]
+    fn plane_polyphase_filters_compute_the_strided_correlation() {
+        fn check<const A: usize, const M: usize>(
+            tile: Tile,
+            bt: &[[f32; A]; A],
+            at: &[[f32; A]; M],
+        ) {
+            let form = Form::PlanePolyphase;
+            let kernel = [3.0f32, -2.0, 5.0, 1.0, -4.0, 2.0, -1.0, 6.0, -3.0];
+            let side = 2 * M + 1;
+            let d = |y: usize, x: usize| ((y * 13 + x * 7) % 11) as f64 - 5.0;
+            let u = form.transform_filter(tile, &kernel);
+            assert_eq!(u.len(), form.filters(tile));
+            assert_eq!(
+                form.filter_region(tile, form.filters(tile) - 1).0 + M * M,
+                form.elements(tile)
+            );
+            // Bᵀ along one axis of the even samples `sample(a)`, a < A.
+            let bt_of = |sample: &dyn Fn(usize) -> f64| -> Vec<f64> {
+                bt.iter()
+                    .map(|row| (0..A).map(|a| f64::from(row[a]) * sample(a)).sum())
+                    .collect()
+            };
+            let at_of = |values: &[f64], o: usize| -> f64 {
+                (0..A).map(|i| f64::from(at[o][i]) * values[i]).sum()
+            };
+            // V of the even × even phase, A×A.
+            let columns: Vec<Vec<f64>> = (0..A).map(|b| bt_of(&|a| d(2 * a, 2 * b))).collect();
+            let v_ee: Vec<Vec<f64>> = (0..A).map(|i| bt_of(&|b| columns[b][i])).collect();
+            let (ee, eo, oe) = (0, A * A, A * A + A);
+            for y in 0..M {
+                for x in 0..M {
+                    // Aᵀ (U ⊙ V) A at (y, x).
+                    let products: Vec<f64> = (0..A)
+                        .map(|i| {
+                            at_of(
+                                &(0..A)
+                                    .map(|j| u[ee + i * A + j] * v_ee[i][j])
+                                    .collect::<Vec<_>>(),
+                                x,
+                            )
+                        })
+                        .collect();
+                    let even_even = at_of(&products, y);
+                    let v_eo = bt_of(&|a| d(2 * a, 2 * x + 1));
+                    let even_odd =
+                        at_of(&(0..A).map(|i| u[eo + i] * v_eo[i]).collect::<Vec<_>>(), y);
+                    let v_oe = bt_of(&|b| d(2 * y + 1, 2 * b));
+                    let odd_even =
+                        at_of(&(0..A).map(|j| u[oe + j] * v_oe[j]).collect::<Vec<_>>(), x);
+                    let odd_odd = u[A * A + 2 * A] * d(2 * y + 1, 2 * x + 1);
+                    let sum = even_even + even_odd + odd_even + odd_odd;
+                    let exact: f64 = (0..9)
+                        .map(|tap| f64::from(kernel[tap]) * d(2 * y + tap / 3, 2 * x + tap % 3))
+                        .sum();
+                    assert!(2 * y + 2 < side && 2 * x + 2 < side);
+                    assert!(
+                        (sum - exact).abs() <= 1e-9,
+                        "{tile:?} output ({y}, {x}): {sum} vs {exact}"
+                    );
+                }
             }
         }
         check(Tile::F2, &BT2_TWO_TAP, &AT2_TWO_TAP);
