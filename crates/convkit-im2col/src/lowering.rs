@@ -85,7 +85,7 @@ impl Window {
         if len > 0 && start >= left && start + (len - 1) * stride < right {
             // The whole run inside the row (most runs of a wide row): no padding to work out.
             // SAFETY: forwarded ISA guarantee; the run's last read is inside the row.
-            unsafe { copy_strided::<S, T>(row, start - left, stride, dst) };
+            unsafe { copy_strided::<S, T>(row, start - left, stride, len, dst) };
             return;
         }
         let (first, last) = if stride == 1 {
@@ -103,15 +103,22 @@ impl Window {
         if first < last {
             let x0 = start + first * stride - left;
             // SAFETY: forwarded ISA guarantee; x0 + (last - first - 1)·stride < W.
-            unsafe { copy_strided::<S, T>(row, x0, stride, &mut dst[first..last]) };
+            unsafe { copy_strided::<S, T>(row, x0, stride, last - first, &mut dst[first..last]) };
         }
         dst[last.max(first)..].fill(0.0);
     }
 }
 
-/// `dst[i] = row[x0 + i·stride]` (widened to f32) for every `i`: f32 vectorized for strides 1
-/// and 2; half precision by `T::widen` (F16C where the CPU has it), at a larger stride over
+/// `dst[i] = row[x0 + i·stride]` (widened to f32) for `i < len`: f32 vectorized for strides
+/// 1 and 2; half precision by `T::widen` (F16C where the CPU has it), at a larger stride over
 /// the run's whole span in pieces, every `stride`-th value kept.
+///
+/// An f32 run goes in whole vectors wherever `row` holds a whole vector's reads and `dst`
+/// its writes, masked only where one of them ends: a `row` or `dst` longer than the run
+/// (the rest of a plane, of a copy) lets a short run go as whole vectors, which then write
+/// up to `LANES − 1` places of `dst` past `len` (values of `row` past the run) that the
+/// caller overwrites after. Rows of a few values, masked at every end, took about 120
+/// instructions each, AMD's masked stores among them (`docs/tuning.md`, copy_strided).
 ///
 /// # Safety
 /// The CPU has `S::ISA`. (Indices are checked: a read past `row` panics.)
@@ -120,16 +127,17 @@ unsafe fn copy_strided<S: Simd, T: F32Storage>(
     row: &[T],
     x0: usize,
     stride: usize,
+    len: usize,
     dst: &mut [f32],
 ) {
     match T::as_f32(row) {
         // SAFETY: forwarded ISA guarantee.
-        Some(row) => unsafe { copy_strided_f32::<S>(row, x0, stride, dst) },
-        None if stride == 1 => T::widen(&row[x0..x0 + dst.len()], dst),
+        Some(row) => unsafe { copy_strided_f32::<S>(row, x0, stride, len, dst) },
+        None if stride == 1 => T::widen(&row[x0..x0 + len], &mut dst[..len]),
         None => {
             let mut span = [0.0; 4 * MAX_WIDTH];
             let per_piece = (span.len() - 1) / stride + 1;
-            for (piece, values) in dst.chunks_mut(per_piece).enumerate() {
+            for (piece, values) in dst[..len].chunks_mut(per_piece).enumerate() {
                 let start = x0 + piece * per_piece * stride;
                 let len = (values.len() - 1) * stride + 1;
                 T::widen(&row[start..start + len], &mut span[..len]);
@@ -146,55 +154,53 @@ unsafe fn copy_strided<S: Simd, T: F32Storage>(
 /// # Safety
 /// As [`copy_strided`].
 #[inline(always)]
-unsafe fn copy_strided_f32<S: Simd>(row: &[f32], x0: usize, stride: usize, dst: &mut [f32]) {
-    let (len, lanes) = (dst.len(), S::LANES);
-    let mut i = 0;
-    match stride {
-        1 => {
-            let src = &row[x0..x0 + len];
-            while i + lanes <= len {
-                // SAFETY: `src` and `dst` hold `len` values and i + LANES <= len.
-                unsafe { S::store(dst.as_mut_ptr().add(i), S::load(src.as_ptr().add(i))) };
-                i += lanes;
-            }
-            if i < len {
-                // SAFETY: the `len - i` values from i are inside both slices.
-                unsafe {
-                    let tail = S::load_partial(src.as_ptr().add(i), len - i);
-                    S::store_partial(dst.as_mut_ptr().add(i), tail, len - i);
-                }
-            }
-            return;
-        }
-        2 => {
-            assert!(
-                len == 0 || x0 + 2 * (len - 1) < row.len(),
-                "stride-2 run past its row"
-            );
-            while i < len {
-                let n = lanes.min(len - i);
-                // SAFETY: a whole load reads 2·LANES values from x0 + 2i (checked to end
-                // inside `row`), a partial one 2n − 1, whose last, x0 + 2(i + n − 1), is at
-                // most the last value checked above; `dst` holds `n` values from i.
-                unsafe {
-                    let src = row.as_ptr().add(x0 + 2 * i);
-                    let dst = dst.as_mut_ptr().add(i);
-                    if n == lanes && x0 + 2 * (i + lanes) <= row.len() {
-                        S::store(dst, S::load_even(src));
-                    } else if n == lanes {
-                        S::store(dst, S::load_even_partial(src, n));
-                    } else {
-                        S::store_partial(dst, S::load_even_partial(src, n), n);
-                    }
-                }
-                i += n;
-            }
-            return;
-        }
-        _ => {}
+unsafe fn copy_strided_f32<S: Simd>(
+    row: &[f32],
+    x0: usize,
+    stride: usize,
+    len: usize,
+    dst: &mut [f32],
+) {
+    let lanes = S::LANES;
+    if len == 0 {
+        return;
     }
-    for (j, value) in dst[i..].iter_mut().enumerate() {
-        *value = row[x0 + (i + j) * stride];
+    assert!(
+        x0 + (len - 1) * stride < row.len() && len <= dst.len(),
+        "a strided run past its row or its destination"
+    );
+    if stride > 2 {
+        for (i, value) in dst[..len].iter_mut().enumerate() {
+            *value = row[x0 + i * stride];
+        }
+        return;
+    }
+    let mut i = 0;
+    while i < len {
+        let n = lanes.min(len - i);
+        let from = x0 + stride * i;
+        let whole_read = from + stride * lanes <= row.len();
+        let whole_write = i + lanes <= dst.len();
+        // SAFETY: a whole read takes stride·LANES values from `from`, checked against `row`;
+        // a partial one the run's own n values (the last at x0 + (len − 1)·stride, asserted
+        // inside `row`). A whole write stores LANES values from i, checked against `dst`; a
+        // partial one the run's own n places (len ≤ dst.len(), asserted).
+        unsafe {
+            let src = row.as_ptr().add(from);
+            let values = match (stride, whole_read) {
+                (1, true) => S::load(src),
+                (1, false) => S::load_partial(src, n),
+                (_, true) => S::load_even(src),
+                (_, false) => S::load_even_partial(src, n),
+            };
+            let out = dst.as_mut_ptr().add(i);
+            if whole_write {
+                S::store(out, values);
+            } else {
+                S::store_partial(out, values, n);
+            }
+        }
+        i += n;
     }
 }
 
@@ -773,21 +779,56 @@ unsafe fn pad_phase_body<S: Simd, T: F32Storage>(
         .saturating_sub(pc)
         .div_ceil(sw)
         .clamp(begin, pitch);
-    for (i, line) in phase_plane.chunks_exact_mut(pitch).enumerate() {
+    // Lines in order, each written whole (zeros, run, zeros): a run's whole vectors may
+    // spill past its end into its right padding or the next line's first places, which
+    // are written after.
+    let lines = phase_plane.len() / pitch;
+    for i in 0..lines {
+        let line_start = i * pitch;
         let y = (sh * (first_line + i) + pr)
             .checked_sub(top)
             .filter(|&y| y < h);
-        let Some(y) = y else {
-            line.fill(0.0);
+        let Some(y) = y.filter(|_| begin < end) else {
+            // SAFETY: forwarded ISA guarantee.
+            unsafe { zero_run::<S>(&mut phase_plane[line_start..], pitch) };
             continue;
         };
-        line[..begin].fill(0.0);
-        line[end..].fill(0.0);
-        if begin < end {
-            let row = &plane[y * w..(y + 1) * w];
-            // SAFETY: forwarded ISA guarantee; the run reads x < W (`end` above).
-            unsafe { copy_strided::<S, T>(row, sw * begin + pc - left, sw, &mut line[begin..end]) };
+        // The rest of the plane from the row on: the run may read whole vectors past the
+        // row's end. The left padding is written before the run, the right one after it.
+        let row = &plane[y * w..];
+        let x0 = sw * begin + pc - left;
+        // SAFETY: forwarded ISA guarantee; the run reads x < W of row y (`end` above).
+        unsafe {
+            zero_run::<S>(&mut phase_plane[line_start..], begin);
+            copy_strided::<S, T>(
+                row,
+                x0,
+                sw,
+                end - begin,
+                &mut phase_plane[line_start + begin..],
+            );
+            zero_run::<S>(&mut phase_plane[line_start + end..], pitch - end);
         }
+    }
+}
+
+/// Zeros `dst[..len]` in whole vectors where `dst` has room for them (they may zero up to
+/// `LANES − 1` places past `len`, which the caller writes after), the rest one by one.
+///
+/// # Safety
+/// The CPU has `S::ISA`. (`len ≤ dst.len()` is asserted.)
+#[inline(always)]
+unsafe fn zero_run<S: Simd>(dst: &mut [f32], len: usize) {
+    assert!(len <= dst.len(), "a zero run past its destination");
+    let lanes = S::LANES;
+    let mut i = 0;
+    while i < len && i + lanes <= dst.len() {
+        // SAFETY: LANES places from i are inside `dst` (checked above).
+        unsafe { S::store(dst.as_mut_ptr().add(i), S::zero()) };
+        i += lanes;
+    }
+    if i < len {
+        dst[i..len].fill(0.0);
     }
 }
 
@@ -844,68 +885,21 @@ impl<'a, T: F32Storage> SimdKernel for Subsample<'a, T> {
             output_hw: [oh, ow],
             stride: [sh, sw],
         } = *geometry;
-        if let (2, Some(planes)) = (sw, T::as_f32(planes)) {
-            // SAFETY: forwarded ISA guarantee.
-            unsafe { subsample_pairs::<S>(geometry, planes, copy) };
-            return;
-        }
-        for (plane, copied) in planes
-            .chunks_exact(h * w)
-            .zip(copy.chunks_exact_mut(oh * ow))
-        {
-            for (oy, line) in copied.chunks_exact_mut(ow).enumerate() {
-                let row = &plane[oy * sh * w..(oy * sh + 1) * w];
+        let count = planes.len() / (h * w);
+        assert!(
+            ow > 0 && (ow - 1) * sw < w && (oh - 1) * sh < h && copy.len() >= count * oh * ow,
+            "a subsampled row past its plane"
+        );
+        // Rows in order, each run reading the rest of `planes` and writing into the rest of
+        // `copy` from its row: a whole vector past a row's end writes the first places of
+        // the rows after it before they are written themselves, so that only a vector at
+        // the end of `copy` or of `planes` is masked (`docs/tuning.md`, Strategy::Subsampled).
+        for plane in 0..count {
+            for oy in 0..oh {
+                let (row, out) = (plane * h * w + oy * sh * w, (plane * oh + oy) * ow);
                 // SAFETY: forwarded ISA guarantee; the run's last read, (OW − 1)·s_w, is
-                // inside the row of a valid unpadded 1x1 layer.
-                unsafe { copy_strided::<S, T>(row, 0, sw, line) };
-            }
-        }
-    }
-}
-
-/// [`Subsample`] of f32 planes at column stride 2: each output row's values as whole vectors
-/// of the even columns, a vector that runs past the row's end writing the first places of
-/// the rows after it before they are written themselves (rows go in order), so that only a
-/// vector at the end of `copy` or of `planes` is masked. (Row by row with masked edges, a
-/// 7-wide row took about 56 instructions, AMD's masked stores among them: three times the
-/// GEMM's own on a 13x13 stride-2 layer of 8 outputs; `docs/tuning.md`, Strategy::Subsampled.)
-///
-/// # Safety
-/// The CPU has `S::ISA`. (The geometry is asserted to keep every read inside `planes`.)
-#[inline(always)]
-unsafe fn subsample_pairs<S: Simd>(geometry: &Subsampling, planes: &[f32], copy: &mut [f32]) {
-    let Subsampling {
-        input_hw: [h, w],
-        output_hw: [oh, ow],
-        stride: [sh, _],
-    } = *geometry;
-    let lanes = S::LANES;
-    let count = planes.len() / (h * w);
-    assert!(
-        ow > 0 && 2 * (ow - 1) < w && (oh - 1) * sh < h && copy.len() >= count * oh * ow,
-        "a subsampled row past its plane"
-    );
-    for plane in 0..count {
-        for oy in 0..oh {
-            let (row, out) = (plane * h * w + oy * sh * w, (plane * oh + oy) * ow);
-            let mut i = 0;
-            while i < ow {
-                let n = lanes.min(ow - i);
-                let (from, to) = (row + 2 * i, out + i);
-                // SAFETY: a whole vector reads 2·LANES values from `from` and writes LANES
-                // from `to`, both checked against the slices; a partial one reads 2n − 1
-                // values, the last of them column 2(ow − 1) < W of the row (asserted), and
-                // writes the row's own n places.
-                unsafe {
-                    if from + 2 * lanes <= planes.len() && to + lanes <= copy.len() {
-                        let evens = S::load_even(planes.as_ptr().add(from));
-                        S::store(copy.as_mut_ptr().add(to), evens);
-                    } else {
-                        let evens = S::load_even_partial(planes.as_ptr().add(from), n);
-                        S::store_partial(copy.as_mut_ptr().add(to), evens, n);
-                    }
-                }
-                i += n;
+                // inside the row of a valid unpadded 1x1 layer (asserted).
+                unsafe { copy_strided::<S, T>(&planes[row..], 0, sw, ow, &mut copy[out..]) };
             }
         }
     }
