@@ -341,17 +341,31 @@ impl DepthwiseChannelBlocks {
         let lanes = S::LANES;
         let row_step = self.width * lanes;
         let pixel0 = cursor.pixel;
-        // Each pixel's first tap in the band; the taps add one offset to all of them.
-        let starts: [usize; RW] = std::array::from_fn(|_| {
-            let start = (cursor.oy * sh - first) * row_step + cursor.ox * sw * lanes;
-            cursor.pixel += 1;
-            cursor.ox += 1;
+        // Each pixel's first tap in the band; the taps add one offset to all of them. A tile
+        // inside one output row (most tiles of rows wider than a tile) steps its pixels by
+        // the column stride, without working out each pixel's row.
+        let starts: [usize; RW] = if cursor.ox + RW <= ow {
+            let first_start = (cursor.oy * sh - first) * row_step + cursor.ox * sw * lanes;
+            let step = sw * lanes;
+            cursor.pixel += RW;
+            cursor.ox += RW;
             if cursor.ox == ow {
                 cursor.ox = 0;
                 cursor.oy += 1;
             }
-            start
-        });
+            std::array::from_fn(|r| first_start + r * step)
+        } else {
+            std::array::from_fn(|_| {
+                let start = (cursor.oy * sh - first) * row_step + cursor.ox * sw * lanes;
+                cursor.pixel += 1;
+                cursor.ox += 1;
+                if cursor.ox == ow {
+                    cursor.ox = 0;
+                    cursor.oy += 1;
+                }
+                start
+            })
+        };
         // SAFETY: the CPU has S::ISA; every read is a pixel of the band (its rows cover the
         // tile's input rows, its width every column a tile reads) or a weight or bias vector
         // inside the padded channels; every write is one of the tile's pixels in `outputs`,
