@@ -344,26 +344,16 @@ impl DepthwiseChannelBlocks {
         // Each pixel's first tap in the band; the taps add one offset to all of them. A tile
         // inside one output row (most tiles of rows wider than a tile) steps its pixels by
         // the column stride, without working out each pixel's row.
+        let start = |at: &Cursor| (at.oy * sh - first) * row_step + at.ox * sw * lanes;
         let starts: [usize; RW] = if cursor.ox + RW <= ow {
-            let first_start = (cursor.oy * sh - first) * row_step + cursor.ox * sw * lanes;
-            let step = sw * lanes;
-            cursor.pixel += RW;
-            cursor.ox += RW;
-            if cursor.ox == ow {
-                cursor.ox = 0;
-                cursor.oy += 1;
-            }
+            let (first_start, step) = (start(cursor), sw * lanes);
+            cursor.advance(RW, ow);
             std::array::from_fn(|r| first_start + r * step)
         } else {
             std::array::from_fn(|_| {
-                let start = (cursor.oy * sh - first) * row_step + cursor.ox * sw * lanes;
-                cursor.pixel += 1;
-                cursor.ox += 1;
-                if cursor.ox == ow {
-                    cursor.ox = 0;
-                    cursor.oy += 1;
-                }
-                start
+                let pixel_start = start(cursor);
+                cursor.advance(1, ow);
+                pixel_start
             })
         };
         // SAFETY: the CPU has S::ISA; every read is a pixel of the band (its rows cover the
@@ -401,6 +391,20 @@ struct Cursor {
     pixel: usize,
     oy: usize,
     ox: usize,
+}
+
+impl Cursor {
+    /// Moves `pixels` on along rows of `ow` pixels, to the next row's start where they end
+    /// the row (a step of several pixels never crosses a row's end).
+    #[inline(always)]
+    fn advance(&mut self, pixels: usize, ow: usize) {
+        self.pixel += pixels;
+        self.ox += pixels;
+        if self.ox == ow {
+            self.ox = 0;
+            self.oy += 1;
+        }
+    }
 }
 
 impl<T: F32Storage> ItemKernel<T> for DepthwiseChannelBlocks {

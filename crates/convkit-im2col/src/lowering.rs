@@ -117,8 +117,8 @@ impl Window {
 /// its writes, masked only where one of them ends: a `row` or `dst` longer than the run
 /// (the rest of a plane, of a copy) lets a short run go as whole vectors, which then write
 /// up to `LANES − 1` places of `dst` past `len` (values of `row` past the run) that the
-/// caller overwrites after. Rows of a few values, masked at every end, took about 120
-/// instructions each, AMD's masked stores among them (`docs/tuning.md`, copy_strided).
+/// caller overwrites after: a short run costs no masked load or store, slow on AMD
+/// (`docs/tuning.md`, copy_strided).
 ///
 /// # Safety
 /// The CPU has `S::ISA`. (Indices are checked: a read past `row` panics.)

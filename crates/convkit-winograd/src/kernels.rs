@@ -15,6 +15,7 @@
 //! intermediate `α×α` tile (64 vectors for F6) lives on the stack, in L1. The 1-D transforms
 //! are written out per tile size ([`OneD`]), sharing the subexpressions of symmetric points.
 
+use crate::transforms::plane_polyphase_shares;
 use convkit_simd::{Simd, VectorActivation};
 use std::marker::PhantomData;
 
@@ -229,6 +230,14 @@ pub(crate) struct Operand {
     pub tile: usize,
     /// Distance between transform-domain elements.
     pub element: usize,
+}
+
+impl Operand {
+    /// Where row `row` of element share `share` starts (a share holds one row per tile).
+    #[inline(always)]
+    pub(crate) const fn offset(&self, share: usize, row: usize) -> usize {
+        share * self.element + row * self.tile
+    }
 }
 
 /// Input transform of `tiles = [rows, cols]` tiles whose pixels start at `band` (one channel
@@ -567,9 +576,8 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
         debug_assert_eq!(phases, 1, "the polyphase form has no dilation");
         let lanes = S::LANES;
         let (even_rows, even_cols) = (2 * row_stride, 2 * lanes);
-        let share = |first: usize, row: usize| first * operand.element + row * operand.tile;
         // First shares of the even × odd, odd × even and odd × odd products.
-        let [even_odd, odd_even, odd_odd] = [A * A, A * A + A * M, A * A + 2 * A * M];
+        let [even_odd, odd_even, odd_odd] = plane_polyphase_shares(A, M);
         // SAFETY: tile (r, c) reads band rows 2M·r..=2M·r + 2M, pixels 2M·c..=2M·c + 2M,
         // inside the band (`Form::input_pixels`); it writes its (2M + 1)² products of V at
         // the shares and rows of the layout above.
@@ -590,7 +598,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
                     }
                     for (i, row) in middle.iter().enumerate() {
                         for (j, value) in D::input::<S>(*row).into_iter().enumerate() {
-                            S::store(out.add(share(i * A + j, 0)), value);
+                            S::store(out.add(operand.offset(i * A + j, 0)), value);
                         }
                     }
                     // Even rows × odd columns: down each odd column.
@@ -598,7 +606,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
                         let column = origin.add((2 * x + 1) * lanes);
                         let values = D::input::<S>(load_strided::<S, A>(column, even_rows));
                         for (i, value) in values.into_iter().enumerate() {
-                            S::store(v.add(share(even_odd + i * M, t * M + x)), value);
+                            S::store(v.add(operand.offset(even_odd + i * M, t * M + x)), value);
                         }
                     }
                     // Odd rows × even columns: along each odd row; odd × odd as they are.
@@ -606,11 +614,11 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
                         let row = origin.add((2 * y + 1) * row_stride);
                         let values = D::input::<S>(load_strided::<S, A>(row, even_cols));
                         for (j, value) in values.into_iter().enumerate() {
-                            S::store(v.add(share(odd_even + j * M, t * M + y)), value);
+                            S::store(v.add(operand.offset(odd_even + j * M, t * M + y)), value);
                         }
                         for x in 0..M {
                             let value = S::load(row.add((2 * x + 1) * lanes));
-                            S::store(v.add(share(odd_odd, (t * M + y) * M + x)), value);
+                            S::store(v.add(operand.offset(odd_odd, (t * M + y) * M + x)), value);
                         }
                     }
                 }
@@ -630,8 +638,8 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
     ) {
         debug_assert_eq!(phases, 1, "the polyphase form has no dilation");
         let lanes = S::LANES;
-        let share = |first: usize, row: usize| first * operand.element + row * operand.tile;
-        let [even_odd, odd_even, odd_odd] = [A * A, A * A + A * M, A * A + 2 * A * M];
+        // First shares of the even × odd, odd × even and odd × odd products.
+        let [even_odd, odd_even, odd_odd] = plane_polyphase_shares(A, M);
         // SAFETY: tile (r, c) reads its (2M + 1)² products at the layout's shares and rows,
         // and writes band rows M·r.., pixels M·c.. of its M×M outputs, inside the band.
         unsafe {
@@ -644,8 +652,10 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
                     let tile = products.add(t * operand.tile);
                     // Even × even: Aᵀ M A, down the columns then along the rows.
                     for j in 0..A {
-                        let column =
-                            load_strided::<S, A>(tile.add(share(j, 0)), A * operand.element);
+                        let column = load_strided::<S, A>(
+                            tile.add(operand.offset(j, 0)),
+                            A * operand.element,
+                        );
                         for (row, value) in middle.iter_mut().zip(D::output::<S>(column)) {
                             row[j] = value;
                         }
@@ -656,7 +666,7 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
                     // Even rows × odd columns: Aᵀ down each output column x.
                     for x in 0..M {
                         let column = load_strided::<S, A>(
-                            products.add(share(even_odd, t * M + x)),
+                            products.add(operand.offset(even_odd, t * M + x)),
                             M * operand.element,
                         );
                         for (sum, value) in sums.iter_mut().zip(D::output::<S>(column)) {
@@ -667,11 +677,12 @@ impl<D: OneD<A, M>, const A: usize, const M: usize> TileTransforms for PlanePhas
                     // they are.
                     for (y, sum) in sums.iter_mut().enumerate() {
                         let row = load_strided::<S, A>(
-                            products.add(share(odd_even, t * M + y)),
+                            products.add(operand.offset(odd_even, t * M + y)),
                             M * operand.element,
                         );
                         for (x, value) in D::output::<S>(row).into_iter().enumerate() {
-                            let odd = S::load(products.add(share(odd_odd, (t * M + y) * M + x)));
+                            let odd =
+                                S::load(products.add(operand.offset(odd_odd, (t * M + y) * M + x)));
                             sum[x] = S::add(S::add(sum[x], value), odd);
                         }
                     }

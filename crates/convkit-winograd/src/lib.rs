@@ -90,9 +90,10 @@ impl Winograd {
     }
 
     /// The form that computes `shape`: a 3x3 kernel at dilation 1 and stride 1
-    /// ([`Form::Plane`]) or 2 ([`Form::PlanePolyphase`]), or a 1x3 kernel at row stride 1 and column stride 1 ([`Form::Line`];
-    /// a column dilation up to the output width, so that each of the row's phases holds an
-    /// output) or 2 (column dilation 1, [`Form::Polyphase`]).
+    /// ([`Form::Plane`]) or 2 ([`Form::PlanePolyphase`]), or a 1x3 kernel at row stride 1
+    /// and column stride 1 ([`Form::Line`]; a column dilation up to the output width, so
+    /// that each of the row's phases holds an output) or 2 (column dilation 1,
+    /// [`Form::Polyphase`]).
     fn supports(&self, shape: &ConvShape) -> Result<Form, ConvError> {
         let [stride_h, stride_w] = shape.stride();
         let [_, dilation_w] = shape.dilation();
@@ -651,7 +652,8 @@ impl GemmJobs for ElementJobs<'_> {
     }
 
     fn common_shape(&self) -> Option<[usize; 3]> {
-        matches!(self.form, Form::Plane | Form::Line).then(|| self.shape(0))
+        // One shape when every filter serves one product per tile.
+        (self.form.filters(self.tile) == self.form.elements(self.tile)).then(|| self.shape(0))
     }
 
     fn with_job(&self, e: usize, f: &mut dyn FnMut(&GemmJob<'_>)) {
