@@ -34,6 +34,8 @@
 //! The last tile of a row of tiles whose columns need fewer vectors than NR runs a narrow
 //! tile (`v < NV` vectors of the same panel, `MR·v` accumulators), so no multiply-add is
 //! spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles: 1024 = 21·48 + 16).
+//! A tile with fewer than [`FMA_CHAINS`] accumulators (AVX2's 6 × 8) would wait on the
+//! multiply-add latency: it sums its odd depth steps into a second set of accumulators.
 //!
 //! After the last depth block the tile gets the bias (per row or per column) and the
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
@@ -296,6 +298,11 @@ const A_PACKED: u8 = 0;
 const A_ROWS: u8 = 1;
 const A_STEPPED: u8 = 2;
 
+/// Independent multiply-add chains that keep the FMA units busy (latency 4 × 2 pipes on
+/// Zen 3/4/5 and recent Intel): a tile with fewer accumulators splits its depth in two
+/// where the registers hold twice as many (`docs/tuning.md`, FMA_CHAINS).
+const FMA_CHAINS: usize = 8;
+
 /// Depth steps ahead of the loads that a streaming-B kernel prefetches its B panel (the
 /// panels of a prepacked B follow each other, so the last steps of a tile fetch the next
 /// tile's first). A prepacked B (Winograd's transformed filters) comes from L3 or DRAM once
@@ -491,33 +498,59 @@ unsafe fn tile<
         // stepped B from the line break on further by the skip.
         let vectors: [usize; NV] =
             std::array::from_fn(|j| j * lanes + if STEPPED_B && j >= next_line { skip } else { 0 });
-        for p in 0..depth {
-            let b = if STEPPED_B {
-                b_base.add(*b_steps.add(p) as usize)
-            } else {
-                b_base
-            };
-            let mut bv = [S::zero(); NV];
-            for (v, &at) in bv.iter_mut().zip(&vectors) {
-                *v = S::load(b.add(at));
-                if STREAMING_B {
-                    prefetch_l1(b.wrapping_add(B_PREFETCH_STEPS * ldb + at));
+        // One depth step: B's vectors of step `p` times each row's A value, into `sums` (a
+        // macro: as a closure LLVM kept the accumulators in memory).
+        macro_rules! step {
+            ($sums:expr, $b_base:expr, $p:expr) => {{
+                let b = if STEPPED_B {
+                    $b_base.add(*b_steps.add($p) as usize)
+                } else {
+                    $b_base
+                };
+                let mut bv = [S::zero(); NV];
+                for (v, &at) in bv.iter_mut().zip(&vectors) {
+                    *v = S::load(b.add(at));
+                    if STREAMING_B {
+                        prefetch_l1(b.wrapping_add(B_PREFETCH_STEPS * ldb + at));
+                    }
+                }
+                let a_step = if A == A_STEPPED {
+                    *a_steps.add($p) as usize
+                } else {
+                    $p * a_stride
+                };
+                for (row, &a_row) in $sums.iter_mut().zip(&a_rows) {
+                    let av = S::splat(*a_row.add(a_step));
+                    for (sum, &bj) in row.iter_mut().zip(&bv) {
+                        *sum = S::mul_add(av, bj, *sum);
+                    }
+                }
+            }};
+        }
+        let b_stride = if STEPPED_B { 0 } else { ldb };
+        let mut p = 0;
+        // Twice the accumulators and the B vectors leave a register for the broadcast.
+        if S::FMA && MR * NV < FMA_CHAINS && 2 * MR * NV + NV < S::REGISTERS {
+            // Too few accumulators to cover the multiply-add latency (a narrow tile: 6 × 8
+            // on AVX2) and registers for twice as many: the odd steps go to a second set,
+            // summed in at the end.
+            let mut odd = [[S::zero(); NV]; MR];
+            while p + 2 <= depth {
+                step!(acc, b_base, p);
+                step!(odd, b_base.add(b_stride), p + 1);
+                b_base = b_base.add(2 * b_stride);
+                p += 2;
+            }
+            for (row, odd_row) in acc.iter_mut().zip(&odd) {
+                for (sum, &o) in row.iter_mut().zip(odd_row) {
+                    *sum = S::add(*sum, o);
                 }
             }
-            let a_step = if A == A_STEPPED {
-                *a_steps.add(p) as usize
-            } else {
-                p * a_stride
-            };
-            for (row, &a_row) in acc.iter_mut().zip(&a_rows) {
-                let av = S::splat(*a_row.add(a_step));
-                for (sum, &bj) in row.iter_mut().zip(&bv) {
-                    *sum = S::mul_add(av, bj, *sum);
-                }
-            }
-            if !STEPPED_B {
-                b_base = b_base.add(ldb);
-            }
+        }
+        while p < depth {
+            step!(acc, b_base, p);
+            b_base = b_base.add(b_stride);
+            p += 1;
         }
 
         // A whole tile is stored from its registers with constant bounds (transposed: up to
