@@ -346,9 +346,11 @@ impl DepthwiseChannelBlocks {
         // the column stride, without working out each pixel's row.
         let start = |at: &Cursor| (at.oy * sh - first) * row_step + at.ox * sw * lanes;
         let starts: [usize; RW] = if cursor.ox + RW <= ow {
-            let (first_start, step) = (start(cursor), sw * lanes);
+            // `r · sw` before the lanes: a huge column stride with a one-pixel row (only
+            // `r = 0`) must not overflow a product that no pixel uses.
+            let first_start = start(cursor);
             cursor.advance(RW, ow);
-            std::array::from_fn(|r| first_start + r * step)
+            std::array::from_fn(|r| first_start + r * sw * lanes)
         } else {
             std::array::from_fn(|_| {
                 let pixel_start = start(cursor);
