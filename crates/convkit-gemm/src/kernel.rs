@@ -34,7 +34,7 @@
 //! The last tile of a row of tiles whose columns need fewer vectors than NR runs a narrow
 //! tile (`v < NV` vectors of the same panel, `MR·v` accumulators), so no multiply-add is
 //! spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles: 1024 = 21·48 + 16).
-//! A tile with fewer than [`FMA_CHAINS`] accumulators (AVX2's 6 × 8) would wait on the
+//! A tile with fewer than [`FMA_CHAINS`](convkit_simd::peak::FMA_CHAINS) accumulators (AVX2's 6 × 8) would wait on the
 //! multiply-add latency: it sums its odd depth steps into a second set of accumulators.
 //!
 //! After the last depth block the tile gets the bias (per row or per column) and the
@@ -59,6 +59,7 @@
 //! [`MAX_STEPPED_A_ROWS`] rows.
 
 use convkit_core::Isa;
+use convkit_simd::peak::FMA_CHAINS;
 use convkit_simd::{
     F32Storage, IsaPath, Portable, Simd, SimdKernel, VectorActivation, prefetch_l1,
 };
@@ -298,11 +299,6 @@ const A_PACKED: u8 = 0;
 const A_ROWS: u8 = 1;
 const A_STEPPED: u8 = 2;
 
-/// Independent multiply-add chains that keep the FMA units busy (latency 4 × 2 pipes on
-/// Zen 3/4/5 and recent Intel): a tile with fewer accumulators splits its depth in two
-/// where the registers hold twice as many (`docs/tuning.md`, FMA_CHAINS).
-const FMA_CHAINS: usize = 8;
-
 /// Depth steps ahead of the loads that a streaming-B kernel prefetches its B panel (the
 /// panels of a prepacked B follow each other, so the last steps of a tile fetch the next
 /// tile's first). A prepacked B (Winograd's transformed filters) comes from L3 or DRAM once
@@ -529,11 +525,11 @@ unsafe fn tile<
         }
         let b_stride = if STEPPED_B { 0 } else { ldb };
         let mut p = 0;
-        // Twice the accumulators and the B vectors leave a register for the broadcast.
         if S::FMA && MR * NV < FMA_CHAINS && 2 * MR * NV + NV < S::REGISTERS {
             // Too few accumulators to cover the multiply-add latency (a narrow tile: 6 × 8
-            // on AVX2) and registers for twice as many: the odd steps go to a second set,
-            // summed in at the end.
+            // on AVX2), and registers for twice as many beside the B vectors and the
+            // broadcast: the odd steps go to a second set, summed in at the end
+            // (`docs/tuning.md`, FMA_CHAINS).
             let mut odd = [[S::zero(); NV]; MR];
             while p + 2 <= depth {
                 step!(acc, b_base, p);

@@ -1,12 +1,16 @@
 //! FMA throughput probe: the machine's f32 peak, measured rather than assumed.
 //!
 //! Each kernel keeps `ACCUMULATORS` independent vector accumulators in registers and issues
-//! `acc = acc * m + a` on all of them per iteration. Twelve chains cover Zen 4's 4-cycle FMA
-//! latency on its 2 FMA pipes (8 needed) with slack, and fit in 16 ymm (AVX2) or 32 zmm
+//! `acc = acc * m + a` on all of them per iteration. Twelve chains cover the
+//! [`FMA_CHAINS`] that the FMA latency needs with slack, and fit in 16 ymm (AVX2) or 32 zmm
 //! (AVX-512) registers together with the two constant operands. One FMA lane = 2 FLOP.
 
 use crate::{Simd, SimdOp};
 use convkit_core::Isa;
+
+/// Independent multiply-add chains that keep the FMA units busy: latency 4 × 2 pipes on Zen
+/// 3/4/5 and recent Intel. Kernels with fewer accumulators wait on the latency.
+pub const FMA_CHAINS: usize = 8;
 
 /// Independent accumulator chains per kernel.
 pub const ACCUMULATORS: usize = 12;
