@@ -12,12 +12,13 @@
 //! - NCHW, [`DepthwiseNchw`]: vectors of output columns. Each task copies a band of input
 //!   rows of one channel into a zero-padded buffer (per worker, ≤ 64 KiB), so every tap is a
 //!   plain vector load (stride 1), an even-lane load (stride 2) or a short gather (larger
-//!   strides) with a broadcast weight; register tiles of several output rows × up to 8
-//!   vectors of columns (a whole row when it fits), about 16 accumulators so that the FMA
-//!   latency chains overlap. Dense 3x3 (stride and dilation 1), the common case, walks the
-//!   tile's input rows once instead of once per kernel row: each loaded vector feeds the up
-//!   to 3 output rows that read it (registers: the tile's accumulators + one row of `RV`
-//!   input vectors + a weight, at most 8×2 + 8 + 1).
+//!   strides) with a broadcast weight; register tiles of output rows × vectors of columns
+//!   sized to the registers (AVX-512 up to 2 × 8, AVX2 2 × 4 dense and 1 × 8 otherwise),
+//!   so that the FMA latency chains overlap without spilling. Dense 3x3 (stride and
+//!   dilation 1), the common case, walks the tile's input rows once instead of once per
+//!   kernel row: each loaded vector feeds the up to 3 output rows that read it (registers:
+//!   the tile's accumulators + one row of `RV` input vectors + a weight, 2·8 + 8 + 1 on
+//!   AVX-512, 2·4 + 4 + 1 on AVX2).
 //!
 //! Half-precision storage: NHWC tiles widen their input vectors as they load them, NCHW
 //! bands widen as they are copied; output vectors round once as they are stored.
@@ -324,18 +325,37 @@ impl DepthwiseNchw {
         self.geometry.band_input_rows(self.band_rows) * self.buffer_width
     }
 
-    /// Output rows of one band, in register tiles of `RR` rows × `RV` vectors of columns
-    /// (a row of up to 8 vectors is covered by one tile), `RR·RV` near 16 accumulators (8 on
-    /// the portable path) so that the FMA chains of different outputs overlap. `STRIDE` is
-    /// the column stride when 1 or 2 (plain or even-lane loads), 0 for any other (gathered).
+    /// Output rows of one band, in register tiles of `RR` rows × `RV` vectors of columns,
+    /// sized to the path's registers. The dense 3x3 tile holds `RR·RV` accumulators, a row of
+    /// `RV` inputs and a weight; the others `RR·RV` accumulators, an input and a weight.
+    /// AVX-512 (32 registers): up to 8 vectors × 2 rows. AVX2 (16): dense 4 × 2, others
+    /// 8 × 1 (a row of 8 vectors is 8 independent chains, as many as the FMA latency needs);
+    /// the wider tiles this path had spilled accumulators every tap (`docs/tuning.md`, NCHW
+    /// depthwise). Portable (8 registers of `f32x8` halves): 4 × 2. `STRIDE` is the column
+    /// stride when 1 or 2 (plain or even-lane loads), 0 for any other (gathered).
     #[inline(always)]
     unsafe fn rows_with<S: Simd, T: F32Storage, const STRIDE: usize, const DENSE_3X3: bool>(
         &self,
         band: &Band<'_, T>,
         rows: std::ops::Range<usize>,
     ) {
-        let portable = S::ISA == Isa::Scalar;
-        let most = if portable { 4 } else { MAX_ROW_VECTORS };
+        #[derive(Clone, Copy, PartialEq)]
+        enum Registers {
+            Portable,
+            Sixteen,
+            ThirtyTwo,
+        }
+        let registers = match (S::ISA, S::REGISTERS) {
+            (Isa::Scalar, _) => Registers::Portable,
+            (_, 32..) => Registers::ThirtyTwo,
+            _ => Registers::Sixteen,
+        };
+        // AVX2's dense 3x3 tiles keep a row of inputs live: 4 vectors wide.
+        let most = match registers {
+            Registers::Sixteen if DENSE_3X3 => 4,
+            Registers::Portable => 4,
+            _ => MAX_ROW_VECTORS,
+        };
         let vectors = self.geometry.out_hw[1].div_ceil(S::LANES);
         macro_rules! sweep {
             ($band:expr, $rv:literal, $rr:literal) => {{
@@ -345,7 +365,7 @@ impl DepthwiseNchw {
                 // SAFETY: forwarded contract (tiles stay inside the band's rows and the
                 // buffer's columns).
                 unsafe {
-                    while oy + $rr <= rows.end {
+                    while rows.end - oy >= $rr {
                         self.tile::<S, T, $rv, $rr, STRIDE, DENSE_3X3>(band, oy, ox0);
                         oy += $rr;
                     }
@@ -368,25 +388,49 @@ impl DepthwiseNchw {
                 }
             }};
         }
-        for first_vector in (0..vectors).step_by(most) {
+        // The groups of `most` vectors in a loop of their own and the last, narrower group
+        // after it: in one loop over every group with a match on the group's width inside,
+        // LLVM carried the address of every width's tiles across iterations (dozens of stack
+        // slots stepped per group), which cost more than the tile itself on bands of one
+        // output row (`docs/tuning.md`, NCHW depthwise).
+        let full_groups = vectors / most;
+        for group in 0..full_groups {
             let tiles = &Band {
-                first_vector,
+                first_vector: group * most,
                 ..*band
             };
-            match ((vectors - first_vector).min(most), portable) {
-                (1, false) => sweep!(tiles, 1, 8),
-                (2, false) => sweep!(tiles, 2, 8),
-                (3, false) => sweep!(tiles, 3, 4),
-                (4, false) => sweep!(tiles, 4, 4),
-                (5, false) => sweep!(tiles, 5, 2),
-                (6, false) => sweep!(tiles, 6, 2),
-                (7, false) => sweep!(tiles, 7, 2),
-                (_, false) => sweep!(tiles, 8, 2),
-                (1, true) => sweep!(tiles, 1, 4),
-                (2, true) => sweep!(tiles, 2, 2),
-                (3, true) => sweep!(tiles, 3, 2),
-                (_, true) => sweep!(tiles, 4, 2),
+            match (registers, DENSE_3X3) {
+                (Registers::ThirtyTwo, _) => sweep!(tiles, 8, 2),
+                (Registers::Sixteen, false) => sweep!(tiles, 8, 1),
+                _ => sweep!(tiles, 4, 2),
             }
+        }
+        let tiles = &Band {
+            first_vector: full_groups * most,
+            ..*band
+        };
+        // Each of these tiles is exactly as wide as the vectors left: a tile stores every one
+        // of its vectors, assuming each holds at least one column.
+        match (vectors % most, registers) {
+            (0, _) => {}
+            (1, Registers::ThirtyTwo) => sweep!(tiles, 1, 8),
+            (2, Registers::ThirtyTwo) => sweep!(tiles, 2, 8),
+            (3, Registers::ThirtyTwo) => sweep!(tiles, 3, 4),
+            (4, Registers::ThirtyTwo) => sweep!(tiles, 4, 4),
+            (5, Registers::ThirtyTwo) => sweep!(tiles, 5, 2),
+            (6, Registers::ThirtyTwo) => sweep!(tiles, 6, 2),
+            (_, Registers::ThirtyTwo) => sweep!(tiles, 7, 2),
+            (1, Registers::Sixteen) => sweep!(tiles, 1, 8),
+            (2, Registers::Sixteen) => sweep!(tiles, 2, 4),
+            (3, Registers::Sixteen) if DENSE_3X3 => sweep!(tiles, 3, 3),
+            (3, Registers::Sixteen) => sweep!(tiles, 3, 4),
+            (4, Registers::Sixteen) => sweep!(tiles, 4, 3),
+            (5, Registers::Sixteen) => sweep!(tiles, 5, 2),
+            (6, Registers::Sixteen) => sweep!(tiles, 6, 2),
+            (_, Registers::Sixteen) => sweep!(tiles, 7, 2),
+            (1, Registers::Portable) => sweep!(tiles, 1, 4),
+            (2, Registers::Portable) => sweep!(tiles, 2, 2),
+            (_, Registers::Portable) => sweep!(tiles, 3, 2),
         }
     }
 
