@@ -188,16 +188,18 @@ macro_rules! impl_for_storage {
             }
 
             fn accuracy(&self, shape: &ConvShape) -> Accuracy {
-                // A dilated row's tile spans `m` outputs `d` columns apart.
+                // A dilated row's tile spans `m` outputs `d` columns apart; a strided layer's
+                // phase tiles span `m` outputs `stride` input pixels apart.
                 let spread = if shape.kernel_hw() == [1, 3] {
                     shape.dilation()[1]
                 } else {
                     1
                 };
+                let stride = shape.stride().into_iter().max().unwrap_or(1);
                 Accuracy {
                     relative_bound: self.tile.tolerance(),
                     exact_on_integers: false,
-                    halo: (self.tile.output() - 1) * spread,
+                    halo: (self.tile.output() - 1) * spread * stride,
                 }
             }
 
