@@ -13,6 +13,8 @@
 //! image are zero. It is cross-correlation: the kernel is not flipped.
 #![deny(unsafe_code)]
 
+pub mod backward;
+
 use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec, Cost,
     Element, Isa, PlanRequest,

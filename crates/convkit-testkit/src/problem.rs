@@ -371,6 +371,11 @@ impl ConvProblem {
         self.generate(2, self.shape().weight_len(), 3)
     }
 
+    /// A gradient at the output, as a backward pass receives it (values as the input's).
+    pub fn grad_output<T: Element>(&self) -> Vec<T> {
+        self.generate(4, self.shape().output_len(), 4)
+    }
+
     /// The bias, if the problem has one.
     pub fn bias<T: Element>(&self) -> Option<Vec<T>> {
         self.has_bias
