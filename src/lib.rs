@@ -48,7 +48,7 @@ mod tune;
 pub use convkit_core::{
     Accuracy, Activation, Algorithm, COST_FEATURES, ConvAlgorithm, ConvError, ConvPlan, ConvShape,
     ConvSpec, ConvSpec1d, Correction, Cost, CostFeatures, Element, Isa, Layout, Layout1d, Padding,
-    Padding1d,
+    Padding1d, TransposedShape, TransposedSpec,
 };
 pub use convkit_simd::F32Storage;
 pub use half::{bf16, f16};

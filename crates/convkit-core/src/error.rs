@@ -41,6 +41,31 @@ pub enum ConvError {
         /// Input width plus left and right padding.
         padded_w: usize,
     },
+    /// A transposed convolution's output padding is not smaller than its stride or its
+    /// dilation (PyTorch's rule: the extra rows would otherwise be a whole stride step).
+    #[error(
+        "{axis} output_padding {output_padding} must be smaller than the stride {stride} or the dilation {dilation}"
+    )]
+    OutputPadding {
+        /// `vertical` or `horizontal`.
+        axis: &'static str,
+        /// The output padding given.
+        output_padding: usize,
+        /// The stride of that axis.
+        stride: usize,
+        /// The dilation of that axis.
+        dilation: usize,
+    },
+    /// A transposed convolution's padding crops its whole output along an axis.
+    #[error("{axis} padding {padding} leaves nothing of the transposed output's {extent} pixels")]
+    PaddingTooLarge {
+        /// `vertical` or `horizontal`.
+        axis: &'static str,
+        /// Padding at both ends of the axis.
+        padding: usize,
+        /// `(in − 1)·stride + dilation·(k − 1) + output_padding + 1`.
+        extent: usize,
+    },
     /// Some size derived from the spec does not fit in `usize` (or the FLOP count in `u64`).
     #[error("shape arithmetic overflows: {quantity}")]
     Overflow {

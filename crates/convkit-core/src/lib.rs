@@ -19,6 +19,7 @@ mod error;
 mod isa;
 mod spec;
 mod spec1d;
+mod transposed;
 
 pub use activation::Activation;
 pub use algorithm::{Accuracy, Algorithm, ConvAlgorithm, ConvPlan, PlanRequest};
@@ -28,3 +29,4 @@ pub use error::ConvError;
 pub use isa::Isa;
 pub use spec::{ConvShape, ConvSpec, Layout, Padding};
 pub use spec1d::{ConvSpec1d, Layout1d, Padding1d};
+pub use transposed::{TransposedShape, TransposedSpec};

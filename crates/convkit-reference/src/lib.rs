@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod backward;
+pub mod transposed;
 
 use convkit_core::{
     Accuracy, Activation, Algorithm, ConvAlgorithm, ConvError, ConvPlan, ConvShape, ConvSpec, Cost,

@@ -4,12 +4,15 @@
 //!   backward_weights(x, dy)>` and `Σ dy[.., k, ..] = db[k]`: bit for bit on integer data
 //!   (every product and sum is an integer far below 2^53, exact in f64), within f64's
 //!   summation bound over `Σ|x·w·dy|` on real data.
+//! - The transposed convolution of the forward's output size, with the output padding that
+//!   recovers the forward's input size, is the forward's backward-data: the same sums.
 //! - Finite differences: the convolution is linear in `x` and in `w`, so moving one input
 //!   (or weight) by 1 moves `<conv(x, w), dy>` by exactly its gradient, on integer data.
 
-use convkit_core::ConvShape;
+use convkit_core::{ConvShape, TransposedSpec};
 use convkit_reference::backward::{backward_data, backward_weights};
 use convkit_reference::exact_output;
+use convkit_reference::transposed::transposed_output;
 use convkit_testkit::{ConvProblem, Values, conv_problem};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -114,6 +117,55 @@ proptest! {
             let mut moved = weights.clone();
             moved[j] += 1.0;
             prop_assert_eq!(loss(&input, &moved) - base, grad_weights[j].sum, "weight {}", j);
+        }
+    }
+
+    #[test]
+    fn reference_transposed_is_the_backward_data_of_its_forward(problem in conv_problem()) {
+        let shape = problem.spec.shape().unwrap();
+        let spec = shape.spec();
+        let [out_h, out_w] = shape.output_hw();
+        let padding = spec.padding_sides();
+        // The input rows and columns the forward's last window leaves over.
+        let [extent_h, extent_w] = shape.dilated_kernel_hw();
+        let [stride_h, stride_w] = shape.stride();
+        let left_over = [
+            (spec.input_hw()[0] + padding.top + padding.bottom - extent_h) % stride_h,
+            (spec.input_hw()[1] + padding.left + padding.right - extent_w) % stride_w,
+        ];
+        let transposed = TransposedSpec::new(
+            spec.batch(),
+            spec.out_channels(),
+            spec.in_channels(),
+            [out_h, out_w],
+            spec.kernel_hw(),
+        )
+        .stride(spec.stride_hw())
+        .dilation(spec.dilation_hw())
+        .padding(padding)
+        .output_padding(left_over)
+        .groups(spec.group_count())
+        .layout(spec.activation_layout())
+        .shape()
+        .unwrap();
+        prop_assert_eq!(transposed.output_hw(), spec.input_hw());
+        prop_assert_eq!(transposed.forward(), *spec);
+
+        let weights = problem.weights::<f64>();
+        let grad_output = problem.grad_output::<f64>();
+        let grad_input = backward_data(&shape, &grad_output, &weights);
+        // Terms of one input gradient: every output channel of its group, every tap.
+        let [kernel_h, kernel_w] = spec.kernel_hw();
+        let terms = shape.out_channels_per_group() * kernel_h * kernel_w;
+        for (index, expected) in grad_input.iter().enumerate() {
+            let got = transposed_output(
+                &transposed, &grad_output, &weights, None, transposed.output_coords(index),
+            );
+            prop_assert!(
+                agree(&problem, expected.sum, got.sum, terms, expected.magnitude),
+                "output {index}: transposed {} but backward-data {}", got.sum, expected.sum
+            );
+            prop_assert_eq!(got.magnitude == 0.0, expected.magnitude == 0.0);
         }
     }
 }
