@@ -1309,6 +1309,9 @@ enum ABlock<'a> {
 impl ABlock<'_> {
     /// The microkernel for a tile `cols` wide whose A rows start at source row `row` (the
     /// block's row `offset`) and whose B is read as `b`, with its A operand over `depth`.
+    /// Inlined into the tile loop: called once per tile, where Winograd's small products
+    /// make a call's cost show.
+    #[inline(always)]
     fn operand(
         &self,
         shape: &KernelShape,
@@ -1325,7 +1328,9 @@ impl ABlock<'_> {
         };
         match *self {
             ABlock::Packed(panel) => (
-                kernels.select(AAccess::Packed, b),
+                shape
+                    .edge_kernel(cols, b)
+                    .unwrap_or_else(|| kernels.select(AAccess::Packed, b)),
                 operand(panel[offset * depth.len()..].as_ptr(), shape.mr),
             ),
             ABlock::Rows { data, lda } => (

@@ -34,8 +34,11 @@
 //! The last tile of a row of tiles whose columns need fewer vectors than NR runs a narrow
 //! tile (`v < NV` vectors of the same panel, `MR·v` accumulators), so no multiply-add is
 //! spent on the zero columns past the edge (sgemm_1024 with 8 × 48 tiles: 1024 = 21·48 + 16).
-//! A tile with fewer than [`FMA_CHAINS`](convkit_simd::peak::FMA_CHAINS) accumulators (AVX2's 6 × 8) would wait on the
+//! A tile with fewer than [`FMA_CHAINS`] accumulators (AVX2's 6 × 8) would wait on the
 //! multiply-add latency: it sums its odd depth steps into a second set of accumulators.
+//! The last one or two columns of a row of tiles with a packed A (a 7x7 image's 49th pixel,
+//! a GEMV's only column) go to [`edge_columns`] instead, the tile's rows in the lanes of one
+//! vector: one multiply-add per column and depth step where a narrow tile spends MR.
 //!
 //! After the last depth block the tile gets the bias (per row or per column) and the
 //! activation before it is stored; edge tiles store only their valid rows and columns (masked
@@ -324,6 +327,8 @@ pub struct KernelShape {
     /// `v < NR / LANES`): a row of tiles' last columns, without the multiply-adds of the zero
     /// columns past them.
     pub(crate) narrow: [Option<Kernels>; MAX_NARROW],
+    /// The edge-columns kernels of the tile's rows, where its vectors hold them.
+    edge: Option<EdgeKernels>,
     pub(crate) store_pitched: PitchedStore,
 }
 
@@ -363,6 +368,22 @@ impl KernelShape {
             .checked_sub(1)
             .and_then(|v| self.narrow.get(v)?.as_ref())
             .unwrap_or(&self.full)
+    }
+
+    /// The edge-columns kernel for a tile of `cols` columns with a packed A and B read as
+    /// `b`, where there is one: the last one or two columns of a row of tiles ([`edge_columns`]).
+    #[inline]
+    pub(crate) fn edge_kernel(&self, cols: usize, b: BAccess) -> Option<MicroKernel> {
+        if cols > EDGE_COLUMNS {
+            return None;
+        }
+        let edge = self.edge.as_ref()?;
+        let streamed = match b {
+            BAccess::Strided => 0,
+            BAccess::Streamed => 1,
+            BAccess::Stepped => return None,
+        };
+        Some(edge.by_columns.get(cols.checked_sub(1)?)?[streamed])
     }
 
     /// The candidate of `isa` with the least estimated time on an `m × n` product: the
@@ -578,6 +599,122 @@ unsafe fn tile<
                 CElement::Bf16 => {
                     store::<S, MR, NV, bf16>(&acc, c.cast(), ldc, (rows, cols), epilogue)
                 }
+            }
+        }
+    }
+}
+
+/// Most columns of a row of tiles that the edge-columns kernel takes ([`edge_columns`]).
+pub(crate) const EDGE_COLUMNS: usize = 2;
+
+/// `C[rows × COLS] (+)= A-panel · B` for the last `COLS ≤ EDGE_COLUMNS` columns of a row of
+/// tiles, with the tile's rows in the lanes of one vector (`MR ≤ LANES`). Per depth step it
+/// loads the panel's MR values as one vector and multiplies them by a broadcast of each
+/// column's B value: `COLS` multiply-adds, where the narrow tile spends MR broadcasts and
+/// MR multiply-adds on vectors of which `COLS` lanes count (a 7x7 image's 49th column: a
+/// sixth of the work; `docs/tuning.md`, edge columns). The depth steps go round
+/// `FMA_CHAINS / COLS` accumulators per column so that enough multiply-adds are in flight.
+/// Registers: `FMA_CHAINS` accumulators, the A vector and the broadcasts.
+///
+/// # Safety
+/// As [`MicroKernel`] for a packed A (MR values per depth step) and a B whose steps are
+/// `ldb` apart, `cols == COLS`.
+#[inline(always)]
+unsafe fn edge_columns<S: Simd, const MR: usize, const COLS: usize, const STREAMING_B: bool>(
+    epilogue: &TileEpilogue,
+    call: TileCall,
+) {
+    let TileCall {
+        depth,
+        a,
+        b,
+        c,
+        ldc,
+        rows,
+        cols,
+    } = call;
+    debug_assert!(MR <= S::LANES && cols == COLS && COLS <= EDGE_COLUMNS);
+    const MAX_CHAINS: usize = FMA_CHAINS;
+    let chains = FMA_CHAINS / COLS;
+    let (a, ldb) = (a.ptr, b.ldb);
+    let mut b_step = b.ptr;
+    // SAFETY: the caller guarantees the path and the operands: the panel holds `depth` steps
+    // of MR values, B `depth` steps of `COLS` values `ldb` apart, C `rows × COLS` values.
+    unsafe {
+        let mut acc = [[S::zero(); MAX_CHAINS]; COLS];
+        // A step's vector load reads `LANES − MR` values past its MR: inside the panel up to
+        // step `depth − ⌈LANES / MR⌉` (the last step on AVX2, the last two for AVX-512's
+        // 6-row tile); the steps after it are loaded partially.
+        let loaded = (depth + 1).saturating_sub(S::LANES.div_ceil(MR));
+        let mut p = 0;
+        while p + chains <= loaded {
+            for chain in 0..chains {
+                let av = S::load(a.add((p + chain) * MR));
+                let b_row = b_step.add(chain * ldb);
+                if STREAMING_B {
+                    prefetch_l1(b_row.wrapping_add(B_PREFETCH_STEPS * ldb));
+                }
+                for (j, sums) in acc.iter_mut().enumerate() {
+                    sums[chain] = S::mul_add(av, S::splat(*b_row.add(j)), sums[chain]);
+                }
+            }
+            b_step = b_step.add(chains * ldb);
+            p += chains;
+        }
+        while p < depth {
+            let av = if p < loaded {
+                S::load(a.add(p * MR))
+            } else {
+                S::load_partial(a.add(p * MR), MR)
+            };
+            for (j, sums) in acc.iter_mut().enumerate() {
+                sums[0] = S::mul_add(av, S::splat(*b_step.add(j)), sums[0]);
+            }
+            b_step = b_step.add(ldb);
+            p += 1;
+        }
+        // Each column's sums (rows in lanes) parked as one row of the tile each: the tile's
+        // row `i` at `i·LANES`, its columns in the first lanes, as `store_parked` reads it.
+        let mut parked = [0.0f32; MAX_TILE_LEN];
+        for (j, sums) in acc.iter().enumerate() {
+            let mut total = sums[0];
+            for &sum in &sums[1..chains] {
+                total = S::add(total, sum);
+            }
+            let mut lanes = [0.0f32; 16];
+            S::store(lanes.as_mut_ptr(), total);
+            for (i, &value) in lanes[..MR].iter().enumerate() {
+                parked[i * S::LANES + j] = value;
+            }
+        }
+        if epilogue.transposed {
+            store_transposed::<S>(parked.as_ptr(), S::LANES, c, ldc, rows, cols, epilogue);
+        } else {
+            match epilogue.element {
+                CElement::F32 => store_parked::<S, f32>(
+                    parked.as_ptr(),
+                    S::LANES,
+                    c,
+                    ldc,
+                    (rows, cols),
+                    epilogue,
+                ),
+                CElement::F16 => store_parked::<S, f16>(
+                    parked.as_ptr(),
+                    S::LANES,
+                    c.cast(),
+                    ldc,
+                    (rows, cols),
+                    epilogue,
+                ),
+                CElement::Bf16 => store_parked::<S, bf16>(
+                    parked.as_ptr(),
+                    S::LANES,
+                    c.cast(),
+                    ldc,
+                    (rows, cols),
+                    epilogue,
+                ),
             }
         }
     }
@@ -1048,6 +1185,48 @@ impl<const MR: usize, const NV: usize, const A: u8, const STREAMING_B: bool, con
     }
 }
 
+/// [`edge_columns`] as one [`SimdKernel`]: its entry on a path is a [`MicroKernel`].
+pub(crate) struct EdgeColumnsKernel<const MR: usize, const COLS: usize, const STREAMING_B: bool>;
+
+impl<const MR: usize, const COLS: usize, const STREAMING_B: bool> SimdKernel
+    for EdgeColumnsKernel<MR, COLS, STREAMING_B>
+{
+    type Context = TileEpilogue;
+    type Args = TileCall;
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(epilogue: &TileEpilogue, _: &mut [f32], call: TileCall) {
+        // SAFETY: as [`MicroKernel`] for a packed A and a strided or streamed B (forwarded).
+        unsafe { edge_columns::<S, MR, COLS, STREAMING_B>(epilogue, call) }
+    }
+}
+
+/// The edge-columns entry points of a tile's rows ([`edge_columns`]): `[strided, streamed]`
+/// B for 1 and 2 columns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EdgeKernels {
+    by_columns: [[MicroKernel; 2]; EDGE_COLUMNS],
+}
+
+impl EdgeKernels {
+    /// The entry points of `MR`-row tiles on path `S`, if its vectors hold MR lanes.
+    fn of<S: Simd, const MR: usize>() -> Option<EdgeKernels> {
+        (MR <= S::LANES).then(|| EdgeKernels {
+            by_columns: [
+                [
+                    S::entry::<EdgeColumnsKernel<MR, 1, false>>(),
+                    S::entry::<EdgeColumnsKernel<MR, 1, true>>(),
+                ],
+                [
+                    S::entry::<EdgeColumnsKernel<MR, 2, false>>(),
+                    S::entry::<EdgeColumnsKernel<MR, 2, true>>(),
+                ],
+            ],
+        })
+    }
+}
+
 /// [`store_pitched`] as one [`SimdKernel`]: its entry on a path is a [`PitchedStore`].
 pub(crate) struct PitchedStoreKernel;
 
@@ -1120,6 +1299,7 @@ macro_rules! tile_list {
                         lanes: <$path as IsaPath>::LANES,
                         full: Kernels::of::<$path, $mr, $nv>(),
                         narrow: narrow_kernels!($path, $mr x $nv),
+                        edge: EdgeKernels::of::<$path, $mr>(),
                         store_pitched: <$path as IsaPath>::entry::<PitchedStoreKernel>(),
                     }),+];
                 }

@@ -490,6 +490,90 @@ fn stepped_rows_of_a_into_a_transposed_c() {
     }
 }
 
+/// The last one or two columns of a row of tiles (a 7x7 image's 49th pixel, a GEMV's only
+/// column) run the edge-columns kernels where A is prepacked: B in place or prepacked
+/// (streamed), C contiguous or transposed, over several depth blocks, every tile shape.
+#[test]
+fn edge_columns_of_a_prepacked_a() {
+    for isa in isas() {
+        for kernel in convkit_gemm::KernelShape::candidates(isa) {
+            let sgemm = Sgemm::with_kernel(kernel);
+            let blocking = sgemm.blocking();
+            for [m, n, k] in [
+                [1, 1, 1],
+                [13, 1, 300],
+                [29, 2, 41],
+                [7, 17, 600],
+                [50, 49, 90],
+                [6, 66, 3],
+                [17, 33, 2 * blocking.kc + 5],
+            ] {
+                let a = integers(m * k, 1);
+                let b = integers(k * n, 2);
+                let (row_bias, col_bias) = (integers(m, 3), integers(n, 4));
+                let epilogue = Epilogue {
+                    row_bias: Some(&row_bias),
+                    col_bias: Some(&col_bias),
+                    activation: Activation::Relu,
+                };
+                let expected = naive([m, n, k], &a, k, &b, n, &epilogue);
+                let a_view = StridedMatrix::new(&a, k, 1);
+                let a_packed =
+                    convkit_gemm::PackedPanels::new(&a_view, m, k, kernel.mr, blocking.kc);
+                let b_view = StridedMatrix::new(&b, 1, n);
+                let b_packed =
+                    convkit_gemm::PackedPanels::new(&b_view, n, k, kernel.nr, blocking.kc);
+                let b_sources: [&dyn convkit_gemm::PanelSource; 2] = [&b_view, &b_packed];
+                for (b_source, columns) in b_sources
+                    .into_iter()
+                    .flat_map(|b| [Columns::Contiguous, Columns::Transposed].map(|c| (b, c)))
+                {
+                    let transposed = matches!(columns, Columns::Transposed);
+                    let (ldc, len) = if transposed {
+                        (m + 3, n * (m + 3))
+                    } else {
+                        (n + 3, m * (n + 3))
+                    };
+                    let mut c = vec![f32::NAN; len];
+                    let job = GemmJob {
+                        m,
+                        n,
+                        k,
+                        a: &a_packed,
+                        b: b_source,
+                        c: OutputTile {
+                            ptr: OutputPtr::F32(c.as_mut_ptr()),
+                            ldc,
+                            columns,
+                        },
+                        epilogue,
+                    };
+                    let mut scratch = vec![f32::NAN; sgemm.scratch_len(1)];
+                    // SAFETY: A and B cover m×k and k×n; C holds m×n (or n×m) at stride
+                    // ldc; the biases hold m and n values.
+                    unsafe { sgemm.run(&[job], &mut scratch) };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let got = if transposed {
+                                c[j * ldc + i]
+                            } else {
+                                c[i * ldc + j]
+                            };
+                            assert_eq!(
+                                got,
+                                expected[i * n + j],
+                                "{isa} {}x{} {m}x{n}x{k} transposed {transposed}: ({i}, {j})",
+                                kernel.mr,
+                                kernel.nr
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A C stored in half precision, rounded once: from the microkernels' registers (contiguous,
 /// one depth block: no staged block reserved) or staged in f32, for every column layout,
 /// over several depth blocks and with more values than one staged block holds (cut by
@@ -507,15 +591,20 @@ fn check_half_precision_c<T: GemmOutput + PartialEq + std::fmt::Debug>() {
     ];
     for isa in isas() {
         for kernel in convkit_gemm::KernelShape::candidates(isa) {
-            for ([m, n, k], columns, threads, packed_b) in
-                [[7, 5, 3], [150, 95, 300], [61, 500, 40], [400, 70, 20]]
-                    .into_iter()
-                    .flat_map(|dims| layouts.map(|columns| (dims, columns)))
-                    .flat_map(|(dims, columns)| [1, 2].map(|threads| (dims, columns, threads)))
-                    .flat_map(|(dims, columns, threads)| {
-                        [true, false].map(|packed_b| (dims, columns, threads, packed_b))
-                    })
-            {
+            for ([m, n, k], columns, threads, packed_b) in [
+                [7, 5, 3],
+                [150, 95, 300],
+                [61, 500, 40],
+                [400, 70, 20],
+                [50, 33, 70],
+                [9, 18, 131],
+            ]
+            .into_iter()
+            .flat_map(|dims| layouts.map(|columns| (dims, columns)))
+            .flat_map(|(dims, columns)| [1, 2].map(|threads| (dims, columns, threads)))
+            .flat_map(|(dims, columns, threads)| {
+                [true, false].map(|packed_b| (dims, columns, threads, packed_b))
+            }) {
                 let sgemm = Sgemm::with_kernel(kernel);
                 let sgemm = sgemm.with_packing(Packing {
                     a: true,
