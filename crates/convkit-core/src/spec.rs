@@ -221,7 +221,7 @@ pub struct ConvShape {
     flops: u64,
 }
 
-fn nonzero(value: usize, field: &'static str) -> Result<usize, ConvError> {
+pub(crate) fn nonzero(value: usize, field: &'static str) -> Result<usize, ConvError> {
     if value == 0 {
         Err(ConvError::ZeroDimension { field })
     } else {
@@ -229,11 +229,67 @@ fn nonzero(value: usize, field: &'static str) -> Result<usize, ConvError> {
     }
 }
 
-fn product(factors: &[usize], quantity: &'static str) -> Result<usize, ConvError> {
+pub(crate) fn product(factors: &[usize], quantity: &'static str) -> Result<usize, ConvError> {
     factors
         .iter()
         .try_fold(1usize, |acc, &f| acc.checked_mul(f))
         .ok_or(ConvError::Overflow { quantity })
+}
+
+/// `GroupsMismatch` naming the first of `in_channels` and `out_channels` that `groups`
+/// does not divide.
+pub(crate) fn divides_channels(
+    groups: usize,
+    in_channels: usize,
+    out_channels: usize,
+) -> Result<(), ConvError> {
+    for (field, channels) in [("in_channels", in_channels), ("out_channels", out_channels)] {
+        if channels % groups != 0 {
+            return Err(ConvError::GroupsMismatch {
+                field,
+                channels,
+                groups,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Flat index of `(n, c, y, x)` in a `layout` tensor of `channels` channels of `[h, w]`.
+pub(crate) const fn flat_index(
+    layout: Layout,
+    channels: usize,
+    [h, w]: [usize; 2],
+    (n, c, y, x): (usize, usize, usize, usize),
+) -> usize {
+    match layout {
+        Layout::Nchw => ((n * channels + c) * h + y) * w + x,
+        Layout::Nhwc => ((n * h + y) * w + x) * channels + c,
+    }
+}
+
+/// `(n, c, y, x)` of flat index `index` in a `layout` tensor of `channels` channels of
+/// `[h, w]` (inverse of [`flat_index`]).
+pub(crate) const fn flat_coords(
+    layout: Layout,
+    channels: usize,
+    [h, w]: [usize; 2],
+    index: usize,
+) -> (usize, usize, usize, usize) {
+    match layout {
+        Layout::Nchw => {
+            let x = index % w;
+            let y = (index / w) % h;
+            let c = (index / (w * h)) % channels;
+            (index / (w * h * channels), c, y, x)
+        }
+        Layout::Nhwc => {
+            let c = index % channels;
+            let x = (index / channels) % w;
+            let y = (index / (channels * w)) % h;
+            (index / (channels * w * h), c, y, x)
+        }
+    }
 }
 
 impl ConvShape {
@@ -262,15 +318,7 @@ impl ConvShape {
         nonzero(dilation[0], "vertical dilation")?;
         nonzero(dilation[1], "horizontal dilation")?;
         nonzero(groups, "groups")?;
-        for (field, channels) in [("in_channels", in_channels), ("out_channels", out_channels)] {
-            if channels % groups != 0 {
-                return Err(ConvError::GroupsMismatch {
-                    field,
-                    channels,
-                    groups,
-                });
-            }
-        }
+        divides_channels(groups, in_channels, out_channels)?;
 
         let overflow = |quantity| ConvError::Overflow { quantity };
         let dilated = |k: usize, d: usize, quantity| {
@@ -434,43 +482,25 @@ impl ConvShape {
 
     /// Flat index of input element `(n, c, y, x)` in this shape's layout.
     pub const fn input_index(&self, n: usize, c: usize, y: usize, x: usize) -> usize {
-        let [h, w] = self.spec.input_hw;
-        let channels = self.spec.in_channels;
-        match self.spec.layout {
-            Layout::Nchw => ((n * channels + c) * h + y) * w + x,
-            Layout::Nhwc => ((n * h + y) * w + x) * channels + c,
-        }
+        let spec = &self.spec;
+        flat_index(spec.layout, spec.in_channels, spec.input_hw, (n, c, y, x))
     }
 
     /// Flat index of output element `(n, k, y, x)` in this shape's layout.
     pub const fn output_index(&self, n: usize, k: usize, y: usize, x: usize) -> usize {
-        let [h, w] = self.output_hw;
-        let channels = self.spec.out_channels;
-        match self.spec.layout {
-            Layout::Nchw => ((n * channels + k) * h + y) * w + x,
-            Layout::Nhwc => ((n * h + y) * w + x) * channels + k,
-        }
+        let spec = &self.spec;
+        flat_index(spec.layout, spec.out_channels, self.output_hw, (n, k, y, x))
     }
 
     /// `(n, k, y, x)` of the output element at flat index `index` (inverse of
     /// [`ConvShape::output_index`]).
     pub const fn output_coords(&self, index: usize) -> (usize, usize, usize, usize) {
-        let [h, w] = self.output_hw;
-        let channels = self.spec.out_channels;
-        match self.spec.layout {
-            Layout::Nchw => {
-                let x = index % w;
-                let y = (index / w) % h;
-                let k = (index / (w * h)) % channels;
-                (index / (w * h * channels), k, y, x)
-            }
-            Layout::Nhwc => {
-                let k = index % channels;
-                let x = (index / channels) % w;
-                let y = (index / (channels * w)) % h;
-                (index / (channels * w * h), k, y, x)
-            }
-        }
+        flat_coords(
+            self.spec.layout,
+            self.spec.out_channels,
+            self.output_hw,
+            index,
+        )
     }
 
     /// Flat index of weight `(k, c_in_group, ky, kx)` in OIHW order.

@@ -17,6 +17,7 @@
 //! dilation, as PyTorch requires) picks which of the input sizes that stride maps to the same
 //! output size is meant.
 
+use crate::spec::{divides_channels, flat_coords, flat_index, nonzero, product};
 use crate::{ConvError, ConvSpec, Layout, Padding};
 
 /// A transposed 2-D convolution, described once and planned once.
@@ -193,8 +194,8 @@ impl TransposedShape {
             groups,
             layout: _,
         } = spec;
-        // The forward convolution's checks cover every field but the output size and the
-        // output padding, which it does not have; it is validated once the size is known.
+        // Checked here rather than by the forward convolution below, so that errors name
+        // this spec's fields (the forward's input channels are this output's).
         for (value, field) in [
             (batch, "batch"),
             (in_channels, "in_channels"),
@@ -209,19 +210,9 @@ impl TransposedShape {
             (dilation[1], "horizontal dilation"),
             (groups, "groups"),
         ] {
-            if value == 0 {
-                return Err(ConvError::ZeroDimension { field });
-            }
+            nonzero(value, field)?;
         }
-        for (field, channels) in [("in_channels", in_channels), ("out_channels", out_channels)] {
-            if channels % groups != 0 {
-                return Err(ConvError::GroupsMismatch {
-                    field,
-                    channels,
-                    groups,
-                });
-            }
-        }
+        divides_channels(groups, in_channels, out_channels)?;
         let axes = [
             ("vertical", padding.top, padding.bottom),
             ("horizontal", padding.left, padding.right),
@@ -264,12 +255,10 @@ impl TransposedShape {
             .groups(groups)
             .layout(spec.layout)
             .shape()?;
-        let input_len = [batch, in_channels, input_hw[0], input_hw[1]]
-            .iter()
-            .try_fold(1usize, |acc, &f| acc.checked_mul(f))
-            .ok_or(ConvError::Overflow {
-                quantity: "input length",
-            })?;
+        let input_len = product(
+            &[batch, in_channels, input_hw[0], input_hw[1]],
+            "input length",
+        )?;
         // The scatter's multiply-adds: every input value times the `O/g·KH·KW` weights it
         // meets, taps cropped by the padding included (the direct method computes them).
         let flops = u64::try_from(input_len)
@@ -364,41 +353,24 @@ impl TransposedShape {
 
     /// Flat index of input element `(n, c, y, x)` in this shape's layout.
     pub const fn input_index(&self, n: usize, c: usize, y: usize, x: usize) -> usize {
-        let [h, w] = self.spec.input_hw;
-        index(self.spec.layout, self.spec.in_channels, [h, w], n, c, y, x)
+        let spec = &self.spec;
+        flat_index(spec.layout, spec.in_channels, spec.input_hw, (n, c, y, x))
     }
 
     /// Flat index of output element `(n, o, y, x)` in this shape's layout.
     pub const fn output_index(&self, n: usize, o: usize, y: usize, x: usize) -> usize {
-        index(
-            self.spec.layout,
-            self.spec.out_channels,
-            self.output_hw,
-            n,
-            o,
-            y,
-            x,
-        )
+        let spec = &self.spec;
+        flat_index(spec.layout, spec.out_channels, self.output_hw, (n, o, y, x))
     }
 
     /// `(n, o, y, x)` of the output element at flat index `index`.
     pub const fn output_coords(&self, index: usize) -> (usize, usize, usize, usize) {
-        let [h, w] = self.output_hw;
-        let channels = self.spec.out_channels;
-        match self.spec.layout {
-            Layout::Nchw => (
-                index / (w * h * channels),
-                (index / (w * h)) % channels,
-                (index / w) % h,
-                index % w,
-            ),
-            Layout::Nhwc => (
-                index / (w * h * channels),
-                index % channels,
-                (index / (channels * w)) % h,
-                (index / channels) % w,
-            ),
-        }
+        flat_coords(
+            self.spec.layout,
+            self.spec.out_channels,
+            self.output_hw,
+            index,
+        )
     }
 
     /// Flat index of weight `(c, o, ky, kx)`: input channel `c`, output channel `o` of its
@@ -406,22 +378,6 @@ impl TransposedShape {
     pub const fn weight_index(&self, c: usize, o: usize, ky: usize, kx: usize) -> usize {
         let [kh, kw] = self.spec.kernel_hw;
         ((c * (self.spec.out_channels / self.spec.groups) + o) * kh + ky) * kw + kx
-    }
-}
-
-/// Flat index of `(n, c, y, x)` in a `layout` tensor of `channels` channels of `[h, w]`.
-const fn index(
-    layout: Layout,
-    channels: usize,
-    [h, w]: [usize; 2],
-    n: usize,
-    c: usize,
-    y: usize,
-    x: usize,
-) -> usize {
-    match layout {
-        Layout::Nchw => ((n * channels + c) * h + y) * w + x,
-        Layout::Nhwc => ((n * h + y) * w + x) * channels + c,
     }
 }
 
