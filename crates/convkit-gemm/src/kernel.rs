@@ -687,34 +687,36 @@ unsafe fn edge_columns<S: Simd, const MR: usize, const COLS: usize, const STREAM
                 parked[i * S::LANES + j] = value;
             }
         }
+        store_parked_as::<S>(parked.as_ptr(), S::LANES, c, ldc, (rows, cols), epilogue);
+    }
+}
+
+/// Stores a parked tile as the epilogue asks: transposed, or in C's element type.
+///
+/// # Safety
+/// As [`store_parked`] and [`store_transposed`], with `c` holding the epilogue's elements.
+#[inline(always)]
+unsafe fn store_parked_as<S: Simd>(
+    tile: *const f32,
+    tile_ld: usize,
+    c: *mut f32,
+    ldc: usize,
+    (rows, cols): (usize, usize),
+    epilogue: &TileEpilogue,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
         if epilogue.transposed {
-            store_transposed::<S>(parked.as_ptr(), S::LANES, c, ldc, rows, cols, epilogue);
-        } else {
-            match epilogue.element {
-                CElement::F32 => store_parked::<S, f32>(
-                    parked.as_ptr(),
-                    S::LANES,
-                    c,
-                    ldc,
-                    (rows, cols),
-                    epilogue,
-                ),
-                CElement::F16 => store_parked::<S, f16>(
-                    parked.as_ptr(),
-                    S::LANES,
-                    c.cast(),
-                    ldc,
-                    (rows, cols),
-                    epilogue,
-                ),
-                CElement::Bf16 => store_parked::<S, bf16>(
-                    parked.as_ptr(),
-                    S::LANES,
-                    c.cast(),
-                    ldc,
-                    (rows, cols),
-                    epilogue,
-                ),
+            store_transposed::<S>(tile, tile_ld, c, ldc, rows, cols, epilogue);
+            return;
+        }
+        match epilogue.element {
+            CElement::F32 => store_parked::<S, f32>(tile, tile_ld, c, ldc, (rows, cols), epilogue),
+            CElement::F16 => {
+                store_parked::<S, f16>(tile, tile_ld, c.cast(), ldc, (rows, cols), epilogue)
+            }
+            CElement::Bf16 => {
+                store_parked::<S, bf16>(tile, tile_ld, c.cast(), ldc, (rows, cols), epilogue)
             }
         }
     }
